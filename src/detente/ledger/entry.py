@@ -1,0 +1,153 @@
+"""Ledger entries: one typed, validated record per event, encoded as RFC 8785 JSON.
+
+The leaf a log commits to is the entry's canonical JSON (RFC 8785, via :mod:`rfc8785`), so
+any node re-encoding the same entry gets the same bytes and the same leaf hash. An
+:class:`Entry` that exists is valid: the constructor checks every field and caches the
+canonical bytes, and :meth:`Entry.from_json` refuses anything that is not already canonical.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import rfc8785
+
+from detente.ledger.errors import EntryError
+from detente.ledger.hashing import leaf_hash
+
+__all__ = ["ENTRY_FORMAT", "KNOWN_KINDS", "Entry"]
+
+ENTRY_FORMAT = 1
+"""The ``v`` tag of the entry format. Never reused for a different layout."""
+
+KNOWN_KINDS = frozenset(
+    {"release", "receipt", "deconfliction", "policy-change", "tier-change", "evidence", "cap"}
+)
+"""Kinds this version writes. Well-formed unknown kinds are accepted (newer nodes)."""
+
+_KIND = re.compile(r"[a-z][a-z0-9-]{0,39}")
+_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z")
+_STIX_ID = re.compile(
+    r"[a-z][a-z0-9-]{0,249}--[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+)
+_HEX256 = re.compile(r"[0-9a-f]{64}")
+_OPTIONAL = ("partner", "object_id", "object_version", "view_hash", "fingerprint_id", "detail")
+_FIELDS = frozenset({"v", "kind", "time", *_OPTIONAL})
+_MAX_TEXT = {"partner": 256, "fingerprint_id": 128, "detail": 2048}
+
+
+def _format_time(value: datetime) -> str:
+    if value.tzinfo is None:
+        raise EntryError("entry time must be timezone-aware")
+    utc = value.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def _check_time(value: str, what: str) -> str:
+    if not _TIME.fullmatch(value):
+        raise EntryError(f"{what} is not an RFC 3339 UTC timestamp: {value!r}")
+    try:
+        datetime.fromisoformat(value[:19])
+    except ValueError:
+        raise EntryError(f"{what} is not a real date and time: {value!r}") from None
+    return value
+
+
+def _check_text(name: str, value: object) -> None:
+    if not isinstance(value, str) or not value:
+        raise EntryError(f"entry {name} must be a non-empty string")
+    if len(value) > _MAX_TEXT.get(name, 256):
+        raise EntryError(f"entry {name} is longer than {_MAX_TEXT.get(name, 256)} characters")
+    if any(ord(c) < 0x20 or 0xD800 <= ord(c) <= 0xDFFF for c in value):
+        raise EntryError(f"entry {name} contains control characters or lone surrogates")
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One ledger record. ``time`` accepts an aware ``datetime`` or an RFC 3339 UTC string.
+
+    ``partner`` is whom the event concerns (decides who may read it in full), ``object_id``
+    and ``object_version`` the STIX object and its ``modified``, ``view_hash`` the hex
+    SHA-256 of the exact bytes served, ``fingerprint_id`` the fingerprint code embedded.
+    """
+
+    kind: str
+    time: datetime | str
+    partner: str | None = None
+    object_id: str | None = None
+    object_version: str | None = None
+    view_hash: str | None = None
+    fingerprint_id: str | None = None
+    detail: str | None = None
+    canonical: bytes = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.kind, str) or not _KIND.fullmatch(self.kind):
+            raise EntryError(f"entry kind is not a lowercase tag: {self.kind!r}")
+        if isinstance(self.time, datetime):
+            object.__setattr__(self, "time", _format_time(self.time))
+        elif not isinstance(self.time, str):
+            raise EntryError("entry time must be a datetime or an RFC 3339 string")
+        _check_time(str(self.time), "entry time")
+        self._check_optional()
+        object.__setattr__(self, "canonical", rfc8785.dumps(self.to_dict()))
+
+    def _check_optional(self) -> None:
+        for name in ("partner", "fingerprint_id", "detail"):
+            if getattr(self, name) is not None:
+                _check_text(name, getattr(self, name))
+        if self.object_id is not None and not (
+            isinstance(self.object_id, str) and _STIX_ID.fullmatch(self.object_id)
+        ):
+            raise EntryError(f"entry object_id is not a STIX id: {self.object_id!r}")
+        if self.object_version is not None:
+            if not isinstance(self.object_version, str):
+                raise EntryError("entry object_version must be a timestamp string")
+            _check_time(self.object_version, "entry object_version")
+        if self.view_hash is not None and not (
+            isinstance(self.view_hash, str) and _HEX256.fullmatch(self.view_hash)
+        ):
+            raise EntryError("entry view_hash must be 64 lowercase hex digits (SHA-256)")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object of the entry: ``v``, ``kind``, ``time`` and the fields present."""
+        out: dict[str, Any] = {"v": ENTRY_FORMAT, "kind": self.kind, "time": self.time}
+        for name in _OPTIONAL:
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
+        return out
+
+    @property
+    def leaf_hash(self) -> bytes:
+        """``SHA-256(0x00 || canonical)``: what the log commits to."""
+        return leaf_hash(self.canonical)
+
+    def concerns(self, partner: str) -> bool:
+        """Whether this entry is about ``partner`` (who may then read it in full)."""
+        return self.partner == partner
+
+    @classmethod
+    def from_json(cls, data: bytes) -> Entry:
+        """Parse and validate an entry; refuse any encoding that is not RFC 8785 canonical."""
+        try:
+            obj = json.loads(data)
+        except (ValueError, TypeError):
+            raise EntryError("entry is not valid UTF-8 JSON") from None
+        if not isinstance(obj, dict):
+            raise EntryError("entry is not a JSON object")
+        unknown = set(obj) - _FIELDS
+        if unknown:
+            raise EntryError(f"entry has unknown fields: {sorted(unknown)}")
+        if obj.get("v") != ENTRY_FORMAT or isinstance(obj.get("v"), bool):
+            raise EntryError(f"entry format {obj.get('v')!r} is not {ENTRY_FORMAT}")
+        if "kind" not in obj or "time" not in obj:
+            raise EntryError("entry lacks kind or time")
+        entry = cls(**{k: v for k, v in obj.items() if k != "v"})
+        if entry.canonical != data:
+            raise EntryError("entry is not in RFC 8785 canonical form")
+        return entry
