@@ -26,12 +26,15 @@ def _pg_admin_engine() -> sa.Engine:
 
 
 def _pg_available() -> str | None:
+    engine = _pg_admin_engine()
     try:
-        with _pg_admin_engine().connect() as conn:
+        with engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
         return None
     except Exception as exc:  # any connection failure
         return f"{type(exc).__name__}: {exc}"
+    finally:
+        engine.dispose()
 
 
 @pytest.fixture(scope="session")
@@ -52,6 +55,7 @@ def pg_url(pg_server: str) -> Iterator[str]:
     admin = _pg_admin_engine()
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
     base = pg_server.rsplit("/", 1)[0]
     yield f"{base}/{name}"
     with admin.connect() as conn:

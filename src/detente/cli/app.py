@@ -1,0 +1,89 @@
+"""Root of the ``detente`` command and its one error renderer.
+
+A user's mistake prints one line (what, where, how to fix) on stderr and exits 2 for
+usage, 1 for failure; never a traceback.  Command groups live in sibling modules and are
+registered here explicitly.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from detente.errors import DetenteError
+from detente.node import Node, find_home
+
+app = typer.Typer(
+    name="detente",
+    help="Share intelligence with partners you don't fully trust.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+console = Console()
+err_console = Console(stderr=True)
+
+HomeOption = Annotated[
+    Path | None,
+    typer.Option("--home", help="node home directory (default: $DETENTE_HOME)",
+                 show_default=False),
+]
+
+
+def open_node(home: Path | None) -> Node:
+    return Node.open(find_home(home))
+
+
+def report_error(exc: DetenteError) -> int:
+    err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
+    if exc.hint:
+        err_console.print(f"[dim]hint:[/] {exc.hint}", highlight=False, soft_wrap=True)
+    return exc.exit_code
+
+
+def _register() -> None:
+    from detente.cli import node_cmds
+
+    node_cmds.register(app)
+    for name in ("partner_cmds", "policy_cmds", "serve_cmds", "sync_cmds", "log_cmds",
+                 "trust_cmds", "deconflict_cmds", "trace_cmds", "demo_cmds"):
+        try:
+            module = __import__(f"detente.cli.{name}", fromlist=["register"])
+        except ModuleNotFoundError as exc:
+            if exc.name != f"detente.cli.{name}":
+                raise
+            continue
+        module.register(app)
+
+
+_register()
+
+
+def main() -> None:
+    """Entry point of the console script."""
+    try:
+        result = app(standalone_mode=False)
+    except DetenteError as exc:
+        sys.exit(report_error(exc))
+    except typer.Abort:
+        err_console.print("aborted")
+        sys.exit(1)
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(130)
+    except Exception as exc:
+        import click
+
+        if isinstance(exc, click.exceptions.UsageError):
+            exc.show()
+            sys.exit(2)
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+    sys.exit(result if isinstance(result, int) else 0)

@@ -1,0 +1,215 @@
+"""Node commands: init, identity, ingest, show, list, export."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from detente.cli.app import HomeOption, console, err_console, open_node
+from detente.errors import NotFoundError, UsageError
+from detente.node import Node, find_home
+from detente.stix.bundle import iter_objects, make_bundle
+from detente.stix.timestamps import format_micros, micros_from_stix
+from detente.store.base import Provenance, Query, StoredObject
+from detente.store.ingest import IngestSummary, ingest_items
+
+JsonOption = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
+
+
+def register(app: typer.Typer) -> None:
+    app.command("init")(init)
+    app.command("identity")(identity)
+    app.command("ingest")(ingest)
+    app.command("show")(show)
+    app.command("list")(list_objects)
+    app.command("export")(export)
+
+
+def init(
+    name: Annotated[str, typer.Option("--name", help="this node's name, e.g. us")],
+    home: HomeOption = None,
+    store: Annotated[str | None, typer.Option("--store", help="store URL (default: SQLite "
+                                              "file in the home)")] = None,
+    url: Annotated[str | None, typer.Option("--url", help="URL partners reach us at")] = None,
+    community: Annotated[list[str] | None, typer.Option(
+        "--community", help="a community this node belongs to (repeatable)")] = None,
+) -> None:
+    """Create a node home: settings, Ed25519 key pair, STIX identity and store."""
+    node = Node.init(find_home(home), name, store_url=store, url=url,
+                     communities=",".join(community or []))
+    console.print(f"created node [bold]{node.name}[/] in {node.home}")
+    console.print(f"identity {node.identity_id}")
+    console.print(f"public key {node.public_key_b64}")
+    node.close()
+
+
+def identity(home: HomeOption = None, as_json: JsonOption = False) -> None:
+    """Print what partners need to know about this node."""
+    node = open_node(home)
+    info = {
+        "name": node.name,
+        "identity": node.identity_id,
+        "public_key": node.public_key_b64,
+        "url": node.settings["url"],
+    }
+    if as_json:
+        sys.stdout.write(orjson.dumps(info, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return
+    for key, value in info.items():
+        console.print(f"{key:<11} {value}", highlight=False)
+
+
+def _expand(paths: list[Path]) -> Iterator[Path]:
+    for path in paths:
+        if path.is_dir():
+            yield from sorted(
+                p for p in path.rglob("*") if p.is_file() and p.suffix in {".json", ".jsonl"}
+            )
+        elif path.exists():
+            yield path
+        else:
+            raise UsageError(f"{path}: no such file or directory")
+
+
+def _items(paths: list[Path]) -> Iterator[tuple[str, object]]:
+    for path in _expand(paths):
+        for position, item in iter_objects(path):
+            yield f"{path.name}:{position}", item
+
+
+def _print_summary(summary: IngestSummary) -> None:
+    status = "[yellow]rolled back (--strict)[/]" if summary.rolled_back else ""
+    console.print(
+        f"stored {summary.stored}, duplicates {summary.duplicates}, rejected "
+        f"{len(summary.rejected)} in {summary.seconds:.2f} s "
+        f"({summary.per_second:,.0f} objects/s) {status}",
+        highlight=False,
+    )
+    if summary.rejected:
+        table = Table("position", "id", "reason", title="rejected objects", show_lines=False)
+        for r in summary.rejected[:200]:
+            table.add_row(r.position, r.id or "-", r.reason)
+        console.print(table)
+        if len(summary.rejected) > 200:
+            console.print(f"... and {len(summary.rejected) - 200} more (use --json for all)")
+
+
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="bundles, objects, JSON Lines, dirs")],
+    home: HomeOption = None,
+    strict: Annotated[bool, typer.Option("--strict", help="all or nothing")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Validate and store STIX 2.1 content; valid objects are kept even if others fail."""
+    node = open_node(home)
+    show_progress = err_console.is_terminal and not as_json
+    with Progress(
+        TextColumn("ingesting"), BarColumn(), TextColumn("{task.completed:,} objects"),
+        TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
+        console=err_console, disable=not show_progress, transient=True,
+    ) as progress:
+        task = progress.add_task("ingest", total=None, rate="")
+
+        def tick(n: int) -> None:
+            elapsed = progress.tasks[0].elapsed or 0.0
+            rate = f"{n / elapsed:,.0f}/s" if elapsed > 0 else ""
+            progress.update(task, completed=n, rate=rate)
+
+        summary = ingest_items(node.store, _items(paths), Provenance(), strict=strict,
+                               on_progress=tick)
+    if as_json:
+        sys.stdout.write(orjson.dumps(summary.as_dict(), option=orjson.OPT_INDENT_2).decode())
+        sys.stdout.write("\n")
+    else:
+        _print_summary(summary)
+    node.close()
+    raise typer.Exit(1 if summary.rejected else 0)
+
+
+def _dump(obj: dict[str, Any]) -> str:
+    return orjson.dumps(obj, option=orjson.OPT_INDENT_2).decode()
+
+
+def show(
+    object_id: Annotated[str, typer.Argument(help="a STIX id")],
+    home: HomeOption = None,
+    version: Annotated[str | None, typer.Option("--version", help="an exact modified "
+                                                "timestamp, or first/last")] = None,
+    all_versions: Annotated[bool, typer.Option("--all-versions")] = False,
+) -> None:
+    """Print one object (latest version unless told otherwise)."""
+    node = open_node(home)
+    if all_versions:
+        found = node.store.versions(object_id)
+        if not found:
+            raise NotFoundError(f"no object {object_id} in this node")
+        sys.stdout.write(_dump({"versions": [o.body for o in found]}) + "\n")
+        return
+    obj = node.store.get(object_id, version or "last")
+    if obj is None:
+        where = f" at version {version}" if version else ""
+        raise NotFoundError(f"no object {object_id}{where} in this node")
+    sys.stdout.write(_dump(obj.body) + "\n")
+
+
+def list_objects(
+    home: HomeOption = None,
+    type_: Annotated[list[str] | None, typer.Option("--type", help="STIX type (repeatable)")]
+    = None,
+    since: Annotated[str | None, typer.Option("--since", help="only added after this "
+                                              "timestamp")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1)] = 50,
+    as_json: JsonOption = False,
+) -> None:
+    """List the latest versions stored, oldest first."""
+    node = open_node(home)
+    after = micros_from_stix(since, field="--since") if since else None
+    page = node.store.list(Query(types=tuple(type_ or ()), added_after=after, limit=limit))
+    if as_json:
+        rows = [_row(o) for o in page.objects]
+        sys.stdout.write(orjson.dumps({"objects": rows, "more": page.more},
+                                      option=orjson.OPT_INDENT_2).decode() + "\n")
+        return
+    table = Table("date added", "id", "name", "origin")
+    for o in page.objects:
+        r = _row(o)
+        table.add_row(r["date_added"], r["id"], r["name"] or "", r["origin"])
+    console.print(table)
+    if page.more:
+        console.print(f"more objects follow: --since {format_micros(page.cursor or 0)}")
+
+
+def _row(o: StoredObject) -> dict[str, Any]:
+    body = o.body
+    return {
+        "id": o.id,
+        "type": o.type,
+        "name": body.get("name") or body.get("value"),
+        "date_added": format_micros(o.date_added),
+        "origin": o.provenance.origin,
+    }
+
+
+def export(
+    home: HomeOption = None,
+    type_: Annotated[list[str] | None, typer.Option("--type")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o")] = None,
+    all_versions: Annotated[bool, typer.Option("--all-versions")] = False,
+) -> None:
+    """Write stored objects as one STIX bundle (to stdout or --output)."""
+    node = open_node(home)
+    query = Query(types=tuple(type_ or ()), versions=("all",) if all_versions else ("last",))
+    bodies = [o.body for o in node.store.iter_all(query)]
+    data = make_bundle(bodies)
+    if output is None:
+        sys.stdout.buffer.write(data + b"\n")
+    else:
+        output.write_bytes(data + b"\n")
+        console.print(f"wrote {len(bodies)} objects to {output}")

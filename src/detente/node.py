@@ -1,0 +1,201 @@
+"""A node's home: settings, Ed25519 key pair, STIX identity, store.
+
+``Node.init`` creates a home and refuses to touch an existing one; ``Node.open`` finds it
+(``--home`` or ``DETENTE_HOME``).  The private key file is mode 0600 and never printed.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from nacl.signing import SigningKey, VerifyKey
+
+from detente.errors import ConfigError
+from detente.ledger import Ledger
+from detente.partners import PartnerBook
+from detente.release import Embedder, Releaser
+from detente.settings import Settings, load_settings, write_settings
+from detente.stix.timestamps import format_micros, now_micros
+from detente.store.sql import SqlStore, open_store
+
+__all__ = ["Node", "find_home"]
+
+KEY_FILE = "node.key"
+IDENTITY_FILE = "identity.json"
+
+
+def find_home(home: Path | str | None) -> Path:
+    """The node home from ``--home`` or ``DETENTE_HOME``."""
+    chosen = home or os.environ.get("DETENTE_HOME")
+    if not chosen:
+        raise ConfigError(
+            "no node home given", hint="pass --home DIR or set DETENTE_HOME"
+        )
+    return Path(chosen).expanduser().resolve()
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+
+
+def _identity_object(name: str) -> dict[str, Any]:
+    ts = format_micros(now_micros())[:-4] + "Z"  # millisecond precision, as STIX examples
+    return {
+        "type": "identity",
+        "spec_version": "2.1",
+        "id": f"identity--{uuid.uuid4()}",
+        "created": ts,
+        "modified": ts,
+        "name": name,
+        "identity_class": "organization",
+        "description": f"detente node {name}",
+    }
+
+
+@dataclass
+class Node:
+    home: Path
+    settings: Settings
+    signing_key: SigningKey = field(repr=False)
+    identity: dict[str, Any]
+    _store: SqlStore | None = field(default=None, repr=False)
+    _services: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def name(self) -> str:
+        return str(self.settings["name"])
+
+    @property
+    def identity_id(self) -> str:
+        return str(self.identity["id"])
+
+    @property
+    def verify_key(self) -> VerifyKey:
+        return self.signing_key.verify_key
+
+    @property
+    def public_key_b64(self) -> str:
+        return base64.b64encode(bytes(self.verify_key)).decode()
+
+    @property
+    def store(self) -> SqlStore:
+        if self._store is None:
+            self._store = open_store(str(self.settings["store"]))
+        return self._store
+
+    @property
+    def communities(self) -> frozenset[str]:
+        raw = str(self.settings["communities"])
+        return frozenset(c.strip() for c in raw.split(",") if c.strip())
+
+    @property
+    def partners(self) -> PartnerBook:
+        if "partners" not in self._services:
+            book = PartnerBook(self.store.engine)
+            book.create()
+            self._services["partners"] = book
+        return self._services["partners"]  # type: ignore[no-any-return]
+
+    @property
+    def ledger(self) -> Ledger:
+        if "ledger" not in self._services:
+            self._services["ledger"] = Ledger(
+                self.store.engine, f"detente/{self.name}", signing_key=self.signing_key,
+                key_name=f"detente/{self.name}",
+            )
+        return self._services["ledger"]  # type: ignore[no-any-return]
+
+    @property
+    def releaser(self) -> Releaser:
+        if "releaser" not in self._services:
+            default = str(self.settings["default_marking"]).strip().lower() or None
+            self._services["releaser"] = Releaser(
+                self.store, self.partners, node_name=self.name,
+                node_identity=self.identity_id, communities=self.communities,
+                default_tlp=default, ledger=self.ledger, embedder=self._embedder(),
+            )
+        return self._services["releaser"]  # type: ignore[no-any-return]
+
+    def _embedder(self) -> Embedder | None:
+        """The leak-attribution hook of the release path (fingerprints in every view)."""
+        return None
+
+    def secret_file(self, name: str, size: int = 32) -> bytes:
+        """A node-local secret (e.g. the fingerprint key), created on first use, 0600."""
+        path = self.home / name
+        if not path.exists():
+            _write_private(path, secrets.token_bytes(size))
+        return path.read_bytes()
+
+    def close(self) -> None:
+        self._services.clear()
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    @classmethod
+    def init(cls, home: Path, name: str, *, store_url: str | None = None,
+             url: str | None = None, communities: str = "") -> Node:
+        """Create a new node home; refuse to overwrite an existing one."""
+        if not name or not name.replace("-", "").replace("_", "").isalnum():
+            raise ConfigError(
+                f"node name {name!r} is not usable",
+                hint="use letters, digits, '-' or '_' (e.g. us, fr, ru)",
+            )
+        if (home / "detente.toml").exists() or (home / KEY_FILE).exists():
+            raise ConfigError(
+                f"{home} already holds a detente node; refusing to overwrite it",
+                hint="choose another --home, or remove the old one yourself",
+            )
+        home.mkdir(parents=True, exist_ok=True)
+        values: dict[str, Any] = {"name": name, "communities": communities}
+        if store_url:
+            values["store"] = store_url
+        if url:
+            values["url"] = url
+        key = SigningKey.generate()
+        _write_private(home / KEY_FILE, base64.b64encode(bytes(key)) + b"\n")
+        identity = _identity_object(name)
+        (home / IDENTITY_FILE).write_bytes(orjson.dumps(identity, option=orjson.OPT_INDENT_2))
+        write_settings(home, values)
+        settings = load_settings(home)
+        store = open_store(str(settings["store"]), create=True)
+        node = cls(home, settings, key, identity, store)
+        from detente.stix.validate import validate
+        from detente.store.base import Provenance
+
+        store.put_many([validate(identity)], Provenance())
+        node.partners.create()
+        node.ledger.status()
+        return node
+
+    @classmethod
+    def open(cls, home: Path) -> Node:
+        settings = load_settings(home)
+        try:
+            seed = base64.b64decode((home / KEY_FILE).read_bytes().strip(), validate=True)
+            key = SigningKey(seed)
+        except FileNotFoundError:
+            raise ConfigError(f"{home / KEY_FILE} is missing: the node has no key") from None
+        except Exception:
+            raise ConfigError(f"{home / KEY_FILE} does not hold an Ed25519 key") from None
+        mode = (home / KEY_FILE).stat().st_mode & 0o777
+        if mode & 0o077:
+            raise ConfigError(
+                f"{home / KEY_FILE} is readable by others (mode {mode:o})",
+                hint=f"chmod 600 {home / KEY_FILE}",
+            )
+        try:
+            identity = orjson.loads((home / IDENTITY_FILE).read_bytes())
+        except (FileNotFoundError, orjson.JSONDecodeError):
+            raise ConfigError(f"{home / IDENTITY_FILE} is missing or not JSON") from None
+        return cls(home, settings, key, identity)

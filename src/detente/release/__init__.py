@@ -1,0 +1,7 @@
+"""The release path: nothing leaves a node except through here."""
+
+from detente.release.path import Embedder, ReleaseRun, Releaser, view_hash
+from detente.release.serve import ReleasePage, ReleasedView, read_releases
+
+__all__ = ["Embedder", "ReleasePage", "ReleaseRun", "ReleasedView", "Releaser",
+           "read_releases", "view_hash"]

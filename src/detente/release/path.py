@@ -1,0 +1,385 @@
+"""The release path: policy → view → fingerprint → ledger entry → served.
+
+Releases are materialised: for each partner, every stored object version is evaluated
+once (``catch_up``), and an allowed one becomes a row holding the exact view bytes, its
+hash, its fingerprint record and the index of its ledger entry — written in the same
+transaction, so no view is ever served without its entry.  When an input of the policy
+changes (tier, caps, communities, markings) ``reevaluate`` re-decides everything released
+or denied to that partner: newly allowed versions are released, views that changed are
+replaced, views now denied are withdrawn.  TAXII serves only rows not withdrawn, so what a
+partner can fetch always equals what ``policy matrix`` says.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import orjson
+import sqlalchemy as sa
+
+from detente.partners import Partner, PartnerBook
+from detente.policy.model import Decision, NodeContext, Recipient
+from detente.release.schema import cursors, metadata, releases
+from detente.stix.timestamps import now_micros
+from detente.store.base import LOCAL, Query, StoredObject
+from detente.store.sql import SqlStore
+
+__all__ = ["Embedder", "ReleaseRun", "Releaser", "SupportsAppend", "view_hash"]
+
+BATCH = 500
+
+
+class SupportsAppend(Protocol):
+    """What the release path needs of the ledger."""
+
+    def append_many(self, entries: Any, conn: sa.Connection | None = None) -> range: ...
+
+
+#: (view, partner, object_key) -> (fingerprinted view, fingerprint id, embed record JSON)
+Embedder = Callable[[dict[str, Any], str, str], tuple[dict[str, Any], str | None, str | None]]
+
+
+def view_hash(view: bytes) -> str:
+    return hashlib.sha256(view).hexdigest()
+
+
+@dataclass
+class ReleaseRun:
+    partner: str
+    evaluated: int = 0
+    released: int = 0
+    denied: int = 0
+    withdrawn: int = 0
+    replaced: int = 0
+    denials: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    stored: StoredObject
+    decision: Decision
+    view: bytes
+    fingerprint_id: str | None
+    embed_record: str | None
+
+
+class Releaser:
+    """Releases object versions to partners under the node's policy."""
+
+    def __init__(
+        self,
+        store: SqlStore,
+        partners: PartnerBook,
+        *,
+        node_name: str,
+        node_identity: str,
+        communities: frozenset[str],
+        default_tlp: str | None,
+        ledger: SupportsAppend | None = None,
+        embedder: Embedder | None = None,
+    ) -> None:
+        self.store = store
+        self.partners = partners
+        self.node_name = node_name
+        self.node_identity = node_identity
+        self.communities = communities
+        self.default_tlp = default_tlp or None
+        self.ledger = ledger
+        self.embedder = embedder
+        metadata.create_all(store.engine)
+
+    # -- policy inputs -------------------------------------------------------------
+    def recipient(self, partner: Partner) -> Recipient:
+        return Recipient(partner.name, partner.identity_id, partner.communities,
+                         self.partners.tier_of(partner))
+
+    def _markings(self) -> dict[str, Mapping[str, Any]]:
+        found = self.store.iter_all(Query(types=("marking-definition",), versions=("last",)))
+        return {o.id: o.body for o in found}
+
+    def context(self, origin: str | None, markings: Mapping[str, Mapping[str, Any]],
+                ref_visible: Callable[[str], bool] | None = None) -> NodeContext:
+        ids = {p.name: p.identity_id for p in self.partners.all() if p.identity_id}
+        return NodeContext(
+            name=self.node_name, identity_id=self.node_identity, communities=self.communities,
+            default_tlp=self.default_tlp, markings=markings, origin=origin,
+            partner_identities=ids, ref_visible=ref_visible,
+        )
+
+    def decide(self, obj: StoredObject, partner: Partner,
+               markings: Mapping[str, Mapping[str, Any]] | None = None) -> Decision:
+        """The policy decision for one stored version and one partner, with reasons."""
+        from detente.policy import decide
+
+        markings = self._markings() if markings is None else markings
+        recipient = self.recipient(partner)
+        origin = None if obj.provenance.origin == LOCAL else obj.provenance.origin
+        if origin == partner.name:
+            return Decision.deny(f"{obj.id} came from {partner.name}: never sent back to its source")
+        refs = _RefOracle(self, partner, recipient, markings)
+        ctx = self.context(origin, markings, refs)
+        return decide(obj.body, recipient, ctx)
+
+    def matrix(self, object_id: str) -> list[tuple[Partner, Decision]]:
+        obj = self.store.get(object_id)
+        if obj is None:
+            from detente.errors import NotFoundError
+
+            raise NotFoundError(f"no object {object_id} in this node")
+        markings = self._markings()
+        return [(p, self.decide(obj, p, markings)) for p in self.partners.all()]
+
+    # -- releasing ----------------------------------------------------------------
+    def catch_up(self, partner_name: str) -> ReleaseRun:
+        """Evaluate every version stored since the last run for this partner."""
+        partner = self.partners.get(partner_name)
+        run = ReleaseRun(partner.name)
+        markings = self._markings()
+        start = self._cursor(partner.name)
+        query = Query(versions=("all",), added_after=start)
+        supported = self._released_markings(partner.name)
+        for chunk in _chunks(self.store.iter_all(query, page_size=BATCH), BATCH):
+            rows = self._evaluate(chunk, partner, markings, run)
+            rows += self._support_rows(rows, partner, supported)
+            self._commit(partner, rows, [], chunk[-1].date_added)
+        return run
+
+    def _released_markings(self, partner: str) -> set[str]:
+        stmt = sa.select(releases.c.object_id).where(
+            releases.c.partner == partner, releases.c.type == "marking-definition",
+            releases.c.withdrawn.is_(False))
+        with self.store.engine.connect() as conn:
+            return {r[0] for r in conn.execute(stmt)}
+
+    def _support_rows(self, rows: list[_Row], partner: Partner, released: set[str]) -> list[_Row]:
+        """Marking definitions a released view references, released with it: the
+        recipient needs them to honour the handling rules (and nothing else reveals them)."""
+        from detente.policy.model import Verdict
+
+        needed: list[str] = []
+        for row in rows:
+            released.update([row.stored.id] if row.stored.type == "marking-definition" else [])
+        for row in rows:
+            for ref in _marking_refs(orjson.loads(row.view)):
+                if ref not in released and ref not in needed:
+                    needed.append(ref)
+        support: list[_Row] = []
+        for ref in needed:
+            obj = self.store.get(ref)
+            if obj is None:
+                continue
+            released.add(ref)
+            reason = f"marking definition referenced by a view released to {partner.name}"
+            decision = Decision(Verdict.ALLOW, (reason,), view=obj.body)
+            support.append(_Row(obj, decision, obj.raw, None, None))
+        return support
+
+    def catch_up_all(self) -> list[ReleaseRun]:
+        return [self.catch_up(p.name) for p in self.partners.all()]
+
+    def reevaluate(self, partner_name: str) -> ReleaseRun:
+        """Re-decide everything for a partner after a policy input changed."""
+        partner = self.partners.get(partner_name)
+        run = ReleaseRun(partner.name)
+        markings = self._markings()
+        current = self._current_views(partner.name)
+        evaluated_to = self._cursor(partner.name)
+        query = Query(versions=("all",), added_after=None)
+        for chunk in _chunks(self.store.iter_all(query, page_size=BATCH), BATCH):
+            chunk = [o for o in chunk if evaluated_to is None or o.date_added <= evaluated_to]
+            if not chunk:
+                continue
+            rows, withdraw = self._reconcile(chunk, partner, markings, current, run)
+            self._commit(partner, rows, withdraw, None)
+        return run
+
+    def _evaluate(self, chunk: list[StoredObject], partner: Partner,
+                  markings: Mapping[str, Mapping[str, Any]], run: ReleaseRun) -> list[_Row]:
+        rows: list[_Row] = []
+        for obj in chunk:
+            run.evaluated += 1
+            decision = self.decide(obj, partner, markings)
+            if not decision.allowed:
+                run.denied += 1
+                run.denials.append((obj.id, "; ".join(decision.reasons)))
+                continue
+            rows.append(self._cut(obj, decision, partner))
+        run.released += len(rows)
+        return rows
+
+    def _reconcile(
+        self, chunk: list[StoredObject], partner: Partner,
+        markings: Mapping[str, Mapping[str, Any]], current: dict[tuple[str, str], tuple[int, str]],
+        run: ReleaseRun,
+    ) -> tuple[list[_Row], list[int]]:
+        rows: list[_Row] = []
+        withdraw: list[int] = []
+        for obj in chunk:
+            run.evaluated += 1
+            decision = self.decide(obj, partner, markings)
+            served = current.get((obj.id, obj.version))
+            if not decision.allowed:
+                run.denied += 1
+                if served is not None:
+                    withdraw.append(served[0])
+                    run.withdrawn += 1
+                continue
+            row = self._cut(obj, decision, partner)
+            if served is None:
+                rows.append(row)
+                run.released += 1
+            elif served[1] != view_hash(row.view):
+                withdraw.append(served[0])
+                rows.append(row)
+                run.replaced += 1
+        return rows, withdraw
+
+    def _cut(self, obj: StoredObject, decision: Decision, partner: Partner) -> _Row:
+        """The exact view for (object version, partner): redacted, then fingerprinted."""
+        assert decision.view is not None
+        view: dict[str, Any] = dict(decision.view)
+        fp_id: str | None = None
+        record: str | None = None
+        if self.embedder is not None:
+            view, fp_id, record = self.embedder(view, partner.name, f"{obj.id}|{obj.version}")
+        return _Row(obj, decision, orjson.dumps(view), fp_id, record)
+
+    def _commit(self, partner: Partner, rows: list[_Row], withdraw: list[int],
+                evaluated_to: int | None) -> None:
+        with self.store.transaction() as conn:
+            if withdraw:
+                conn.execute(releases.update().where(releases.c.seq.in_(withdraw))
+                             .values(withdrawn=True))
+            if rows:
+                self._insert(conn, partner, rows)
+            if withdraw and self.ledger is not None:
+                self.ledger.append_many(_withdraw_entries(conn, withdraw), conn)
+            if evaluated_to is not None:
+                self._set_cursor(conn, partner.name, evaluated_to)
+
+    def _insert(self, conn: sa.Connection, partner: Partner, rows: list[_Row]) -> None:
+        last = conn.execute(sa.select(sa.func.max(releases.c.seq))).scalar()
+        seq = max(now_micros() - 1, int(last or 0))
+        indices: Iterable[int | None] = [None] * len(rows)
+        if self.ledger is not None:
+            indices = self.ledger.append_many([_release_entry(partner, r) for r in rows], conn)
+        values = []
+        for row, index in zip(rows, indices, strict=True):
+            seq += 1
+            values.append({
+                "seq": seq, "partner": partner.name, "object_id": row.stored.id,
+                "version": row.stored.version, "type": row.stored.type,
+                "spec_version": row.stored.spec_version, "verdict": row.decision.verdict.value,
+                "reasons": orjson.dumps(list(row.decision.reasons)).decode(),
+                "removed": orjson.dumps(list(row.decision.removed)).decode(),
+                "view": row.view, "view_hash": view_hash(row.view),
+                "fingerprint_id": row.fingerprint_id, "embed_record": row.embed_record,
+                "ledger_index": index, "withdrawn": False,
+            })
+        conn.execute(releases.insert(), values)
+
+    # -- cursors and current state -------------------------------------------------
+    def _cursor(self, partner: str) -> int | None:
+        with self.store.engine.connect() as conn:
+            value = conn.execute(sa.select(cursors.c.evaluated_to)
+                                 .where(cursors.c.partner == partner)).scalar()
+        return None if value is None else int(value)
+
+    def _set_cursor(self, conn: sa.Connection, partner: str, value: int) -> None:
+        n = conn.execute(cursors.update().where(cursors.c.partner == partner)
+                         .values(evaluated_to=value)).rowcount
+        if not n:
+            conn.execute(cursors.insert().values(partner=partner, evaluated_to=value))
+
+    def _current_views(self, partner: str) -> dict[tuple[str, str], tuple[int, str]]:
+        stmt = sa.select(releases.c.object_id, releases.c.version, releases.c.seq,
+                         releases.c.view_hash).where(
+            releases.c.partner == partner, releases.c.withdrawn.is_(False))
+        with self.store.engine.connect() as conn:
+            return {(r[0], r[1]): (int(r[2]), r[3]) for r in conn.execute(stmt)}
+
+    def forget_partner(self, partner: str) -> None:
+        """Withdraw everything released to a removed partner."""
+        with self.store.transaction() as conn:
+            conn.execute(releases.update().where(releases.c.partner == partner)
+                         .values(withdrawn=True))
+            conn.execute(cursors.delete().where(cursors.c.partner == partner))
+
+
+class _RefOracle:
+    """May the recipient see the object a reference points to?  Decided on the latest
+    stored version, without following that object's own references (no recursion)."""
+
+    def __init__(self, releaser: Releaser, partner: Partner, recipient: Recipient,
+                 markings: Mapping[str, Mapping[str, Any]]) -> None:
+        self.releaser, self.partner, self.recipient = releaser, partner, recipient
+        self.markings = markings
+        self.cache: dict[str, bool] = {}
+
+    def __call__(self, ref: str) -> bool:
+        if ref not in self.cache:
+            self.cache[ref] = self._visible(ref)
+        return self.cache[ref]
+
+    def _visible(self, ref: str) -> bool:
+        from detente.policy import decide
+
+        obj = self.releaser.store.get(ref)
+        if obj is None:
+            return False
+        origin = None if obj.provenance.origin == LOCAL else obj.provenance.origin
+        if origin == self.partner.name:
+            return True  # the partner's own object: it holds it already
+        ctx = self.releaser.context(origin, self.markings, None)
+        return decide(obj.body, self.recipient, ctx).allowed
+
+
+def _marking_refs(view: Mapping[str, Any]) -> list[str]:
+    refs = [r for r in view.get("object_marking_refs", []) if isinstance(r, str)]
+    for gm in view.get("granular_markings", []):
+        if isinstance(gm, dict) and isinstance(gm.get("marking_ref"), str):
+            refs.append(gm["marking_ref"])
+    return refs
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _entry_version(version: str) -> str | None:
+    return version or None
+
+
+def _release_entry(partner: Partner, row: _Row) -> Any:
+    from detente.ledger import Entry
+
+    return Entry(
+        kind="release", time=_now(), partner=partner.name, object_id=row.stored.id,
+        object_version=_entry_version(row.stored.version), view_hash=view_hash(row.view),
+        fingerprint_id=row.fingerprint_id,
+    )
+
+
+def _withdraw_entries(conn: sa.Connection, seqs: list[int]) -> list[Any]:
+    from detente.ledger import Entry
+
+    rows = conn.execute(sa.select(releases.c.partner, releases.c.object_id,
+                                  releases.c.version, releases.c.view_hash)
+                        .where(releases.c.seq.in_(seqs))).all()
+    return [Entry(kind="withdrawal", time=_now(), partner=r[0], object_id=r[1],
+                  object_version=_entry_version(r[2]), view_hash=r[3]) for r in rows]
+
+
+def _chunks(items: Iterator[StoredObject], size: int) -> Iterator[list[StoredObject]]:
+    chunk: list[StoredObject] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk

@@ -1,0 +1,141 @@
+"""Node settings, declared once as (name, default, help).
+
+Read from ``detente.toml`` in the node home, overridden by ``DETENTE_<NAME>`` environment
+variables, in this one place.  The CLI, the server and the tests all read settings through
+:func:`load_settings`.  Secrets never appear in ``repr``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from detente.errors import ConfigError
+
+__all__ = ["SETTINGS", "Setting", "Settings", "load_settings", "write_settings"]
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    name: str
+    default: Any
+    help: str
+    secret: bool = False
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("name", "", "the node's name, as partners know it (e.g. us, fr, ru)"),
+    Setting("store", "", "store URL: sqlite:///PATH (default: store.db in the home) "
+                         "or postgresql://USER@HOST:PORT/DB"),
+    Setting("url", "http://127.0.0.1:8000", "the URL partners use to reach this node"),
+    Setting("host", "127.0.0.1", "address `detente serve` binds to"),
+    Setting("port", 8000, "port `detente serve` binds to"),
+    Setting("communities", "", "comma-separated communities this node belongs to"),
+    Setting("default_marking", "", "TLP applied to objects without one (clear, green, "
+                                    "amber); empty: such objects are never released"),
+    Setting("max_request_bytes", 10 * 1024 * 1024, "largest TAXII request body accepted"),
+    Setting("page_limit", 1000, "largest TAXII page served"),
+    Setting("signature_window_s", 300, "accepted clock skew of signed requests, seconds"),
+    Setting("fingerprint_secret_file", "fingerprint.key",
+            "file (in the home) holding the leak-attribution secret", secret=True),
+)
+
+_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+class Settings(Mapping[str, Any]):
+    """Resolved settings: file values, then ``DETENTE_*`` overrides."""
+
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        self._values = dict(values)
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values[key]
+
+    def __iter__(self) -> Any:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __getattr__(self, key: str) -> Any:
+        try:
+            return self._values[key]
+        except KeyError:
+            raise AttributeError(key) from None
+
+    def __repr__(self) -> str:
+        shown = {
+            k: ("***" if _BY_NAME[k].secret else v) for k, v in self._values.items()
+        }
+        return f"Settings({shown})"
+
+
+def _coerce(setting: Setting, raw: Any, source: str) -> Any:
+    if isinstance(setting.default, bool):
+        if isinstance(raw, bool):
+            return raw
+        if str(raw).lower() in {"1", "true", "yes"}:
+            return True
+        if str(raw).lower() in {"0", "false", "no"}:
+            return False
+    elif isinstance(setting.default, int):
+        try:
+            return int(raw)
+        except (TypeError, ValueError):
+            pass
+    elif isinstance(raw, str):
+        return raw
+    raise ConfigError(
+        f"setting {setting.name} from {source} must be {type(setting.default).__name__}, "
+        f"got {raw!r}"
+    )
+
+
+def load_settings(home: Path, env: Mapping[str, str] | None = None) -> Settings:
+    """Read ``home/detente.toml`` and apply ``DETENTE_*`` overrides."""
+    env = os.environ if env is None else env
+    path = home / "detente.toml"
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{home} is not a detente node home (no detente.toml)",
+            hint="create one with 'detente init --home DIR --name NAME'",
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    values: dict[str, Any] = {}
+    for s in SETTINGS:
+        values[s.name] = _coerce(s, data.get(s.name, s.default), str(path))
+        env_key = "DETENTE_" + s.name.upper()
+        if env_key in env:
+            values[s.name] = _coerce(s, env[env_key], env_key)
+    unknown = sorted(set(data) - set(_BY_NAME))
+    if unknown:
+        raise ConfigError(f"{path}: unknown setting(s) {', '.join(unknown)}")
+    if not values["store"]:
+        values["store"] = f"sqlite:///{home / 'store.db'}"
+    return Settings(values)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
+def write_settings(home: Path, values: Mapping[str, Any]) -> None:
+    """Write ``detente.toml`` with every setting and its help as a comment."""
+    lines = ["# detente node settings; each may be overridden by DETENTE_<NAME>.", ""]
+    for s in SETTINGS:
+        lines.append(f"# {s.help}")
+        lines.append(f"{s.name} = {_toml_value(values.get(s.name, s.default))}")
+    (home / "detente.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")

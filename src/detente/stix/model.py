@@ -1,0 +1,35 @@
+"""The validated STIX object as the rest of detente sees it.
+
+A :class:`StixObject` exists only after validation (``detente.stix.validate``): holding
+one means the id, type, version and references were checked.  ``body`` is the object as
+received (custom properties kept), ``raw`` its compact JSON as stored, and ``digest`` the
+SHA-256 of its sorted-key JSON, which tells a harmless duplicate from a version conflict.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["UNVERSIONED", "StixObject"]
+
+#: ``version`` of objects that have neither ``modified`` nor ``created`` (SCOs).
+UNVERSIONED = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StixObject:
+    id: str
+    type: str
+    #: normalised ``modified`` (or ``created`` for unversioned types), "" for SCOs
+    version: str
+    spec_version: str
+    created_by_ref: str | None
+    revoked: bool
+    body: dict[str, Any]
+    raw: bytes
+    digest: bytes
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.id, self.version)

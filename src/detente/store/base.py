@@ -1,0 +1,143 @@
+"""The store's interface: what every backend promises.
+
+One :class:`Store` protocol, one contract test suite (``tests/store``) run against every
+backend.  Versions are keyed by (id, version); ``date_added`` is integer microseconds,
+strictly increasing within a node and assigned in commit order, so paging by
+``added_after`` never skips or repeats a version.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Literal, Protocol
+
+import orjson
+import sqlalchemy as sa
+
+from detente.stix.model import StixObject
+
+__all__ = [
+    "LOCAL",
+    "Outcome",
+    "Page",
+    "Provenance",
+    "PutResult",
+    "Query",
+    "Store",
+    "StoredObject",
+    "VersionSelector",
+]
+
+#: origin of material created on this node
+LOCAL = "local"
+
+VersionSelector = Literal["last", "first", "all"] | str
+
+
+@dataclass(frozen=True, slots=True)
+class Provenance:
+    """Where a stored version came from: this node, or a partner (with evidence)."""
+
+    origin: str = LOCAL
+    received_at: int | None = None
+    signature: str | None = None
+    receipt: str | None = None
+    flags: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_local(self) -> bool:
+        return self.origin == LOCAL
+
+
+class Outcome(str, Enum):
+    STORED = "stored"
+    DUPLICATE = "duplicate"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True, slots=True)
+class PutResult:
+    """The fate of one object in a batch; ``reason`` explains a rejection."""
+
+    index: int
+    id: str
+    version: str
+    outcome: Outcome
+    reason: str | None = None
+    date_added: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredObject:
+    id: str
+    type: str
+    version: str
+    spec_version: str | None
+    created_by_ref: str | None
+    revoked: bool
+    date_added: int
+    raw: bytes
+    provenance: Provenance
+
+    @property
+    def body(self) -> dict[str, Any]:
+        value = orjson.loads(self.raw)
+        assert isinstance(value, dict)
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """A filtered listing.  Empty tuples mean "no filter"; ``versions`` is TAXII
+    ``match[version]``: any of ``last``, ``first``, ``all`` or exact STIX timestamps."""
+
+    types: tuple[str, ...] = ()
+    ids: tuple[str, ...] = ()
+    versions: tuple[str, ...] = ("last",)
+    spec_versions: tuple[str, ...] = ()
+    added_after: int | None = None
+    limit: int | None = None
+    origins: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    objects: list[StoredObject]
+    more: bool
+    #: ``date_added`` of the last object: pass as ``added_after`` for the next page
+    cursor: int | None
+
+
+class Store(Protocol):
+    """Persistence of STIX object versions with provenance."""
+
+    engine: sa.Engine
+
+    def put_many(
+        self,
+        objects: Sequence[StixObject],
+        provenance: Provenance,
+        *,
+        conn: sa.Connection | None = None,
+    ) -> list[PutResult]: ...
+
+    def get(self, object_id: str, version: VersionSelector = "last") -> StoredObject | None: ...
+
+    def versions(self, object_id: str) -> list[StoredObject]: ...
+
+    def list(self, query: Query) -> Page: ...
+
+    def iter_all(self, query: Query, *, page_size: int = 1000) -> Iterator[StoredObject]: ...
+
+    def count(self) -> int: ...
+
+    def delete(self, object_id: str, version: VersionSelector = "all") -> int: ...
+
+    def set_flags(self, object_id: str, version: str, flags: Mapping[str, Any]) -> None: ...
+
+    def transaction(self) -> AbstractContextManager[sa.Connection]: ...
+
+    def close(self) -> None: ...

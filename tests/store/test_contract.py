@@ -1,0 +1,200 @@
+"""The store contract: every backend behaves exactly alike (run on SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from detente.errors import StoreError
+from detente.store import Outcome, Provenance, Query, SqlStore, open_store
+from tests.store.helpers import CREATOR, OTHER, indicator, ts, v
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[SqlStore]:
+    s = open_store(store_url, create=True)
+    yield s
+    s.close()
+
+
+def test_round_trip_keeps_body_and_provenance(store: SqlStore) -> None:
+    body = indicator(x_custom_field={"nested": [1, 2]})
+    prov = Provenance(origin="fr", received_at=123, signature="sig", receipt="rcpt")
+    [res] = store.put_many([v(body)], prov)
+    assert res.outcome is Outcome.STORED
+    got = store.get(body["id"])
+    assert got is not None
+    assert got.body == body
+    assert got.provenance.origin == "fr"
+    assert (got.provenance.signature, got.provenance.receipt) == ("sig", "rcpt")
+    assert got.date_added == res.date_added
+
+
+def test_identical_resubmission_is_a_duplicate(store: SqlStore) -> None:
+    body = indicator()
+    store.put_many([v(body)], Provenance())
+    [res] = store.put_many([v(dict(body))], Provenance())
+    assert res.outcome is Outcome.DUPLICATE
+    assert store.count() == 1
+
+
+def test_same_version_different_content_is_a_conflict(store: SqlStore) -> None:
+    body = indicator()
+    store.put_many([v(body)], Provenance())
+    [res] = store.put_many([v({**body, "name": "changed"})], Provenance())
+    assert res.outcome is Outcome.REJECTED
+    assert res.reason is not None and "version conflict" in res.reason
+    stored = store.get(body["id"])
+    assert stored is not None and stored.body["name"] == "bad ip"
+
+
+def test_new_version_must_come_from_creator(store: SqlStore) -> None:
+    body = indicator()
+    store.put_many([v(body)], Provenance())
+    [res] = store.put_many([v(indicator(body["id"], modified=5, creator=OTHER))], Provenance())
+    assert res.outcome is Outcome.REJECTED
+    assert res.reason is not None and "creator" in res.reason
+
+
+def test_revoked_object_gets_no_new_versions(store: SqlStore) -> None:
+    oid = indicator()["id"]
+    store.put_many([v(indicator(oid, modified=1, revoked=True))], Provenance())
+    [res] = store.put_many([v(indicator(oid, modified=2))], Provenance())
+    assert res.outcome is Outcome.REJECTED
+    assert res.reason is not None and "revoked" in res.reason
+
+
+def test_version_selectors(store: SqlStore) -> None:
+    oid = indicator()["id"]
+    # stored out of order: the flags must follow version order, not arrival order
+    for m in (5, 1, 9, 3):
+        store.put_many([v(indicator(oid, modified=m, name=f"v{m}"))], Provenance())
+    last, first = store.get(oid, "last"), store.get(oid, "first")
+    assert last is not None and last.body["name"] == "v9"
+    assert first is not None and first.body["name"] == "v1"
+    exact = store.get(oid, ts(3))
+    assert exact is not None and exact.body["name"] == "v3"
+    assert store.get(oid, ts(4)) is None
+    assert [o.body["name"] for o in store.versions(oid)] == ["v5", "v1", "v9", "v3"]
+
+
+def test_two_versions_in_one_batch(store: SqlStore) -> None:
+    oid = indicator()["id"]
+    res = store.put_many(
+        [v(indicator(oid, modified=2, name="b")), v(indicator(oid, modified=1, name="a"))],
+        Provenance(),
+    )
+    assert [r.outcome for r in res] == [Outcome.STORED, Outcome.STORED]
+    last = store.get(oid)
+    assert last is not None and last.body["name"] == "b"
+    assert len(store.list(Query(ids=(oid,))).objects) == 1
+
+
+def test_date_added_strictly_increasing(store: SqlStore) -> None:
+    added: list[int] = []
+    for _ in range(3):
+        res = store.put_many([v(indicator()) for _ in range(50)], Provenance())
+        added.extend(r.date_added for r in res if r.date_added is not None)
+    assert len(added) == 150
+    assert all(a < b for a, b in zip(added, added[1:], strict=False))
+
+
+def test_filters_and_paging(store: SqlStore) -> None:
+    objs = [indicator() for _ in range(25)]
+    store.put_many([v(o) for o in objs], Provenance())
+    malware = {
+        "type": "malware", "spec_version": "2.1", "id": f"malware--{uuid.uuid4()}",
+        "created": ts(0), "modified": ts(0), "name": "x", "is_family": False,
+    }
+    store.put_many([v(malware)], Provenance(origin="ru"))
+    assert [o.id for o in store.list(Query(types=("malware",))).objects] == [malware["id"]]
+    assert store.list(Query(origins=("ru",))).objects[0].id == malware["id"]
+    assert len(store.list(Query(spec_versions=("2.0",))).objects) == 0
+    seen: list[str] = []
+    after = None
+    while True:
+        page = store.list(Query(types=("indicator",), limit=7, added_after=after))
+        seen.extend(o.id for o in page.objects)
+        if not page.more:
+            break
+        after = page.cursor
+    assert seen == [o["id"] for o in objs]
+
+
+def test_delete_recomputes_latest(store: SqlStore) -> None:
+    oid = indicator()["id"]
+    store.put_many([v(indicator(oid, modified=m)) for m in (1, 2)], Provenance())
+    assert store.delete(oid, ts(2)) == 1
+    last = store.get(oid)
+    assert last is not None and last.version.startswith("2024-01-01T00:00:01")
+
+
+def test_batch_is_all_or_nothing(store: SqlStore) -> None:
+    good = v(indicator())
+    with pytest.raises(RuntimeError), store.transaction() as conn:
+        store.put_many([good], Provenance(), conn=conn)
+        raise RuntimeError("abort after write")
+    assert store.get(good.id) is None
+
+
+def test_flags_merge(store: SqlStore) -> None:
+    o = v(indicator())
+    store.put_many([o], Provenance(origin="fr", flags={"a": 1}))
+    store.set_flags(o.id, o.version, {"echo": True})
+    got = store.get(o.id)
+    assert got is not None and dict(got.provenance.flags) == {"a": 1, "echo": True}
+    with pytest.raises(StoreError):
+        store.set_flags(o.id, "nope", {"x": 1})
+
+
+def test_concurrent_inserts_page_every_version_exactly_once(store_url: str) -> None:
+    """Writers insert while a reader pages with added_after; the reader, having paged to
+    the end after the writers stop, has seen every version exactly once."""
+    store = open_store(store_url, create=True)
+    writers_store = [open_store(store_url) for _ in range(3)]
+    expected: list[str] = []
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def write(s: SqlStore) -> None:
+        for _ in range(15):
+            batch = [v(indicator()) for _ in range(10)]
+            s.put_many(batch, Provenance())
+            with lock:
+                expected.extend(o.id for o in batch)
+
+    seen: list[str] = []
+    after: int | None = None
+
+    def read_some() -> None:
+        nonlocal after
+        page = store.list(Query(versions=("all",), limit=13, added_after=after))
+        seen.extend(o.id for o in page.objects)
+        if page.cursor is not None:
+            after = page.cursor
+
+    threads = [threading.Thread(target=write, args=(s,)) for s in writers_store]
+    for t in threads:
+        t.start()
+    while any(t.is_alive() for t in threads):
+        read_some()
+    for t in threads:
+        t.join(timeout=60)
+    stop.set()
+    for _ in range(100):
+        before = len(seen)
+        read_some()
+        if len(seen) == before:
+            break
+    assert len(seen) == len(set(seen)) == 450
+    assert set(seen) == set(expected)
+    for s in [store, *writers_store]:
+        s.close()
+
+
+def test_open_missing_store_is_clear(tmp_path: object) -> None:
+    with pytest.raises(StoreError, match="cannot open the store"):
+        open_store(f"sqlite:///{tmp_path}/none.db")
