@@ -7,7 +7,7 @@ import hashlib
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from ledger_reference import (
+from tests.ledger.ledger_reference import (
     CT_CONSISTENCY,
     CT_EMPTY_ROOT,
     CT_INCLUSION,

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
-from ledger_fixtures import PARTNERS, key, make_entry
-from ledger_reference import RefTree
+from tests.ledger.ledger_fixtures import PARTNERS, key, make_entry
+from tests.ledger.ledger_reference import RefTree
 
 from detente.errors import UsageError
 from detente.ledger import (

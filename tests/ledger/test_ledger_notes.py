@@ -1,0 +1,185 @@
+"""Entries, checkpoints and cosignatures: formats, and refusal of tampered input."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import struct
+from datetime import UTC, datetime
+
+import pytest
+import rfc8785
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from tests.ledger.ledger_fixtures import key, make_entry
+
+from detente.errors import DetenteError
+from detente.ledger import (
+    Checkpoint,
+    CheckpointError,
+    Cosignature,
+    Entry,
+    EntryError,
+    SignatureError,
+    format_vkey,
+    parse_vkey,
+)
+
+ROOT = hashlib.sha256(b"root").digest()
+
+
+# -- entries -------------------------------------------------------------------------------
+
+
+def test_entry_encodes_as_rfc8785_and_round_trips() -> None:
+    entry = make_entry(3)
+    assert entry.canonical == rfc8785.dumps(entry.to_dict())
+    assert entry.leaf_hash == hashlib.sha256(b"\x00" + entry.canonical).digest()
+    assert Entry.from_json(entry.canonical) == entry
+    assert entry.to_dict()["v"] == 1
+
+
+def test_entry_time_from_datetime_is_normalised_to_utc_milliseconds() -> None:
+    when = datetime(2025, 3, 4, 5, 6, 7, 891234, tzinfo=UTC)
+    assert Entry(kind="receipt", time=when).time == "2025-03-04T05:06:07.891Z"
+    with pytest.raises(EntryError, match="timezone-aware"):
+        Entry(kind="receipt", time=datetime(2025, 1, 1))
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"kind": "Release"}, "lowercase tag"),
+        ({"time": "2025-13-40T00:00:00Z"}, "real date"),
+        ({"time": "yesterday"}, "RFC 3339"),
+        ({"object_id": "indicator-1"}, "STIX id"),
+        ({"view_hash": "ABCD"}, "view_hash"),
+        ({"partner": ""}, "non-empty"),
+        ({"partner": "a\nb"}, "control"),
+        ({"object_version": 5}, "timestamp string"),
+    ],
+)
+def test_entry_refuses_bad_fields(fields: dict[str, object], message: str) -> None:
+    base: dict[str, object] = {"kind": "release", "time": "2025-01-01T00:00:00Z"}
+    with pytest.raises(EntryError, match=message):
+        Entry(**(base | fields))  # type: ignore[arg-type]
+
+
+def test_entry_from_json_refuses_non_canonical_and_unknown() -> None:
+    data = make_entry(1).to_dict()
+    with pytest.raises(EntryError, match="canonical"):
+        Entry.from_json(b" " + rfc8785.dumps(data))
+    with pytest.raises(EntryError, match="unknown fields"):
+        Entry.from_json(rfc8785.dumps(data | {"extra": 1}))
+    with pytest.raises(EntryError, match="format"):
+        Entry.from_json(rfc8785.dumps(data | {"v": 2}))
+    with pytest.raises(EntryError, match="JSON"):
+        Entry.from_json(b"\xff")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.binary(max_size=300)
+    | st.dictionaries(st.text(max_size=12), st.text(max_size=20)).map(
+        lambda d: rfc8785.dumps({"v": 1, "kind": "x", "time": "2025-01-01T00:00:00Z", **d})
+    )
+)
+def test_entry_parsing_of_anything_raises_only_entry_errors(data: bytes) -> None:
+    try:
+        entry = Entry.from_json(data)
+    except EntryError:
+        return
+    assert entry.canonical == data  # anything accepted is canonical and round-trips
+
+
+# -- checkpoints ---------------------------------------------------------------------------
+
+
+def test_checkpoint_note_format_and_key_hash() -> None:
+    signer = key(7)
+    cp = Checkpoint.sign("us.example/ledger", 42, ROOT, signer, "us.example/ledger")
+    note = cp.to_note()
+    body, sig_line = note.split("\n\n")
+    assert body + "\n" == f"us.example/ledger\n42\n{base64.b64encode(ROOT).decode()}\n"
+    assert sig_line.startswith("— us.example/ledger ") and sig_line.endswith("\n")
+    blob = base64.b64decode(sig_line.split(" ")[2])
+    expected = hashlib.sha256(b"us.example/ledger\n\x01" + bytes(signer.verify_key)).digest()[:4]
+    assert blob[:4] == expected and len(blob) == 4 + 64
+    signer.verify_key.verify(cp.body.encode(), blob[4:])
+    parsed = Checkpoint.from_note(note, {"us.example/ledger": signer.verify_key})
+    assert parsed.same_tree(cp) and parsed.to_note() == note
+
+
+def test_checkpoint_without_a_known_valid_signature_is_refused() -> None:
+    signer, other = key(7), key(8)
+    note = Checkpoint.sign("o", 5, ROOT, signer, "us").to_note()
+    with pytest.raises(SignatureError, match="no signature by a known key"):
+        Checkpoint.from_note(note, {"us": other.verify_key})
+    with pytest.raises(SignatureError, match="no signature by a known key"):
+        Checkpoint.from_note(note, {})
+    tampered = note.replace("\n5\n", "\n6\n", 1)
+    with pytest.raises(SignatureError, match="invalid"):
+        Checkpoint.from_note(tampered, {"us": signer.verify_key})
+    other_root = note.replace(base64.b64encode(ROOT).decode(), base64.b64encode(bytes(32)).decode())
+    with pytest.raises(SignatureError, match="invalid"):
+        Checkpoint.from_note(other_root, {"us": signer.verify_key})
+
+
+@pytest.mark.parametrize(
+    ("note", "message"),
+    [
+        ("o\n5\nAAAA\n", "blank line"),
+        ("o\n5\n\n— us AAAAAAA=\n", "fewer than three"),
+        ("o\n05\nAAAA\n\n— us AAAAAAA=\n", "decimal"),
+        ("o\n5\n!!\n\n— us AAAAAAA=\n", "base64"),
+        ("o\n5\nAAAA\n\n— us AAAAAAA=\n", "32-byte"),
+        ("o\n5\n" + base64.b64encode(ROOT).decode() + "\n\n- us AAAAAAA=\n", "'— '"),
+        ("o\n5\n" + base64.b64encode(ROOT).decode() + "\n\n— us AAAAAAA=", "newline"),
+        ("o\t\n5\n", "control"),
+    ],
+)
+def test_malformed_checkpoints_raise_checkpoint_errors(note: str, message: str) -> None:
+    signer = key(1)
+    with pytest.raises(CheckpointError, match=message):
+        Checkpoint.from_note(note, {"us": signer.verify_key})
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=200))
+def test_parsing_any_text_raises_only_domain_errors(text: str) -> None:
+    try:
+        Checkpoint.from_note(text, {"us": key(1).verify_key})
+    except DetenteError as exc:
+        assert exc.message
+    else:
+        raise AssertionError("random text can not carry a valid signature")
+
+
+def test_cosignature_format_and_verification() -> None:
+    signer, witness = key(1), key(2)
+    cp = Checkpoint.sign("o", 9, ROOT, signer, "us")
+    cosig = Cosignature.create(cp, witness, "fr-witness", timestamp=1_700_000_000)
+    blob = base64.b64decode(cosig.line.split(" ")[2])
+    expected = hashlib.sha256(b"fr-witness\n\x04" + bytes(witness.verify_key)).digest()[:4]
+    assert blob[:4] == expected and len(blob) == 4 + 8 + 64
+    assert struct.unpack(">Q", blob[4:12])[0] == 1_700_000_000
+    message = b"cosignature/v1\ntime 1700000000\n" + cp.body.encode()
+    witness.verify_key.verify(message, blob[12:])
+    cosigned = Checkpoint.from_note(cp.with_cosignature(cosig).to_note(), {"us": signer.verify_key})
+    [found] = cosigned.cosignatures({"fr-witness": witness.verify_key})
+    assert found.timestamp == 1_700_000_000
+    other = Checkpoint.sign("o", 10, ROOT, signer, "us")
+    with pytest.raises(SignatureError, match="invalid"):
+        cosig.verify(other, witness.verify_key)
+    with pytest.raises(SignatureError, match="key hash"):
+        cosig.verify(cp, signer.verify_key)
+
+
+def test_verifier_keys_round_trip() -> None:
+    vkey = format_vkey("us", key(3).verify_key)
+    assert parse_vkey(vkey) == ("us", key(3).verify_key)
+    name, hash_hex, blob = vkey.split("+")
+    with pytest.raises(SignatureError, match="does not match"):
+        parse_vkey(f"fr+{hash_hex}+{blob}")
+    with pytest.raises(CheckpointError, match="base64"):
+        parse_vkey(f"{name}+{hash_hex}+@@")
