@@ -1,0 +1,51 @@
+"""The openmined-psi 2.0.6 side of bench/psi.py (run by subprocess in its own venv).
+
+Stdlib plus openmined-psi only, so bench/psi.py can also import :func:`item_sets` from here
+and both sides intersect exactly the same sets.
+
+    python _openmined_anchor.py N_CLIENT N_SERVER SEED FPR   → one JSON line
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+import time
+
+
+def item_sets(n_client: int, n_server: int, seed: int) -> tuple[list[str], list[str]]:
+    """Random 16-hex-digit items; the server holds 1 % of the client's (of the smaller set)."""
+    rng = random.Random(seed)
+    client = [f"{rng.getrandbits(64):016x}" for _ in range(n_client)]
+    overlap = max(1, min(n_client, n_server) // 100)
+    server = client[:overlap] + [f"{rng.getrandbits(64):016x}" for _ in range(n_server - overlap)]
+    rng.shuffle(server)
+    return client, server
+
+
+def run(n_client: int, n_server: int, seed: int, fpr: float) -> dict[str, float | int]:
+    import private_set_intersection.python as psi  # only installed in the anchor venv
+
+    client_items, server_items = item_sets(n_client, n_server, seed)
+    t0 = time.perf_counter()
+    client = psi.client.CreateWithNewKey(True)
+    server = psi.server.CreateWithNewKey(True)
+    setup = server.CreateSetupMessage(fpr, n_client, server_items, psi.DataStructure.GCS)
+    request = client.CreateRequest(client_items)
+    wire_setup, wire_request = setup.SerializeToString(), request.SerializeToString()
+    response = server.ProcessRequest(request)
+    wire_response = response.SerializeToString()
+    found = client.GetIntersection(setup, response)
+    seconds = time.perf_counter() - t0
+    return {
+        "seconds": seconds,
+        "found": len(found),
+        "bytes": len(wire_setup) + len(wire_request) + len(wire_response),
+        "setup_bytes": len(wire_setup),
+    }
+
+
+if __name__ == "__main__":
+    a = sys.argv[1:]
+    print(json.dumps(run(int(a[0]), int(a[1]), int(a[2]), float(a[3]))))
