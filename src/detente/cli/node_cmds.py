@@ -15,7 +15,7 @@ from rich.table import Table
 from detente.cli.app import HomeOption, console, err_console, open_node
 from detente.errors import NotFoundError, UsageError
 from detente.node import Node, find_home
-from detente.stix.bundle import iter_objects, make_bundle
+from detente.stix.bundle import Position, iter_objects, make_bundle
 from detente.stix.timestamps import format_micros, micros_from_stix
 from detente.store.base import Provenance, Query, StoredObject
 from detente.store.ingest import IngestSummary, ingest_items
@@ -81,7 +81,8 @@ def _expand(paths: list[Path]) -> Iterator[Path]:
 def _items(paths: list[Path]) -> Iterator[tuple[str, object]]:
     for path in _expand(paths):
         for position, item in iter_objects(path):
-            yield f"{path.name}:{position}", item
+            where = position.describe() if isinstance(position, Position) else str(position)
+            yield f"{path.name} {where}", item
 
 
 def _print_summary(summary: IngestSummary) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from detente.errors import DetenteError, ValidationError
+from detente.stix.bundle import DecodeFailure
 from detente.stix.model import StixObject
 from detente.stix.validate import validate
 from detente.store.base import Outcome, Provenance, PutResult
@@ -139,7 +140,7 @@ def _run(
 ) -> None:
     batcher = _Batcher(store, prov, summary, conn)
     for n, (position, raw) in enumerate(items, 1):
-        if isinstance(raw, DetenteError):
+        if isinstance(raw, DecodeFailure | DetenteError):
             summary.rejected.append(Rejection(position, None, raw.message))
         else:
             try:

@@ -1,0 +1,225 @@
+"""Ingest benchmark: detente's validating ingest vs the stix2 library vs the raw floor.
+
+Side by side in one run on the same 100,000 realistic indicators (~700 B, with markings,
+created_by_ref, confidence and labels):
+  detente   `ingest_items` from a JSON Lines file into a fresh store (SQLite, PostgreSQL)
+  stix2     `stix2.parse` of each object into a `stix2.MemoryStore` (the anchor)
+  floor     `orjson.loads` + `executemany` of the raw JSON into the same table and
+            indexes, no validation
+and, in the full run, the resident memory of a 1 GB JSON Lines ingest (a subprocess).
+
+    python bench/ingest.py [--quick] [--n N] [--no-pg] [--no-memory]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+import sqlalchemy as sa
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from _stixgen import indicators  # noqa: E402
+
+from detente.stix.bundle import iter_objects  # noqa: E402
+from detente.store import Provenance, open_store  # noqa: E402
+from detente.store.ingest import ingest_items  # noqa: E402
+from detente.store.schema import metadata  # noqa: E402
+
+PG_ADMIN = os.environ.get("DETENTE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def write_jsonl(path: Path, n: int) -> int:
+    size = 0
+    with path.open("wb") as f:
+        for obj in indicators(n):
+            line = orjson.dumps(obj) + b"\n"
+            size += len(line)
+            f.write(line)
+    return size
+
+
+def run_detente(url: str, path: Path) -> float:
+    store = open_store(url, create=True)
+    items = ((str(pos), raw) for pos, raw in iter_objects(path))
+    t = time.perf_counter()
+    summary = ingest_items(store, items, Provenance())
+    elapsed = time.perf_counter() - t
+    assert summary.stored == store.count() - 0 and not summary.rejected, summary.as_dict()
+    store.close()
+    return elapsed
+
+
+def run_floor(url: str, path: Path) -> float:
+    """orjson.loads + executemany of the raw JSON into the same table, no validation."""
+    store = open_store(url, create=True)
+    engine = store.engine
+    ph = "%s" if engine.dialect.name == "postgresql" else "?"
+    sql = (
+        "INSERT INTO stix_objects (id, version, type, spec_version, created_by_ref, "
+        "revoked, is_latest, is_first, date_added, digest, body, origin) VALUES "
+        f"({', '.join([ph] * 12)})"
+    )
+    t = time.perf_counter()
+    with engine.begin() as conn:
+        cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        rows = []
+        added = time.time_ns() // 1000
+        with path.open("rb") as f:
+            for line in f:
+                o = orjson.loads(line)
+                added += 1
+                rows.append(
+                    (
+                        o["id"],
+                        o["modified"],
+                        o["type"],
+                        o["spec_version"],
+                        o.get("created_by_ref"),
+                        False,
+                        True,
+                        True,
+                        added,
+                        b"",
+                        line,
+                        "local",
+                    )
+                )
+                if len(rows) >= 1000:
+                    cur.executemany(sql, rows)
+                    rows = []
+        if rows:
+            cur.executemany(sql, rows)
+    elapsed = time.perf_counter() - t
+    store.close()
+    return elapsed
+
+
+def run_stix2(path: Path, n: int) -> float:
+    import stix2
+
+    t = time.perf_counter()
+    mem = stix2.MemoryStore()
+    with path.open("rb") as f:
+        for i, line in enumerate(f):
+            if i >= n:
+                break
+            mem.add(stix2.parse(line.decode(), allow_custom=True))
+    return time.perf_counter() - t
+
+
+def pg_database() -> tuple[str, sa.Engine] | None:
+    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    name = "detente_bench_" + secrets.token_hex(4)
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:
+        print(f"PostgreSQL unavailable: {exc}")
+        return None
+    return PG_ADMIN.rsplit("/", 1)[0] + "/" + name, admin
+
+
+def drop_pg(url: str, admin: sa.Engine) -> None:
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def memory_child(path: str, url: str) -> None:
+    store = open_store(url, create=True)
+    items = ((str(pos), raw) for pos, raw in iter_objects(Path(path)))
+    summary = ingest_items(store, items, Provenance())
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(
+        orjson.dumps(
+            {"stored": summary.stored, "rss_mb": rss, "per_s": summary.per_second}
+        ).decode()
+    )
+
+
+def measure_memory(tmp: Path, gigabytes: float) -> dict[str, float]:
+    n = int(gigabytes * 1e9 / 700)
+    path = tmp / "big.jsonl"
+    size = write_jsonl(path, n)
+    print(f"memory: {size / 1e9:.2f} GB JSON Lines, {n:,} objects")
+    out = subprocess.run(
+        [sys.executable, __file__, "--memory-child", str(path), f"sqlite:///{tmp}/big.db"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    result: dict[str, float] = orjson.loads(out.stdout.strip().splitlines()[-1])
+    path.unlink()
+    return result
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--n", type=int)
+    ap.add_argument("--no-pg", action="store_true")
+    ap.add_argument("--no-memory", action="store_true")
+    ap.add_argument("--memory-child", nargs=2)
+    args = ap.parse_args()
+    if args.memory_child:
+        memory_child(*args.memory_child)
+        return
+    n = args.n or (10_000 if args.quick else 100_000)
+    n_stix2 = min(n, 5_000 if args.quick else 20_000)
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        src = tmp / "in.jsonl"
+        size = write_jsonl(src, n)
+        print(f"{n:,} indicators, {size / n:.0f} B each on average")
+        det = n / run_detente(f"sqlite:///{tmp}/det.db", src)
+        print(f"detente  SQLite      {det:>10,.0f} objects/s (validated)")
+        floor = n / run_floor(f"sqlite:///{tmp}/floor.db", src)
+        print(f"floor    SQLite      {floor:>10,.0f} objects/s (orjson + executemany)")
+        st2 = n_stix2 / run_stix2(src, n_stix2)
+        print(f"stix2    MemoryStore {st2:>10,.0f} objects/s (parse of {n_stix2:,})")
+        pg_rate = float("nan")
+        if not args.no_pg:
+            made = pg_database()
+            if made:
+                url, admin = made
+                try:
+                    pg_rate = n / run_detente(url, src)
+                    print(f"detente  PostgreSQL  {pg_rate:>10,.0f} objects/s (validated)")
+                finally:
+                    drop_pg(url, admin)
+                made = pg_database()
+                if made:
+                    url, admin = made
+                    try:
+                        pg_floor = n / run_floor(url, src)
+                        print(f"floor    PostgreSQL  {pg_floor:>10,.0f} objects/s")
+                    finally:
+                        drop_pg(url, admin)
+        rss = float("nan")
+        if not args.no_memory:
+            mem = measure_memory(tmp, 0.1 if args.quick else 1.0)
+            rss = mem["rss_mb"]
+            print(
+                f"memory   {mem['stored']:,.0f} objects stored, peak RSS {rss:.0f} MB, "
+                f"{mem['per_s']:,.0f} objects/s"
+            )
+    print(
+        f"RESULT ingest detente_per_s={det:.0f} stix2_per_s={st2:.0f} "
+        f"floor_per_s={floor:.0f} vs_stix2={det / st2:.1f} vs_floor={det / floor:.2f} "
+        f"pg_per_s={pg_rate:.0f} rss_mb={rss:.0f}"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,3 @@
+from detente.cli.app import main
+
+main()

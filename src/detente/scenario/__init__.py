@@ -1,0 +1,1 @@
+"""The demo world: synthetic intelligence about ISIS in Syria, and the coalition story."""
