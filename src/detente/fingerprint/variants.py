@@ -1,0 +1,188 @@
+"""The curated variant dictionary and the tokenizer the text channel reads with.
+
+Hand-written: no library maps STIX prose to *reviewed*, meaning-preserving variants and
+reads them back after re-typing.  Text is normalised (NFKC, case-folded, punctuation turned
+into spaces, whitespace collapsed) before any matching, so a variant is only admitted if it
+still differs from its siblings *in letters* after that normalisation.  ``{n}`` in a variant
+stands for a number token, ``{y}`` for a year; the token is kept verbatim.
+
+The dictionary is validated when loaded: every variant form is unique across the whole
+dictionary, and no form sits inside a form of another group.  Because a substitution could
+still, in rare contexts, shift how neighbouring words are scanned, the text channel re-reads
+every text it writes and keeps only positions that read back exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from detente.fingerprint.errors import VariantDictionaryError
+
+_TOKEN = re.compile(r"[^\W_]+|[%&$€£+@#]")
+_PLACEHOLDERS = {"{n}": re.compile(r"\d+"), "{y}": re.compile(r"(19|20)\d\d")}
+
+
+@dataclass(frozen=True)
+class Token:
+    """A normalised token and where it sits in the original text."""
+
+    norm: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class Form:
+    """One variant: its surface template and its normalised token pattern."""
+
+    group: int
+    index: int
+    surface: str
+    pattern: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Occurrence:
+    """A variant found in a text: which group, which variant, which tokens."""
+
+    group: int
+    symbol: int
+    first: int
+    last: int  # inclusive token index
+    start: int
+    end: int
+    number: str | None
+
+
+def normalise(text: str) -> str:
+    """Case-fold, drop accents' compatibility forms, punctuation to spaces."""
+    return " ".join(t.norm for t in tokenize(text))
+
+
+def tokenize(text: str) -> list[Token]:
+    """Normalised tokens with their spans in ``text``."""
+    folded = unicodedata.normalize("NFKC", text)
+    if len(folded) != len(text):  # spans must index the original; fold per token instead
+        return [Token(_fold(m.group()), m.start(), m.end()) for m in _TOKEN.finditer(text)]
+    return [Token(_fold(m.group()), m.start(), m.end()) for m in _TOKEN.finditer(folded)]
+
+
+def _fold(token: str) -> str:
+    return unicodedata.normalize("NFKC", token).casefold()
+
+
+def _pattern(surface: str) -> tuple[str, ...]:
+    out: list[str] = []
+    for part in re.split(r"(\{[ny]\})", surface):
+        if part in _PLACEHOLDERS:
+            out.append(part)
+        else:
+            out.extend(t.norm for t in tokenize(part))
+    return tuple(out)
+
+
+class VariantDictionary:
+    """Reviewed variant groups, indexed for greedy longest-match scanning."""
+
+    def __init__(self, groups: list[list[str]]) -> None:
+        self.groups = groups
+        self.forms = [
+            Form(g, i, surface, _pattern(surface))
+            for g, variants in enumerate(groups)
+            for i, surface in enumerate(variants)
+        ]
+        self._by_first: dict[str, list[Form]] = {}
+        for form in sorted(self.forms, key=lambda f: -len(f.pattern)):
+            self._by_first.setdefault(form.pattern[0], []).append(form)
+        self._validate()
+
+    @classmethod
+    def from_json(cls, doc: Any) -> VariantDictionary:
+        """Build from the JSON document; only ``reviewed`` entries are used."""
+        try:
+            entries = doc["entries"]
+            groups = [list(e["variants"]) for e in entries if e.get("reviewed") is True]
+        except (KeyError, TypeError) as exc:
+            raise VariantDictionaryError(f"variant dictionary is malformed: {exc!r}") from exc
+        for group in groups:
+            if len(group) < 2 or not all(isinstance(v, str) and v.strip() for v in group):
+                raise VariantDictionaryError(f"variant entry needs two or more forms: {group!r}")
+        return cls(groups)
+
+    def _validate(self) -> None:
+        seen: dict[tuple[str, ...], str] = {}
+        for form in self.forms:
+            if not form.pattern or all(p in _PLACEHOLDERS for p in form.pattern):
+                raise VariantDictionaryError(f"variant {form.surface!r} needs a word")
+            if form.pattern in seen:
+                raise VariantDictionaryError(
+                    f"variants {seen[form.pattern]!r} and {form.surface!r} are the same "
+                    "after normalising case, whitespace and punctuation"
+                )
+            seen[form.pattern] = form.surface
+        for a in self.forms:
+            for b in self.forms:
+                if a.group != b.group and _overlaps(a.pattern, b.pattern):
+                    raise VariantDictionaryError(
+                        f"variant {a.surface!r} sits inside {b.surface!r} of another group"
+                    )
+
+    def scan(self, tokens: list[Token]) -> list[Occurrence]:
+        """Greedy longest-match scan of a token list for variant occurrences."""
+        found: list[Occurrence] = []
+        i = 0
+        while i < len(tokens):
+            hit = self._match_at(tokens, i)
+            if hit is None:
+                i += 1
+                continue
+            found.append(hit)
+            i = hit.last + 1
+        return found
+
+    def _match_at(self, tokens: list[Token], i: int) -> Occurrence | None:
+        candidates = self._by_first.get(tokens[i].norm, [])
+        if tokens[i].norm[:1].isdigit():
+            candidates = candidates + self._by_first.get("{n}", []) + self._by_first.get("{y}", [])
+        for form in sorted(candidates, key=lambda f: -len(f.pattern)):
+            end = i + len(form.pattern)
+            if end > len(tokens):
+                continue
+            number: str | None = None
+            for tok, pat in zip(tokens[i:end], form.pattern, strict=True):
+                if pat in _PLACEHOLDERS:
+                    if not _PLACEHOLDERS[pat].fullmatch(tok.norm):
+                        break
+                    number = tok.norm
+                elif tok.norm != pat:
+                    break
+            else:
+                return Occurrence(
+                    form.group, form.index, i, end - 1, tokens[i].start, tokens[end - 1].end, number
+                )
+        return None
+
+    def render(self, group: int, symbol: int, number: str | None) -> str:
+        """Surface text of a variant, with its number filled in."""
+        surface = self.groups[group][symbol]
+        if number is not None:
+            surface = re.sub(r"\{[ny]\}", number, surface)
+        return surface
+
+
+def _overlaps(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
+    """True if ``a`` sits inside ``b``: scanning could then not tell the groups apart."""
+    return len(a) < len(b) and any(b[k : k + len(a)] == a for k in range(len(b) - len(a) + 1))
+
+
+@cache
+def default_dictionary() -> VariantDictionary:
+    """The dictionary shipped as ``variants.json``."""
+    text = resources.files("detente.fingerprint").joinpath("variants.json").read_text("utf-8")
+    return VariantDictionary.from_json(json.loads(text))
