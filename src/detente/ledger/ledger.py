@@ -124,17 +124,22 @@ class Ledger:
         stack = self._decode_frontier(start, row[1])
         if not entries:
             return range(start, start)
-        # (2) hash the batch: each leaf, then every subtree it completes
-        rows, seq = [], start
+        # (2) hash the batch: each leaf, then every subtree it completes (a binary counter:
+        # leaf ``seq`` completes one subtree per trailing one bit of ``seq``)
+        rows, seq, sha, push, pop = [], start, _sha256, stack.append, stack.pop
         for e in entries:
-            h = _sha256(b"\x00" + e.canonical).digest()
-            parts, s = [h], seq
-            while s & 1:
-                h = _sha256(b"\x01" + stack.pop() + h).digest()
-                parts.append(h)
-                s >>= 1
-            stack.append(h)
-            rows.append((seq, e.kind, e.partner, e.canonical, b"".join(parts)))
+            data = e.canonical
+            h = sha(b"\x00" + data).digest()
+            blob = h
+            if seq & 1:
+                parts, s = [h], seq
+                while s & 1:
+                    h = sha(b"\x01" + pop() + h).digest()
+                    parts.append(h)
+                    s >>= 1
+                blob = b"".join(parts)
+            push(h)
+            rows.append((seq, e.kind, e.partner, data, blob))
             seq += 1
         # (3) write the rows, (4) move the head; both commit together
         ph = self._ph

@@ -1,0 +1,80 @@
+"""pymerkle 7.0 anchor for bench/ledger.py; runs inside bench/.venvs/pymerkle.
+
+Appends the same entry bytes as detente (built from the template detente passes in), in the
+same batch size, then times inclusion and consistency proofs at the final size, and prints
+one JSON object. Entry generation is outside the timed region, as on detente's side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import resource
+import statistics
+import sys
+import time
+
+from pymerkle import InmemoryTree, SqliteTree
+
+
+def entries(template: str, start: int, end: int) -> list[bytes]:
+    out = []
+    for i in range(start, end):
+        text = template.replace("@P@", f"{i % 3:012d}").replace("@I@", f"{i:012d}")
+        out.append(text.replace("@H@", f"{i:064x}").encode())
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--backend", choices=["sqlite", "memory"], required=True)
+    ap.add_argument("--size", type=int, required=True)
+    ap.add_argument("--batch", type=int, default=10_000)
+    ap.add_argument("--db", default=":memory:")
+    ap.add_argument("--template", required=True)
+    ap.add_argument("--samples", type=int, default=200)
+    args = ap.parse_args()
+    tree = SqliteTree(args.db) if args.backend == "sqlite" else InmemoryTree()
+    spent = 0.0
+    for start in range(0, args.size, args.batch):
+        chunk = entries(args.template, start, min(start + args.batch, args.size))
+        t0 = time.perf_counter()
+        if args.backend == "sqlite":
+            tree.append_entries(chunk)
+        else:
+            for data in chunk:
+                tree.append_entry(data)
+        spent += time.perf_counter() - t0
+        print(f"pymerkle {args.backend}: {start + len(chunk)} appended", file=sys.stderr)
+    rng = random.Random(1)
+    size = args.size
+    inc, con = [], []
+    for _ in range(args.samples):
+        index = rng.randrange(1, size + 1)
+        t0 = time.perf_counter()
+        tree.prove_inclusion(index, size)
+        inc.append(time.perf_counter() - t0)
+        old = rng.randrange(1, size)
+        t0 = time.perf_counter()
+        tree.prove_consistency(old, size)
+        con.append(time.perf_counter() - t0)
+    inc.sort()
+    print(
+        json.dumps(
+            {
+                "backend": args.backend,
+                "size": size,
+                "append_per_s": size / spent,
+                "proof_ms": statistics.median(inc) * 1e3,
+                "proof_p99_ms": inc[int(len(inc) * 0.99) - 1] * 1e3,
+                "consistency_ms": statistics.median(con) * 1e3,
+                "root": tree.get_root(size).hex(),
+                "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
