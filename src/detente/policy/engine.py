@@ -114,11 +114,11 @@ def _granular(entries: Any, ctx: NodeContext) -> tuple[Granular, ...] | None:
 
 
 def _decide(prep: Prepared, recipient: Recipient, ctx: NodeContext) -> Decision:
-    if prep.refusal is not None:
-        return Decision.deny(prep.refusal)
-    if prep.obj.get("id") in TLP_IDS:
+    if prep.obj.get("id") in TLP_IDS and prep.obj.get("type") == "marking-definition":
         reason = "a standard TLP marking-definition is public by definition."
         return Decision(Verdict.ALLOW, (reason,), view=copy_json(prep.obj), onward="allowed")
+    if prep.refusal is not None:
+        return Decision.deny(prep.refusal)
     to = who(recipient, ctx)
     # (3) + (4) object-level rules and onward rules
     findings = _findings(prep.rules, to, prep.namers, ctx.origin)
