@@ -18,6 +18,7 @@ import orjson
 from nacl.signing import SigningKey, VerifyKey
 
 from detente.errors import ConfigError
+from detente.fingerprint import Fingerprinter
 from detente.ledger import Ledger
 from detente.partners import PartnerBook
 from detente.release import Embedder, Releaser
@@ -125,9 +126,27 @@ class Node:
             )
         return self._services["releaser"]  # type: ignore[no-any-return]
 
-    def _embedder(self) -> Embedder | None:
-        """The leak-attribution hook of the release path (fingerprints in every view)."""
-        return None
+    @property
+    def fingerprinter(self) -> Fingerprinter:
+        if "fingerprinter" not in self._services:
+            secret = self.secret_file(str(self.settings["fingerprint_secret_file"]))
+            self._services["fingerprinter"] = Fingerprinter(secret)
+        return self._services["fingerprinter"]  # type: ignore[no-any-return]
+
+    def _embedder(self) -> Embedder:
+        """The leak-attribution hook of the release path: a fingerprint in every view.
+
+        The node secret and the codewords never leave the node; only the opaque
+        fingerprint id goes into the ledger entry."""
+        fp = self.fingerprinter
+
+        def embed(view: dict[str, Any], partner: str,
+                  object_key: str) -> tuple[dict[str, Any], str | None, str | None]:
+            result = fp.embed(view, partner, object_key=object_key)
+            record = orjson.dumps(result.record.to_json()).decode()
+            return result.view, result.fingerprint_id, record
+
+        return embed
 
     def secret_file(self, name: str, size: int = 32) -> bytes:
         """A node-local secret (e.g. the fingerprint key), created on first use, 0600."""

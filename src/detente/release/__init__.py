@@ -1,7 +1,8 @@
 """The release path: nothing leaves a node except through here."""
 
 from detente.release.path import Embedder, ReleaseRun, Releaser, view_hash
+from detente.release.records import ReleaseRecord, iter_release_records
 from detente.release.serve import ReleasePage, ReleasedView, read_releases
 
-__all__ = ["Embedder", "ReleasePage", "ReleaseRun", "ReleasedView", "Releaser",
-           "read_releases", "view_hash"]
+__all__ = ["Embedder", "ReleasePage", "ReleaseRecord", "ReleaseRun", "ReleasedView",
+           "Releaser", "iter_release_records", "read_releases", "view_hash"]

@@ -1,0 +1,171 @@
+"""The release path on both backends: policy → view → ledger entry → what TAXII serves."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+from nacl.signing import SigningKey
+
+from detente.ledger import verify_inclusion
+from detente.ledger.hashing import leaf_hash
+from detente.node import Node
+from detente.policy import releasability_marking
+from detente.release import read_releases, view_hash
+from detente.stix.validate import validate
+from detente.stix.vocab import TLP_2_0_IDS
+from detente.store import Provenance, Query
+from tests.store.helpers import indicator
+
+
+def _key() -> str:
+    return base64.b64encode(bytes(SigningKey.generate().verify_key)).decode()
+
+
+@pytest.fixture
+def node(tmp_path: Path, store_url: str) -> Iterator[Node]:
+    n = Node.init(tmp_path / "us", "us", store_url=store_url, communities="coalition")
+    n.partners.add("fr", url="http://127.0.0.1:9001", public_key=_key(),
+                   communities=frozenset({"coalition"}), tier=3)
+    n.partners.add("ru", url="http://127.0.0.1:9002", public_key=_key(), tier=1)
+    yield n
+    n.close()
+
+
+def _served(node: Node, partner: str) -> dict[str, dict[str, object]]:
+    node.releaser.catch_up(partner)
+    page = read_releases(node.store.engine, partner, Query(versions=("all",)))
+    return {v.id: orjson.loads(v.view) for v in page.views}
+
+
+def _put(node: Node, *objs: dict[str, object], origin: str = "local") -> None:
+    node.store.put_many([validate(o) for o in objs], Provenance(origin=origin))
+
+
+def test_tlp_and_releasability_decide_who_receives(node: Node) -> None:
+    rel = releasability_marking(releasable_to=["fr"], created_by_ref=node.identity_id)
+    clear = indicator(object_marking_refs=[TLP_2_0_IDS["clear"]])
+    green = indicator(object_marking_refs=[TLP_2_0_IDS["green"]])
+    amber_fr = indicator(object_marking_refs=[TLP_2_0_IDS["amber"], rel["id"]])
+    red = indicator(object_marking_refs=[TLP_2_0_IDS["red"]])
+    unmarked = indicator()
+    _put(node, rel, clear, green, amber_fr, red, unmarked)
+    fr, ru = _served(node, "fr"), _served(node, "ru")
+    assert {clear["id"], green["id"], amber_fr["id"]} <= set(fr)
+    assert red["id"] not in fr and unmarked["id"] not in fr
+    assert set(ru) == {clear["id"]}
+    # the releasability marking travels only with a view that references it
+    assert rel["id"] in fr and rel["id"] not in ru
+
+
+def test_tier_redaction_and_reevaluation(node: Node) -> None:
+    rel = releasability_marking(releasable_to=["coalition", "ru"], min_tier=1,
+                                redact_below_tier={3: ["description"]},
+                                created_by_ref=node.identity_id)
+    obj = indicator(description="source: a named human asset",
+                    object_marking_refs=[TLP_2_0_IDS["amber"], rel["id"]])
+    _put(node, rel, obj)
+    ru = _served(node, "ru")
+    assert "description" not in ru[obj["id"]]
+    assert "description" in _served(node, "fr")[obj["id"]]
+    # Russia earns tier 3: its view is replaced with the fuller one, served as new
+    node.partners.update("ru", base_tier=3)
+    run = node.releaser.reevaluate("ru")
+    assert run.replaced == 1
+    assert _served(node, "ru")[obj["id"]]["description"] == "source: a named human asset"
+    # and back down: tier 0 is below min_tier, the view is withdrawn
+    node.partners.update("ru", base_tier=0)
+    run = node.releaser.reevaluate("ru")
+    assert run.withdrawn == 1
+    assert obj["id"] not in _served(node, "ru")
+
+
+def test_every_release_has_a_ledger_entry_with_the_view_hash(node: Node) -> None:
+    objs = [indicator(object_marking_refs=[TLP_2_0_IDS["green"]]) for _ in range(5)]
+    _put(node, *objs)
+    node.releaser.catch_up("fr")
+    page = read_releases(node.store.engine, "fr", Query(versions=("all",)))
+    assert len(page.views) == 5
+    ledger = node.ledger
+    size, root = ledger.size(), ledger.root()
+    for v in page.views:
+        assert v.ledger_index is not None
+        entry = ledger.entry(v.ledger_index)
+        assert entry.kind == "release" and entry.partner == "fr"
+        assert entry.object_id == v.id and entry.view_hash == view_hash(v.view)
+        proof = ledger.inclusion_proof(v.ledger_index, size)
+        verify_inclusion(leaf_hash(entry.canonical), v.ledger_index, size, proof, root)
+    assert hashlib.sha256(page.views[0].view).hexdigest() == view_hash(page.views[0].view)
+
+
+def test_received_material_never_goes_back_to_its_source(node: Node) -> None:
+    theirs = indicator(object_marking_refs=[TLP_2_0_IDS["clear"]])
+    _put(node, theirs, origin="fr")
+    assert theirs["id"] not in _served(node, "fr")
+    [(_, decision)] = [(p, d) for p, d in node.releaser.matrix(theirs["id"]) if p.name == "fr"]
+    assert not decision.allowed and "never sent back" in decision.reasons[0]
+
+
+def test_onward_denied_material_is_not_re_released(node: Node) -> None:
+    rel = releasability_marking(releasable_to=["us", "coalition"], onward="denied")
+    theirs = indicator(object_marking_refs=[TLP_2_0_IDS["green"], rel["id"]])
+    _put(node, rel, origin="fr")
+    _put(node, theirs, origin="fr")
+    node.partners.add("de", url="http://127.0.0.1:9003", public_key=_key(),
+                      communities=frozenset({"coalition"}), tier=4)
+    assert theirs["id"] not in _served(node, "de")
+
+
+def test_catch_up_is_incremental_and_idempotent(node: Node) -> None:
+    _put(node, indicator(object_marking_refs=[TLP_2_0_IDS["clear"]]))
+    first = node.releaser.catch_up("fr")
+    again = node.releaser.catch_up("fr")
+    assert first.released >= 1 and again.evaluated == 0
+    _put(node, indicator(object_marking_refs=[TLP_2_0_IDS["clear"]]))
+    assert node.releaser.catch_up("fr").released == 1
+
+
+def test_views_are_deterministic(node: Node) -> None:
+    obj = indicator(object_marking_refs=[TLP_2_0_IDS["clear"]])
+    _put(node, obj)
+    node.releaser.catch_up("fr")
+    before = read_releases(node.store.engine, "fr", Query(ids=(obj["id"],))).views[0].view
+    node.partners.update("fr", base_tier=3)  # no change in effective policy
+    run = node.releaser.reevaluate("fr")
+    assert run.replaced == 0 and run.withdrawn == 0
+    after = read_releases(node.store.engine, "fr", Query(ids=(obj["id"],))).views[0].view
+    assert before == after
+
+
+def test_removed_partner_loses_its_collection(node: Node) -> None:
+    _put(node, indicator(object_marking_refs=[TLP_2_0_IDS["clear"]]))
+    assert _served(node, "ru")
+    node.partners.remove("ru")
+    node.releaser.forget_partner("ru")
+    page = read_releases(node.store.engine, "ru", Query(versions=("all",)))
+    assert page.views == []
+
+
+def test_views_carry_a_fingerprint_recorded_in_the_ledger(node: Node) -> None:
+    from detente.release import iter_release_records
+
+    obj = indicator(labels=["isis", "c2", "syria", "financing"],
+                    object_marking_refs=[TLP_2_0_IDS["green"]])
+    _put(node, obj)
+    fr, ru = _served(node, "fr"), _served(node, "ru")
+    assert obj["id"] in fr and obj["id"] not in ru
+    node.partners.add("de", url="http://127.0.0.1:9003", public_key=_key(),
+                      communities=frozenset({"coalition"}), tier=2)
+    de = _served(node, "de")
+    # same intelligence for both partners: only the order of unordered lists may differ
+    assert sorted(fr[obj["id"]]["labels"]) == sorted(de[obj["id"]]["labels"])
+    records = [r for r in iter_release_records(node.store.engine) if r.object_id == obj["id"]]
+    assert {r.partner for r in records} == {"fr", "de"}
+    for r in records:
+        assert r.fingerprint_id and r.embed_record
+        assert r.ledger_index is not None
+        assert node.ledger.entry(r.ledger_index).fingerprint_id == r.fingerprint_id
