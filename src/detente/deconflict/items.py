@@ -173,7 +173,8 @@ def from_pattern(pattern: str) -> tuple[Item, ...]:
     groups = [g.strip() for g in re.split(r"\]\s+OR\s+\[", body)]
     if not body.startswith("[") or not body.endswith("]"):
         raise EncodingError(f"pattern {pattern!r} is not a bracketed comparison")
-    groups[0], groups[-1] = groups[0][1:], groups[-1][:-1]
+    groups[0] = groups[0][1:]
+    groups[-1] = groups[-1][:-1]
     out: list[Item] = []
     for group in groups:
         for comparison in re.split(r"\s+OR\s+", group):
