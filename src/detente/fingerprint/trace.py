@@ -39,6 +39,7 @@ _STIX_ID = re.compile(
     r"\b[a-z][a-z0-9-]*--[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b"
 )
 _MIN_OVERLAP = 0.5
+_FOREIGN_OVERLAP = 0.8
 _TEXT_SHINGLES = 3
 _BOUND_TOP = 10
 
@@ -79,30 +80,39 @@ def run_trace(
 
 # -- (1) matching ---------------------------------------------------------------------
 def _match_object(obj: JSON, index: ReleaseIndex, ctx: ChannelContext) -> tuple[Entry | None, str]:
+    """By id (exact version, else best content); without a known id, by content of one type.
+
+    An object that carries an id we never released needs stronger content evidence than one
+    whose id was stripped: it is more likely someone else's object on the same subject.
+    """
     units = object_units(obj, ctx.dictionary)
     stix_id = obj.get("id")
     if isinstance(stix_id, str) and stix_id in index.by_id:
         versions = index.by_id[stix_id]
         exact = [e for e in versions if e.modified and e.modified == obj.get("modified")]
-        return (exact[0] if exact else _best(versions, units, require=False)), "id"
-    candidates = {e.object_key: e for u in units for e in index.by_unit.get(u, ())}
-    best = _best(list(candidates.values()), units, require=True)
-    return best, "content"
+        return (exact[0] if exact else _best(versions, units, 0.0, 0)), "id"
+    kind = obj.get("type")
+    candidates = {
+        e.object_key: e
+        for u in units
+        for e in index.by_unit.get(u, ())
+        if not isinstance(kind, str) or e.kind == kind
+    }
+    foreign = isinstance(stix_id, str) and bool(stix_id)
+    overlap, shared = (_FOREIGN_OVERLAP, 4) if foreign else (_MIN_OVERLAP, min(2, len(units)))
+    return _best(list(candidates.values()), units, overlap, shared), "content"
 
 
-def _best(entries: list[Entry], units: frozenset[str], *, require: bool) -> Entry | None:
+def _best(entries: list[Entry], units: frozenset[str], overlap: float, shared: int) -> Entry | None:
     def rank(e: Entry) -> tuple[float, int, str]:
-        shared = len(units & e.units)
-        return (shared / max(1, len(units)), shared, e.modified)
+        common = len(units & e.units)
+        return (common / max(1, len(units)), common, e.modified)
 
     ranked = sorted(entries, key=rank, reverse=True)
     if not ranked:
         return None
-    top = ranked[0]
-    overlap, shared, _ = rank(top)
-    if require and (overlap < _MIN_OVERLAP or shared < min(2, len(units))):
-        return None
-    return top
+    top_overlap, top_shared, _ = rank(ranked[0])
+    return ranked[0] if top_overlap >= overlap and top_shared >= shared else None
 
 
 def _text_matches(text: str, index: ReleaseIndex, ctx: ChannelContext) -> dict[str, str]:

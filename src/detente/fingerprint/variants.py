@@ -107,8 +107,10 @@ class VariantDictionary:
         """Build from the JSON document; only ``reviewed`` entries are used."""
         try:
             entries = doc["entries"]
+            if not isinstance(entries, list):
+                raise TypeError("'entries' must be a list")
             groups = [list(e["variants"]) for e in entries if e.get("reviewed") is True]
-        except (KeyError, TypeError) as exc:
+        except (KeyError, TypeError, AttributeError) as exc:
             raise VariantDictionaryError(f"variant dictionary is malformed: {exc!r}") from exc
         for group in groups:
             if len(group) < 2 or not all(isinstance(v, str) and v.strip() for v in group):
