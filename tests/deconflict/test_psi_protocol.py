@@ -13,9 +13,11 @@ from detente.deconflict import (
     Item,
     Mode,
     Outcome,
+    ProtocolError,
     QueryMessage,
     Requester,
     Role,
+    SetDigest,
     WrongModeError,
     _group,
 )
@@ -101,7 +103,7 @@ def test_cardinality_and_pointer_responses_are_shuffled() -> None:
 def test_a_prepared_set_is_reused_and_not_resent() -> None:
     theirs = items([f"{i}.example" for i in range(300)])
     resp = responder(theirs)
-    digest = resp.prepare("us")
+    digest = SetDigest.from_bytes(resp.prepare("us").to_bytes())  # cached across restarts
     req = Requester(items(["5.example", "nope.example"]), mode="intersection", partner="fr",
                     known=digest)  # fmt: skip
     query = req.start()
@@ -189,3 +191,11 @@ def test_messages_keep_the_query_shape_on_the_wire() -> None:
     back = QueryMessage.from_bytes(query.to_bytes())
     assert back == query and back.count == 3 and back.mode is Mode.MUTUAL
     assert pointers_for([]) == {}
+
+
+def test_a_cached_digest_refuses_corruption() -> None:
+    data = responder(items(["a", "b"])).prepare("us").to_bytes()
+    with pytest.raises(ProtocolError):
+        SetDigest.from_bytes(data[:-1])
+    with pytest.raises(ProtocolError, match="not a version-1"):
+        SetDigest.from_bytes(b"XXXX" + data[4:])

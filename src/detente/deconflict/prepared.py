@@ -25,15 +25,17 @@ import nacl.secret
 
 from detente.deconflict import _group
 from detente.deconflict._gcs import GolombSet, rice_bits
+from detente.deconflict._wire import Reader, Writer
 from detente.deconflict.errors import EncodingError, ProtocolError
 from detente.deconflict.items import Item
-from detente.deconflict.messages import BOX_BYTES
+from detente.deconflict.messages import BOX_BYTES, PROTOCOL_VERSION
 
 __all__ = ["Pointer", "PreparedSet", "SetDigest", "element_tags", "open_box"]
 
 _TAG_PERSON = b"dpsi1-tag"
 _KEY_PERSON = b"dpsi1-boxkey"
 _PLAIN_BYTES = BOX_BYTES - 24 - 16
+_DIGEST_MAGIC = b"DPSD"
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,32 @@ class SetDigest:
         members = self._members
         assert members is not None
         return [v in members for v in values]
+
+    def to_bytes(self) -> bytes:
+        """For the requester's cache: ``"DPSD" | version | set id | k | count | streams``."""
+        g = self.golomb
+        w = Writer().raw(_DIGEST_MAGIC).u8(PROTOCOL_VERSION).raw(self.set_id)
+        return (
+            w.u8(g.bits)
+            .u32(g.count)
+            .blob(g.quotients)
+            .blob(g.remainders)
+            .blob(self.boxes)
+            .getvalue()
+        )
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> SetDigest:
+        r = Reader(data, "set digest")
+        if r.raw(4, "magic") != _DIGEST_MAGIC or r.u8("version") != PROTOCOL_VERSION:
+            raise ProtocolError("not a version-1 detente set digest")
+        set_id, bits, count = r.raw(16, "set id"), r.u8("bits"), r.u32("count")
+        golomb = GolombSet(count, bits, r.blob("quotients"), r.blob("remainders"))
+        boxes = r.blob("boxes")
+        r.end()
+        if boxes and len(boxes) != count * BOX_BYTES:
+            raise ProtocolError("set digest: boxes do not match the set size")
+        return cls(set_id, golomb, boxes)
 
     def box_for(self, value: int) -> bytes | None:
         ordered = self.golomb.values()
