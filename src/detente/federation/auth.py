@@ -26,7 +26,8 @@ from detente.federation.signatures import MessageView, VerifiedRequest, verify_r
 from detente.node import Node
 from detente.partners import Client
 
-__all__ = ["Gate", "Kind", "Principal", "authenticate", "read_body", "request_view"]
+__all__ = ["Gate", "Kind", "Principal", "authenticate", "default_authorities", "read_body",
+           "request_view"]
 
 _CREDENTIAL_TTL_S = 30.0
 _CACHE_MAX = 1024
@@ -77,7 +78,7 @@ class Gate:
         self.nonces = NonceCache(node.store.engine)
         self.window_s = int(node.settings["signature_window_s"])
         self.max_body = int(node.settings["max_request_bytes"])
-        self.authorities = authorities or _authorities(node)
+        self.authorities = authorities or default_authorities(node)
         self._clients: dict[bytes, tuple[Client, float]] = {}
 
     def client(self, user: str, secret: str) -> Client:
@@ -96,7 +97,7 @@ class Gate:
         self._clients.clear()
 
 
-def _authorities(node: Node) -> tuple[str, ...]:
+def default_authorities(node: Node) -> tuple[str, ...]:
     url = urlsplit(str(node.settings["url"]))
     found = {url.netloc.lower()}
     host, port = str(node.settings["host"]), int(node.settings["port"])
@@ -159,7 +160,7 @@ async def authenticate(request: Request) -> Principal:
     if scheme.lower() == "basic":
         user, secret = _basic(value.strip())
     elif scheme.lower() == "bearer":
-        user, _, secret = value.strip().partition(".")
+        user, secret = _bearer(value.strip())
     else:
         raise AuthError("authentication required",
                         hint="sign the request (partner nodes) or send HTTP Basic or bearer "
@@ -177,6 +178,15 @@ def _basic(value: str) -> tuple[str, str]:
         raise AuthError("malformed Basic credentials") from None
     if not sep:
         raise AuthError("malformed Basic credentials")
+    return user, secret
+
+
+def _bearer(value: str) -> tuple[str, str]:
+    """A bearer token is ``user:password`` (or ``user.password``, safe in b64token)."""
+    sep = ":" if ":" in value else "."
+    user, found, secret = value.partition(sep)
+    if not found:
+        raise AuthError("malformed bearer token", hint="the token is 'user:password'")
     return user, secret
 
 

@@ -1,0 +1,40 @@
+"""``detente serve``: the node's TAXII 2.1 service on uvicorn.
+
+Client credentials for ordinary TAXII clients are made by ``detente client add`` (in
+partner_cmds); partner nodes authenticate with request signatures.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from detente.cli.app import HomeOption, err_console, open_node
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)
+
+
+def serve(
+    home: HomeOption = None,
+    host: Annotated[str | None, typer.Option("--host", help="address to bind "
+                                             "(default: the node's host setting)")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="port to bind "
+                                             "(default: the node's port setting)")] = None,
+) -> None:
+    """Serve TAXII 2.1 at /taxii2/ (Starlette on uvicorn)."""
+    import uvicorn
+
+    from detente.federation import create_app
+    from detente.federation.auth import default_authorities
+
+    node = open_node(home)
+    bind_host = host or str(node.settings["host"])
+    bind_port = int(port if port is not None else node.settings["port"])
+    authorities = {*default_authorities(node), f"{bind_host}:{bind_port}"}
+    app = create_app(node, authorities=sorted(authorities))
+    err_console.print(f"serving node [bold]{node.name}[/] at http://{bind_host}:{bind_port}"
+                      "/taxii2/", highlight=False)
+    uvicorn.run(app, host=bind_host, port=bind_port, log_level="warning")
