@@ -5,8 +5,9 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from detente.policy import ACS_EXTENSION_ID, IEP_EXTENSION_ID, Verdict, decide
 from tests.policy.policy_fixtures import FR, IR, RU, indicator, node, real_objects, tlp, to
+
+from detente.policy import ACS_EXTENSION_ID, IEP_EXTENSION_ID, Verdict, decide
 
 ACS = "cti-stix-common-objects__acs-marking-definition-3a6__examples__acs-spec-use-case-{}.json"
 IEP = "cti-stix-common-objects__iep-marking-definition-762__examples__{}.json"
@@ -39,12 +40,15 @@ def test_iep_amber_is_tlp_amber_with_attribution_must_not() -> None:
     assert d.verdict is Verdict.ALLOW
     assert d.attribution == "must-not"
     assert d.onward == "originator-approval"
-    assert any("obliges the recipient" in r and "unmodified_resale=must-not" in r
-               for r in d.reasons)
+    assert any(
+        "obliges the recipient" in r and "unmodified_resale=must-not" in r for r in d.reasons
+    )
     denied = decide(obj, RU, node(iep, rel))
     assert denied.verdict is Verdict.DENY
-    assert (f"IEP 2.0 {iep['id']} (TLP:AMBER) — only partners named by a releasability marking; "
-            "ru is not named.") in denied.reasons
+    assert (
+        f"IEP 2.0 {iep['id']} (TLP:AMBER) — only partners named by a releasability marking; "
+        "ru is not named."
+    ) in denied.reasons
 
 
 def test_iep_amber_with_nobody_named_denies() -> None:
@@ -89,8 +93,10 @@ def test_acs_classified_material_is_denied_naming_the_property() -> None:
     (md,) = _acs(1)  # TS, entity GOV/CTR/MIL, sharedefault=deny
     d = decide(indicator(tlp("clear"), md["id"]), FR, node(md))
     assert d.verdict is Verdict.DENY
-    assert "control_set.classification 'TS' is a restriction detente does not evaluate" in (
-        d.reasons[0])
+    assert (
+        "control_set.classification 'TS' is a restriction detente does not evaluate"
+        in (d.reasons[0])
+    )
 
 
 def test_acs_fouo_is_denied_naming_the_determination() -> None:
@@ -119,8 +125,9 @@ def test_acs_report_drops_refs_to_the_secret_actor() -> None:
     ctx0 = node(secret, pubrel, default_tlp="green")
     visible = {o["id"] for o in objects if decide(o, RU, ctx0).allowed}
     report = next(o for o in objects if o["type"] == "report")
-    d = decide(report, RU, node(secret, pubrel, default_tlp="green",
-                                ref_visible=visible.__contains__))
+    d = decide(
+        report, RU, node(secret, pubrel, default_tlp="green", ref_visible=visible.__contains__)
+    )
     assert d.view is not None
     assert "threat-actor--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f" not in d.view["object_refs"]
     assert "ipv4-addr--ff26c055-6336-5bc5-b98d-13d6226742dd" in d.view["object_refs"]
@@ -143,8 +150,9 @@ def test_acs_permitted_organizations_act_as_releasable_to() -> None:
     assert decide(obj, RU, node(md)).verdict is Verdict.ALLOW
     d = decide(obj, IR, node(md))
     assert d.verdict is Verdict.DENY
-    assert any("permitted_organizations — releasable to" in r and "ir is not named" in r
-               for r in d.reasons)
+    assert any(
+        "permitted_organizations — releasable to" in r and "ir is not named" in r for r in d.reasons
+    )
 
 
 def test_acs_permitted_nationalities_act_as_releasable_to() -> None:
@@ -174,8 +182,11 @@ def test_acs_further_sharing_deny_is_onward_denied() -> None:
 
 
 def test_acs_sharedefault_deny_with_permits_is_originator_approval() -> None:
-    md = _acs_orgs(["ALL"], further_sharing=[{"rule_effect": "permit", "sharing_scope": ["X"]}],
-                   policy_reference="urn:isa:policy:acs:ns:v3.0?privdefault=deny&sharedefault=deny")
+    md = _acs_orgs(
+        ["ALL"],
+        further_sharing=[{"rule_effect": "permit", "sharing_scope": ["X"]}],
+        policy_reference="urn:isa:policy:acs:ns:v3.0?privdefault=deny&sharedefault=deny",
+    )
     assert decide(indicator(tlp("clear"), md["id"]), RU, node(md)).onward == "originator-approval"
 
 

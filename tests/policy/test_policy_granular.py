@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from detente.policy import Verdict, decide
 from tests.policy.policy_fixtures import FR, RU, indicator, node, real_objects, tlp, to
+
+from detente.policy import Verdict, decide
 
 
 def _gm(ref: str, *selectors: str) -> dict[str, Any]:
@@ -19,8 +20,10 @@ def test_denying_granular_marking_removes_its_field() -> None:
     assert d.removed == ("description", "granular_markings[0]")
     assert d.view is not None
     assert "description" not in d.view and "granular_markings" not in d.view
-    assert d.reasons[-1] == ("granular marking on description: TLP:RED — never released by a "
-                             "node. Removed from the view.")
+    assert d.reasons[-1] == (
+        "granular marking on description: TLP:RED — never released by a "
+        "node. Removed from the view."
+    )
 
 
 def test_allowing_granular_marking_keeps_the_field_and_the_marking() -> None:
@@ -40,8 +43,10 @@ def test_granular_amber_named_by_object_level_releasability() -> None:
 
 def test_granular_amber_named_by_a_granular_releasability_covering_it() -> None:
     rel = to("ru")
-    obj = indicator(tlp("green"), granular_markings=[_gm(tlp("amber"), "labels.[1]"),
-                                                     _gm(rel["id"], "labels.[1]", "name")])
+    obj = indicator(
+        tlp("green"),
+        granular_markings=[_gm(tlp("amber"), "labels.[1]"), _gm(rel["id"], "labels.[1]", "name")],
+    )
     assert decide(obj, RU, node(rel)).verdict is Verdict.ALLOW
     d_fr = decide(obj, FR, node(rel))
     assert d_fr.removed == ("labels[1]", "name", "granular_markings[0]", "granular_markings[1]")
@@ -49,8 +54,9 @@ def test_granular_amber_named_by_a_granular_releasability_covering_it() -> None:
 
 def test_granular_releasability_on_other_fields_does_not_name_for_amber() -> None:
     rel = to("ru")
-    obj = indicator(tlp("green"), granular_markings=[_gm(tlp("amber"), "labels.[1]"),
-                                                     _gm(rel["id"], "name")])
+    obj = indicator(
+        tlp("green"), granular_markings=[_gm(tlp("amber"), "labels.[1]"), _gm(rel["id"], "name")]
+    )
     d = decide(obj, RU, node(rel))
     assert d.removed == ("labels[1]", "granular_markings[0]")
     assert d.view is not None
@@ -65,10 +71,13 @@ def test_granular_amber_with_nobody_named_removes_the_element() -> None:
 
 
 def test_list_removal_renumbers_the_remaining_granular_selectors() -> None:
-    obj = indicator(tlp("green"), granular_markings=[
-        _gm(tlp("red"), "labels.[0]"),
-        _gm(tlp("clear"), "labels.[2]", "description"),
-    ])
+    obj = indicator(
+        tlp("green"),
+        granular_markings=[
+            _gm(tlp("red"), "labels.[0]"),
+            _gm(tlp("clear"), "labels.[2]", "description"),
+        ],
+    )
     d = decide(obj, RU, node())
     assert d.view is not None
     assert d.view["labels"] == ["raqqa", "source-humint"]
@@ -77,17 +86,20 @@ def test_list_removal_renumbers_the_remaining_granular_selectors() -> None:
 
 
 def test_emptied_lists_are_removed_and_required_nested_properties_deny() -> None:
-    obj = indicator(tlp("green"), labels=["only"],
-                    granular_markings=[_gm(tlp("red"), "labels.[0]")])
+    obj = indicator(
+        tlp("green"), labels=["only"], granular_markings=[_gm(tlp("red"), "labels.[0]")]
+    )
     d = decide(obj, RU, node())
     assert d.view is not None and "labels" not in d.view
     assert d.removed == ("labels[0]", "labels", "granular_markings[0]")
-    obj = indicator(tlp("green"), granular_markings=[
-        _gm(tlp("red"), "kill_chain_phases.[0].phase_name")])
+    obj = indicator(
+        tlp("green"), granular_markings=[_gm(tlp("red"), "kill_chain_phases.[0].phase_name")]
+    )
     d = decide(obj, RU, node())
     assert d.verdict is Verdict.DENY
-    assert d.reasons[0].startswith("removing kill_chain_phases[0].phase_name would leave an "
-                                   "invalid indicator")
+    assert d.reasons[0].startswith(
+        "removing kill_chain_phases[0].phase_name would leave an invalid indicator"
+    )
 
 
 def test_granular_red_on_a_required_property_denies_the_object() -> None:
@@ -136,27 +148,41 @@ def test_real_granular_markings_example() -> None:
     (obj,) = [o for o in objects if o["type"] == "indicator"]
     d = decide(obj, RU, node(default_tlp="green"))
     assert d.verdict is Verdict.ALLOW_REDACTED
-    assert d.removed == ("description", "indicator_types[1]", "granular_markings[0]",
-                         "granular_markings[1]")
+    assert d.removed == (
+        "description",
+        "indicator_types[1]",
+        "granular_markings[0]",
+        "granular_markings[1]",
+    )
     assert d.view is not None
     assert d.view["indicator_types"] == ["malicious-activity"]
     assert d.view["granular_markings"] == [
-        _gm("marking-definition--34098fce-860f-48ae-8e50-ebd3cc5e41da",
-            "indicator_types.[0]", "name", "pattern")
+        _gm(
+            "marking-definition--34098fce-860f-48ae-8e50-ebd3cc5e41da",
+            "indicator_types.[0]",
+            "name",
+            "pattern",
+        )
     ]
     rest = {k: v for k, v in d.view.items() if k != "granular_markings"}
-    assert rest == {k: v for k, v in obj.items() if k not in
-                    ("description", "indicator_types", "granular_markings")} | {
-        "indicator_types": ["malicious-activity"]}
+    assert rest == {
+        k: v
+        for k, v in obj.items()
+        if k not in ("description", "indicator_types", "granular_markings")
+    } | {"indicator_types": ["malicious-activity"]}
 
 
 def _report(refs: list[str]) -> dict[str, Any]:
     return {
-        "type": "report", "spec_version": "2.1",
+        "type": "report",
+        "spec_version": "2.1",
         "id": "report--eff11c91-12da-4bec-ac82-285d1efc0cf6",
-        "created": "2020-06-18T00:00:00.000Z", "modified": "2020-06-18T00:00:00.000Z",
-        "name": "ISIS logistics", "published": "2020-07-19T00:00:00Z",
-        "object_refs": refs, "object_marking_refs": [tlp("green")],
+        "created": "2020-06-18T00:00:00.000Z",
+        "modified": "2020-06-18T00:00:00.000Z",
+        "name": "ISIS logistics",
+        "published": "2020-07-19T00:00:00Z",
+        "object_refs": refs,
+        "object_marking_refs": [tlp("green")],
     }
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from detente.policy import Verdict, decide
 from tests.policy.policy_fixtures import FR, IR, RU, indicator, node, tlp, to
+
+from detente.policy import Verdict, decide
 
 
 def test_onward_denied_material_is_never_re_released() -> None:
@@ -12,8 +13,10 @@ def test_onward_denied_material_is_never_re_released() -> None:
     assert decide(obj, RU, node(rel)).verdict is Verdict.ALLOW  # locally created: fine
     d = decide(obj, RU, node(rel, origin="fr"))
     assert d.verdict is Verdict.DENY
-    assert d.reasons[0] == (f"received from fr: detente releasability {rel['id']} — onward "
-                            "sharing is denied; it is never re-released.")
+    assert d.reasons[0] == (
+        f"received from fr: detente releasability {rel['id']} — onward "
+        "sharing is denied; it is never re-released."
+    )
 
 
 def test_amber_strict_from_a_partner_is_never_re_released() -> None:
@@ -22,8 +25,9 @@ def test_amber_strict_from_a_partner_is_never_re_released() -> None:
     assert decide(obj, RU, node(rel)).allowed
     d = decide(obj, RU, node(rel, origin="fr"))
     assert d.verdict is Verdict.DENY
-    assert ("received from fr: TLP:AMBER+STRICT — TLP:AMBER+STRICT material is never "
-            "re-released.") in d.reasons
+    assert (
+        "received from fr: TLP:AMBER+STRICT — TLP:AMBER+STRICT material is never re-released."
+    ) in d.reasons
 
 
 def test_originator_approval_is_given_by_naming_the_recipient() -> None:

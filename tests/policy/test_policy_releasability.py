@@ -9,6 +9,7 @@ import jsonschema
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from tests.policy.policy_fixtures import FR, IR, RU, indicator, node, tlp, to
 
 from detente.policy import (
     DETENTE_IDENTITY_ID,
@@ -21,10 +22,11 @@ from detente.policy import (
     releasability_schema,
 )
 from detente.policy.releasability import check_releasability
-from tests.policy.policy_fixtures import FR, IR, RU, indicator, node, tlp, to
 
 
-def _raw(ext: Any, mid: str = "marking-definition--dddddddd-0000-4000-8000-000000000000") -> dict[str, Any]:
+def _raw(
+    ext: Any, mid: str = "marking-definition--dddddddd-0000-4000-8000-000000000000"
+) -> dict[str, Any]:
     return {
         "type": "marking-definition",
         "spec_version": "2.1",
@@ -45,12 +47,22 @@ def test_extension_definition_is_a_fixed_property_extension() -> None:
 
 
 def test_builder_is_deterministic_and_valid() -> None:
-    a = releasability_marking(releasable_to=["ru", "fr"], min_tier=2, onward="denied",
-                              redact_below_tier={3: ["description"]}, attribution="must",
-                              created_by_ref=DETENTE_IDENTITY_ID)
-    b = releasability_marking(releasable_to=["fr", "ru"], min_tier=2, onward="denied",
-                              redact_below_tier={3: ["description"]}, attribution="must",
-                              created_by_ref=DETENTE_IDENTITY_ID)
+    a = releasability_marking(
+        releasable_to=["ru", "fr"],
+        min_tier=2,
+        onward="denied",
+        redact_below_tier={3: ["description"]},
+        attribution="must",
+        created_by_ref=DETENTE_IDENTITY_ID,
+    )
+    b = releasability_marking(
+        releasable_to=["fr", "ru"],
+        min_tier=2,
+        onward="denied",
+        redact_below_tier={3: ["description"]},
+        attribution="must",
+        created_by_ref=DETENTE_IDENTITY_ID,
+    )
     assert json.dumps(a) == json.dumps(b)
     assert a["id"].startswith("marking-definition--")
     ext = a["extensions"][RELEASABILITY_EXTENSION_ID]
@@ -62,10 +74,17 @@ def test_builder_is_deterministic_and_valid() -> None:
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{}, {"min_tier": 5}, {"onward": "sometimes"}, {"attribution": "never"},
-     {"releasable_to": []}, {"redact_below_tier": {7: ["description"]}},
-     {"redact_below_tier": {2: "description"}}, {"redact_below_tier": {2: ["labels[1]"]}},
-     {"releasable_to": [1]}],
+    [
+        {},
+        {"min_tier": 5},
+        {"onward": "sometimes"},
+        {"attribution": "never"},
+        {"releasable_to": []},
+        {"redact_below_tier": {7: ["description"]}},
+        {"redact_below_tier": {2: "description"}},
+        {"redact_below_tier": {2: ["labels[1]"]}},
+        {"releasable_to": [1]},
+    ],
 )
 def test_builder_refuses_invalid_content(kwargs: dict[str, Any]) -> None:
     with pytest.raises(MalformedMarkingError):
@@ -78,7 +97,10 @@ def test_releasable_to_allows_named_and_denies_others() -> None:
     assert decide(obj, FR, node(rel)).verdict is Verdict.ALLOW
     d = decide(obj, RU, node(rel))
     assert d.verdict is Verdict.DENY
-    assert d.reasons[0] == f"detente releasability {rel['id']} — releasable to fr only; ru is not named."
+    assert (
+        d.reasons[0]
+        == f"detente releasability {rel['id']} — releasable to fr only; ru is not named."
+    )
 
 
 def test_min_tier_denies_below_and_allows_at_tier() -> None:
@@ -87,8 +109,10 @@ def test_min_tier_denies_below_and_allows_at_tier() -> None:
     assert decide(obj, FR, node(rel)).verdict is Verdict.ALLOW
     d = decide(obj, RU, node(rel))
     assert d.verdict is Verdict.DENY
-    assert d.reasons == (f"detente releasability {rel['id']} — minimum trust tier 3; ru has tier 1.",
-                         "TLP:GREEN — partners sharing a community with this node; ru shares coalition.")
+    assert d.reasons == (
+        f"detente releasability {rel['id']} — minimum trust tier 3; ru has tier 1.",
+        "TLP:GREEN — partners sharing a community with this node; ru shares coalition.",
+    )
 
 
 def test_redact_below_tier_strips_selectors_for_lower_tiers_only() -> None:
@@ -109,8 +133,10 @@ def test_redacting_a_required_property_denies_naming_it() -> None:
     rel = to(redact_below_tier={2: ["pattern"]})
     d = decide(indicator(tlp("green"), rel["id"]), RU, node(rel))
     assert d.verdict is Verdict.DENY
-    assert d.reasons[0] == ("removing pattern would leave an invalid indicator (pattern is "
-                            "required): the whole object is denied.")
+    assert d.reasons[0] == (
+        "removing pattern would leave an invalid indicator (pattern is "
+        "required): the whole object is denied."
+    )
     assert decide(indicator(tlp("green"), rel["id"]), FR, node(rel)).verdict is Verdict.ALLOW
 
 
@@ -155,17 +181,46 @@ def test_malformed_releasability_marking_denies_with_the_reason(ext: Any, proble
 
 
 _json = st.recursive(
-    st.none() | st.booleans() | st.integers(-2, 6) | st.sampled_from(
-        ["fr", "", "coalition", "allowed", "denied", "must", "may", "must-not",
-         "originator-approval", "description", "labels.[1]", "a..b", "3", "x"]),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
-        st.sampled_from(["1", "3", "9", "x"]), inner, max_size=2),
+    st.none()
+    | st.booleans()
+    | st.integers(-2, 6)
+    | st.sampled_from(
+        [
+            "fr",
+            "",
+            "coalition",
+            "allowed",
+            "denied",
+            "must",
+            "may",
+            "must-not",
+            "originator-approval",
+            "description",
+            "labels.[1]",
+            "a..b",
+            "3",
+            "x",
+        ]
+    ),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.sampled_from(["1", "3", "9", "x"]), inner, max_size=2)
+    ),
     max_leaves=6,
 )
 _ext = st.fixed_dictionaries(
     {"extension_type": st.sampled_from(["property-extension", "other"])},
-    optional={k: _json for k in ["releasable_to", "min_tier", "onward", "redact_below_tier",
-                                 "attribution", "unknown"]},
+    optional={
+        k: _json
+        for k in [
+            "releasable_to",
+            "min_tier",
+            "onward",
+            "redact_below_tier",
+            "attribution",
+            "unknown",
+        ]
+    },
 )
 
 

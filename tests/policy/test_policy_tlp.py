@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from tests.policy.policy_fixtures import FR, IR, REAL, RU, indicator, node, real_objects, tlp, to
 
 from detente.policy import TLP1_IDS, TLP2_IDS, Verdict, decide
 from detente.policy.markings import parse_marking_definition
-from tests.policy.policy_fixtures import FR, IR, REAL, RU, indicator, node, real_objects, tlp, to
 
 
 def test_tlp2_ids_match_the_published_marking_definitions() -> None:
@@ -17,9 +17,12 @@ def test_tlp2_ids_match_the_published_marking_definitions() -> None:
         else:
             (md,) = real_objects(f"cti-stix-common-objects__objects__{mid}.json")
         assert md["id"] == mid
-        assert md["extensions"]["extension-definition--60a3c5c5-0d10-413e-aab3-9e08dde9e88d"][
-            "tlp_2_0"
-        ] == level
+        assert (
+            md["extensions"]["extension-definition--60a3c5c5-0d10-413e-aab3-9e08dde9e88d"][
+                "tlp_2_0"
+            ]
+            == level
+        )
     assert REAL.exists()
 
 
@@ -81,8 +84,10 @@ def test_red_is_never_released_even_when_named() -> None:
     assert d.view is None
 
 
-@pytest.mark.parametrize(("level", "verdict"), [("clear", "allow"), ("green", "allow"),
-                                                ("amber", "deny"), ("red", "deny")])
+@pytest.mark.parametrize(
+    ("level", "verdict"),
+    [("clear", "allow"), ("green", "allow"), ("amber", "deny"), ("red", "deny")],
+)
 def test_tlp1_ids_mean_their_tlp2_level(level: str, verdict: str) -> None:
     assert decide(indicator(TLP1_IDS[level]), RU, node()).verdict.value == verdict
 
@@ -132,8 +137,9 @@ def test_statement_marking_does_not_restrict_and_is_noted() -> None:
     )
     d = decide(indicator(tlp("clear"), statement["id"]), IR, node(statement))
     assert d.verdict is Verdict.ALLOW
-    assert any(r.startswith(f"statement marking {statement['id']} does not restrict") for r in
-               d.reasons)
+    assert any(
+        r.startswith(f"statement marking {statement['id']} does not restrict") for r in d.reasons
+    )
     # a statement alone is no TLP: the default (here none) decides
     assert decide(indicator(statement["id"]), IR, node(statement)).verdict is Verdict.DENY
 
@@ -183,9 +189,13 @@ def test_real_stix2_statement_marking_with_a_default() -> None:
 
 
 def test_unknown_definition_type_fails_closed() -> None:
-    md = {"type": "marking-definition", "id": "marking-definition--cccccccc-0000-4000-8000-000000000000",
-          "created": "2017-01-20T00:00:00.000Z", "definition_type": "secret-sauce",
-          "definition": {"x": 1}}
+    md = {
+        "type": "marking-definition",
+        "id": "marking-definition--cccccccc-0000-4000-8000-000000000000",
+        "created": "2017-01-20T00:00:00.000Z",
+        "definition_type": "secret-sauce",
+        "definition": {"x": 1},
+    }
     d = decide(indicator(tlp("clear"), md["id"]), FR, node(md))
     assert d.verdict is Verdict.DENY
     assert "of type 'secret-sauce': fail closed" in d.reasons[0]
@@ -210,9 +220,14 @@ def test_tlp_marking_definitions_themselves_are_public() -> None:
 
 @pytest.mark.parametrize(
     "obj",
-    [None, [], {"id": "x"}, {"type": "indicator", "object_marking_refs": "x"},
-     {"type": "indicator", "granular_markings": [{"selectors": "description"}]},
-     {"type": "indicator", "granular_markings": {}}],
+    [
+        None,
+        [],
+        {"id": "x"},
+        {"type": "indicator", "object_marking_refs": "x"},
+        {"type": "indicator", "granular_markings": [{"selectors": "description"}]},
+        {"type": "indicator", "granular_markings": {}},
+    ],
 )
 def test_malformed_objects_deny(obj: object) -> None:
     d = decide(obj, FR, node(default_tlp="clear"))  # type: ignore[arg-type]

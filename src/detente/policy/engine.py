@@ -114,7 +114,8 @@ def _granular(entries: Any, ctx: NodeContext) -> tuple[Granular, ...] | None:
 
 
 def _decide(prep: Prepared, recipient: Recipient, ctx: NodeContext) -> Decision:
-    if prep.obj.get("id") in TLP_IDS and prep.obj.get("type") == "marking-definition":
+    oid = prep.obj.get("id")
+    if prep.obj.get("type") == "marking-definition" and isinstance(oid, str) and oid in TLP_IDS:
         reason = "a standard TLP marking-definition is public by definition."
         return Decision(Verdict.ALLOW, (reason,), view=copy_json(prep.obj), onward="allowed")
     if prep.refusal is not None:
