@@ -13,11 +13,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from detente.policy.rules import ATTRIBUTION_ORDER, TLP_LEVELS, TLP_ONWARD, Rule, tlp_label
+from detente.stix.vocab import ACS_3_0_EXTENSION, IEP_2_0_EXTENSION
 
 __all__ = ["ACS_EXTENSION_ID", "IEP_EXTENSION_ID", "parse_acs", "parse_iep"]
 
-IEP_EXTENSION_ID = "extension-definition--762e2e97-ee51-43e5-a9ea-165fbb862c4a"
-ACS_EXTENSION_ID = "extension-definition--3a65884d-005a-4290-8335-cb2d778a83ce"
+IEP_EXTENSION_ID = IEP_2_0_EXTENSION
+ACS_EXTENSION_ID = ACS_3_0_EXTENSION
 
 _IEP_METADATA = frozenset(
     {

@@ -4,7 +4,8 @@ TLP 2.0 and TLP 1.0 ids are built in.  Other ids are looked up in ``ctx.markings
 by their extensions: TLP 2.0 inline, detente releasability, IEP 2.0, ACS 3.0.  Anything the
 node does not know or cannot read denies (fail closed).
 
-The TLP/IEP/ACS id constants live here until ``detente.stix.vocab`` provides them.
+The TLP/IEP/ACS ids come from ``detente.stix.vocab``; the names here are the policy's
+public aliases of them.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from detente.policy.foreign import ACS_EXTENSION_ID, IEP_EXTENSION_ID, parse_acs, parse_iep
 from detente.policy.releasability import RELEASABILITY_EXTENSION_ID, parse_releasability
 from detente.policy.rules import TLP_LEVELS, TLP_ONWARD, Rule, tlp_label
+from detente.stix.vocab import TLP_1_0_IDS, TLP_1_0_TO_2_0, TLP_2_0_EXTENSION, TLP_2_0_IDS
 
 __all__ = [
     "ACS_EXTENSION_ID",
@@ -29,29 +31,17 @@ __all__ = [
 ]
 
 #: the OASIS TLP 2.0 property extension (``tlp_2_0``)
-TLP2_EXTENSION_ID = "extension-definition--60a3c5c5-0d10-413e-aab3-9e08dde9e88d"
-
-#: TLP 2.0 marking-definition ids (checked against cti-stix-common-objects)
-TLP2_IDS: dict[str, str] = {
-    "clear": "marking-definition--94868c89-83c2-464b-929b-a1a8aa3c8487",
-    "green": "marking-definition--bab4a63c-aed9-4cf5-a766-dfca5abac2bb",
-    "amber": "marking-definition--55d920b0-5e8b-4f79-9ee9-91f868d9b421",
-    "amber+strict": "marking-definition--939a9414-2ddd-4d32-a0cd-375ea402b003",
-    "red": "marking-definition--e828b379-4e03-4974-9ac4-e53a884c97c1",
-}
+TLP2_EXTENSION_ID = TLP_2_0_EXTENSION
+#: TLP 2.0 marking-definition ids, by level (checked against cti-stix-common-objects)
+TLP2_IDS: dict[str, str] = dict(TLP_2_0_IDS)
 #: TLP 1.0 (STIX 2.1 section 7.2.1.4) ids, by the TLP 2.0 level they mean
-TLP1_IDS: dict[str, str] = {
-    "clear": "marking-definition--613f2e26-407d-48c7-9eca-b8e91df99dc9",
-    "green": "marking-definition--34098fce-860f-48ae-8e50-ebd3cc5e41da",
-    "amber": "marking-definition--f88d31f6-486f-44da-b317-01333bde0b82",
-    "red": "marking-definition--5e57c739-391a-4eb3-b6be-7d15ca92d5ed",
-}
+TLP1_IDS: dict[str, str] = {TLP_1_0_TO_2_0[word]: mid for word, mid in TLP_1_0_IDS.items()}
 #: every built-in TLP id -> TLP 2.0 level
 TLP_IDS: dict[str, str] = {
     **{mid: level for level, mid in TLP2_IDS.items()},
     **{mid: level for level, mid in TLP1_IDS.items()},
 }
-_TLP1_WORDS = {"white": "clear", "green": "green", "amber": "amber", "red": "red"}
+_TLP1_WORDS = TLP_1_0_TO_2_0
 
 
 def tlp_rule(level: str, source: str | None = None) -> Rule:
