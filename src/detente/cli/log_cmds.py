@@ -1,0 +1,128 @@
+"""`detente log`: the node's verifiable ledger of releases, receipts and queries."""
+
+from __future__ import annotations
+
+import base64
+import sys
+from typing import Annotated, Any
+
+import orjson
+import typer
+from rich.table import Table
+
+from detente.cli.app import HomeOption, console, open_node
+from detente.errors import NotFoundError
+from detente.ledger import verify_inclusion
+from detente.ledger.hashing import leaf_hash
+from detente.release import iter_release_records
+
+log_app = typer.Typer(help="The ledger: a Merkle log with signed checkpoints.",
+                      no_args_is_help=True)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="print JSON")]
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(log_app, name="log")
+
+
+def _dump(doc: Any) -> None:
+    sys.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+@log_app.command("status")
+def status(home: HomeOption = None, as_json: JsonOption = False) -> None:
+    """Size, root, latest signed checkpoint, and equivocation alarms."""
+    node = open_node(home)
+    ledger = node.ledger
+    checkpoint = ledger.checkpoint()
+    st = ledger.status()
+    alarms = ledger.alarms()
+    doc = {
+        "origin": st.origin, "size": st.size, "root": base64.b64encode(st.root).decode(),
+        "checkpoint": checkpoint.to_note(),
+        "alarms": [{"origin": a.origin, "kind": a.kind, "detail": a.detail} for a in alarms],
+    }
+    if as_json:
+        _dump(doc)
+        return
+    console.print(f"log {st.origin}: {st.size} entries, root {doc['root']}", highlight=False)
+    console.print(checkpoint.to_note(), highlight=False, markup=False)
+    if alarms:
+        console.print(f"[bold red]{len(alarms)} equivocation alarm(s)[/]: a partner's log "
+                      "showed two histories that cannot both be true")
+        for a in alarms:
+            console.print(f"  {a.origin}: {a.kind} — {a.detail}", highlight=False)
+    else:
+        console.print("no equivocation alarms")
+
+
+@log_app.command("show")
+def show(
+    home: HomeOption = None,
+    partner: Annotated[str | None, typer.Option("--partner")] = None,
+    kind: Annotated[str | None, typer.Option("--kind", help="release, receipt, …")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1)] = 50,
+    as_json: JsonOption = False,
+) -> None:
+    """The latest entries, newest last."""
+    node = open_node(home)
+    ledger = node.ledger
+    size = ledger.size()
+    found: list[tuple[int, Any]] = []
+    end = size
+    while end > 0 and len(found) < limit:
+        start = max(0, end - 1000)
+        for i, e in reversed(ledger.entries(start, end)):
+            if (partner is None or e.partner == partner) and (kind is None or e.kind == kind):
+                found.append((i, e))
+                if len(found) >= limit:
+                    break
+        end = start
+    found.reverse()
+    if as_json:
+        _dump([{"index": i, **e.to_dict()} for i, e in found])
+        return
+    if not found:
+        console.print("no matching entries")
+        return
+    table = Table("#", "time", "kind", "partner", "object", "detail")
+    for i, e in found:
+        table.add_row(str(i), e.time, e.kind, e.partner or "", e.object_id or "",
+                      e.detail or "")
+    console.print(table)
+
+
+@log_app.command("prove")
+def prove(
+    object_id: Annotated[str, typer.Option("--object", help="the released object's id")],
+    partner: Annotated[str, typer.Option("--partner")],
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Inclusion proof that a release to a partner is in the log (checked before printing)."""
+    node = open_node(home)
+    ledger = node.ledger
+    checkpoint = ledger.checkpoint()
+    size = checkpoint.size
+    proofs = []
+    for r in iter_release_records(node.store.engine, partner=partner):
+        if r.object_id != object_id or r.ledger_index is None or r.ledger_index >= size:
+            continue
+        entry = ledger.entry(r.ledger_index)
+        proof = ledger.inclusion_proof(r.ledger_index, size)
+        verify_inclusion(leaf_hash(entry.canonical), r.ledger_index, size, proof,
+                         checkpoint.root)
+        proofs.append({"index": r.ledger_index, "entry": entry.to_dict(),
+                       "leaf_hash": leaf_hash(entry.canonical).hex(),
+                       "proof": [h.hex() for h in proof]})
+    if not proofs:
+        raise NotFoundError(f"no release of {object_id} to {partner} in this log")
+    if as_json:
+        _dump({"checkpoint": checkpoint.to_note(), "tree_size": size, "releases": proofs})
+        return
+    for p in proofs:
+        console.print(f"release #{p['index']} of {object_id} to {partner} "
+                      f"({p['entry']['time']}): included, {len(p['proof'])} proof hashes",
+                      highlight=False)
+    console.print(checkpoint.to_note(), highlight=False, markup=False)
