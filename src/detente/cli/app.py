@@ -51,7 +51,7 @@ def _register() -> None:
 
     node_cmds.register(app)
     for name in ("partner_cmds", "policy_cmds", "serve_cmds", "sync_cmds", "log_cmds",
-                 "trust_cmds", "deconflict_cmds", "trace_cmds", "demo_cmds"):
+                 "trust_cmds", "deconflict_cmds", "trace_cmds", "web_cmds", "demo_cmds"):
         try:
             module = __import__(f"detente.cli.{name}", fromlist=["register"])
         except ModuleNotFoundError as exc:
