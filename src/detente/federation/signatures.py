@@ -290,7 +290,8 @@ def verify_response(response: httpx.Response, partner: Partner, *, window_s: int
             require_components=[*_RESPONSE_COMPONENTS, "content-digest"], body=response.read(),
         )
     except (HTTPMessageSignaturesException, ValueError) as exc:
-        raise RequestSignatureError(f"response signature refused: {exc}") from None
+        raise RequestSignatureError(
+            f"response (HTTP {response.status_code}) signature refused: {exc}") from None
     if result.parameters.get("keyid") != partner.name:
         raise RequestSignatureError(
             f"response signed by {result.parameters.get('keyid')!r}, not {partner.name!r}")
