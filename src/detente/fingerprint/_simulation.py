@@ -76,16 +76,25 @@ def _time(rng: random.Random, year: int) -> str:
 def _prose(rng: random.Random, sentences: int) -> str:
     chosen = rng.sample(_SENTENCES, sentences)
     return " ".join(
-        s.format(place=rng.choice(_PLACES), sector=rng.choice(_SECTORS),
-                 year=rng.randint(2013, 2017), n=rng.randint(2, 95))
+        s.format(
+            place=rng.choice(_PLACES),
+            sector=rng.choice(_SECTORS),
+            year=rng.randint(2013, 2017),
+            n=rng.randint(2, 95),
+        )
         for s in chosen
-    )  # fmt: skip
+    )
 
 
 def _base(rng: random.Random, kind: str, stamp: str) -> JSON:
     ident = uuid.UUID(int=rng.getrandbits(128), version=4)
-    return {"type": kind, "spec_version": "2.1", "id": f"{kind}--{ident}",
-            "created": stamp, "modified": stamp}  # fmt: skip
+    return {
+        "type": kind,
+        "spec_version": "2.1",
+        "id": f"{kind}--{ident}",
+        "created": stamp,
+        "modified": stamp,
+    }
 
 
 def synthetic_object(rng: random.Random, kind: str, stamp: str) -> JSON:
@@ -94,25 +103,44 @@ def synthetic_object(rng: random.Random, kind: str, stamp: str) -> JSON:
     year = rng.randint(2013, 2017)
     if kind == "indicator":
         host = f"{rng.getrandbits(32):08x}.example"
-        obj.update(name=f"Domain {host}", description=_prose(rng, rng.randint(2, 3)),
-                   pattern=f"[domain-name:value = '{host}']", pattern_type="stix",
-                   indicator_types=_pick(rng, "indicator_types", 2, 3),
-                   labels=_pick(rng, "labels", 2, 4), valid_from=_time(rng, year),
-                   valid_until=_time(rng, year + 2))  # fmt: skip
+        obj.update(
+            name=f"Domain {host}",
+            description=_prose(rng, rng.randint(2, 3)),
+            pattern=f"[domain-name:value = '{host}']",
+            pattern_type="stix",
+            indicator_types=_pick(rng, "indicator_types", 2, 3),
+            labels=_pick(rng, "labels", 2, 4),
+            valid_from=_time(rng, year),
+            valid_until=_time(rng, year + 2),
+        )
     elif kind == "threat-actor":
-        obj.update(name=f"Cell {rng.getrandbits(16):04x}", description=_prose(rng, 3),
-                   aliases=[f"Alias {rng.getrandbits(20):05x}" for _ in range(rng.randint(3, 5))],
-                   roles=_pick(rng, "roles", 2, 4), goals=_pick(rng, "goals", 2, 3),
-                   threat_actor_types=_pick(rng, "threat_actor_types", 2, 3),
-                   first_seen=_time(rng, year), last_seen=_time(rng, year + 1))  # fmt: skip
+        obj.update(
+            name=f"Cell {rng.getrandbits(16):04x}",
+            description=_prose(rng, 3),
+            aliases=[f"Alias {rng.getrandbits(20):05x}" for _ in range(rng.randint(3, 5))],
+            roles=_pick(rng, "roles", 2, 4),
+            goals=_pick(rng, "goals", 2, 3),
+            threat_actor_types=_pick(rng, "threat_actor_types", 2, 3),
+            first_seen=_time(rng, year),
+            last_seen=_time(rng, year + 1),
+        )
     elif kind == "malware":
-        obj.update(name=f"Tool {rng.getrandbits(16):04x}", description=_prose(rng, 2),
-                   is_family=True, malware_types=_pick(rng, "malware_types", 2, 3),
-                   capabilities=_pick(rng, "capabilities", 2, 4), first_seen=_time(rng, year))  # fmt: skip
+        obj.update(
+            name=f"Tool {rng.getrandbits(16):04x}",
+            description=_prose(rng, 2),
+            is_family=True,
+            malware_types=_pick(rng, "malware_types", 2, 3),
+            capabilities=_pick(rng, "capabilities", 2, 4),
+            first_seen=_time(rng, year),
+        )
     else:
-        obj.update(name=rng.choice(_PLACES), region="western-asia", country="SY",
-                   latitude=round(rng.uniform(33.0, 37.0), 4),
-                   longitude=round(rng.uniform(36.0, 41.0), 4))  # fmt: skip
+        obj.update(
+            name=rng.choice(_PLACES),
+            region="western-asia",
+            country="SY",
+            latitude=round(rng.uniform(33.0, 37.0), 4),
+            longitude=round(rng.uniform(36.0, 41.0), 4),
+        )
     return obj
 
 
@@ -122,9 +150,14 @@ def synthetic_report(rng: random.Random, size: int) -> list[JSON]:
     kinds = ["indicator"] * 5 + ["threat-actor"] * 2 + ["malware", "location"]
     objects = [synthetic_object(rng, rng.choice(kinds), stamp) for _ in range(size)]
     report = _base(rng, "report", stamp)
-    report.update(name="ISIS activity in Syria", description=_prose(rng, 3), published=stamp,
-                  report_types=["threat-actor", "indicator"], labels=_pick(rng, "labels", 2, 3),
-                  object_refs=[o["id"] for o in objects])  # fmt: skip
+    report.update(
+        name="ISIS activity in Syria",
+        description=_prose(rng, 3),
+        published=stamp,
+        report_types=["threat-actor", "indicator"],
+        labels=_pick(rng, "labels", 2, 3),
+        object_refs=[o["id"] for o in objects],
+    )
     return [*objects, report]
 
 
@@ -158,8 +191,13 @@ def _freeze(value: Any) -> str:
     return repr(value)
 
 
-def merge(copies: Sequence[Sequence[JSON]], attack: str, rng: random.Random,
-          chunk: int = 4, dictionary: VariantDictionary | None = None) -> list[JSON]:  # fmt: skip
+def merge(
+    copies: Sequence[Sequence[JSON]],
+    attack: str,
+    rng: random.Random,
+    chunk: int = 4,
+    dictionary: VariantDictionary | None = None,
+) -> list[JSON]:
     """Merge colluders' copies (aligned object lists) with one of :data:`ATTACKS`."""
     words = dictionary or default_dictionary()
     out: list[JSON] = []
@@ -171,8 +209,9 @@ def merge(copies: Sequence[Sequence[JSON]], attack: str, rng: random.Random,
     return out
 
 
-def _merge_object(versions: list[JSON], attack: str, rng: random.Random, chunk: int,
-                  words: VariantDictionary) -> JSON:  # fmt: skip
+def _merge_object(
+    versions: list[JSON], attack: str, rng: random.Random, chunk: int, words: VariantDictionary
+) -> JSON:
     merged = copy.deepcopy(versions[0])
     for name in merged:
         values = [v.get(name) for v in versions]
@@ -192,8 +231,9 @@ def _merge_object(versions: list[JSON], attack: str, rng: random.Random, chunk: 
     return merged
 
 
-def _merge_list(values: list[Any], attack: str, rng: random.Random, chunk: int,
-                name: str) -> list[Any]:  # fmt: skip
+def _merge_list(
+    values: list[Any], attack: str, rng: random.Random, chunk: int, name: str
+) -> list[Any]:
     head = 1 if name == "external_references" else 0
     out = list(values[0][:head])
     length = len(values[0])
@@ -205,15 +245,18 @@ def _merge_list(values: list[Any], attack: str, rng: random.Random, chunk: int,
     return out
 
 
-def _merge_text(values: list[str], attack: str, rng: random.Random,
-                words: VariantDictionary) -> str:  # fmt: skip
+def _merge_text(
+    values: list[str], attack: str, rng: random.Random, words: VariantDictionary
+) -> str:
     scans = [keyed_occurrences(v, words, 2) for v in values]
     if len({len(s) for s in scans}) != 1:
         return choose(values, attack, rng)
     text = values[0]
     for index in range(len(scans[0]) - 1, -1, -1):
-        picks = [(s[index].occ.symbol, values[j][s[index].occ.start : s[index].end])
-                 for j, s in enumerate(scans)]  # fmt: skip
+        picks = [
+            (s[index].occ.symbol, values[j][s[index].occ.start : s[index].end])
+            for j, s in enumerate(scans)
+        ]
         _, surface = choose(picks, attack, rng)
         occ = scans[0][index]
         text = text[: occ.occ.start] + surface + text[occ.end :]
