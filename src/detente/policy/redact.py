@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import orjson
@@ -83,6 +84,7 @@ _NESTED_REQUIRED: dict[str, frozenset[str]] = {
 }
 
 
+@cache
 def required_props(stix_type: str) -> frozenset[str]:
     """Properties a view of this type may never lose (required ones and the markings)."""
     if stix_type in _SCO_REQUIRED:
@@ -174,12 +176,12 @@ def _refused(paths: Iterable[Path], required: frozenset[str]) -> list[str]:
     return out
 
 
-def cut(obj: Mapping[str, Any], paths: Iterable[Path]) -> Cut:
+def cut(obj: Mapping[str, Any], paths: Sequence[Path]) -> Cut:
     """A copy of ``obj`` without ``paths`` (those that exist), or the refused properties."""
-    required = required_props(str(obj.get("type")))
-    targets = _minimal(paths, obj)
+    targets = _minimal(paths, obj) if paths else []
     if not targets:
         return Cut(copy_json(obj), ())
+    required = required_props(str(obj.get("type")))
     refused = _refused(targets, required)
     if refused:
         return Cut(None, (), tuple(refused))
