@@ -19,6 +19,7 @@ from detente.policy.markings import (
 from detente.policy.model import Decision, NodeContext, Recipient, Verdict
 from detente.policy.releasability import (
     DETENTE_IDENTITY_ID,
+    RELEASABILITY_CREATED,
     RELEASABILITY_EXTENSION_ID,
     extension_definition,
     releasability_marking,
@@ -29,6 +30,7 @@ __all__ = [
     "ACS_EXTENSION_ID",
     "DETENTE_IDENTITY_ID",
     "IEP_EXTENSION_ID",
+    "RELEASABILITY_CREATED",
     "RELEASABILITY_EXTENSION_ID",
     "TLP1_IDS",
     "TLP2_EXTENSION_ID",
