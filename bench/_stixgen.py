@@ -24,10 +24,11 @@ _LABELS = [
     "propaganda",
     "financing",
 ]
-_WORDS = (
-    "command control server observed beaconing from infected hosts in the region "
-    "associated with the campaign reported by partner services"
-).split()
+_WORDS = [
+    "command", "control", "server", "observed", "beaconing", "from", "infected", "hosts",
+    "in", "the", "region", "associated", "with", "the", "campaign", "reported", "by",
+    "partner", "services",
+]
 
 
 def _ts(rng: random.Random) -> str:

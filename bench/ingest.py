@@ -29,12 +29,10 @@ import sqlalchemy as sa
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from _stixgen import indicators  # noqa: E402
-
-from detente.stix.bundle import iter_objects  # noqa: E402
-from detente.store import Provenance, open_store  # noqa: E402
-from detente.store.ingest import ingest_items  # noqa: E402
-from detente.store.schema import metadata  # noqa: E402
+from _stixgen import indicators
+from detente.stix.bundle import iter_objects
+from detente.store import Provenance, open_store
+from detente.store.ingest import ingest_items
 
 PG_ADMIN = os.environ.get("DETENTE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 

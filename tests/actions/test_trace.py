@@ -10,6 +10,7 @@ from pathlib import Path
 import orjson
 import pytest
 from nacl.signing import SigningKey
+from tests.cli.helpers import run
 
 from detente.actions.trace import trace_artifact
 from detente.ledger import verify_inclusion
@@ -20,7 +21,6 @@ from detente.scenario.world import World
 from detente.stix.validate import validate
 from detente.stix.vocab import TLP_2_0_IDS
 from detente.store import Provenance, Query
-from tests.cli.helpers import run
 
 PARTNERS = ["fr", "ru", "de", "uk"]
 

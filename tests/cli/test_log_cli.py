@@ -8,14 +8,14 @@ from pathlib import Path
 import orjson
 import pytest
 from nacl.signing import SigningKey
+from tests.cli.helpers import run
+from tests.store.helpers import indicator
 
 from detente.ledger import Checkpoint, verify_inclusion
 from detente.node import Node
 from detente.stix.validate import validate
 from detente.stix.vocab import TLP_2_0_IDS
 from detente.store import Provenance
-from tests.cli.helpers import run
-from tests.store.helpers import indicator
 
 
 def test_status_show_and_prove(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import orjson
 import pytest
-
 from tests.cli.helpers import run
 from tests.store.helpers import indicator
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import orjson
 import pytest
 from nacl.signing import SigningKey
+from tests.store.helpers import indicator
 
 from detente.ledger import verify_inclusion
 from detente.ledger.hashing import leaf_hash
@@ -19,7 +20,6 @@ from detente.release import read_releases, view_hash
 from detente.stix.validate import validate
 from detente.stix.vocab import TLP_2_0_IDS
 from detente.store import Provenance, Query
-from tests.store.helpers import indicator
 
 
 def _key() -> str:

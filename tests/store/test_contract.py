@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import uuid
 from collections.abc import Iterator
 
 import pytest
+from tests.store.helpers import OTHER, indicator, ts, v
 
 from detente.errors import StoreError
 from detente.store import Outcome, Provenance, Query, SqlStore, open_store
-from tests.store.helpers import CREATOR, OTHER, indicator, ts, v
 
 
 @pytest.fixture
@@ -99,7 +100,7 @@ def test_date_added_strictly_increasing(store: SqlStore) -> None:
         res = store.put_many([v(indicator()) for _ in range(50)], Provenance())
         added.extend(r.date_added for r in res if r.date_added is not None)
     assert len(added) == 150
-    assert all(a < b for a, b in zip(added, added[1:], strict=False))
+    assert all(a < b for a, b in itertools.pairwise(added))
 
 
 def test_filters_and_paging(store: SqlStore) -> None:

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.store.helpers import indicator, v
 
 from detente.store import Outcome, Provenance, Query, SqlStore, open_store
-from tests.store.helpers import indicator, v
 
 _SETTINGS = settings(max_examples=25, deadline=None,
                      suppress_health_check=[HealthCheck.function_scoped_fixture])

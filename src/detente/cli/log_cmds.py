@@ -105,7 +105,7 @@ def prove(
     ledger = node.ledger
     checkpoint = ledger.checkpoint()
     size = checkpoint.size
-    proofs = []
+    proofs: list[dict[str, Any]] = []
     for r in iter_release_records(node.store.engine, partner=partner):
         if r.object_id != object_id or r.ledger_index is None or r.ledger_index >= size:
             continue

@@ -7,6 +7,7 @@ the single place the earned-trust engine plugs into.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from collections.abc import Callable
 
@@ -145,8 +146,9 @@ class PartnerBook:
         bad = set(values) - allowed
         if bad:
             raise ValidationError(f"cannot update partner field(s) {', '.join(sorted(bad))}")
-        if isinstance(values.get("communities"), frozenset | set):
-            values["communities"] = ",".join(sorted(values["communities"]))  # type: ignore[arg-type]
+        communities = values.get("communities")
+        if isinstance(communities, frozenset | set):
+            values["communities"] = ",".join(sorted(str(c) for c in communities))
         with self.engine.begin() as conn:
             n = conn.execute(
                 partners_t.update().where(partners_t.c.name == name).values(**values)
@@ -190,10 +192,8 @@ class PartnerBook:
         failure = AuthError("unknown client or wrong secret")
         if r is None:
             # spend the same time as a real check, so user names cannot be probed
-            try:
+            with contextlib.suppress(VerificationError, InvalidHashError):
                 _hasher.verify(_DUMMY_HASH, secret)
-            except (VerificationError, InvalidHashError):
-                pass
             raise failure
         client = Client(**r._mapping)
         try:

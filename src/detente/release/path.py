@@ -119,7 +119,8 @@ class Releaser:
         recipient = self.recipient(partner)
         origin = None if obj.provenance.origin == LOCAL else obj.provenance.origin
         if origin == partner.name:
-            return Decision.deny(f"{obj.id} came from {partner.name}: never sent back to its source")
+            return Decision.deny(
+                f"{obj.id} came from {partner.name}: never sent back to its source")
         refs = _RefOracle(self, partner, recipient, markings)
         ctx = self.context(origin, markings, refs)
         return decide(obj.body, recipient, ctx)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any, Literal, Protocol
 
 import orjson
@@ -52,7 +52,7 @@ class Provenance:
         return self.origin == LOCAL
 
 
-class Outcome(str, Enum):
+class Outcome(StrEnum):
     STORED = "stored"
     DUPLICATE = "duplicate"
     REJECTED = "rejected"

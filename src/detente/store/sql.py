@@ -12,7 +12,7 @@ see a later version before an earlier one commits.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from typing import Any
 
 import orjson
@@ -311,7 +311,7 @@ _READ_COLS = (
 )
 
 
-def _row_to_stored(r: sa.Row[Any]) -> StoredObject:
+def _row_to_stored(r: Any) -> StoredObject:
     prov = Provenance(
         origin=r.origin, received_at=r.received_at, signature=r.signature,
         receipt=r.receipt, flags=orjson.loads(r.flags) if r.flags else {},
