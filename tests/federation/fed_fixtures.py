@@ -45,6 +45,9 @@ class InProcess(httpx.BaseTransport):
         self.inner = httpx.ASGITransport(app)
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if not isinstance(request.stream, httpx.AsyncByteStream):
+            request = _async_copy(request)
+
         async def go() -> httpx.Response:
             response = await self.inner.handle_async_request(request)
             body = await response.aread()
@@ -52,6 +55,19 @@ class InProcess(httpx.BaseTransport):
                                   content=body, request=request)
 
         return anyio.run(go)
+
+
+def _async_copy(request: httpx.Request) -> httpx.Request:
+    """The same request with its (sync, maybe unsized) body streamed asynchronously."""
+    sync = request.stream
+    assert isinstance(sync, httpx.SyncByteStream)
+
+    async def chunks() -> Any:
+        for chunk in sync:
+            yield chunk
+
+    return httpx.Request(request.method, request.url, headers=request.headers,
+                         content=chunks())
 
 
 def client_for(app: Any, auth: httpx.Auth | None = None) -> httpx.Client:

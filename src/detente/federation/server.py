@@ -1,6 +1,6 @@
 """The TAXII 2.1 service of a node (Starlette), under ``/taxii2/``; ``/`` stays free.
 
-Every endpoint: (1) checks ``Accept`` (406), (2) authenticates (401), (3) authorises and
+Every endpoint: (1) authenticates (401), (2) checks ``Accept`` (406), (3) authorises and
 answers, raising :class:`detente.errors.DetenteError` for every refusal, which the one
 renderer turns into a TAXII error message.  Responses to signed node requests are signed.
 Envelopes are built by joining stored bytes (the exact views), never re-encoding them.
@@ -73,11 +73,11 @@ def endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
     """Accept check, authentication, the one error renderer, response signing."""
     async def run(request: Request) -> Response:
         try:
-            check_accept(request.headers.get("accept"))
             principal = await authenticate(request)
         except Exception as exc:
             return error_response(exc)
         try:
+            check_accept(request.headers.get("accept"))
             response = await handler(request, principal)
         except Exception as exc:
             response = error_response(exc)
