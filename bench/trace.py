@@ -94,6 +94,14 @@ def smallest_reliable(
     return None, 0.0
 
 
+def no_miss_beyond(trials: list[Trial]) -> tuple[int, int]:
+    """The stricter figure: one more than the most positions any missed leak had, and how
+    many leaks had at least that many (every one of them was caught)."""
+    misses = [t.positions for t in trials if not t.caught]
+    start = max(misses) + 1 if misses else min(t.positions for t in trials)
+    return start, sum(t.positions >= start for t in trials)
+
+
 def table(trials: list[Trial]) -> None:
     print(
         f"{'n':>4} {'c':>2} {'attack':<11}"
@@ -152,6 +160,9 @@ def main() -> int:
     table([t for t in trials if t.c > 0])
     c3 = [t for t in trials if t.n == 100 and t.c == 3]
     m_star, rate = smallest_reliable(c3)
+    strict, beyond = no_miss_beyond(c3)
+    window = [t for t in c3 if strict <= t.positions <= 550]
+    window_rate = sum(t.caught for t in window) / max(1, len(window))
     innocents = sum(t.innocents for t in trials)
     false = sum(t.false for t in trials)
     traces_with_false = sum(t.false > 0 for t in trials)
@@ -162,12 +173,13 @@ def main() -> int:
           f"source-copy traces accusing anyone: {innocent_artifacts}")  # fmt: skip
     print(f"lone leaker, one report of >= 20 objects, n = 50: {lone[0]}/{lone[1]} named alone")
     caught_c3 = sum(t.caught for t in c3) / max(1, len(c3))
-    print(f"n = 100, c = 3: catch rate over all leaks {caught_c3:.3f}; "
-          f">= 99% caught from {m_star} positions read (rate {rate:.3f} above that)")  # fmt: skip
+    print(f"n = 100, c = 3: catch rate over all leaks {caught_c3:.3f}; over leaks with >= "
+          f"{m_star} positions read {rate:.3f}; every one of the {beyond} leaks with >= {strict} "
+          f"positions caught ({len(window)} of them with {strict}..550 positions)")  # fmt: skip
     print(f"published binary lengths (n=100, c=3, eps=1e-3): "
           f"Tardos 100c^2 ln(n/eps) = {tardos:.0f}, "
           f"Škorić pi^2 c^2 ln(n/eps) = {skoric:.0f}; elapsed {elapsed:.1f} s")  # fmt: skip
-    print(f"RESULT trace positions_c3_n100={m_star} catch_rate={rate:.3f} "
+    print(f"RESULT trace positions_c3_n100={strict} catch_rate={window_rate:.3f} "
           f"false_accusations={false} tardos_len=10800 skoric_len=1023")  # fmt: skip
     return 0
 
