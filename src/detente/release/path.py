@@ -139,8 +139,10 @@ class Releaser:
         """Evaluate every version stored since the last run for this partner."""
         partner = self.partners.get(partner_name)
         run = ReleaseRun(partner.name)
-        markings = self._markings()
         start = self._cursor(partner.name)
+        if not self.store.list(Query(versions=("all",), added_after=start, limit=1)).objects:
+            return run  # nothing new: the common case when TAXII calls this per request
+        markings = self._markings()
         query = Query(versions=("all",), added_after=start)
         supported = self._released_markings(partner.name)
         for chunk in _chunks(self.store.iter_all(query, page_size=BATCH), BATCH):
