@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from detente.cli.app import HomeOption, console, open_node
-from detente.errors import NotFoundError
+from detente.errors import DetenteError, NotFoundError
 from detente.ledger import verify_inclusion
 from detente.ledger.hashing import leaf_hash
 from detente.release import iter_release_records
@@ -126,3 +126,57 @@ def prove(
                       f"({p['entry']['time']}): included, {len(p['proof'])} proof hashes",
                       highlight=False)
     console.print(checkpoint.to_note(), highlight=False, markup=False)
+
+
+@log_app.command("verify")
+def verify(
+    home: HomeOption = None,
+    partner: Annotated[str | None, typer.Option(
+        "--partner", help="verify this partner's log (default: every partner)")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Check partners' logs: consistency with what we witnessed, and every release we
+    received from them included, with the view hash of the bytes we hold."""
+    from detente.actions.ledger_verify import LogVerification, verify_partner_log
+    from detente.federation.partner_client import open_partner_client
+
+    node = open_node(home)
+    names = [partner] if partner else [p.name for p in node.partners.all()]
+    if partner:
+        node.partners.get(partner)
+    results: list[LogVerification] = []
+    for name in names:
+        try:
+            with open_partner_client(node, name) as client:
+                results.append(verify_partner_log(node, name, client))
+        except DetenteError as exc:
+            failed = LogVerification(name, f"detente/{name}")
+            failed.problems.append(str(exc))
+            results.append(failed)
+    if as_json:
+        _dump([r.to_json() for r in results])
+    else:
+        for r in results:
+            _print_verification(r)
+    if not all(r.ok for r in results):
+        raise typer.Exit(1)
+
+
+def _print_verification(r: Any) -> None:
+    mark = "[green]ok[/]" if r.ok else "[bold red]FAILED[/]"
+    console.print(f"{r.partner} ({r.origin}): {mark}", highlight=False)
+    if r.size:
+        seen = "never witnessed" if r.witnessed_size is None else (
+            f"consistent with witnessed size {r.witnessed_size}" if r.consistent
+            else f"NOT consistent with witnessed size {r.witnessed_size}")
+        console.print(f"  checkpoint size {r.size}, {seen}; root "
+                      f"{'recomputed' if r.root_matches else 'DOES NOT MATCH'}; cosigned by "
+                      f"{', '.join(r.cosigned_by) or 'no known witness'}", highlight=False)
+        console.print(f"  {r.releases_included} releases to us included; {r.matched} of "
+                      f"{r.received} received versions match their view hash", highlight=False)
+    for label in r.mismatched:
+        console.print(f"  mismatch: {label}", highlight=False)
+    for label in r.unaccounted:
+        console.print(f"  no release entry: {label}", highlight=False)
+    for problem in r.problems:
+        console.print(f"  problem: {problem}", highlight=False, markup=False)

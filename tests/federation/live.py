@@ -1,0 +1,120 @@
+"""Real nodes on 127.0.0.1: uvicorn in threads, each on an ephemeral port.
+
+The listening socket is bound (port 0) and put in listen mode *before* the node is created,
+so the node's URL is known up front and a client may connect at once: the kernel queues
+the connection until uvicorn accepts it (no polling, no sleeping).
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+from starlette.routing import BaseRoute
+
+from detente.federation import create_app, receive
+from detente.federation.deconflict_http import deconflict_routes
+from detente.federation.ledger_http import ledger_routes
+from detente.federation.partner_client import get_json, open_partner_client
+from detente.node import Node
+
+
+def listening_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    return sock
+
+
+def url_of(sock: socket.socket) -> str:
+    return f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+@dataclass
+class Served:
+    server: uvicorn.Server
+    thread: threading.Thread
+    sock: socket.socket
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join()
+        self.sock.close()
+
+
+def serve(node: Node, sock: socket.socket, routes: Sequence[BaseRoute] | None = None) -> Served:
+    """Serve ``node`` (TAXII + ledger + deconfliction routes) on ``sock`` in a thread."""
+    if routes is None:
+        routes = [*ledger_routes(node), *deconflict_routes(node)]
+    app = create_app(node, extra_routes=routes)
+    config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    return Served(server, thread, sock)
+
+
+@dataclass
+class Federation:
+    nodes: dict[str, Node]
+    served: dict[str, Served] = field(default_factory=dict)
+
+    def client(self, node: str, partner: str) -> httpx.Client:
+        return open_partner_client(self.nodes[node], partner)
+
+    def stop(self) -> None:
+        for s in self.served.values():
+            s.stop()
+        for n in self.nodes.values():
+            n.close()
+
+
+@contextmanager
+def federation(tmp_path: Path, names: Sequence[str] = ("us", "fr", "ru"),
+               **routes_kwargs: Any) -> Iterator[Federation]:
+    """Nodes that all know each other (tier 3, community ``coalition``), each served."""
+    socks = {name: listening_socket() for name in names}
+    nodes = {name: Node.init(tmp_path / name, name, url=url_of(socks[name]),
+                             communities="coalition") for name in names}
+    for name, node in nodes.items():
+        for other in names:
+            if other != name:
+                peer = nodes[other]
+                node.partners.add(other, url=str(peer.settings["url"]),
+                                  public_key=peer.public_key_b64, tier=3,
+                                  communities=frozenset({"coalition"}),
+                                  identity_id=peer.identity_id)
+    fed = Federation(nodes)
+    try:
+        for name, node in nodes.items():
+            fed.served[name] = serve(node, socks[name])
+        yield fed
+    finally:
+        fed.stop()
+
+
+def pull(node: Node, partner: str, client: httpx.Client | None = None) -> int:
+    """What the sync engine does, minimally: read our releases from ``partner`` over
+    signed TAXII and feed them to the one intake path. Returns versions stored."""
+    own = client is None
+    client = client or open_partner_client(node, partner)
+    stored, params = 0, {"match[version]": "all"}
+    try:
+        while True:
+            doc = get_json(client, partner, "/taxii2/api1/collections/releases/objects/",
+                           params)
+            result = receive(node, partner, doc.get("objects", []), None)
+            stored += len(result.stored)
+            if not doc.get("more"):
+                return stored
+            params = {"match[version]": "all", "next": doc["next"]}
+    finally:
+        if own:
+            client.close()
