@@ -11,7 +11,13 @@ import re
 import pytest
 from tests.fingerprint.fp_fixtures import SECRET, world
 
-from detente.fingerprint import Artifact, ArtifactError, Fingerprinter, ReleaseRecordError
+from detente.fingerprint import (
+    Artifact,
+    ArtifactError,
+    Fingerprinter,
+    Release,
+    ReleaseRecordError,
+)
 from detente.fingerprint._simulation import ATTACKS, merge, release_all, synthetic_report
 from detente.fingerprint.slots import JSON
 
@@ -181,3 +187,11 @@ def test_report_renders_as_json_and_text() -> None:
     doc = json.loads(json.dumps(report.to_json()))
     assert doc["verdict"] == "accused" and doc["suspects"][0]["partner"] == "partner-01"
     assert "partner-01" in report.to_text() and "false-accusation bound" in report.to_text()
+
+
+def test_releases_without_fingerprints_are_evidence_but_accuse_nobody() -> None:
+    w = world()
+    bare = [Release(r.partner, r.object_key, {}, r.view) for r in w.releases[:40]]
+    report = w.fp.trace(Artifact.from_objects([w.objects[0], w.objects[1]]), bare)
+    assert report.verdict == "no-accusation" and report.positions_read == 0
+    assert len(report.evidence) == 2

@@ -170,4 +170,6 @@ def _record_of(release: ReleaseRecordLike) -> EmbedRecord:
         raise ReleaseRecordError("release record needs string partner and object_key")
     if isinstance(fingerprint, EmbedRecord):
         return fingerprint
+    if not fingerprint:  # released without a fingerprint: still evidence, no positions
+        return EmbedRecord("", partner, key)
     return EmbedRecord.from_json(fingerprint)
