@@ -1,0 +1,161 @@
+"""Echo detection: a "new" report from a partner that is really something we released to it.
+
+An incoming object from partner P is an **echo** when, before it arrived:
+
+  (1) we released the same (id, version) to any partner — our own view comes back, from P
+      or around a circle (us → fr → ru → us); or
+  (2) we released to P the same content under another id — P re-issued it as its own: an
+      indicator with the
+      same canonical pattern (the set of ``=`` comparisons of
+      :func:`detente.stix.patterns.simple_comparisons`, else the whitespace-normalised
+      pattern), or a named object of the same type and case/punctuation-folded name.
+
+Content keys are taken from both the view P received and the stored original (a view's
+name may carry a fingerprint variant).  A later version of the *same* id is an update by
+its creator, never an echo.  Echoes of kind (1) are not stored again (we hold the
+original; local material is never overwritten) — a marking or extension definition coming
+back this way is support material, counted as a duplicate, not an echo; echoes of kind (2) are stored with
+``Provenance.flags = {"echo": true, "echo_of": <our object id>}`` so that they never count
+as P's contribution or as corroboration.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from detente.errors import DetenteError
+from detente.release import iter_release_records
+from detente.stix.patterns import simple_comparisons
+from detente.stix.timestamps import normalise
+from detente.store.base import Query
+from detente.store.sql import SqlStore
+
+__all__ = ["SUPPORT_TYPES", "Echo", "EchoIndex", "content_keys", "released_keys"]
+
+_NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
+_SPACE = re.compile(r"\s+")
+#: named types whose name is not the content (identities, markings, places)
+_NOT_BY_NAME = frozenset({"identity", "marking-definition", "extension-definition",
+                          "location", "language-content"})
+_CHUNK = 500
+#: support material: coming back by id it is a duplicate, not an echo
+SUPPORT_TYPES = frozenset({"marking-definition", "extension-definition"})
+
+
+def released_keys(engine: sa.Engine) -> set[tuple[str, str]]:
+    """(id, version) of every view this node ever released, to any partner."""
+    return {(r.object_id, r.version) for r in iter_release_records(engine)}
+
+
+@dataclass(frozen=True, slots=True)
+class Echo:
+    """Why an incoming object is an echo: the object of ours it repeats, and how."""
+
+    echo_of: str
+    how: str  # "id" | "support" | "pattern" | "name"
+
+    @property
+    def by_id(self) -> bool:
+        """Our own (id, version) back: not stored again."""
+        return self.how in {"id", "support"}
+
+    @property
+    def flags(self) -> dict[str, Any]:
+        return {"echo": True, "echo_of": self.echo_of, "echo_match": self.how}
+
+
+def content_keys(body: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(kind, key) pairs identifying an object's content across ids."""
+    type_ = body.get("type")
+    if not isinstance(type_, str):
+        return []
+    keys: list[tuple[str, str]] = []
+    pattern = body.get("pattern")
+    if type_ == "indicator" and isinstance(pattern, str):
+        simple = simple_comparisons(pattern)
+        text = repr(sorted(simple)) if simple else _SPACE.sub(" ", pattern.strip())
+        keys.append(("pattern", text))
+    name = body.get("name")
+    if type_ != "indicator" and type_ not in _NOT_BY_NAME and isinstance(name, str):
+        folded = _NON_WORD.sub("", name.casefold())
+        if folded:
+            keys.append(("name", f"{type_}|{folded}"))
+    return keys
+
+
+def _version_of(body: Mapping[str, Any]) -> str | None:
+    value = body.get("modified") or body.get("created")
+    if not isinstance(value, str):
+        return None
+    try:
+        return normalise(value, field="modified")
+    except DetenteError:  # hostile input: no version, so no exact-id echo
+        return None
+
+
+class EchoIndex:
+    """What we released to one partner, indexed by (id, version) and by content."""
+
+    def __init__(self, partner: str, released_any: set[tuple[str, str]] | None = None) -> None:
+        self.partner = partner
+        #: (id, version) released to this partner / to any partner
+        self.released: set[tuple[str, str]] = set()
+        self.released_any = released_any if released_any is not None else self.released
+        self.by_content: dict[tuple[str, str], str] = {}
+
+    @classmethod
+    def build(cls, store: SqlStore, engine: sa.Engine, partner: str,
+              released_any: set[tuple[str, str]] | None = None) -> EchoIndex:
+        """Index what we released to ``partner``; ``released_any`` (from
+        :func:`released_keys`) extends exact-id matching to every partner."""
+        index = cls(partner, released_any)
+        for record in iter_release_records(engine, partner=partner):
+            index.released.add((record.object_id, record.version))
+            index._add_content(record.view, record.object_id)
+        index._add_originals(store)
+        return index
+
+    def _add_content(self, body: Mapping[str, Any], object_id: str) -> None:
+        for key in content_keys(body):
+            self.by_content.setdefault(key, object_id)
+
+    def _add_originals(self, store: SqlStore) -> None:
+        ids = sorted({oid for oid, _ in self.released})
+        for start in range(0, len(ids), _CHUNK):
+            query = Query(ids=tuple(ids[start:start + _CHUNK]), versions=("all",))
+            for obj in store.iter_all(query):
+                if (obj.id, obj.version) in self.released:
+                    self._add_content(obj.body, obj.id)
+
+    def __len__(self) -> int:
+        return len(self.released)
+
+    def match(self, body: Any) -> Echo | None:
+        """The echo an incoming (unvalidated) object is, or None."""
+        if not isinstance(body, dict) or not self.released_any:
+            return None
+        oid = body.get("id")
+        if not isinstance(oid, str):
+            return None
+        version = _version_of(body)
+        if version is not None and (oid, version) in self.released_any:  # (1)
+            return Echo(oid, "support" if body.get("type") in SUPPORT_TYPES else "id")
+        for key in content_keys(body):                                    # (2)
+            ours = self.by_content.get(key)
+            if ours is not None and ours != oid:
+                return Echo(ours, key[0])
+        return None
+
+    def classify(self, objects: Iterable[Any]) -> dict[int, Echo]:
+        """Echoes among a page of objects, by position."""
+        found: dict[int, Echo] = {}
+        for i, body in enumerate(objects):
+            echo = self.match(body)
+            if echo is not None:
+                found[i] = echo
+        return found
