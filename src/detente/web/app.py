@@ -1,0 +1,217 @@
+"""The analyst UI's routes: ``web_routes(node)`` for the node's server, ``create_web_app``
+for running the UI alone (tests).
+
+Every page goes through :func:`_endpoint`: (1) the session cookie must name a live
+session, else GET redirects to the login page and anything else is refused; (2) the form,
+if any, is read within size limits; (3) a POST must carry the session's CSRF token;
+(4) the handler runs in a worker thread (the store is synchronous) and any
+:class:`DetenteError` becomes an HTML error page with its status.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+from urllib.parse import quote
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from detente.errors import DetenteError, ForbiddenError
+from detente.node import Node
+from detente.web import pages
+from detente.web.context import HERE, SECURITY_HEADERS, Ctx, FormInput, Upload, WebState
+from detente.web.sessions import SESSION_TTL, TooManyAttempts, tokens_match
+
+__all__ = ["SESSION_COOKIE", "create_web_app", "web_routes"]
+
+SESSION_COOKIE = "detente_session"
+LOGIN_COOKIE = "detente_login"
+MAX_BODY = 40 * 2**20
+Handler = Callable[[Ctx], Response]
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def _secure(request: Request) -> bool:
+    return request.url.scheme == "https"
+
+
+def _safe_next(value: str | None) -> str:
+    """Only a local path: never an open redirect."""
+    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+        return "/"
+    return value
+
+
+def _error(ctx: Ctx, exc: DetenteError, status: int | None = None) -> Response:
+    code = status or (exc.http_status if 400 <= exc.http_status < 600 else 500)
+    return ctx.render("error.html", status=code, error=exc)
+
+
+async def _read_form(request: Request) -> FormInput:
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > MAX_BODY:
+        raise ForbiddenError(f"request body larger than {MAX_BODY // 2**20} MiB")
+    try:
+        form = await request.form(max_files=2, max_fields=40, max_part_size=16 * 2**20)
+    except MultiPartException as exc:
+        raise ForbiddenError(f"unreadable form: {exc.message}") from None
+    out: FormInput = {}
+    for key, value in form.multi_items():
+        if isinstance(value, UploadFile):
+            out[key] = Upload(value.filename or "", await value.read(MAX_BODY + 1))
+        else:
+            out[key] = value
+    await form.close()
+    return out
+
+
+def _unauthenticated(request: Request) -> Response:
+    if request.method == "GET" and not request.url.path.endswith("/status"):
+        target = quote(request.url.path, safe="/")
+        return RedirectResponse(f"/login?next={target}", status_code=303,
+                                headers=SECURITY_HEADERS)
+    return JSONResponse({"error": "log in first"}, status_code=401, headers=SECURITY_HEADERS)
+
+
+def _run(ctx: Ctx, handler: Handler) -> Response:
+    if ctx.request.method == "POST" and not tokens_match(
+            (ctx.form or {}).get("csrf_token"), ctx.session.csrf if ctx.session else None):
+        return _error(ctx, ForbiddenError(
+            "this form did not come from this session (CSRF token missing or wrong)",
+            hint="reload the page and submit again"), 403)
+    try:
+        return handler(ctx)
+    except DetenteError as exc:
+        return _error(ctx, exc)
+
+
+def _endpoint(state: WebState, handler: Handler) -> Endpoint:
+    async def endpoint(request: Request) -> Response:
+        cookie = request.cookies.get(SESSION_COOKIE)
+        session = await run_in_threadpool(state.sessions.lookup, cookie)
+        if session is None:
+            return _unauthenticated(request)
+        ctx = Ctx(request, state, session)
+        if request.method == "POST":
+            try:
+                ctx.form = await _read_form(request)
+            except DetenteError as exc:
+                return await run_in_threadpool(_error, ctx, exc, 400)
+        return await run_in_threadpool(_run, ctx, handler)
+
+    return endpoint
+
+
+# -- login and logout ---------------------------------------------------------------------
+
+def _login_page(ctx: Ctx, nonce: str, *, error: str | None = None,
+                status: int = 200) -> Response:
+    token = ctx.state.sessions.login_token(nonce) or ""
+    response = ctx.render("login.html", status=status, login_csrf=token, error=error,
+                          next=_safe_next(ctx.request.query_params.get("next")))
+    response.set_cookie(LOGIN_COOKIE, nonce, max_age=1800, httponly=True, samesite="strict",
+                        secure=_secure(ctx.request), path="/login")
+    return response
+
+
+def _attempt(ctx: Ctx, form: FormInput) -> Response:
+    nonce = ctx.request.cookies.get(LOGIN_COOKIE)
+    fresh = ctx.state.sessions.login_nonce()
+    if not tokens_match(form.get("csrf_token"), ctx.state.sessions.login_token(nonce)):
+        return _login_page(ctx, fresh, error="The login form expired or did not come from "
+                           "this page. Please try again.", status=403)
+    user = str(form.get("name", ""))[:64].strip()
+    password = str(form.get("password", ""))[:1024]
+    client = ctx.request.client.host if ctx.request.client else "unknown"
+    try:
+        ctx.state.user_limiter.check(f"user:{user}")
+        ctx.state.client_limiter.check(f"client:{client}")
+    except TooManyAttempts as exc:
+        return _login_page(ctx, fresh, error=str(exc), status=429)
+    if not user or not ctx.state.operators.verify(user, password):
+        ctx.state.user_limiter.fail(f"user:{user}")
+        ctx.state.client_limiter.fail(f"client:{client}")
+        return _login_page(ctx, fresh, error="Wrong operator name or password.", status=401)
+    cookie, _session = ctx.state.sessions.open(user)
+    target = _safe_next(str(form.get("next", "")))
+    response = RedirectResponse(target, status_code=303, headers=SECURITY_HEADERS)
+    response.set_cookie(SESSION_COOKIE, cookie, max_age=SESSION_TTL, httponly=True,
+                        samesite="strict", secure=_secure(ctx.request), path="/")
+    response.delete_cookie(LOGIN_COOKIE, path="/login")
+    return response
+
+
+def _login_endpoint(state: WebState) -> Endpoint:
+    async def endpoint(request: Request) -> Response:
+        ctx = Ctx(request, state, None)
+        if request.method == "GET":
+            session = await run_in_threadpool(
+                state.sessions.lookup, request.cookies.get(SESSION_COOKIE))
+            if session is not None:
+                return RedirectResponse("/", status_code=303, headers=SECURITY_HEADERS)
+            return await run_in_threadpool(_login_page, ctx, state.sessions.login_nonce())
+        try:
+            form = await _read_form(request)
+        except DetenteError as exc:
+            return await run_in_threadpool(_error, ctx, exc, 400)
+        return await run_in_threadpool(_attempt, ctx, form)
+
+    return endpoint
+
+
+def _logout(ctx: Ctx) -> Response:
+    ctx.state.sessions.close(ctx.request.cookies.get(SESSION_COOKIE))
+    response = RedirectResponse("/login", status_code=303, headers=SECURITY_HEADERS)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+# -- assembly -----------------------------------------------------------------------------
+
+def web_routes(node: Node, state: WebState | None = None) -> list[BaseRoute]:
+    """The UI's routes, to be mounted at ``/`` next to TAXII's ``/taxii2/``."""
+    st = state or WebState.for_node(node)
+
+    def page(handler: Handler, *methods: str) -> dict[str, Any]:
+        return {"endpoint": _endpoint(st, handler), "methods": list(methods or ("GET",))}
+
+    return [
+        Route("/login", _login_endpoint(st), methods=["GET", "POST"], name="login"),
+        Route("/logout", **page(_logout, "POST"), name="logout"),
+        Route("/", **page(pages.dashboard), name="dashboard"),
+        Route("/objects", **page(pages.objects_list), name="objects"),
+        Route("/objects/{object_id}", **page(pages.object_detail), name="object"),
+        Route("/partners/{name}", **page(pages.partner), name="partner"),
+        Route("/deconfliction", **page(pages.deconfliction, "GET", "POST"),
+              name="deconfliction"),
+        Route("/trace", **page(pages.trace_form), name="trace"),
+        Route("/trace", **page(pages.trace_submit, "POST"), name="trace_submit"),
+        Route("/trace/jobs/{job_id}", **page(pages.trace_job), name="trace_job"),
+        Route("/trace/jobs/{job_id}/status", **page(pages.trace_status), name="trace_status"),
+        Route("/ledger", **page(pages.ledger), name="ledger"),
+        Route("/ledger/checkpoint", **page(pages.ledger_checkpoint, "POST"),
+              name="ledger_checkpoint"),
+        Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
+    ]
+
+
+def create_web_app(node: Node) -> Starlette:
+    """The UI on its own (the node's server mounts :func:`web_routes` instead)."""
+    state = WebState.for_node(node)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        yield
+        state.traces.shutdown()
+
+    app = Starlette(routes=web_routes(node, state), lifespan=lifespan)
+    app.state.web = state
+    return app

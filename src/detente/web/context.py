@@ -1,0 +1,97 @@
+"""What a page handler is given: the request, the UI's shared state, the session, the form."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+
+from detente.node import Node
+from detente.web.data import Missing
+from detente.web.facts import fmt_micros
+from detente.web.operators import OperatorBook
+from detente.web.sessions import FailureLimiter, Session, SessionBook
+from detente.web.tracejobs import TraceJobs
+
+__all__ = ["SECURITY_HEADERS", "Ctx", "Upload", "WebState", "make_env"]
+
+HERE = Path(__file__).parent
+
+#: no inline script or style, nothing from elsewhere, no framing
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; "
+        "object-src 'none'"),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Cache-Control": "no-store",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Upload:
+    filename: str
+    data: bytes
+
+
+FormInput = dict[str, "str | Upload"]
+
+
+def make_env() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(HERE / "templates"),
+        autoescape=jinja2.select_autoescape(["html"]),
+        undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+    )
+    env.tests["missing"] = lambda value: isinstance(value, Missing)
+    env.filters["micros"] = fmt_micros
+    return env
+
+
+@dataclass
+class WebState:
+    node: Node
+    env: jinja2.Environment
+    sessions: SessionBook
+    operators: OperatorBook
+    traces: TraceJobs
+    user_limiter: FailureLimiter = field(default_factory=lambda: FailureLimiter(5, 60.0))
+    client_limiter: FailureLimiter = field(default_factory=lambda: FailureLimiter(30, 60.0))
+
+    @classmethod
+    def for_node(cls, node: Node) -> WebState:
+        engine = node.store.engine
+        return cls(node, make_env(), SessionBook(engine, node.secret_file("web-session.key")),
+                   OperatorBook(engine), TraceJobs(node))
+
+
+@dataclass
+class Ctx:
+    request: Request
+    state: WebState
+    session: Session | None
+    form: FormInput | None = None
+
+    @property
+    def node(self) -> Node:
+        return self.state.node
+
+    @property
+    def operator(self) -> str:
+        return self.session.operator if self.session else ""
+
+    def text(self, name: str, limit: int = 16 * 2**20) -> str:
+        value = self.form.get(name) if self.form else None
+        return value[:limit] if isinstance(value, str) else ""
+
+    def render(self, template: str, status: int = 200, **values: Any) -> HTMLResponse:
+        html = self.state.env.get_template(template).render(
+            csrf=self.session.csrf if self.session else "", operator=self.operator,
+            path=self.request.url.path, node_name=self.node.name, **values)
+        return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)

@@ -1,0 +1,132 @@
+"""Reading what the node already knows, shaped for pages: releases, receipts, ledger tail.
+
+Everything here reads existing capabilities through their public API (store, partner
+book, release records, ledger).  Pending capabilities go through :mod:`detente.web.data`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+
+from detente.ledger import Entry
+from detente.node import Node
+from detente.release import iter_release_records
+from detente.store.base import Query, StoredObject
+
+__all__ = [
+    "Alarm", "PartnerTraffic", "ReleaseLine", "alarms", "day_labels", "fmt_micros",
+    "ledger_tail", "received", "recent_releases", "traffic",
+]
+
+#: how far back the dashboard reads the ledger for recent events
+TAIL = 5000
+
+
+def fmt_micros(value: int | None) -> str:
+    if value is None:
+        return ""
+    return datetime.fromtimestamp(value / 1e6, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _day(micros: int) -> date:
+    return datetime.fromtimestamp(micros / 1e6, UTC).date()
+
+
+def day_labels(days: int = 14, today: date | None = None) -> list[date]:
+    end = today or datetime.now(UTC).date()
+    return [end - timedelta(days=days - 1 - i) for i in range(days)]
+
+
+def ledger_tail(node: Node, scan: int = TAIL) -> list[tuple[int, Entry]]:
+    """The last ``scan`` ledger entries, newest first."""
+    size = node.ledger.size()
+    return list(reversed(node.ledger.entries(max(0, size - scan), size)))
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseLine:
+    index: int
+    time: str
+    partner: str
+    object_id: str
+    kind: str
+
+
+def recent_releases(tail: list[tuple[int, Entry]], limit: int = 10) -> list[ReleaseLine]:
+    out = []
+    for i, e in tail:
+        if e.kind in ("release", "withdrawal") and e.partner and e.object_id:
+            out.append(ReleaseLine(i, str(e.time), e.partner, e.object_id, e.kind))
+            if len(out) >= limit:
+                break
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Alarm:
+    kind: str
+    time: str
+    text: str
+    link: str | None = None
+
+
+def alarms(node: Node, tail: list[tuple[int, Entry]]) -> list[Alarm]:
+    """Equivocations, budget refusals and traced leaks, newest first."""
+    out = [Alarm("equivocation", a.detected_at, f"log {a.origin}: {a.kind} — {a.detail}",
+                 "/ledger") for a in reversed(node.ledger.alarms())]
+    for i, e in tail:
+        detail = e.detail or ""
+        if e.kind == "trace" and "accused nobody" not in detail:
+            out.append(Alarm("leak traced", str(e.time), f"#{i}: {detail}", "/trace"))
+        elif e.kind == "deconfliction" and "refused" in detail:
+            who = f"{e.partner}: " if e.partner else ""
+            out.append(Alarm("budget refusal", str(e.time), f"#{i}: {who}{detail}",
+                             f"/partners/{e.partner}" if e.partner else None))
+    return out
+
+
+@dataclass
+class PartnerTraffic:
+    """Sharing with one partner, both directions."""
+
+    sent: int = 0
+    withdrawn: int = 0
+    received: int = 0
+    sent_by_day: Counter[date] = field(default_factory=Counter)
+    received_by_day: Counter[date] = field(default_factory=Counter)
+
+
+def traffic(node: Node, partner: str | None = None) -> dict[str, PartnerTraffic]:
+    """Release and receipt counts per partner (one pass over each)."""
+    names = [partner] if partner else [p.name for p in node.partners.all()]
+    out = {n: PartnerTraffic() for n in names}
+    for r in iter_release_records(node.store.engine, partner=partner):
+        t = out.get(r.partner)
+        if t is None:
+            continue
+        t.sent += 1
+        t.withdrawn += int(r.withdrawn)
+        t.sent_by_day[_day(r.released_at)] += 1
+    if names:
+        for obj in node.store.iter_all(Query(origins=tuple(names), versions=("all",))):
+            t = out[obj.provenance.origin]
+            t.received += 1
+            t.received_by_day[_day(obj.provenance.received_at or obj.date_added)] += 1
+    return out
+
+
+def received(node: Node, origins: tuple[str, ...], limit: int = 50) -> list[StoredObject]:
+    """The latest versions received from these partners, newest first."""
+    if not origins:
+        return []
+    last: deque[StoredObject] = deque(maxlen=limit)
+    last.extend(node.store.iter_all(Query(origins=origins)))
+    return list(reversed(last))
+
+
+def display_name(obj: StoredObject) -> str:
+    body = obj.body
+    name = body.get("name") or body.get("value") or body.get("pattern")
+    return str(name) if name else obj.id

@@ -1,0 +1,132 @@
+"""The ledger page: this log's checkpoints and their cosignatures, and each partner's log
+as this node's witness has seen it."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from typing import Any
+
+from nacl.signing import VerifyKey
+
+from detente.ledger import Checkpoint, Witness, verify_consistency
+from detente.ledger.errors import LedgerError
+from detente.node import Node
+from detente.partners import Partner
+from detente.web import data
+from detente.web.facts import ledger_tail
+
+__all__ = ["CheckpointRow", "PartnerLog", "ledger_page"]
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointRow:
+    size: int
+    root: str
+    note: str
+    signers: tuple[str, ...]
+    cosigners: tuple[str, ...]
+    unknown: tuple[str, ...]
+    problem: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PartnerLog:
+    partner: str
+    origin: str
+    status: str
+    ok: bool | None
+    size: int | None
+    root: str | None
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()
+
+
+def origin_of(partner: Partner) -> str:
+    """The log origin a partner node uses (``detente/<name>``, as :class:`Node` does)."""
+    return f"detente/{partner.name}"
+
+
+def _witness_keys(partners: list[Partner]) -> dict[str, VerifyKey]:
+    keys = {}
+    for p in partners:
+        key = VerifyKey(p.public_key)
+        keys[p.name] = key
+        keys[origin_of(p)] = key
+    return keys
+
+
+def _checkpoint_row(node: Node, note: str, witnesses: dict[str, VerifyKey]) -> CheckpointRow:
+    own = {node.ledger.key_name: node.verify_key}
+    try:
+        cp = Checkpoint.from_note(note, own)
+        signers = tuple(cp.verify(own))
+        cosigners = tuple(c.name for c in cp.cosignatures(witnesses))
+    except LedgerError as exc:
+        return CheckpointRow(0, "", note, (), (), (), f"does not verify: {exc.message}")
+    known = {*signers, *cosigners}
+    unknown = tuple(s.name for s in cp.signatures if s.name not in known)
+    return CheckpointRow(cp.size, _b64(cp.root), note, signers, cosigners, unknown, None)
+
+
+def head_status(node: Node) -> tuple[bool | None, str]:
+    """Is the current head a consistent extension of the latest signed checkpoint?"""
+    ledger = node.ledger
+    cp = ledger.latest_checkpoint()
+    if cp is None:
+        return None, "No checkpoint signed yet: sign one below so partners can witness it."
+    size = ledger.size()
+    try:
+        proof = ledger.consistency_proof(cp.size, size) if cp.size < size else []
+        verify_consistency(cp.size, size, cp.root, ledger.root(size), proof)
+    except LedgerError as exc:
+        return False, f"INCONSISTENT with checkpoint {cp.size}: {exc.message}"
+    return True, (f"The head (size {size}) extends the latest signed checkpoint (size "
+                  f"{cp.size}): consistency proof of {len(proof)} hashes verified.")
+
+
+def partner_logs(node: Node, partners: list[Partner]) -> list[PartnerLog]:
+    if not partners:
+        return []
+    origins = {origin_of(p): {origin_of(p): VerifyKey(p.public_key)} for p in partners}
+    witness = Witness(node.store.engine, node.ledger.key_name, node.signing_key, origins)
+    alarmed = {a.origin for a in node.ledger.alarms()}
+    out = []
+    for p in partners:
+        origin = origin_of(p)
+        if origin in alarmed:
+            out.append(PartnerLog(p.name, origin, "EQUIVOCATION: this log showed two "
+                                  "histories that cannot both be true (evidence below)",
+                                  False, None, None))
+            continue
+        try:
+            seen = witness.last_seen(origin)
+        except LedgerError as exc:
+            out.append(PartnerLog(p.name, origin, f"stored checkpoint does not verify: "
+                                  f"{exc.message}", False, None, None))
+            continue
+        if seen is None:
+            out.append(PartnerLog(p.name, origin, "never witnessed: no checkpoint of this "
+                                  "partner's log received yet (it arrives with sync)",
+                                  None, None, None))
+        else:
+            out.append(PartnerLog(p.name, origin, "consistent: every checkpoint seen so far "
+                                  "extends the previous one", True, seen.size, _b64(seen.root)))
+    return out
+
+
+def ledger_page(node: Node) -> dict[str, Any]:
+    partners = node.partners.all()
+    status = node.ledger.status()
+    witnesses = _witness_keys(partners)
+    ok, head_text = head_status(node)
+    return {
+        "origin": status.origin, "size": status.size, "root": _b64(status.root),
+        "head_ok": ok, "head_text": head_text,
+        "checkpoints": [_checkpoint_row(node, n, witnesses)
+                        for n in data.checkpoint_notes(node)],
+        "partner_logs": partner_logs(node, partners), "alarms": node.ledger.alarms(),
+        "entries": ledger_tail(node, 25), "has_partners": bool(partners),
+    }

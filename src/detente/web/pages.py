@@ -1,0 +1,210 @@
+"""Page handlers: each takes a :class:`~detente.web.context.Ctx`, returns a response."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.responses import JSONResponse, RedirectResponse, Response
+
+from detente.errors import DetenteError, NotFoundError, ValidationError
+from detente.partners import TIER_NAMES, Partner
+from detente.release import ReleaseRecord, iter_release_records
+from detente.web import charts, data, deconf, facts
+from detente.web.context import Ctx, Upload
+from detente.web.ledgerview import ledger_page
+from detente.web.objects import object_page, recent_objects
+
+MAX_ARTIFACT = 32 * 1024 * 1024
+TRACE_FORMATS = ("", "stix", "text", "csv")
+
+
+@dataclass(frozen=True, slots=True)
+class PartnerRow:
+    partner: Partner
+    tier: int
+    trust: Any  # PartnerTrust or data.Missing
+    flow: facts.PartnerTraffic
+
+
+def _trend_chart(name: str, trend: list[data.TrendPoint]) -> Any:
+    labels = [p.time.strftime("%m-%d") for p in trend]
+    return charts.line_chart(
+        f"Reliability of {name} over time",
+        f"{len(trend)} points from {labels[0]} to {labels[-1]}; latest "
+        f"{trend[-1].value:.2f} on a scale of 0 to 1.", labels, [p.value for p in trend])
+
+
+def _trends(ctx: Ctx, names: list[str]) -> tuple[list[tuple[str, Any, list[Any]]],
+                                                 data.Missing | None]:
+    out, missing = [], None
+    for name in names:
+        trend = data.reliability_trend(ctx.node, name)
+        if isinstance(trend, data.Missing):
+            missing = trend
+        elif trend:
+            out.append((name, _trend_chart(name, trend), trend))
+    return out, missing
+
+
+def _reliability_now(rows: list[PartnerRow]) -> Any:
+    graded = [r for r in rows if not isinstance(r.trust, data.Missing)]
+    if not graded:
+        return None
+    rel = [r.trust.reliability for r in graded]
+    names = [r.partner.name for r in graded]
+    desc = "; ".join(f"{n}: {x.mean:.2f} (90% between {x.low:.2f} and {x.high:.2f})"
+                     for n, x in zip(names, rel, strict=True))
+    return charts.interval_chart("Reliability of each partner now", desc, names,
+                                 [x.mean for x in rel], [x.low for x in rel],
+                                 [x.high for x in rel])
+
+
+def dashboard(ctx: Ctx) -> Response:
+    node = ctx.node
+    partners = node.partners.all()
+    flow = facts.traffic(node)
+    rows = [PartnerRow(p, node.partners.tier_of(p), data.partner_trust(node, p.name),
+                       flow[p.name]) for p in partners]
+    trust_missing = next((r.trust for r in rows if isinstance(r.trust, data.Missing)), None)
+    trends, trend_missing = _trends(ctx, [p.name for p in partners])
+    tail = facts.ledger_tail(node)
+    inbox = facts.received(node, tuple(p.name for p in partners))
+    order = data.credibility_order(node, [o.id for o in inbox])
+    if not isinstance(order, data.Missing):
+        inbox.sort(key=lambda o: order.get(o.id, 7))
+    return ctx.render(
+        "dashboard.html", rows=rows, trust_missing=trust_missing, trends=trends,
+        trend_missing=trend_missing, reliability_now=_reliability_now(rows),
+        releases=facts.recent_releases(tail),
+        inbox=[(o, facts.display_name(o), order.get(o.id) if isinstance(order, dict) else None)
+               for o in inbox], order_missing=order if isinstance(order, data.Missing) else None,
+        alarms=facts.alarms(node, tail), tier_names=TIER_NAMES, grade_names=data.GRADE_NAMES)
+
+
+def objects_list(ctx: Ctx) -> Response:
+    kind = ctx.request.query_params.get("type", "").strip() or None
+    return ctx.render("objects.html", objects=recent_objects(ctx.node, kind), kind=kind or "")
+
+
+def object_detail(ctx: Ctx) -> Response:
+    page = object_page(ctx.node, ctx.request.path_params["object_id"])
+    return ctx.render("object.html", **page)
+
+
+def _sharing_chart(name: str, flow: facts.PartnerTraffic) -> tuple[Any, list[Any]]:
+    days = facts.day_labels(14)
+    sent = [flow.sent_by_day[d] for d in days]
+    got = [flow.received_by_day[d] for d in days]
+    chart = charts.bar_chart(
+        f"Sharing with {name}, last 14 days",
+        f"Object versions released to {name}: {sum(sent)}; received from {name}: "
+        f"{sum(got)}, per day.", [d.strftime("%m-%d") for d in days],
+        [charts.Series(f"released to {name}", sent), charts.Series(f"received from {name}",
+                                                                     got)])
+    table = [(d.isoformat(), s, g) for d, s, g in zip(days, sent, got, strict=True) if s or g]
+    return chart, table
+
+
+def _last_sent(ctx: Ctx, name: str, limit: int = 20) -> list[ReleaseRecord]:
+    last: deque[ReleaseRecord] = deque(maxlen=limit)
+    last.extend(iter_release_records(ctx.node.store.engine, partner=name))
+    return list(reversed(last))
+
+
+def partner(ctx: Ctx) -> Response:
+    node = ctx.node
+    p = node.partners.get(ctx.request.path_params["name"])
+    flow = facts.traffic(node, p.name)[p.name]
+    chart, volume = _sharing_chart(p.name, flow)
+    trends, trend_missing = _trends(ctx, [p.name])
+    trust = data.partner_trust(node, p.name)
+    history = data.evidence_timeline(node, p.name)
+    return ctx.render(
+        "partner.html", p=p, tier=node.partners.tier_of(p), tier_names=TIER_NAMES,
+        trust=trust, grade_names=data.GRADE_NAMES, reviews=data.reviews(node, p.name),
+        trends=trends, trend_missing=trend_missing,
+        reliability_now=None if isinstance(trust, data.Missing) else _reliability_now(
+            [PartnerRow(p, 0, trust, flow)]),
+        evidence=history, echoes=data.echoes(history),
+        flow=flow, chart=chart, volume=volume, sent=_last_sent(ctx, p.name),
+        received=[(o, facts.display_name(o)) for o in facts.received(node, (p.name,), 20)],
+        fmt=facts.fmt_micros)
+
+
+def deconfliction(ctx: Ctx) -> Response:
+    partners = ctx.node.partners.all()
+    values = {"partner": "", "mode": "intersection", "kind": "ipv4-addr", "items": ""}
+    result: Any = None
+    error: str | None = None
+    encoded = 0
+    if ctx.form is not None:
+        values.update({k: ctx.text(k) for k in values})
+        try:
+            result, encoded = deconf.run(ctx.node, values["partner"], values["mode"],
+                                         values["kind"], values["items"])
+        except DetenteError as exc:
+            error = deconf.refusal_text(exc) + (f" — {exc.hint}" if exc.hint else "")
+    return ctx.render("deconfliction.html", partners=partners, values=values, modes=deconf.MODES,
+                      kinds=deconf.ITEM_KINDS, result=result, error=error, encoded=encoded,
+                      budgets=deconf.budget_rows(ctx.node),
+                      status=400 if error is not None else 200)
+
+
+def trace_form(ctx: Ctx, error: Exception | None = None, status: int = 200) -> Response:
+    return ctx.render("trace.html", error=error, formats=TRACE_FORMATS, status=status)
+
+
+def _artifact(ctx: Ctx) -> tuple[str, bytes]:
+    upload = ctx.form.get("artifact") if ctx.form else None
+    if isinstance(upload, Upload) and upload.data:
+        return upload.filename or "upload", upload.data
+    pasted = ctx.text("pasted")
+    if pasted.strip():
+        return "pasted text", pasted.encode()
+    raise ValidationError("no artifact given", hint="choose a file or paste the text")
+
+
+def trace_submit(ctx: Ctx) -> Response:
+    fmt = ctx.text("format")
+    try:
+        if fmt not in TRACE_FORMATS:
+            raise ValidationError(f"unknown format {fmt!r}")
+        name, blob = _artifact(ctx)
+        if len(blob) > MAX_ARTIFACT:
+            raise ValidationError(f"artifact larger than {MAX_ARTIFACT // 2**20} MiB")
+    except ValidationError as exc:
+        return trace_form(ctx, exc, 400)
+    job = ctx.state.traces.submit(ctx.operator, name, blob, fmt or None)
+    return RedirectResponse(f"/trace/jobs/{job.id}", status_code=303)
+
+
+def _job(ctx: Ctx) -> Any:
+    job = ctx.state.traces.get(ctx.request.path_params["job_id"], ctx.operator)
+    if job is None:
+        raise NotFoundError("no such trace job (jobs are kept in memory, the last 50)",
+                            hint="start a new trace")
+    return job
+
+
+def trace_job(ctx: Ctx) -> Response:
+    job = _job(ctx)
+    return ctx.render("trace_job.html", job=job, outcome=job.outcome,
+                      proofs=list(zip(job.outcome.proofs, job.proof_checks, strict=False))
+                      if job.outcome else [])
+
+
+def trace_status(ctx: Ctx) -> Response:
+    return JSONResponse(_job(ctx).status())
+
+
+def ledger(ctx: Ctx) -> Response:
+    signed = ctx.request.query_params.get("signed", "")
+    return ctx.render("ledger.html", signed=signed if signed.isdigit() else None,
+                      **ledger_page(ctx.node))
+
+
+def ledger_checkpoint(ctx: Ctx) -> Response:
+    cp = ctx.node.ledger.checkpoint()
+    return RedirectResponse(f"/ledger?signed={cp.size}", status_code=303)
