@@ -13,7 +13,6 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import httpx
 import uvicorn
@@ -77,8 +76,7 @@ class Federation:
 
 
 @contextmanager
-def federation(tmp_path: Path, names: Sequence[str] = ("us", "fr", "ru"),
-               **routes_kwargs: Any) -> Iterator[Federation]:
+def federation(tmp_path: Path, names: Sequence[str] = ("us", "fr", "ru")) -> Iterator[Federation]:
     """Nodes that all know each other (tier 3, community ``coalition``), each served."""
     socks = {name: listening_socket() for name in names}
     nodes = {name: Node.init(tmp_path / name, name, url=url_of(socks[name]),

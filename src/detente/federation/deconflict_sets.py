@@ -173,7 +173,7 @@ class OperationsBook:
         with self._engine.begin() as conn:
             if replace:
                 conn.execute(t.delete())
-            known = dict(conn.execute(sa.select(t.c.name, t.c.handle)).tuples().all())
+            known = {r.name: r.handle for r in conn.execute(sa.select(t.c.name, t.c.handle))}
             for op in operations:
                 handle = known.get(op.name) or f"op-{secrets.token_hex(8)}"
                 values = {"handle": handle, "latitude": op.latitude, "longitude": op.longitude,

@@ -1,0 +1,173 @@
+"""`detente deconflict`: private set intersection with a partner, and what we offer.
+
+    detente deconflict PARTNER --mode M (--items FILE | --observables | --operations FILE
+                                         | --alignment FILE) [--grid G] [--json]
+    detente deconflict load-operations FILE [--replace]
+    detente deconflict budget [PARTNER] [--items N] [--queries N] [--ratio R]
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+from rich.table import Table
+from typer.core import TyperGroup
+
+from detente.cli.app import HomeOption, console, open_node
+from detente.errors import UsageError, ValidationError
+
+JsonOption = Annotated[bool, typer.Option("--json", help="print JSON")]
+
+
+class _QueryByDefault(TyperGroup):
+    """``detente deconflict PARTNER …`` runs the ``query`` subcommand."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["query", *args]
+        return super().parse_args(ctx, args)
+
+
+deconflict_app = typer.Typer(
+    cls=_QueryByDefault, no_args_is_help=True,
+    help="Private deconfliction (PSI) with a partner: `detente deconflict PARTNER --mode M "
+         "(--items FILE | --observables | --operations FILE | --alignment FILE)`.")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(deconflict_app, name="deconflict")
+
+
+def _dump(doc: Any) -> None:
+    sys.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return orjson.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise UsageError(f"{path} does not exist") from None
+    except orjson.JSONDecodeError as exc:
+        raise ValidationError(f"{path} is not JSON: {exc}") from None
+
+
+def _spec(node: Any, items: Path | None, observables: bool, operations: Path | None,
+          alignment: Path | None, grid: str | None) -> Any:
+    from detente.actions.deconflict import ItemsSpec
+    from detente.federation.deconflict_sets import parse_grid
+
+    chosen = [x for x in (items, operations, alignment) if x is not None]
+    if len(chosen) + int(observables) != 1:
+        raise UsageError("choose one of --items FILE, --observables, --operations FILE, "
+                         "--alignment FILE")
+    if observables:
+        return ItemsSpec.observables(node)
+    if operations is not None:
+        return ItemsSpec.operations_json(_read_json(operations), parse_grid(grid))
+    assert chosen
+    return ItemsSpec.from_json(_read_json(chosen[0]), alignment=alignment is not None)
+
+
+@deconflict_app.command("query", hidden=True)
+def query(
+    partner: Annotated[str, typer.Argument(help="the partner to ask")],
+    mode: Annotated[str, typer.Option("--mode", help="intersection, cardinality, pointer or "
+                                      "mutual")] = "intersection",
+    items: Annotated[Path | None, typer.Option("--items", help="JSON list of observables, "
+                                               "patterns or names, or a STIX bundle")] = None,
+    observables: Annotated[bool, typer.Option("--observables",
+                                              help="this node's own observables")] = False,
+    operations: Annotated[Path | None, typer.Option("--operations", help="JSON list of "
+                                                    "planned operations")] = None,
+    alignment: Annotated[Path | None, typer.Option("--alignment", help="names of declared "
+                                                   "targets; cardinality only")] = None,
+    grid: Annotated[str | None, typer.Option("--grid", help="place-time grid, e.g. "
+                                             "r8:d500:b3600:s0")] = None,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Ask PARTNER which of our items it holds too, as the mode allows."""
+    from detente.actions.deconflict import run_query
+
+    node = open_node(home)
+    spec = _spec(node, items, observables, operations, alignment, grid)
+    if spec.kind == "alignment" and mode != "cardinality":
+        raise UsageError("alignment is cardinality only", hint="add --mode cardinality")
+    outcome = run_query(node, partner, mode, spec)
+    if as_json:
+        _dump(outcome.to_json())
+        return
+    console.print(f"{outcome.mode} with {partner} over {outcome.kind}: sent {outcome.sent} "
+                  f"items, {partner} holds {outcome.responder_size}; "
+                  f"[bold]{outcome.count}[/] shared", highlight=False)
+    for label in outcome.matches or ():
+        console.print(f"  match: {label}", highlight=False, markup=False)
+    for p in outcome.pointers or ():
+        console.print(f"  conflict: handle {p.handle} — contact {p.contact}",
+                      highlight=False, markup=False)
+    console.print(f"recorded in our ledger at #{outcome.ledger_index} (no items)",
+                  highlight=False)
+
+
+@deconflict_app.command("load-operations")
+def load_operations(
+    file: Annotated[Path, typer.Argument(help="JSON list of {name, latitude, longitude, "
+                                         "radius_m, start, end, contact}")],
+    replace: Annotated[bool, typer.Option("--replace", help="drop operations not in FILE")]
+    = False,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Load this node's planned operations (what partners' operations are matched against)."""
+    from detente.federation.deconflict_sets import OperationsBook, parse_operations
+
+    node = open_node(home)
+    ops = parse_operations(_read_json(file))
+    stored = OperationsBook(node.store.engine).load(ops, replace=replace)
+    if as_json:
+        _dump([{"name": o.name, "handle": o.handle} for o in stored])
+        return
+    table = Table("operation", "handle (what a partner sees)", "contact")
+    for o in stored:
+        table.add_row(o.name, o.handle, o.contact or "(node default)")
+    console.print(table)
+
+
+@deconflict_app.command("budget")
+def budget(
+    partner: Annotated[str, typer.Argument(help="partner name, or * for the default")] = "*",
+    items: Annotated[int | None, typer.Option("--items", help="items per query")] = None,
+    queries: Annotated[int | None, typer.Option("--queries", help="queries per day")] = None,
+    ratio: Annotated[float | None, typer.Option("--ratio", help="max query / set size")]
+    = None,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show or set the query budget a partner gets (refusals name the limit hit)."""
+    import dataclasses
+
+    from detente.federation.deconflict_budgets import DEFAULT, BudgetTable
+
+    node = open_node(home)
+    if partner != DEFAULT:
+        node.partners.get(partner)
+    table = BudgetTable(node.store.engine)
+    current = table.budgets()
+    chosen = current.default if partner == DEFAULT else current.for_partner(partner)
+    if (items, queries, ratio) != (None, None, None):
+        chosen = dataclasses.replace(
+            chosen, items_per_query=chosen.items_per_query if items is None else items,
+            queries_per_day=chosen.queries_per_day if queries is None else queries,
+            max_set_ratio=chosen.max_set_ratio if ratio is None else ratio)
+        table.set(partner, chosen)
+    doc = {"partner": partner, **dataclasses.asdict(chosen)}
+    if as_json:
+        _dump(doc)
+        return
+    console.print(f"{partner}: {chosen.items_per_query} items per query, "
+                  f"{chosen.queries_per_day} queries per day, query at most "
+                  f"{chosen.max_set_ratio:g}× our set", highlight=False)
