@@ -197,7 +197,7 @@ def _closing_record(requester: Requester, exc: BaseException) -> SessionRecord:
                                reason=reason[:400])
 
 
-def _outcome(node: Node, partner: str, spec: ItemsSpec, result: Result,
+def _outcome(partner: str, spec: ItemsSpec, result: Result,
              record: SessionRecord, index: int | None) -> DeconflictOutcome:
     matches = None
     if result.items is not None:
@@ -226,4 +226,4 @@ def run_query(node: Node, partner: str, mode: str, items: ItemsSpec, *,
         if own:
             http.close()
     index = node.ledger.append(session_entry(requester.record, items.kind))  # (4)
-    return _outcome(node, partner, items, result, requester.record, index)
+    return _outcome(partner, items, result, requester.record, index)
