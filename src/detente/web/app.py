@@ -112,11 +112,12 @@ def _endpoint(state: WebState, handler: Handler) -> Endpoint:
 
 # -- login and logout ---------------------------------------------------------------------
 
-def _login_page(ctx: Ctx, nonce: str, *, error: str | None = None,
-                status: int = 200) -> Response:
+def _login_page(ctx: Ctx, nonce: str, *, error: str | None = None, status: int = 200,
+                next_path: str | None = None, user: str = "") -> Response:
     token = ctx.state.sessions.login_token(nonce) or ""
+    target = next_path if next_path is not None else ctx.request.query_params.get("next")
     response = ctx.render("login.html", status=status, login_csrf=token, error=error,
-                          next=_safe_next(ctx.request.query_params.get("next")))
+                          next=_safe_next(target), user=user)
     response.set_cookie(LOGIN_COOKIE, nonce, max_age=1800, httponly=True, samesite="strict",
                         secure=_secure(ctx.request), path="/login")
     return response
@@ -125,9 +126,10 @@ def _login_page(ctx: Ctx, nonce: str, *, error: str | None = None,
 def _attempt(ctx: Ctx, form: FormInput) -> Response:
     nonce = ctx.request.cookies.get(LOGIN_COOKIE)
     fresh = ctx.state.sessions.login_nonce()
+    target = _safe_next(str(form.get("next", "")))
     if not tokens_match(form.get("csrf_token"), ctx.state.sessions.login_token(nonce)):
         return _login_page(ctx, fresh, error="The login form expired or did not come from "
-                           "this page. Please try again.", status=403)
+                           "this page. Please try again.", status=403, next_path=target)
     user = str(form.get("name", ""))[:64].strip()
     password = str(form.get("password", ""))[:1024]
     client = ctx.request.client.host if ctx.request.client else "unknown"
@@ -135,13 +137,14 @@ def _attempt(ctx: Ctx, form: FormInput) -> Response:
         ctx.state.user_limiter.check(f"user:{user}")
         ctx.state.client_limiter.check(f"client:{client}")
     except TooManyAttempts as exc:
-        return _login_page(ctx, fresh, error=str(exc), status=429)
+        return _login_page(ctx, fresh, error=str(exc), status=429, next_path=target,
+                           user=user)
     if not user or not ctx.state.operators.verify(user, password):
         ctx.state.user_limiter.fail(f"user:{user}")
         ctx.state.client_limiter.fail(f"client:{client}")
-        return _login_page(ctx, fresh, error="Wrong operator name or password.", status=401)
+        return _login_page(ctx, fresh, error="Wrong operator name or password.", status=401,
+                           next_path=target, user=user)
     cookie, _session = ctx.state.sessions.open(user)
-    target = _safe_next(str(form.get("next", "")))
     response = RedirectResponse(target, status_code=303, headers=SECURITY_HEADERS)
     response.set_cookie(SESSION_COOKIE, cookie, max_age=SESSION_TTL, httponly=True,
                         samesite="strict", secure=_secure(ctx.request), path="/")

@@ -7,12 +7,13 @@ book, release records, ledger).  Pending capabilities go through :mod:`detente.w
 from __future__ import annotations
 
 from collections import Counter, deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 from detente.ledger import Entry
 from detente.node import Node
-from detente.release import iter_release_records
+from detente.release import ReleaseRecord, iter_release_records
 from detente.store.base import Query, StoredObject
 
 __all__ = [
@@ -37,6 +38,12 @@ def _day(micros: int) -> date:
 def day_labels(days: int = 14, today: date | None = None) -> list[date]:
     end = today or datetime.now(UTC).date()
     return [end - timedelta(days=days - 1 - i) for i in range(days)]
+
+
+def release_records(node: Node, partner: str | None = None) -> Iterator[ReleaseRecord]:
+    """Release records, the release tables created first (a new node has none yet)."""
+    _ = node.releaser  # the Releaser creates its tables
+    return iter_release_records(node.store.engine, partner=partner)
 
 
 def ledger_tail(node: Node, scan: int = TAIL) -> list[tuple[int, Entry]]:
@@ -102,7 +109,7 @@ def traffic(node: Node, partner: str | None = None) -> dict[str, PartnerTraffic]
     """Release and receipt counts per partner (one pass over each)."""
     names = [partner] if partner else [p.name for p in node.partners.all()]
     out = {n: PartnerTraffic() for n in names}
-    for r in iter_release_records(node.store.engine, partner=partner):
+    for r in release_records(node, partner) if names else ():
         t = out.get(r.partner)
         if t is None:
             continue

@@ -13,11 +13,10 @@ from detente.ledger.errors import LedgerError
 from detente.node import Node
 from detente.partners import TIER_NAMES
 from detente.policy import explain
-from detente.release import iter_release_records
 from detente.stix.vocab import tlp_level
 from detente.store.base import Query
 from detente.web import data
-from detente.web.facts import display_name, fmt_micros
+from detente.web.facts import display_name, fmt_micros, release_records
 
 __all__ = ["MarkingLine", "MatrixRow", "ReleaseRow", "object_page", "recent_objects"]
 
@@ -110,7 +109,7 @@ def releases(node: Node, object_id: str) -> list[ReleaseRow]:
     prove = _Prover(node)
     return [ReleaseRow(r.partner, r.version, fmt_micros(r.released_at), r.withdrawn,
                        r.fingerprint_id, r.ledger_index, prove(r.ledger_index))
-            for r in iter_release_records(node.store.engine) if r.object_id == object_id]
+            for r in release_records(node) if r.object_id == object_id]
 
 
 def object_page(node: Node, object_id: str) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from detente.errors import DetenteError, NotFoundError, ValidationError
 from detente.partners import TIER_NAMES, Partner
-from detente.release import ReleaseRecord, iter_release_records
+from detente.release import ReleaseRecord
 from detente.web import charts, data, deconf, facts
 from detente.web.context import Ctx, Upload
 from detente.web.ledgerview import ledger_page
@@ -109,7 +109,7 @@ def _sharing_chart(name: str, flow: facts.PartnerTraffic) -> tuple[Any, list[Any
 
 def _last_sent(ctx: Ctx, name: str, limit: int = 20) -> list[ReleaseRecord]:
     last: deque[ReleaseRecord] = deque(maxlen=limit)
-    last.extend(iter_release_records(ctx.node.store.engine, partner=name))
+    last.extend(facts.release_records(ctx.node, name))
     return list(reversed(last))
 
 

@@ -1,0 +1,189 @@
+"""Each page with data and empty; escaping; the trace flow; deconfliction; the CLI."""
+
+from __future__ import annotations
+
+import time
+from html import escape
+from typing import Any
+
+import pytest
+
+from detente.node import Node
+from detente.web import data, deconf
+from tests.cli.helpers import run
+from tests.web.client import TestClient
+from tests.web.world import XSS, csrf_of, find, leaked_views
+
+
+def test_dashboard_with_data(client: TestClient) -> None:
+    html = client.get("/").text
+    for name in ("fr", "ru", "de"):
+        assert f'href="/partners/{name}"' in html
+    assert "3 · trusted" in html and "1 · probation" in html
+    assert "Recent releases" in html and "Raqqa C2 infrastructure" not in html  # ids, not names
+    assert "Relay seen by fr" in html  # the inbox
+    assert "No alarms" in html
+
+
+def test_dashboard_empty_explains_what_to_do(empty_client: TestClient) -> None:
+    html = empty_client.get("/").text
+    assert "No partners yet" in html and "detente partner add" in html
+    assert "Nothing received yet" in html and "Nothing released yet" in html
+
+
+def test_object_page_shows_the_matrix_with_reasons(client: TestClient, node: Node) -> None:
+    oid = find(node, "Safe house uplink (France only)")
+    html = client.get(f"/objects/{oid}").text
+    assert "Who can see this, and why" in html
+    rows = {name: html.index(f'<th scope="row"><a href="/partners/{name}">') for name in
+            ("fr", "ru", "de")}
+    assert "✔ allow" in html[rows["fr"]:] and "✘ deny" in html[rows["ru"]:]
+    assert "TLP:AMBER" in html and "to fr" in html
+    assert "included: " in html and "verified against the" in html  # release to fr, proved
+    assert "&#34;type&#34;: &#34;indicator&#34;" in html or "&quot;type&quot;" in html
+
+
+def test_unknown_object_is_a_404_page(client: TestClient) -> None:
+    r = client.get("/objects/indicator--00000000-0000-4000-8000-000000000000")
+    assert r.status_code == 404 and "no object" in r.text and "<html" in r.text
+
+
+def test_objects_list_and_filter(client: TestClient, empty_client: TestClient) -> None:
+    assert "C2 relay 3" in client.get("/objects?type=indicator").text
+    assert "No objects of type report yet" in empty_client.get("/objects?type=report").text
+
+
+def test_partner_page(client: TestClient) -> None:
+    html = client.get("/partners/fr").text
+    assert "Partner fr" in html and "Sharing in both directions" in html
+    assert "<svg" in html and "<title" in html and "<desc" in html  # the chart, labelled
+    assert "Relay seen by fr" in html  # received from fr
+    assert "Evidence timeline" in html and "Echoes flagged" in html
+    assert client.get("/partners/nobody").status_code == 404
+
+
+def test_ledger_page(client: TestClient, empty_client: TestClient) -> None:
+    html = client.get("/ledger").text
+    assert "No checkpoint signed yet" in html
+    token = csrf_of(html)
+    client.post("/ledger/checkpoint", data={"csrf_token": token})
+    html = client.get("/ledger").text
+    assert "extends the latest signed checkpoint" in html and "detente/us" in html
+    assert "never witnessed" in html  # partners' logs not seen yet
+    assert "No partners, so no logs to witness" in empty_client.get("/ledger").text
+
+
+def test_xss_in_object_names_is_escaped_everywhere(client: TestClient, node: Node) -> None:
+    oid = find(node, XSS)
+    received = find(node, f"Relay seen by fr {XSS}")
+    for path in ("/", "/objects", f"/objects/{oid}", f"/objects/{received}", "/partners/fr"):
+        html = client.get(path).text
+        assert XSS not in html, path
+        assert "<script>alert" not in html, path
+    assert escape(XSS, quote=False).replace("'", "&#39;") in client.get(f"/objects/{oid}").text
+
+
+def _wait(client: TestClient, location: str, limit: float = 60.0) -> dict[str, Any]:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        status = client.get(f"{location}/status").json()
+        if status["done"]:
+            return status  # type: ignore[no-any-return]
+        time.sleep(0.1)
+    raise AssertionError("trace did not finish")
+
+
+def test_trace_upload_names_the_leaker(client: TestClient, node: Node) -> None:
+    token = csrf_of(client.get("/trace").text)
+    r = client.post("/trace", data={"csrf_token": token, "format": ""},
+                    files={"artifact": ("leak.json", leaked_views(node, "de"), "text/plain")})
+    assert r.status_code == 303
+    page = r.headers["location"]
+    assert _wait(client, page)["state"] == "done"
+    html = client.get(page).text
+    assert "Leaked by de" in html and "ACCUSED" in html
+    assert "verified (" in html and "FAILED" not in html
+
+
+def test_trace_paste_and_errors(client: TestClient, node: Node, empty_client: TestClient) -> None:
+    token = csrf_of(client.get("/trace").text)
+    r = client.post("/trace", data={"csrf_token": token, "format": "",
+                                    "pasted": leaked_views(node, "fr").decode()})
+    _wait(client, r.headers["location"])
+    assert "Leaked by fr" in client.get(r.headers["location"]).text
+    r = client.post("/trace", data={"csrf_token": token, "format": ""})
+    assert r.status_code == 400 and "no artifact given" in r.text
+    r = client.post("/trace", data={"csrf_token": token, "format": "exe", "pasted": "x"})
+    assert r.status_code == 400
+    # a job belongs to the operator's session: another node's client cannot see it
+    assert empty_client.get(r.headers.get("location", "/trace/jobs/x")).status_code in (
+        404, 405)
+
+
+def test_deconfliction_refuses_bad_items(client: TestClient) -> None:
+    token = csrf_of(client.get("/deconfliction").text)
+    r = client.post("/deconfliction", data={"csrf_token": token, "partner": "fr",
+                                            "mode": "intersection", "kind": "ipv4-addr",
+                                            "items": "10.0.0.1\nnot an address"})
+    assert r.status_code == 400 and "line 2" in r.text
+
+
+def test_deconfliction_result_renders(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[Any] = []
+
+    class Outcome:
+        sent, responder_size, count, ledger_index = 2, 40, 1, 7
+        matches, pointers = ("198.51.100.7",), None
+
+    def fake_run(node: Node, partner: str, mode: str, spec: Any) -> Outcome:
+        seen.append((partner, mode, spec.kind, len(spec.items)))
+        return Outcome()
+
+    monkeypatch.setattr(data, "deconflict_runner", lambda: fake_run)
+    token = csrf_of(client.get("/deconfliction").text)
+    r = client.post("/deconfliction", data={"csrf_token": token, "partner": "fr",
+                                            "mode": "intersection", "kind": "ipv4-addr",
+                                            "items": "198.51.100.7\n10.1.1.1"})
+    assert r.status_code == 200, r.text
+    assert seen == [("fr", "intersection", "observables", 2)]
+    assert "<strong>1</strong> of the 2 sent" in r.text and "198.51.100.7" in r.text
+    assert "entry #7" in r.text
+
+
+def test_deconfliction_missing_runner_says_so(client: TestClient,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(data, "deconflict_runner", lambda: data.Missing(
+        "Queries to partners are not wired on this node", "run_query()"))
+    token = csrf_of(client.get("/deconfliction").text)
+    r = client.post("/deconfliction", data={"csrf_token": token, "partner": "fr",
+                                            "mode": "cardinality", "kind": "domain-name",
+                                            "items": "example.org"})
+    assert "not wired on this node" in r.text and "1 item encoded" in r.text
+
+
+def test_deconfliction_empty(empty_client: TestClient) -> None:
+    assert "No partners to ask yet" in empty_client.get("/deconfliction").text
+
+
+def test_encode_items_dedupes_and_expands() -> None:
+    items = deconf.encode_items("ipv4-addr", "10.0.0.0/30\n10.0.0.1\n\n")
+    assert len(items) == 4
+
+
+def test_operator_cli(node: Node, capsys: pytest.CaptureFixture[str],
+                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    home = str(node.home)
+    monkeypatch.setattr("sys.stdin", io.StringIO("a long enough secret\n"))
+    r = run(capsys, "operator", "add", "bob", "--home", home, "--password-stdin")
+    assert r.code == 0, r.err
+    assert "bob" in run(capsys, "operator", "list", "--home", home).out
+    monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
+    r = run(capsys, "operator", "add", "carol", "--home", home, "--password-stdin")
+    assert r.code != 0 and "at least" in r.err
+    monkeypatch.setattr("sys.stdin", io.StringIO("a long enough secret\n"))
+    r = run(capsys, "operator", "add", "bob", "--home", home, "--password-stdin")
+    assert r.code != 0 and "already exists" in r.err
+    assert run(capsys, "operator", "remove", "bob", "--home", home).code == 0
+    assert run(capsys, "operator", "remove", "bob", "--home", home).code != 0
