@@ -93,6 +93,8 @@ class Cluster:
     def stop(self) -> None:
         for s in self.served.values():
             s.stop()
+        for sock in self.socks.values():
+            sock.close()
         for n in self.nodes.values():
             n.close()
 

@@ -158,8 +158,8 @@ class PartnerClient:
         return self.partner.name
 
     def url(self, path: str) -> str:
-        """An absolute URL on the partner's node (``path`` may already be absolute)."""
-        return urljoin(self.partner.url.rstrip("/") + "/", path)
+        """A URL under the partner's base URL (which may have a path: a reverse proxy)."""
+        return urljoin(self.partner.url.rstrip("/") + "/", path.lstrip("/"))
 
     # -- requests ---------------------------------------------------------------------
     def get(self, url: str, params: Mapping[str, str] | None = None) -> Reply:
