@@ -15,8 +15,8 @@ name may carry a fingerprint variant).  A later version of the *same* id is an u
 its creator, never an echo.  Echoes of kind (1) are not stored again (we hold the
 original; local material is never overwritten) — a marking or extension definition coming
 back this way is support material, counted as a duplicate, not an echo; echoes of kind (2)
-are stored with ``Provenance.flags = {"echo": true, "echo_of": <our object id>}`` so that they never count
-as P's contribution or as corroboration.
+are stored with ``Provenance.flags = {"echo": true, "echo_of": <our object id>}`` so that
+they never count as P's contribution or as corroboration.
 """
 
 from __future__ import annotations
