@@ -1,0 +1,455 @@
+"""The earned-trust engine: the one object the rest of detente talks to.
+
+``observe`` is called by the intake path right after objects are stored; ``confirm`` /
+``refute`` by the analyst; ``expire`` and ``refresh`` periodically.  Each of them
+recomputes the tiers of the partners whose evidence changed; a changed tier is written to
+the ledger (``tier-change``) and kept until the caller drains it with ``tier_changes()``
+and runs ``Releaser.reevaluate`` for each partner.  ``tier`` is the ``TierSource`` the
+partner book plugs in: it only reads the stored tier, so the release path never waits on
+the model.
+
+Our own (``local``) reports are a source like any other for corroboration, but only when
+they came first: a local object stored after a partner's report of the same claim may be
+derived from it.  Our own sightings and the analyst's verdicts are confirmations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from statistics import median
+from typing import Any, Protocol
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.exc import SQLAlchemyError
+
+from detente.errors import NotFoundError
+from detente.partners import Partner, PartnerBook, effective_tier
+from detente.store.base import LOCAL, StoredObject
+from detente.store.sql import SqlStore
+from detente.trust import schema as t
+from detente.trust.claims import Resolver, claim_key, extract
+from detente.trust.config import DAY, TrustConfig
+from detente.trust.errors import TrustError, UnknownObjectError
+from detente.trust.grading import Grade, GradeInputs, make_grade, source_grade, worse
+from detente.trust.intake import Intake
+from detente.trust.model import HIGH, Fact, Link, Model, Reliability
+from detente.trust.records import (
+    Credit,
+    HistoryItem,
+    Observation,
+    PartnerTrust,
+    Review,
+    TierChange,
+)
+from detente.trust.released import index_releases, released_value
+from detente.trust.tiers import TierInputs, earned_tier
+
+__all__ = ["TrustEngine"]
+
+_REF_KEYS = ("source_ref", "target_ref", "sighting_of_ref")
+_HOUR_US = 3_600_000_000
+#: read through the raw DBAPI connection: on SQLite a SQLAlchemy transaction would take
+#: the write lock, and the release path asks for tiers while it may be writing
+_TIER_SQL = {False: "SELECT tier FROM trust_tiers WHERE partner = ?",
+             True: "SELECT tier FROM trust_tiers WHERE partner = %s"}
+
+
+class SupportsAppend(Protocol):
+    def append(self, entry: Any, conn: sa.Connection | None = None) -> int: ...
+
+
+class TrustEngine:
+    """Evidence, reliability, grades, tiers and credit for one node."""
+
+    def __init__(self, engine: sa.Engine, store: SqlStore, *,
+                 ledger: SupportsAppend | None = None, config: TrustConfig | None = None,
+                 partners: PartnerBook | None = None) -> None:
+        self.engine, self.store, self.ledger = engine, store, ledger
+        self.config = config or TrustConfig()
+        self._book = partners
+        self._generation = 0
+        self._cache: tuple[tuple[int, int], Model] | None = None
+
+    def create(self) -> None:
+        t.metadata.create_all(self.engine)
+
+    # -- helpers ------------------------------------------------------------------------
+    def _now(self) -> int:
+        return int(self.config.clock())
+
+    def _resolver_for(self, bodies: Sequence[Mapping[str, Any]]) -> Resolver:
+        """Bodies of everything ``bodies`` refer to (two levels), read before any write."""
+        known: dict[str, Mapping[str, Any]] = {}
+        for b in bodies:
+            if isinstance(b.get("id"), str):
+                known[b["id"]] = b
+        wanted = list(bodies)
+        for _ in range(2):
+            refs = {b.get(k) for b in wanted for k in _REF_KEYS} - set(known) - {None}
+            wanted = []
+            for ref in refs:
+                obj = self.store.get(str(ref))
+                if obj is not None:
+                    known[obj.id] = obj.body
+                    wanted.append(obj.body)
+        return known.get
+
+    def _invalidate(self) -> None:
+        self._generation += 1
+        self._cache = None
+
+    def _model(self) -> Model:
+        now = self._now()
+        key = (self._generation, now // _HOUR_US)
+        if self._cache is None or self._cache[0] != key:
+            self._cache = (key, self._load(now))
+        return self._cache[1]
+
+    def _load(self, now: int) -> Model:
+        a = t.assertions.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(t.assertions)).all()
+            keys: dict[int, set[str]] = {}
+            for aid, key in conn.execute(sa.select(t.claims.c.assertion_id, t.claims.c.key)
+                                         .where(t.claims.c.echo.is_(False))):
+                keys.setdefault(int(aid), set()).add(key)
+            topics: dict[int, set[str]] = {}
+            for aid, topic in conn.execute(sa.select(t.topics)):
+                topics.setdefault(int(aid), set()).add(topic)
+            links = [Link(int(r[0]), int(r[1]), bool(r[2]), str(r[3]))
+                     for r in conn.execute(sa.select(t.links))]
+        facts = [Fact(int(r.id), r.partner, r.object_id, int(r.time), int(r.seq),
+                      float(r.importance), bool(r.echo), bool(r.revoked), r.outcome,
+                      r.outcome_at, frozenset(keys.get(int(r.id), ())),
+                      frozenset(topics.get(int(r.id), ()))) for r in rows]
+        del a
+        return Model(facts, links, now, self.config)
+
+    def _partner(self, name: str) -> Partner | None:
+        if self._book is None:
+            self._book = PartnerBook(self.engine)
+        try:
+            return self._book.get(name)
+        except (NotFoundError, SQLAlchemyError):
+            return None
+
+    def _record(self, kind: str, partner: str | None, detail: str,
+                object_id: str | None = None, version: str | None = None) -> None:
+        if self.ledger is None:
+            return
+        from detente.ledger import Entry, EntryError
+
+        when = datetime.fromtimestamp(self._now() / 1e6, UTC)
+        who = None if partner in (None, LOCAL) else partner
+        try:
+            entry = Entry(kind=kind, time=when, partner=who, object_id=object_id,
+                          object_version=version or None, detail=detail[:2000])
+        except EntryError:
+            entry = Entry(kind=kind, time=when, partner=who, detail=detail[:2000])
+        self.ledger.append(entry)
+
+    # -- intake -------------------------------------------------------------------------
+    def observe(self, objs: Sequence[StoredObject]) -> list[Observation]:
+        """Evidence from stored objects (origin = partner name, or local)."""
+        index_releases(self.engine, self._resolver_for, self.config)
+        resolve = self._resolver_for([o.body for o in objs])
+        with self.engine.begin() as conn:
+            intake = Intake(conn, resolve, self.config)
+            out = [intake.observe(o) for o in objs]
+        self._invalidate()
+        touched = {o.partner for o in out if o.effect == "assertion"}
+        for target, outcome, why, _when in intake.judgements:
+            touched |= self._judge(target, outcome, why, analyst=False)
+        self.refresh(touched)
+        return out
+
+    def confirm(self, object_id: str, why: str) -> list[str]:
+        """The analyst confirms an object's claims; returns the partners whose reports
+        were judged.  Recorded in the ledger."""
+        return sorted(self._analyst(object_id, "confirmed", why))
+
+    def refute(self, object_id: str, why: str) -> list[str]:
+        """The analyst refutes an object's claims: a high-importance report refuted drops
+        its partner's tier at once and opens a review."""
+        return sorted(self._analyst(object_id, "refuted", why))
+
+    def _analyst(self, object_id: str, outcome: str, why: str) -> set[str]:
+        if not why or not why.strip():
+            raise TrustError("a reason is required", hint="pass --why TEXT")
+        touched = self._judge(object_id, outcome, f"analyst: {why.strip()}", analyst=True)
+        self.refresh(touched)
+        return touched
+
+    def _claim_keys(self, object_id: str) -> set[str]:
+        c, a = t.claims.c, t.assertions.c
+        with self.engine.connect() as conn:
+            keys = {r[0] for r in conn.execute(sa.select(c.key).join(
+                t.assertions, a.id == c.assertion_id).where(a.object_id == object_id))}
+        if keys:
+            return keys
+        obj = self.store.get(object_id)
+        if obj is None:
+            return set()
+        found = extract(obj.body, self._resolver_for([obj.body]), self.config)
+        return {claim_key(x) for x in found.claims}
+
+    def _judge(self, object_id: str, outcome: str, why: str, *, analyst: bool) -> set[str]:
+        keys = self._claim_keys(object_id)
+        if not keys:
+            if analyst:
+                raise UnknownObjectError(f"{object_id} makes no claim this node has seen",
+                                         hint="see 'detente show ID'")
+            return set()
+        a, c = t.assertions.c, t.claims.c
+        now = self._now()
+        with self.engine.begin() as conn:
+            rows = conn.execute(
+                sa.select(a.id, a.partner, a.object_id, a.version, a.importance).distinct()
+                .join(t.claims, c.assertion_id == a.id)
+                .where(c.key.in_(keys), c.echo.is_(False), a.echo.is_(False))).all()
+            if rows:
+                conn.execute(t.assertions.update().where(a.id.in_([r.id for r in rows]))
+                             .values(outcome=outcome, outcome_at=now, outcome_why=why))
+        self._invalidate()
+        for r in rows:
+            self._record("evidence", r.partner, f"{outcome}: {why}", r.object_id, r.version)
+            if outcome == "refuted" and r.partner != LOCAL and \
+                    r.importance >= self.config.high_importance:
+                self._open_review(r.partner, r.object_id, why, now)
+        return {r.partner for r in rows if r.partner != LOCAL}
+
+    # -- reviews ------------------------------------------------------------------------
+    def _open_review(self, partner: str, object_id: str, why: str, now: int) -> None:
+        before = self._stored_tier(partner)
+        cap = max(0, min(before - 1, self.config.review_max_tier))
+        reason = f"high-importance report {object_id} refuted ({why})"
+        with self.engine.begin() as conn:
+            conn.execute(t.reviews.insert().values(
+                partner=partner, object_id=object_id, opened_at=now, reason=reason,
+                tier_before=before, tier_cap=cap))
+        self._record("evidence", partner, f"review opened: {reason}", object_id)
+
+    def reviews(self, *, open_only: bool = True) -> list[Review]:
+        stmt = sa.select(t.reviews).order_by(t.reviews.c.id)
+        if open_only:
+            stmt = stmt.where(t.reviews.c.closed_at.is_(None))
+        with self.engine.connect() as conn:
+            return [Review(**r._mapping) for r in conn.execute(stmt)]
+
+    def close_review(self, review_id: int, why: str) -> Review:
+        if not why.strip():
+            raise TrustError("a reason is required to close a review")
+        with self.engine.begin() as conn:
+            n = conn.execute(t.reviews.update().where(
+                t.reviews.c.id == review_id, t.reviews.c.closed_at.is_(None)).values(
+                closed_at=self._now(), closed_why=why.strip())).rowcount
+            row = conn.execute(sa.select(t.reviews).where(t.reviews.c.id == review_id)).first()
+        if not n or row is None:
+            raise NotFoundError(f"no open review {review_id}")
+        review = Review(**row._mapping)
+        self._record("evidence", review.partner, f"review {review_id} closed: {why}")
+        self.refresh({review.partner})
+        return review
+
+    # -- expiry and tiers ---------------------------------------------------------------
+    def expire(self, now: int | None = None) -> int:
+        """Mark reports whose valid_until passed before we confirmed or refuted them;
+        returns how many.  Corroboration still counts for them (see the model)."""
+        now = self._now() if now is None else now
+        a = t.assertions.c
+        with self.engine.begin() as conn:
+            rows = conn.execute(sa.select(a.id, a.partner).where(
+                a.outcome.is_(None), a.valid_until < now, a.echo.is_(False))).all()
+            if rows:
+                conn.execute(t.assertions.update().where(a.id.in_([r.id for r in rows]))
+                             .values(outcome="expired", outcome_at=now,
+                                     outcome_why="valid_until passed with no outcome"))
+        self._invalidate()
+        self.refresh({r.partner for r in rows} - {LOCAL})
+        return len(rows)
+
+    def _stored_tier(self, partner: str) -> int:
+        with self.engine.connect() as conn:
+            value = conn.execute(sa.select(t.tiers.c.tier).where(
+                t.tiers.c.partner == partner)).scalar()
+        if value is not None:
+            return int(value)
+        found = self._partner(partner)
+        return found.base_tier if found is not None else 1
+
+    def tier(self, partner: Partner) -> int:
+        """The earned tier (the partner book's ``TierSource``): the stored result of the
+        last refresh, or the operator's tier before any evidence.  Read-only."""
+        raw = self.engine.raw_connection()
+        try:
+            cur = raw.cursor()
+            try:
+                cur.execute(_TIER_SQL[self.engine.dialect.name == "postgresql"], (partner.name,))
+                row = cur.fetchone()
+            except Exception:  # no table yet: nothing was ever observed
+                row = None
+            cur.close()
+        finally:
+            raw.close()
+        return int(row[0]) if row is not None else partner.base_tier
+
+    def _tier_inputs(self, model: Model, name: str, base: int,
+                     released: Mapping[str, float], all_reviews: list[Review]) -> TierInputs:
+        facts = [f for f in model.by_partner.get(name, ()) if f.counts]
+        since = [min((f.time for f in facts), default=model.now)]
+        since += [f.outcome_at or 0 for f in facts if f.outcome == "refuted"
+                  and f.importance >= self.config.high_importance]
+        mine = [r for r in all_reviews if r.partner == name]
+        since += [r.opened_at for r in mine]
+        counts = model.counts(name)
+        given = sum(f.importance for f in facts if f.outcome == "confirmed"
+                    or (f.outcome != "refuted" and model.support(f).weight > 0))
+        taken = released.get(name, 0.0)
+        caps = [r.tier_cap for r in mine if r.closed_at is None]
+        return TierInputs(model.reliability(name), (model.now - max(since)) / (DAY * 1e6),
+                          given / (given + taken) if taken > 0 else 1.0,
+                          counts.important_good, base, min(caps) if caps else None)
+
+    def refresh(self, partners: set[str] | None = None) -> list[TierChange]:
+        """Recompute earned tiers (all partners, or those given); changes are recorded in
+        the ledger and kept for :meth:`tier_changes`."""
+        model = self._model()
+        names = sorted((partners if partners is not None else set(model.partners)) - {LOCAL})
+        if not names:
+            return []
+        with self.engine.connect() as conn:
+            released = released_value(conn)
+            stored = {r.partner: r for r in conn.execute(sa.select(t.tiers))}
+        all_reviews = self.reviews(open_only=False)
+        changes = []
+        for name in names:
+            found = self._partner(name)
+            base = found.base_tier if found is not None else 1
+            new, why = earned_tier(self._tier_inputs(model, name, base, released,
+                                                     all_reviews), self.config)
+            row = stored.get(name)
+            old = int(row.tier) if row is not None else base
+            if row is None or new != old:
+                self._store_tier(name, old, new, why, quiet=row is None and new == old)
+            if new != old:
+                changes.append(TierChange(name, old, new, why))
+        return changes
+
+    def _store_tier(self, name: str, old: int, new: int, why: str, *, quiet: bool) -> None:
+        now = self._now()
+        values = {"tier": new, "previous": old, "reason": why, "since": now,
+                  "announced": quiet}
+        with self.engine.begin() as conn:
+            pending = conn.execute(sa.select(t.tiers.c.previous).where(
+                t.tiers.c.partner == name, t.tiers.c.announced.is_(False))).scalar()
+            if pending is not None:  # not handed out yet: report from the last handed out
+                values["previous"] = int(pending)
+            n = conn.execute(t.tiers.update().where(t.tiers.c.partner == name)
+                             .values(**values)).rowcount
+            if not n:
+                conn.execute(t.tiers.insert().values(partner=name, **values))
+            if not quiet:
+                conn.execute(t.tier_log.insert().values(partner=name, time=now, old=old,
+                                                        new=new, reason=why))
+        if not quiet:
+            self._record("tier-change", name, f"earned tier {old} -> {new}: {why}")
+
+    def tier_changes(self) -> list[TierChange]:
+        """Tier changes not yet handed out (drained): run ``Releaser.reevaluate`` on each."""
+        with self.engine.begin() as conn:
+            rows = conn.execute(sa.select(t.tiers).where(t.tiers.c.announced.is_(False))
+                                .order_by(t.tiers.c.partner)).all()
+            if rows:
+                conn.execute(t.tiers.update().where(t.tiers.c.partner.in_(
+                    [r.partner for r in rows])).values(announced=True))
+        return [TierChange(r.partner, int(r.previous), int(r.tier), r.reason) for r in rows
+                if int(r.previous) != int(r.tier)]
+
+    # -- answers ------------------------------------------------------------------------
+    def reliability(self, partner: str, topic: str | None = None) -> Reliability:
+        """Posterior mean and 90% interval; ``topic`` e.g. ``type:indicator``,
+        ``actor:apt28``, ``region:sy`` or ``importance:high``."""
+        return self._model().reliability(partner, topic)
+
+    def source_grade(self, partner: str) -> str:
+        return source_grade(self.reliability(partner), self.config)
+
+    def grade(self, object_id: str) -> Grade:
+        """Information credibility of one object, with the reasons; stored beside it."""
+        model = self._model()
+        facts = sorted(model.by_object.get(object_id, ()), key=lambda f: (f.seq, f.id))
+        if not facts:
+            raise UnknownObjectError(f"{object_id} is not a report this node can grade",
+                                     hint="only objects making claims are graded")
+        f = facts[0]
+        grade = make_grade(object_id, self._grade_inputs(model, f), self.config)
+        self._keep(grade)
+        return grade
+
+    def _grade_inputs(self, model: Model, f: Fact) -> GradeInputs:
+        outcome = f.outcome if f.outcome in ("confirmed", "refuted") else None
+        if f.claims & model.refuted:
+            outcome = "refuted"
+        elif outcome is None and f.claims & model.confirmed:
+            outcome = "confirmed"
+        grade = source_grade(model.reliability(f.partner), self.config)
+        high = f.importance >= self.config.high_importance
+        stratum = source_grade(model.reliability(f.partner, HIGH), self.config)
+        if high and stratum in ("D", "E"):
+            grade = worse(grade, stratum)
+        p = self._partner(f.partner)
+        tier = effective_tier(p, self.tier(p)) if p is not None else self._stored_tier(f.partner)
+        notes = ["valid_until passed with no outcome"] if f.outcome == "expired" else []
+        return GradeInputs(
+            f.partner, f.importance, outcome, f.echo or not f.claims, model.support(f),
+            grade, tier, any(r.partner == f.partner for r in self.reviews()),
+            model.counts(f.partner).important_good, local=f.partner == LOCAL, notes=notes)
+
+    def _keep(self, g: Grade) -> None:
+        values = {"partner": g.partner, "credibility": g.credibility, "confidence": g.confidence,
+                  "source_grade": g.source_grade, "reasons": orjson.dumps(g.reasons).decode(),
+                  "graded_at": self._now()}
+        with self.engine.begin() as conn:
+            n = conn.execute(t.grades.update().where(t.grades.c.object_id == g.object_id)
+                             .values(**values)).rowcount
+            if not n:
+                conn.execute(t.grades.insert().values(object_id=g.object_id, **values))
+
+    def credit(self, partner: str) -> Credit:
+        firsts = self._model().first_reports(partner)
+        credited = [(f, lead, ok) for f, lead, ok in firsts if lead is not None or ok]
+        leads = [lead / 1e6 for _, lead, _ in credited if lead is not None]
+        return Credit(partner, len(firsts), sum(lead is not None for _, lead, _ in firsts),
+                      sum(ok for _, _, ok in firsts), median(leads) if leads else None,
+                      sum(f.importance for f, _, _ in credited))
+
+    def summary(self, partner: str) -> PartnerTrust:
+        model = self._model()
+        rel = model.reliability(partner)
+        return PartnerTrust(partner, self._stored_tier(partner),
+                            source_grade(rel, self.config), rel, model.counts(partner),
+                            self.credit(partner),
+                            sum(r.partner == partner for r in self.reviews()))
+
+    def history(self, partner: str, limit: int = 200) -> list[HistoryItem]:
+        """What happened with this partner, newest first."""
+        a = t.assertions.c
+        items: list[HistoryItem] = []
+        with self.engine.connect() as conn:
+            for r in conn.execute(sa.select(t.assertions).where(a.partner == partner)):
+                what = f"reported {r.type} (importance {r.importance:.2f})"
+                items.append(HistoryItem(int(r.time), "echo" if r.echo else "report",
+                                         r.object_id, r.echo_reason or what))
+                if r.outcome:
+                    items.append(HistoryItem(int(r.outcome_at or r.time), r.outcome,
+                                             r.object_id, r.outcome_why or ""))
+            for r in conn.execute(sa.select(t.tier_log).where(t.tier_log.c.partner == partner)):
+                items.append(HistoryItem(int(r.time), "tier-change", None,
+                                         f"{r.old} -> {r.new}: {r.reason}"))
+        for rv in self.reviews(open_only=False):
+            if rv.partner == partner:
+                items.append(HistoryItem(rv.opened_at, "review", rv.object_id, rv.reason))
+        items.sort(key=lambda i: i.time, reverse=True)
+        return items[:limit]

@@ -1,0 +1,334 @@
+"""The reliability model: pure functions over assertions and corroboration links.
+
+For each partner P, reliability r_P is the probability that an assertion of P is true,
+with a Beta posterior.  Each resolved assertion a contributes its *posterior probability
+of being true* q_a, weighted by importance w_a and forgetting d_a::
+
+    alpha_P = alpha_0 + sum_a w_a d_a q_a          beta_P = beta_0 + sum_a w_a d_a (1 - q_a)
+    d_a     = 2 ** (-(now - t_a) / half_life)
+    q_a     = 1 (confirmed by us), 0 (refuted by us), else  h L_a / (h L_a + 1 - h)
+    L_a     = prod_Q (1 + e_Q (L_c - 1))  [* L_expired when valid_until passed]
+    e_Q     = pair_weight(P, Q) * r_Q  [* late_weight if Q reported it first]
+
+L_a is the likelihood ratio of the corroboration evidence; e_Q in [0, 1] is how much an
+independent source Q's agreement is worth; h is P's base rate from *our own* verdicts only
+(confirmed / refuted, with the same prior), so corroboration never feeds the base rate it
+is judged against (no self-amplification: weak agreement alone cannot push r_P to 1).
+Because reliabilities weight each other's corroborations, the model is solved as a fixed
+point (a few sweeps from the prior mean).  A pending, uncorroborated assertion is not
+evidence yet; an expired one (valid_until passed, never confirmed or refuted) multiplies
+its likelihood ratio by L_expired, so weak corroboration of an expired claim is negative.
+
+Collusion: pair_weight(P, Q) is the posterior mean rate at which the claims P and Q both
+assert are *also* supported by a third party (another source, our own report, or our
+confirmation), with prior Beta(1, 2), times the pair's outcome record.  Two partners who
+only ever corroborate each other converge to weight 0; a first joint claim weighs 1/4.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from detente.store.base import LOCAL
+from detente.trust.betadist import beta_quantile
+from detente.trust.config import TrustConfig
+
+__all__ = ["Counts", "Fact", "Link", "Model", "Reliability", "Support"]
+
+HIGH = "importance:high"
+
+
+@dataclass(frozen=True, slots=True)
+class Fact:
+    """One assertion as the model sees it (claims: its non-echo claim keys)."""
+
+    id: int
+    partner: str
+    object_id: str
+    time: int
+    seq: int
+    importance: float
+    echo: bool
+    revoked: bool
+    outcome: str | None
+    outcome_at: int | None
+    claims: frozenset[str]
+    topics: frozenset[str] = frozenset()
+
+    @property
+    def counts(self) -> bool:
+        return not (self.echo or self.revoked) and bool(self.claims)
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    first: int
+    later: int
+    independent: bool
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reliability:
+    """Posterior mean and 90% credible interval; ``n`` the weighted, decayed evidence."""
+
+    mean: float
+    low: float
+    high: float
+    n: float
+
+    @classmethod
+    def from_beta(cls, alpha: float, beta: float, prior: float) -> Reliability:
+        return cls(alpha / (alpha + beta), beta_quantile(0.05, alpha, beta),
+                   beta_quantile(0.95, alpha, beta), alpha + beta - prior)
+
+
+@dataclass(frozen=True, slots=True)
+class Support:
+    """Who independently agrees with an assertion, and who was set aside and why."""
+
+    weight: float
+    sources: tuple[tuple[str, float], ...]
+    excluded: tuple[tuple[str, str], ...]
+
+
+@dataclass
+class Counts:
+    assertions: int = 0
+    echoes: int = 0
+    corroborated: int = 0
+    confirmed: int = 0
+    refuted: int = 0
+    expired: int = 0
+    important_good: int = 0
+
+
+@dataclass
+class _Pair:
+    joint: set[str] = field(default_factory=set)
+    supported: set[str] = field(default_factory=set)
+    good: set[str] = field(default_factory=set)
+    bad: set[str] = field(default_factory=set)
+
+
+class Model:
+    """Everything the engine infers from its tables, computed once per change."""
+
+    def __init__(self, facts: Iterable[Fact], links: Iterable[Link], now: int,
+                 config: TrustConfig) -> None:
+        self.config, self.now = config, now
+        self.facts = {f.id: f for f in facts}
+        self.links = list(links)
+        self.by_partner: dict[str, list[Fact]] = defaultdict(list)
+        self.by_claim: dict[str, list[Fact]] = defaultdict(list)
+        self.by_object: dict[str, list[Fact]] = defaultdict(list)
+        self._counts: dict[str, Counts] = {}
+        for f in self.facts.values():
+            self.by_partner[f.partner].append(f)
+            self.by_object[f.object_id].append(f)
+            if f.counts:
+                for c in f.claims:
+                    self.by_claim[c].append(f)
+        self.confirmed = self._claims_with("confirmed")
+        self.refuted = self._claims_with("refuted")
+        self.partners = sorted(p for p in self.by_partner if p != LOCAL)
+        self._neighbours = self._index_links()
+        self.pairs = self._pair_weights()
+        self.rel = self._solve()
+
+    # -- structure ----------------------------------------------------------------------
+    def _claims_with(self, outcome: str) -> set[str]:
+        return {c for f in self.facts.values() if f.counts and f.outcome == outcome
+                for c in f.claims}
+
+    def _index_links(self) -> dict[int, list[tuple[Link, Fact]]]:
+        out: dict[int, list[tuple[Link, Fact]]] = defaultdict(list)
+        for link in self.links:
+            a, b = self.facts.get(link.first), self.facts.get(link.later)
+            if a is None or b is None:
+                continue
+            out[a.id].append((link, b))
+            out[b.id].append((link, a))
+        return out
+
+    def _pair_weights(self) -> dict[tuple[str, str], float]:
+        stats: dict[tuple[str, str], _Pair] = defaultdict(_Pair)
+        for link in self.links:
+            a, b = self.facts.get(link.first), self.facts.get(link.later)
+            if not link.independent or a is None or b is None or LOCAL in (a.partner, b.partner):
+                continue
+            pair = stats[_pair_key(a.partner, b.partner)]
+            for c in a.claims & b.claims:
+                self._classify(pair, c, a, b)
+        cfg = self.config
+        return {key: (len(p.supported) + cfg.pair_prior_good)
+                / (len(p.joint) + cfg.pair_prior_good + cfg.pair_prior_bad)
+                * (len(p.good) + 1) / (len(p.good) + len(p.bad) + 1)
+                for key, p in stats.items()}
+
+    def _classify(self, pair: _Pair, claim: str, a: Fact, b: Fact) -> None:
+        pair.joint.add(claim)
+        members = {a.partner, b.partner}
+        if claim in self.confirmed or any(
+                g.partner not in members for g in self.by_claim.get(claim, ())):
+            pair.supported.add(claim)
+        if claim in self.confirmed:
+            pair.good.add(claim)
+        if claim in self.refuted or (a.outcome == "expired" and b.outcome == "expired"):
+            pair.bad.add(claim)
+
+    def pair_weight(self, p: str, q: str) -> float:
+        if LOCAL in (p, q):
+            return 1.0
+        cfg = self.config
+        prior = cfg.pair_prior_good / (cfg.pair_prior_good + cfg.pair_prior_bad)
+        return self.pairs.get(_pair_key(p, q), prior)
+
+    # -- evidence -----------------------------------------------------------------------
+    def support(self, fact: Fact, rel: dict[str, float] | None = None) -> Support:
+        """Independent agreement with ``fact``: one weight per other source (its best)."""
+        rel = self.rel_means() if rel is None else rel
+        best: dict[str, float] = {}
+        excluded: dict[str, str] = {}
+        for link, other in self._neighbours.get(fact.id, ()):
+            if other.partner == fact.partner:
+                continue
+            if not (link.independent and other.counts and fact.counts):
+                excluded.setdefault(other.partner, link.reason if not link.independent
+                                    else "its report is an echo or revoked")
+                continue
+            r_q = 1.0 if other.partner == LOCAL else rel.get(other.partner, self._prior_mean)
+            late = self.config.late_weight if other.seq < fact.seq else 1.0
+            e = self.pair_weight(fact.partner, other.partner) * r_q * late
+            best[other.partner] = max(best.get(other.partner, 0.0), e)
+        for p in best:
+            excluded.pop(p, None)
+        sources = tuple(sorted(best.items(), key=lambda kv: -kv[1]))
+        return Support(sum(best.values()), sources, tuple(sorted(excluded.items())))
+
+    @property
+    def _prior_mean(self) -> float:
+        return self.config.prior_alpha / (self.config.prior_alpha + self.config.prior_beta)
+
+    def _evidence(self, fact: Fact, base: float,
+                  rel: dict[str, float]) -> tuple[float, float] | None:
+        """(weight, q) of one assertion, or None when it is not evidence yet."""
+        if not fact.counts:
+            return None
+        if fact.outcome in ("confirmed", "refuted"):
+            q = 1.0 if fact.outcome == "confirmed" else 0.0
+        else:
+            lr = math.prod(1.0 + e * (self.config.corroboration_lr - 1.0)
+                           for _, e in self.support(fact, rel).sources)
+            if fact.outcome == "expired":
+                lr *= self.config.expiry_lr
+            elif lr == 1.0:
+                return None
+            q = base * lr / (base * lr + 1.0 - base)
+        when = fact.outcome_at or fact.time
+        decay = 2.0 ** (-max(0, self.now - when) / self.config.half_life_us)
+        return fact.importance * decay, q
+
+    def _base_rate(self, facts: Iterable[Fact]) -> float:
+        """P's reliability from our own verdicts alone (confirmed / refuted)."""
+        alpha, beta = self.config.prior_alpha, self.config.prior_beta
+        for f in facts:
+            if f.counts and f.outcome in ("confirmed", "refuted"):
+                decay = 2.0 ** (-max(0, self.now - (f.outcome_at or f.time))
+                                / self.config.half_life_us)
+                alpha += f.importance * decay * (f.outcome == "confirmed")
+                beta += f.importance * decay * (f.outcome == "refuted")
+        return alpha / (alpha + beta)
+
+    def _beta(self, facts: Iterable[Fact], base: float,
+              rel: dict[str, float]) -> tuple[float, float]:
+        alpha, beta = self.config.prior_alpha, self.config.prior_beta
+        for f in facts:
+            ev = self._evidence(f, base, rel)
+            if ev is not None:
+                alpha += ev[0] * ev[1]
+                beta += ev[0] * (1.0 - ev[1])
+        return alpha, beta
+
+    def _solve(self) -> dict[str, tuple[float, float]]:
+        means = {p: self._prior_mean for p in self.partners}
+        self.base = {p: self._base_rate(self.by_partner[p]) for p in self.partners}
+        out: dict[str, tuple[float, float]] = {}
+        for _ in range(max(1, self.config.iterations)):
+            out = {p: self._beta(self.by_partner[p], self.base[p], means)
+                   for p in self.partners}
+            means = {p: a / (a + b) for p, (a, b) in out.items()}
+        return out
+
+    def rel_means(self) -> dict[str, float]:
+        return {p: a / (a + b) for p, (a, b) in self.rel.items()}
+
+    # -- answers ------------------------------------------------------------------------
+    def reliability(self, partner: str, topic: str | None = None) -> Reliability:
+        prior = self.config.prior_alpha + self.config.prior_beta
+        if topic is None:
+            a, b = self.rel.get(partner, (self.config.prior_alpha, self.config.prior_beta))
+            return Reliability.from_beta(a, b, prior)
+        facts = [f for f in self.by_partner.get(partner, ()) if _on_topic(f, topic, self.config)]
+        a, b = self._beta(facts, self._base_rate(facts), self.rel_means())
+        return Reliability.from_beta(a, b, prior)
+
+    def counts(self, partner: str) -> Counts:
+        if partner not in self._counts:
+            self._counts[partner] = self._count(partner)
+        return self._counts[partner]
+
+    def _count(self, partner: str) -> Counts:
+        out = Counts()
+        means = self.rel_means()
+        for f in self.by_partner.get(partner, ()):
+            out.assertions += 1
+            out.echoes += f.echo
+            if not f.counts:
+                continue
+            corroborated = self.support(f, means).weight > 0
+            out.corroborated += corroborated
+            out.confirmed += f.outcome == "confirmed"
+            out.refuted += f.outcome == "refuted"
+            out.expired += f.outcome == "expired"
+            good = f.outcome == "confirmed" or (corroborated and f.outcome != "refuted")
+            out.important_good += good and f.importance >= self.config.high_importance
+        return out
+
+    def first_reports(self, partner: str) -> list[tuple[Fact, int | None, bool]]:
+        """P's assertions that were first (by intake order) on some claim: with the lead
+        time over the next independent source (None if none yet), and whether confirmed."""
+        out = []
+        for f in self.by_partner.get(partner, ()):
+            if not f.counts:
+                continue
+            firsts = [c for c in f.claims if min(self.by_claim[c], key=_order).id == f.id]
+            if not firsts:
+                continue
+            later = [o.time for link, o in self._neighbours.get(f.id, ())
+                     if link.independent and link.first == f.id and o.counts
+                     and o.partner != f.partner and o.claims & set(firsts)]
+            lead = min(later) - f.time if later else None
+            out.append((f, lead, any(c in self.confirmed for c in firsts)))
+        return out
+
+
+def _order(f: Fact) -> tuple[int, int]:
+    return (f.seq, f.id)
+
+
+def _pair_key(p: str, q: str) -> tuple[str, str]:
+    return (p, q) if p <= q else (q, p)
+
+
+def _on_topic(fact: Fact, topic: str, config: TrustConfig) -> bool:
+    if topic == HIGH:
+        return fact.importance >= config.high_importance
+    return topic in fact.topics
+
+
+def facts_sorted(facts: Sequence[Fact]) -> list[Fact]:
+    return sorted(facts, key=_order)

@@ -1,0 +1,113 @@
+"""What we released to whom, and when: the read-only view of the release records that
+echo detection needs.
+
+The release path's ``releases`` table is read here and nowhere else in this package, and
+only read.  Its rows are indexed into ``trust_released_claims`` (partner, claim key, first
+release time) incrementally, by release ``seq``, so checking a received claim against
+everything ever released to its sender is one indexed lookup.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+
+from detente.release.schema import releases
+from detente.trust.claims import Resolver, claim_key, extract
+from detente.trust.config import TrustConfig
+from detente.trust.schema import released_claims, released_cursor
+
+__all__ = ["first_release_of_object", "index_releases", "released_claim_times",
+           "released_value"]
+
+_BATCH = 1000
+
+
+def _has_releases(conn: sa.Connection) -> bool:
+    return sa.inspect(conn).has_table("releases")
+
+
+def _rows_after(conn: sa.Connection, seq: int) -> Iterator[tuple[str, bytes, int]]:
+    while True:
+        stmt = (sa.select(releases.c.partner, releases.c.view, releases.c.seq)
+                .where(releases.c.seq > seq).order_by(releases.c.seq).limit(_BATCH))
+        rows = conn.execute(stmt).all()
+        for partner, view, s in rows:
+            yield str(partner), bytes(view), int(s)
+        if len(rows) < _BATCH:
+            return
+        seq = int(rows[-1][2])
+
+
+def index_releases(engine: sa.Engine, resolver_for: Callable[[list[Any]], Resolver],
+                   config: TrustConfig) -> int:
+    """Index release records added since the last call; returns how many were read.
+
+    Reads first, resolves references through ``resolver_for`` (the store) with no
+    transaction open, then writes: on SQLite every transaction takes the write lock.
+    """
+    with engine.connect() as conn:
+        if not _has_releases(conn):
+            return 0
+        cursor = conn.execute(sa.select(released_cursor.c.seq)).scalar()
+        start = int(cursor) if cursor is not None else -1
+        rows = list(_rows_after(conn, start))
+    if not rows:
+        return 0
+    views = [(partner, orjson.loads(view), seq) for partner, view, seq in rows]
+    resolve = resolver_for([body for _, body, _ in views])
+    best: dict[tuple[str, str], tuple[int, float]] = {}
+    for partner, body, seq in views:
+        found = extract(body, resolve, config) if isinstance(body, dict) else None
+        for claim in found.claims if found else ():
+            best.setdefault((partner, claim_key(claim)), (seq, found.importance if found else 1.0))
+    with engine.begin() as conn:
+        _merge(conn, best)
+        if cursor is None:
+            conn.execute(released_cursor.insert().values(id=1, seq=rows[-1][2]))
+        else:
+            conn.execute(released_cursor.update().values(seq=rows[-1][2]))
+    return len(rows)
+
+
+def _merge(conn: sa.Connection, best: dict[tuple[str, str], tuple[int, float]]) -> None:
+    if not best:
+        return
+    known = {(r[0], r[1]) for r in conn.execute(
+        sa.select(released_claims.c.partner, released_claims.c.key).where(
+            released_claims.c.key.in_({k for _, k in best})))}
+    fresh = [{"partner": p, "key": k, "first_seq": s, "importance": w}
+             for (p, k), (s, w) in best.items() if (p, k) not in known]
+    if fresh:
+        conn.execute(released_claims.insert(), fresh)
+
+
+def released_claim_times(conn: sa.Connection, partner: str,
+                         keys: Iterable[str]) -> dict[str, int]:
+    """For each claim key released to ``partner``: when it was first released (µs)."""
+    keys = list(keys)
+    if not keys:
+        return {}
+    rows = conn.execute(sa.select(released_claims.c.key, released_claims.c.first_seq).where(
+        released_claims.c.partner == partner, released_claims.c.key.in_(keys)))
+    return {str(k): int(s) for k, s in rows}
+
+
+def first_release_of_object(conn: sa.Connection, partner: str, object_id: str) -> int | None:
+    """When the object ``object_id`` (any version) was first released to ``partner``."""
+    if not _has_releases(conn):
+        return None
+    value = conn.execute(sa.select(sa.func.min(releases.c.seq)).where(
+        releases.c.partner == partner, releases.c.object_id == object_id)).scalar()
+    return None if value is None else int(value)
+
+
+def released_value(conn: sa.Connection) -> dict[str, float]:
+    """Per partner: the summed importance of the distinct claims we released to it."""
+    rows = conn.execute(sa.select(released_claims.c.partner,
+                                  sa.func.sum(released_claims.c.importance))
+                        .group_by(released_claims.c.partner))
+    return {str(p): float(v or 0.0) for p, v in rows}
