@@ -25,6 +25,7 @@ from detente.release import Embedder, Releaser
 from detente.settings import Settings, load_settings, write_settings
 from detente.stix.timestamps import format_micros, now_micros
 from detente.store.sql import SqlStore, open_store
+from detente.trust import TrustEngine
 
 __all__ = ["Node", "find_home"]
 
@@ -101,10 +102,20 @@ class Node:
     @property
     def partners(self) -> PartnerBook:
         if "partners" not in self._services:
-            book = PartnerBook(self.store.engine)
+            book = PartnerBook(self.store.engine, tier_source=self.trust.tier)
             book.create()
             self._services["partners"] = book
         return self._services["partners"]  # type: ignore[no-any-return]
+
+    @property
+    def trust(self) -> TrustEngine:
+        """The earned-trust engine: the partner book reads earned tiers through it."""
+        if "trust" not in self._services:
+            engine = TrustEngine(self.store.engine, self.store, ledger=self.ledger,
+                                 partners=PartnerBook(self.store.engine))
+            engine.create()
+            self._services["trust"] = engine
+        return self._services["trust"]  # type: ignore[no-any-return]
 
     @property
     def ledger(self) -> Ledger:

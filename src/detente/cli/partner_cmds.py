@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -14,6 +15,7 @@ from detente.cli.app import HomeOption, console, open_node
 from detente.ledger import Entry
 from detente.node import Node
 from detente.partners import TIER_NAMES, Partner
+from detente.stix.timestamps import format_micros
 
 partner_app = typer.Typer(help="Partners: other nodes this node shares with.",
                           no_args_is_help=True)
@@ -34,12 +36,37 @@ def _record(node: Node, kind: str, partner: str, detail: str) -> None:
 
 def _partner_dict(node: Node, p: Partner) -> dict[str, object]:
     tier = node.partners.tier_of(p)
+    trust = node.trust.summary(p.name)
+    rel, credit = trust.reliability, trust.credit
     return {
         "name": p.name, "identity": p.identity_id, "url": p.url,
         "public_key": p.public_key_b64, "communities": sorted(p.communities),
         "tier": tier, "tier_name": TIER_NAMES[tier], "operator_tier": p.base_tier,
+        "earned_tier": node.trust.tier(p),
         "max_tier": p.max_tier, "min_tier": p.min_tier, "cap_reason": p.cap_reason,
+        "grade": trust.grade,
+        "reliability": {"mean": round(rel.mean, 3), "low": round(rel.low, 3),
+                        "high": round(rel.high, 3), "evidence": round(rel.n, 2)},
+        "evidence": asdict(trust.counts),
+        "credit": {"first_reports": credit.first_reports, "corroborated": credit.corroborated,
+                   "confirmed": credit.confirmed, "median_lead_s": credit.median_lead_s},
+        "reviews_open": trust.reviews_open,
     }
+
+
+def _evidence_cell(r: dict[str, object]) -> str:
+    e = r["evidence"]
+    assert isinstance(e, dict)
+    return (f"{e['assertions']} rep, {e['corroborated']} corr, {e['confirmed']} conf, "
+            f"{e['refuted']} ref, {e['expired']} exp, {e['echoes']} echo")
+
+
+def _credit_cell(r: dict[str, object]) -> str:
+    c = r["credit"]
+    assert isinstance(c, dict)
+    lead = c["median_lead_s"]
+    lead_text = f", lead {lead / 3600:.1f} h" if isinstance(lead, float) else ""
+    return f"{c['corroborated'] + c['confirmed']}/{c['first_reports']} firsts{lead_text}"
 
 
 @partner_app.command("add")
@@ -78,10 +105,14 @@ def partner_list(home: HomeOption = None, as_json: JsonOption = False) -> None:
         console.print("no partners yet: add one with 'detente partner add NAME --url URL "
                       "--key KEY'")
         return
-    table = Table("name", "tier", "communities", "url")
+    table = Table("name", "tier", "grade", "reliability", "evidence", "credit", "communities")
     for r in rows:
-        table.add_row(str(r["name"]), f"{r['tier']} {r['tier_name']}",
-                      ", ".join(r["communities"]), str(r["url"]))  # type: ignore[arg-type]
+        rel = r["reliability"]
+        assert isinstance(rel, dict)
+        table.add_row(str(r["name"]), f"{r['tier']} {r['tier_name']}", str(r["grade"]),
+                      f"{rel['mean']:.2f} [{rel['low']:.2f}, {rel['high']:.2f}]",
+                      _evidence_cell(r), _credit_cell(r),
+                      ", ".join(r["communities"]))  # type: ignore[arg-type]
     console.print(table)
 
 
@@ -90,11 +121,73 @@ def partner_show(name: str, home: HomeOption = None, as_json: JsonOption = False
     """Show one partner."""
     node = open_node(home)
     info = _partner_dict(node, node.partners.get(name))
+    history = [{"time": format_micros(h.time), "kind": h.kind, "object": h.object_id,
+                "detail": h.detail} for h in node.trust.history(name)]
     if as_json:
-        sys.stdout.write(orjson.dumps(info, option=orjson.OPT_INDENT_2).decode() + "\n")
+        out = {**info, "history": history}
+        sys.stdout.write(orjson.dumps(out, option=orjson.OPT_INDENT_2).decode() + "\n")
         return
     for key, value in info.items():
         console.print(f"{key:<14} {value}", highlight=False)
+    console.print("history (newest first):")
+    for h in history:
+        console.print(f"  {h['time']}  {h['kind']:<11} {h['object'] or '-'}  {h['detail']}",
+                      highlight=False)
+
+
+def _cap(node: Node, name: str, why: str, **values: int | None) -> None:
+    field, value = next(iter(values.items()))
+    node.partners.update(name, **values, cap_reason=why)
+    label = "cap (max tier)" if field == "max_tier" else "floor (min tier)"
+    detail = f"{label} {'removed' if value is None else value}: {why}"
+    _record(node, "cap", name, detail)
+    run = node.releaser.reevaluate(name)
+    tier = node.partners.tier_of(node.partners.get(name))
+    console.print(f"{name}: {detail}; tier now {tier} ({TIER_NAMES[tier]}); "
+                  f"{run.released} newly released, {run.replaced} views replaced, "
+                  f"{run.withdrawn} withdrawn", highlight=False)
+
+
+@partner_app.command("cap")
+def partner_cap(
+    name: str,
+    why: Annotated[str, typer.Option("--why", help="the reason, recorded in the ledger")],
+    max_tier: Annotated[int | None, typer.Option("--max-tier", min=0, max=4,
+                                                 help="the highest tier it may have")] = None,
+    min_tier: Annotated[int | None, typer.Option("--min-tier", min=0, max=4,
+                                                 help="a floor (same as 'partner floor')")]
+    = None,
+    clear: Annotated[bool, typer.Option("--clear", help="remove the cap")] = False,
+    home: HomeOption = None,
+) -> None:
+    """Cap (or, with --min-tier, floor) a partner's tier whatever its evidence."""
+    if not why.strip():
+        raise typer.BadParameter("--why must say why")
+    given = [x for x in (max_tier, min_tier) if x is not None]
+    if clear == bool(given) or len(given) > 1:
+        raise typer.BadParameter("give exactly one of --max-tier N, --min-tier N or --clear")
+    node = open_node(home)
+    if min_tier is not None and max_tier is None:
+        _cap(node, name, why, min_tier=min_tier)
+        return
+    _cap(node, name, why, max_tier=None if clear else max_tier)
+
+
+@partner_app.command("floor")
+def partner_floor(
+    name: str,
+    why: Annotated[str, typer.Option("--why", help="the reason, recorded in the ledger")],
+    min_tier: Annotated[int | None, typer.Option("--min-tier", min=0, max=4,
+                                                 help="the lowest tier it may have")] = None,
+    clear: Annotated[bool, typer.Option("--clear", help="remove the floor")] = False,
+    home: HomeOption = None,
+) -> None:
+    """Floor a partner's tier (the operator vouches for it whatever its evidence)."""
+    if (min_tier is None) != clear:
+        raise typer.BadParameter("give --min-tier N or --clear")
+    if not why.strip():
+        raise typer.BadParameter("--why must say why")
+    _cap(open_node(home), name, why, min_tier=None if clear else min_tier)
 
 
 @partner_app.command("remove")
