@@ -15,7 +15,7 @@ from detente.web.sessions import FailureLimiter
 
 PAGES = ["/", "/objects", "/objects/indicator--00000000-0000-4000-8000-000000000000",
          "/partners/fr", "/deconfliction", "/trace", "/trace/jobs/abc", "/ledger"]
-POSTS = ["/logout", "/deconfliction", "/trace", "/ledger/checkpoint"]
+POSTS = ["/logout", "/deconfliction", "/trace", "/ledger/sign"]
 
 
 @pytest.mark.parametrize("path", PAGES)
@@ -93,14 +93,14 @@ def test_post_without_the_session_csrf_token_is_403(client: TestClient, node: No
                                                     token: str | None) -> None:
     size_before = node.ledger.latest_checkpoint()
     data = {} if token is None else {"csrf_token": token}
-    r = client.post("/ledger/checkpoint", data=data)
+    r = client.post("/ledger/sign", data=data)
     assert r.status_code == 403 and "CSRF" in r.text
     assert node.ledger.latest_checkpoint() == size_before
 
 
 def test_post_with_the_csrf_token_works(client: TestClient, node: Node) -> None:
     token = csrf_of(client.get("/ledger").text)
-    r = client.post("/ledger/checkpoint", data={"csrf_token": token})
+    r = client.post("/ledger/sign", data={"csrf_token": token})
     assert r.status_code == 303
     cp = node.ledger.latest_checkpoint()
     assert cp is not None and r.headers["location"] == f"/ledger?signed={cp.size}"
@@ -147,3 +147,15 @@ def test_passwords_are_argon2id_hashed(node: Node) -> None:
     with node.store.engine.connect() as conn:
         stored = conn.execute(sa.text("SELECT password_hash FROM web_operators")).scalar_one()
     assert stored.startswith("$argon2id$") and PASSWORD not in stored
+
+
+def test_routes_mount_in_the_node_server_next_to_taxii(node: Node) -> None:
+    from detente.federation import create_app
+    from detente.web import web_routes
+
+    with TestClient(create_app(node, extra_routes=web_routes(node)),
+                    follow_redirects=False) as c:
+        assert c.get("/").headers["location"] == "/login?next=/"
+        assert login(c).status_code == 303
+        assert c.get("/ledger").status_code == 200
+        assert c.get("/taxii2/").status_code == 401  # TAXII keeps its own authentication

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.web.world import OPERATOR, PASSWORD, build_node, find, leaked_views
 
 from detente.node import Node
 from detente.web import create_web_app
-from tests.web.world import OPERATOR, PASSWORD, build_node, find, leaked_views
 
 pytestmark = [pytest.mark.browser, pytest.mark.live]
 

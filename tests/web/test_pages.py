@@ -7,12 +7,12 @@ from html import escape
 from typing import Any
 
 import pytest
-
-from detente.node import Node
-from detente.web import data, deconf
 from tests.cli.helpers import run
 from tests.web.client import TestClient
 from tests.web.world import XSS, csrf_of, find, leaked_views
+
+from detente.node import Node
+from detente.web import data, deconf
 
 
 def test_dashboard_with_data(client: TestClient) -> None:
@@ -66,7 +66,7 @@ def test_ledger_page(client: TestClient, empty_client: TestClient) -> None:
     html = client.get("/ledger").text
     assert "No checkpoint signed yet" in html
     token = csrf_of(html)
-    client.post("/ledger/checkpoint", data={"csrf_token": token})
+    client.post("/ledger/sign", data={"csrf_token": token})
     html = client.get("/ledger").text
     assert "extends the latest signed checkpoint" in html and "detente/us" in html
     assert "never witnessed" in html  # partners' logs not seen yet

@@ -200,8 +200,8 @@ def web_routes(node: Node, state: WebState | None = None) -> list[BaseRoute]:
         Route("/trace/jobs/{job_id}", **page(pages.trace_job), name="trace_job"),
         Route("/trace/jobs/{job_id}/status", **page(pages.trace_status), name="trace_status"),
         Route("/ledger", **page(pages.ledger), name="ledger"),
-        Route("/ledger/checkpoint", **page(pages.ledger_checkpoint, "POST"),
-              name="ledger_checkpoint"),
+        Route("/ledger/sign", **page(pages.ledger_checkpoint, "POST"),
+              name="ledger_sign"),
         Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
     ]
 

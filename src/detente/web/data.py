@@ -104,8 +104,8 @@ def reliability_trend(node: Node, partner: str) -> list[TrendPoint] | Missing:
     fn = _trust_call(node, "reliability_history", "No reliability trend yet")
     if isinstance(fn, Missing):
         return Missing(fn.title, fn.needs,
-                       "The trust engine reports a partner's reliability now (below) but does "
-                       "not keep it over time yet; the chart appears once it does.")
+                       "The trust engine reports a partner's reliability now (shown above) "
+                       "but does not keep it over time yet; the chart appears once it does.")
     points = [TrendPoint(micros_time(int(i.time)), float(i.reliability.mean),
                          float(i.reliability.low), float(i.reliability.high)) for i in fn(partner)]
     return sorted(points, key=lambda p: p.time)
