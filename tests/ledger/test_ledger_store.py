@@ -135,3 +135,22 @@ def test_checkpoint_and_status(engine: sa.Engine) -> None:
     assert status.checkpoint is not None and status.checkpoint.same_tree(cp)
     with pytest.raises(UsageError, match="no signing key"):
         Ledger(engine, ORIGIN).checkpoint()
+
+
+def test_checkpoints_lists_signed_notes_newest_first(store_url: str) -> None:
+    from datetime import UTC, datetime
+
+    from nacl.signing import SigningKey
+
+    from detente.ledger import Checkpoint, Entry, Ledger
+    from detente.store.engine import make_engine
+
+    key = SigningKey.generate()
+    ledger = Ledger(make_engine(store_url), "detente/us", signing_key=key)
+    for _ in range(3):
+        ledger.append(Entry(kind="receipt", time=datetime.now(UTC), partner="fr"))
+        ledger.checkpoint()
+    notes = ledger.checkpoints(2)
+    assert len(notes) == 2
+    sizes = [Checkpoint.from_note(n, {"detente/us": key.verify_key}).size for n in notes]
+    assert sizes == [3, 2]

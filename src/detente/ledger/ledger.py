@@ -304,6 +304,13 @@ class Ledger:
             return None
         return Checkpoint.from_note(row[0], {self.key_name: self._key.verify_key})
 
+    def checkpoints(self, limit: int = 20) -> list[str]:
+        """The signed checkpoint notes this ledger issued, newest (largest) first."""
+        t = schema.checkpoints
+        stmt = sa.select(t.c.note).order_by(t.c.size.desc()).limit(limit)
+        with self._engine.connect() as conn:
+            return [str(r[0]) for r in conn.execute(stmt)]
+
     def alarms(self) -> list[Equivocation]:
         """Every equivocation this node's witness has recorded, oldest first."""
         return list_alarms(self._engine)

@@ -31,8 +31,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import sqlalchemy as sa
-
 from detente.errors import NotFoundError
 from detente.node import Node
 
@@ -180,15 +178,7 @@ def deconflict_runner() -> Callable[..., Any] | Missing:
 
 def checkpoint_notes(node: Node, limit: int = 20) -> list[str]:
     """Signed checkpoint notes of this node's log, newest first."""
-    listing = getattr(node.ledger, "checkpoints", None)
-    if callable(listing):
-        return [str(n) for n in listing(limit)]
-    from detente.ledger import schema  # read-only, until Ledger.checkpoints() exists
-
-    t = schema.checkpoints
-    stmt = sa.select(t.c.note).order_by(t.c.size.desc()).limit(limit)
-    with node.store.engine.connect() as conn:
-        return [str(r[0]) for r in conn.execute(stmt)]
+    return node.ledger.checkpoints(limit)
 
 
 def partner_budgets(node: Node) -> Any:
