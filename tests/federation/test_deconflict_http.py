@@ -114,6 +114,8 @@ def test_names_and_alignment(fed: Federation) -> None:
     assert run_query(us, "fr", "cardinality", aligned).count == 2
     with pytest.raises(PartnerRefusal, match="cardinality mode only"):
         run_query(us, "fr", "intersection", aligned)
+    with pytest.raises(PartnerRefusal, match="no names to deconflict against"):
+        run_query(fed.nodes["fr"], "us", "intersection", spec)  # us holds no names: 404
 
 
 def ops(*rows: tuple[str, float, float, float, int, int]) -> list[dict[str, Any]]:

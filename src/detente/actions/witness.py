@@ -160,7 +160,10 @@ def witness_partner(node: Node, partner_name: str, client: httpx.Client, *,
         post_json(client, partner_name, "/ledger/cosignatures",  # (4)
                   {"note": checkpoint.with_cosignature(cosig).to_note()})
         result.cosigned = True
-    _gossip(node, witness, partner_name, client, clients, result)  # (5)
+    try:
+        _gossip(node, witness, partner_name, client, clients, result)  # (5)
+    except DetenteError as exc:
+        result.problems.append(f"gossip from {partner_name} failed: {exc.message}")
     return result
 
 

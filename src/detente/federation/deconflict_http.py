@@ -45,7 +45,7 @@ from detente.deconflict import (
     WrongModeError,
     parse_message,
 )
-from detente.errors import ValidationError
+from detente.errors import NotFoundError, ValidationError
 from detente.federation.auth import read_body
 from detente.federation.deconflict_budgets import BudgetTable
 from detente.federation.deconflict_sets import KINDS, own_set, parse_grid
@@ -71,9 +71,10 @@ def session_entry(record: SessionRecord, kind: str) -> Entry:
     return Entry(kind="deconfliction", time=record.at, partner=record.partner, detail=detail)
 
 
-def _hostile_entry(partner: str, kind: str, step: int, reason: str) -> Entry:
+def _hostile_entry(partner: str, kind: str, step: int, reason: str,
+                   outcome: str = "aborted") -> Entry:
     """A message too broken to name its session: still recorded (probing shows)."""
-    doc = {"role": "responder", "partner": partner, "items": kind, "outcome": "aborted",
+    doc = {"role": "responder", "partner": partner, "items": kind, "outcome": outcome,
            "step": step, "reason": reason[:_MAX_REASON]}
     return Entry(kind="deconfliction", time=datetime.now(UTC), partner=partner,
                  detail=orjson.dumps(doc, option=orjson.OPT_SORT_KEYS).decode())
@@ -126,6 +127,9 @@ class _DeconflictService:
             self.node.ledger.append(_hostile_entry(partner, kind, 1, "alignment is cardinality"))
             raise WrongModeError("alignment is answered in cardinality mode only")
         mine = own_set(self.node, kind, grid=grid, contact=self.contact)
+        if not mine.items:  # the PSI core cannot blind an empty set: say so plainly
+            self.node.ledger.append(_hostile_entry(partner, kind, 1, "empty set", "refused"))
+            raise NotFoundError(f"this node has no {kind} to deconflict against")
         budgets = self.fixed_budgets or self.table.budgets()
         responder = Responder(mine.items, book=self.book, budgets=budgets,
                               pointers=mine.pointers, on_record=self._record(kind))
