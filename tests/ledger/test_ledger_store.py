@@ -146,7 +146,8 @@ def test_checkpoints_lists_signed_notes_newest_first(store_url: str) -> None:
     from detente.store.engine import make_engine
 
     key = SigningKey.generate()
-    ledger = Ledger(make_engine(store_url), "detente/us", signing_key=key)
+    engine = make_engine(store_url)
+    ledger = Ledger(engine, "detente/us", signing_key=key)
     for _ in range(3):
         ledger.append(Entry(kind="receipt", time=datetime.now(UTC), partner="fr"))
         ledger.checkpoint()
@@ -154,3 +155,4 @@ def test_checkpoints_lists_signed_notes_newest_first(store_url: str) -> None:
     assert len(notes) == 2
     sizes = [Checkpoint.from_note(n, {"detente/us": key.verify_key}).size for n in notes]
     assert sizes == [3, 2]
+    engine.dispose()
