@@ -8,8 +8,8 @@ record of good high-importance reports.  Below ``judge_evidence`` the operator's
 stands; after that it remains a floor while the partner's reliability stays at or above
 ``keep_operator_tier`` (the operator's starting trust is kept while behaviour is good,
 and lost when it is not).  An open review caps the tier below what it was when the review
-opened.  Trust is thus slow to build (every condition, with standing time) and fast to lose (one refuted
-important report drops the tier at once).
+opened.  Trust is thus slow to build (every condition, with standing time) and fast to
+lose (one refuted important report drops the tier at once).
 """
 
 from __future__ import annotations
