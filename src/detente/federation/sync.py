@@ -28,6 +28,7 @@ from __future__ import annotations
 import importlib
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -177,19 +178,25 @@ class _Puller:
         objects_url = discover_collection(self.client, RELEASES).collection + "objects/"
         cursor = load_cursor(self.node.store.engine, self.name)                 # (3)
         seen: set[str] = set()
-        for _ in range(self.client.limits.max_pages):
-            reply, cursor = self._fetch(objects_url, cursor)                    # (4)
-            page = _Page.from_reply(reply)
-            self._check_progress(page, cursor, seen)                            # (5)
-            if page.objects:
-                self._intake(page.objects, reply.evidence)                      # (6)
-            cursor = _advance(cursor, page)
-            save_cursor(self.node.store.engine, cursor)                         # (7)
-            self.summary.pages += 1
-            if self.progress is not None:
-                self.progress(self.name, self.summary.received, not page.more)
-            if not page.more:
-                return
+        # one page in flight while the previous one is stored: its cursor is known as soon
+        # as the previous page arrives; the cursor is still saved only after each commit
+        with ThreadPoolExecutor(1, thread_name_prefix=f"sync-{self.name}") as pool:
+            pending = pool.submit(self._fetch, objects_url, cursor)
+            for _ in range(self.client.limits.max_pages):
+                reply, cursor = pending.result()                                # (4)
+                page = _Page.from_reply(reply)
+                self._check_progress(page, cursor, seen)                        # (5)
+                cursor = _advance(cursor, page)
+                if page.more:
+                    pending = pool.submit(self._fetch, objects_url, cursor)
+                if page.objects:
+                    self._intake(page.objects, reply.evidence)                  # (6)
+                save_cursor(self.node.store.engine, cursor)                     # (7)
+                self.summary.pages += 1
+                if self.progress is not None:
+                    self.progress(self.name, self.summary.received, not page.more)
+                if not page.more:
+                    return
         raise PartnerProtocolError(self.name, f"still answered more: true after "
                                    f"{self.client.limits.max_pages} pages; stopped",
                                    hint="the next sync continues from the last page")

@@ -1,0 +1,178 @@
+"""Sync benchmark: node A releases N objects to node B over loopback HTTP; B syncs from empty.
+
+A serves with `detente serve` in its own process; B syncs in another (`sync_all`, the code
+behind `detente sync`), so B's peak resident memory is its own.  The figure is end to end
+on B: discovery, signed requests, verified and bounded responses, validation, echo
+checks, storage with provenance, ledger receipts, cursors, trust observation.  A's release
+(policy, views, fingerprints, ledger entries) happens before and is reported apart.
+
+    python bench/sync.py [--quick] [--n N]
+
+Last line: ``RESULT sync objs_per_s=… peak_rss_mb=…``.  Target: ≥ 5,000 objects/s.
+For scale: MISP users report pulls at 2–3 s per event (MISP issue 10439), OpenCTI ingest at
+20–30 bundles/s (OpenCTI issue 6716).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT / "src"))
+
+from _stixgen import TLP_GREEN, indicators  # noqa: E402
+from detente.node import Node  # noqa: E402
+from detente.stix.validate import validate  # noqa: E402
+from detente.store import Provenance  # noqa: E402
+
+START_WAIT_S = 60.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def build(tmp: Path, n: int, port: int) -> tuple[Node, Node, float, float]:
+    a = Node.init(tmp / "a", "a", url=f"http://127.0.0.1:{port}", communities="bench")
+    b = Node.init(tmp / "b", "b", url="http://127.0.0.1:1")
+    a.partners.add("b", url="http://127.0.0.1:1", public_key=b.public_key_b64, tier=2,
+                   communities=frozenset({"bench"}), identity_id=b.identity_id)
+    b.partners.add("a", url=f"http://127.0.0.1:{port}", public_key=a.public_key_b64, tier=2,
+                   identity_id=a.identity_id)
+    t = time.perf_counter()
+    batch = []
+    for obj in indicators(n):
+        batch.append(validate(dict(obj, object_marking_refs=[TLP_GREEN])))
+        if len(batch) == 5000:
+            a.store.put_many(batch, Provenance())
+            batch = []
+    if batch:
+        a.store.put_many(batch, Provenance())
+    ingest_s = time.perf_counter() - t
+    t = time.perf_counter()
+    run = a.releaser.catch_up("b")
+    release_s = time.perf_counter() - t
+    assert run.released == n, (run.released, run.denied)
+    a.close()
+    b.close()
+    return a, b, ingest_s, release_s
+
+
+def serve(home: Path, port: int) -> subprocess.Popen[bytes]:
+    cmd = [sys.executable, "-m", "detente.cli", "serve", "--home", str(home),
+           "--host", "127.0.0.1", "--port", str(port)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + START_WAIT_S
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/taxii2/", timeout=1.0)
+            return proc
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.kill()
+    raise SystemExit("node A did not start")
+
+
+def peak_rss_kb() -> int:
+    """This process's peak resident set (VmHWM: unlike ru_maxrss on Linux, it does not
+    inherit the parent's peak across fork + exec)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def child_sync(home: str, trust: bool) -> None:
+    """Runs in B's own process: sync from empty, print the figures as JSON."""
+    from detente.federation.client import Limits
+    from detente.federation.sync import sync_all
+
+    node = Node.open(Path(home))
+    if not trust:  # the federation path alone: no trust engine to observe with
+        node.partners  # noqa: B018 -- built before the engine is switched off
+        node._services["trust"] = None
+    t = time.perf_counter()
+    (summary,) = sync_all(node, limits=Limits(request_timeout_s=120.0))
+    elapsed = time.perf_counter() - t
+    rss_kb = peak_rss_kb()
+    print(json.dumps({"elapsed": elapsed, "new": summary.new, "pages": summary.pages,
+                      "duplicates": summary.duplicates, "rejected": summary.rejected,
+                      "error": summary.error, "warnings": summary.warnings,
+                      "stored": node.store.count(), "peak_rss_mb": rss_kb / 1024}))
+
+
+def run_child(home: Path, trust: bool) -> dict[str, Any]:
+    cmd = [sys.executable, __file__, "--child-sync", str(home)]
+    if not trust:
+        cmd.append("--child-no-trust")
+    out = subprocess.run(cmd, capture_output=True, check=True, text=True)
+    figures: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return figures
+
+
+def report(title: str, figures: dict[str, Any], n: int) -> None:
+    assert figures["error"] is None and figures["new"] == n, figures
+    print(f"{title}: synced {figures['new']} objects in {figures['pages']} pages in "
+          f"{figures['elapsed']:.1f} s ({n / figures['elapsed']:,.0f} objects/s), peak RSS "
+          f"{figures['peak_rss_mb']:.0f} MB; store holds {figures['stored']} versions")
+    for w in figures["warnings"]:
+        print(f"  note: {w}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="10,000 objects")
+    parser.add_argument("--n", type=int, default=None)
+    parser.add_argument("--child-sync", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--child-no-trust", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child_sync:
+        child_sync(args.child_sync, trust=not args.child_no_trust)
+        return
+    n = args.n or (10_000 if args.quick else 100_000)
+    print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; "
+          f"{os.cpu_count()} CPUs")
+    with tempfile.TemporaryDirectory() as tmp_dir:
+        tmp = Path(tmp_dir)
+        port = free_port()
+        _, _, ingest_s, release_s = build(tmp, n, port)
+        print(f"A: stored {n} indicators in {ingest_s:.1f} s; released them to B "
+              f"(policy, view, fingerprint, ledger) in {release_s:.1f} s "
+              f"({n / release_s:,.0f}/s)")
+        shutil.copytree(tmp / "b", tmp / "b-fed")  # the same empty node B, twice
+        server = serve(tmp / "a", port)
+        try:
+            fed = run_child(tmp / "b-fed", trust=False)
+            report("B, federation path only (no trust engine)", fed, n)
+            figures = run_child(tmp / "b", trust=True)
+            report("B, end to end (with trust observation)", figures, n)
+        finally:
+            server.terminate()
+            server.wait(30)
+    rate = n / figures["elapsed"]
+    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"RESULT sync objs_per_s={rate:.0f} peak_rss_mb={figures['peak_rss_mb']:.0f}")
+
+
+if __name__ == "__main__":
+    main()
