@@ -7,9 +7,12 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import secrets
+import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,9 +47,16 @@ def find_home(home: Path | str | None) -> Path:
 
 
 def _write_private(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
+    """Create ``path`` (mode 0600) holding ``data``, atomically: nobody ever reads a
+    half-written key; FileExistsError if it already exists."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.link(tmp, path)
+    finally:
+        tmp.unlink()
 
 
 def _identity_object(name: str) -> dict[str, Any]:
@@ -71,6 +81,14 @@ class Node:
     identity: dict[str, Any]
     _store: SqlStore | None = field(default=None, repr=False)
     _services: dict[str, Any] = field(default_factory=dict, repr=False)
+    _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+
+    def _service(self, name: str, build: Callable[[], Any]) -> Any:
+        """A node service, built once even when threads ask for it at the same time."""
+        with self._lock:
+            if name not in self._services:
+                self._services[name] = build()
+            return self._services[name]
 
     @property
     def name(self) -> str:
@@ -90,9 +108,10 @@ class Node:
 
     @property
     def store(self) -> SqlStore:
-        if self._store is None:
-            self._store = open_store(str(self.settings["store"]))
-        return self._store
+        with self._lock:
+            if self._store is None:
+                self._store = open_store(str(self.settings["store"]))
+            return self._store
 
     @property
     def communities(self) -> frozenset[str]:
@@ -101,48 +120,49 @@ class Node:
 
     @property
     def partners(self) -> PartnerBook:
-        if "partners" not in self._services:
+        def build() -> PartnerBook:
             book = PartnerBook(self.store.engine, tier_source=self.trust.tier)
             book.create()
-            self._services["partners"] = book
-        return self._services["partners"]  # type: ignore[no-any-return]
+            return book
+
+        return self._service("partners", build)  # type: ignore[no-any-return]
 
     @property
     def trust(self) -> TrustEngine:
         """The earned-trust engine: the partner book reads earned tiers through it."""
-        if "trust" not in self._services:
+        def build() -> TrustEngine:
             engine = TrustEngine(self.store.engine, self.store, ledger=self.ledger,
                                  partners=PartnerBook(self.store.engine))
             engine.create()
-            self._services["trust"] = engine
-        return self._services["trust"]  # type: ignore[no-any-return]
+            return engine
+
+        return self._service("trust", build)  # type: ignore[no-any-return]
 
     @property
     def ledger(self) -> Ledger:
-        if "ledger" not in self._services:
-            self._services["ledger"] = Ledger(
-                self.store.engine, f"detente/{self.name}", signing_key=self.signing_key,
-                key_name=f"detente/{self.name}",
-            )
-        return self._services["ledger"]  # type: ignore[no-any-return]
+        return self._service("ledger", lambda: Ledger(  # type: ignore[no-any-return]
+            self.store.engine, f"detente/{self.name}", signing_key=self.signing_key,
+            key_name=f"detente/{self.name}",
+        ))
 
     @property
     def releaser(self) -> Releaser:
-        if "releaser" not in self._services:
+        def build() -> Releaser:
             default = str(self.settings["default_marking"]).strip().lower() or None
-            self._services["releaser"] = Releaser(
+            return Releaser(
                 self.store, self.partners, node_name=self.name,
                 node_identity=self.identity_id, communities=self.communities,
                 default_tlp=default, ledger=self.ledger, embedder=self._embedder(),
             )
-        return self._services["releaser"]  # type: ignore[no-any-return]
+
+        return self._service("releaser", build)  # type: ignore[no-any-return]
 
     @property
     def fingerprinter(self) -> Fingerprinter:
-        if "fingerprinter" not in self._services:
-            secret = self.secret_file(str(self.settings["fingerprint_secret_file"]))
-            self._services["fingerprinter"] = Fingerprinter(secret)
-        return self._services["fingerprinter"]  # type: ignore[no-any-return]
+        def build() -> Fingerprinter:
+            return Fingerprinter(self.secret_file(str(self.settings["fingerprint_secret_file"])))
+
+        return self._service("fingerprinter", build)  # type: ignore[no-any-return]
 
     def _embedder(self) -> Embedder:
         """The leak-attribution hook of the release path: a fingerprint in every view.
@@ -163,7 +183,8 @@ class Node:
         """A node-local secret (e.g. the fingerprint key), created on first use, 0600."""
         path = self.home / name
         if not path.exists():
-            _write_private(path, secrets.token_bytes(size))
+            with contextlib.suppress(FileExistsError):  # another thread made it first
+                _write_private(path, secrets.token_bytes(size))
         return path.read_bytes()
 
     def close(self) -> None:
@@ -206,6 +227,8 @@ class Node:
         store.put_many([validate(identity)], Provenance())
         node.partners.create()
         node.ledger.status()
+        node.releaser  # noqa: B018 -- creates the release tables now, not on first use
+        node.trust  # noqa: B018
         return node
 
     @classmethod

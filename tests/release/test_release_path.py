@@ -169,3 +169,30 @@ def test_views_carry_a_fingerprint_recorded_in_the_ledger(node: Node) -> None:
         assert r.fingerprint_id and r.embed_record
         assert r.ledger_index is not None
         assert node.ledger.entry(r.ledger_index).fingerprint_id == r.fingerprint_id
+
+
+def test_concurrent_catch_ups_release_each_version_once(node: Node) -> None:
+    import threading
+
+    from detente.release import iter_release_records
+
+    _put(node, *[indicator(object_marking_refs=[TLP_2_0_IDS["clear"]]) for _ in range(1200)])
+    errors: list[BaseException] = []
+
+    def go() -> None:
+        try:
+            node.releaser.catch_up("fr")
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=go) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors
+    node.releaser.catch_up("fr")
+    keys = [(r.object_id, r.version) for r in iter_release_records(
+        node.store.engine, partner="fr", include_withdrawn=False)]
+    assert len(keys) == len(set(keys))
+    assert len({k for k in keys if k[0].startswith("indicator--")}) == 1200

@@ -35,8 +35,19 @@ HomeOption = Annotated[
 ]
 
 
+_opened: list[Node] = []
+
+
 def open_node(home: Path | None) -> Node:
-    return Node.open(find_home(home))
+    """Open the node a command works on; `main` closes it when the command ends."""
+    node = Node.open(find_home(home))
+    _opened.append(node)
+    return node
+
+
+def close_nodes() -> None:
+    while _opened:
+        _opened.pop().close()
 
 
 def report_error(exc: DetenteError) -> int:
@@ -64,10 +75,17 @@ def _register() -> None:
 _register()
 
 
+def _run() -> object:
+    try:
+        return app(standalone_mode=False)
+    finally:
+        close_nodes()
+
+
 def main() -> None:
     """Entry point of the console script."""
     try:
-        result = app(standalone_mode=False)
+        result = _run()
     except DetenteError as exc:
         sys.exit(report_error(exc))
     except typer.Abort:

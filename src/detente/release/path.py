@@ -148,7 +148,9 @@ class Releaser:
         for chunk in _chunks(self.store.iter_all(query, page_size=BATCH), BATCH):
             rows = self._evaluate(chunk, partner, markings, run)
             rows += self._support_rows(rows, partner, supported)
-            self._commit(partner, rows, [], chunk[-1].date_added)
+            if not self._commit(partner, rows, [], (start, chunk[-1].date_added)):
+                break  # another caller released this range first: its work stands
+            start = chunk[-1].date_added
         return run
 
     def _released_markings(self, partner: str) -> set[str]:
@@ -252,8 +254,16 @@ class Releaser:
         return _Row(obj, decision, orjson.dumps(view), fp_id, record)
 
     def _commit(self, partner: Partner, rows: list[_Row], withdraw: list[int],
-                evaluated_to: int | None) -> None:
+                cursor: tuple[int | None, int] | None) -> bool:
+        """Write one chunk in one transaction (holding the node's write lock).
+
+        ``cursor`` is (expected, new): the chunk is written only if the partner's cursor
+        still is ``expected`` (compare-and-set), so two concurrent catch-ups never release
+        the same range twice.  Versions that already have a live release are skipped."""
         with self.store.transaction() as conn:
+            if cursor is not None and self._cursor_in(conn, partner.name) != cursor[0]:
+                return False
+            rows = self._not_yet_released(conn, partner.name, rows, set(withdraw))
             if withdraw:
                 conn.execute(releases.update().where(releases.c.seq.in_(withdraw))
                              .values(withdrawn=True))
@@ -261,8 +271,20 @@ class Releaser:
                 self._insert(conn, partner, rows)
             if withdraw and self.ledger is not None:
                 self.ledger.append_many(_withdraw_entries(conn, withdraw), conn)
-            if evaluated_to is not None:
-                self._set_cursor(conn, partner.name, evaluated_to)
+            if cursor is not None:
+                self._set_cursor(conn, partner.name, cursor[1])
+        return True
+
+    def _not_yet_released(self, conn: sa.Connection, partner: str, rows: list[_Row],
+                          withdrawing: set[int]) -> list[_Row]:
+        ids = sorted({r.stored.id for r in rows})
+        live: set[tuple[str, str]] = set()
+        for start in range(0, len(ids), 500):
+            stmt = sa.select(releases.c.object_id, releases.c.version, releases.c.seq).where(
+                releases.c.partner == partner, releases.c.withdrawn.is_(False),
+                releases.c.object_id.in_(ids[start:start + 500]))
+            live.update((r[0], r[1]) for r in conn.execute(stmt) if int(r[2]) not in withdrawing)
+        return [r for r in rows if (r.stored.id, r.stored.version) not in live]
 
     def _insert(self, conn: sa.Connection, partner: Partner, rows: list[_Row]) -> None:
         last = conn.execute(sa.select(sa.func.max(releases.c.seq))).scalar()
@@ -288,8 +310,12 @@ class Releaser:
     # -- cursors and current state -------------------------------------------------
     def _cursor(self, partner: str) -> int | None:
         with self.store.engine.connect() as conn:
-            value = conn.execute(sa.select(cursors.c.evaluated_to)
-                                 .where(cursors.c.partner == partner)).scalar()
+            return self._cursor_in(conn, partner)
+
+    @staticmethod
+    def _cursor_in(conn: sa.Connection, partner: str) -> int | None:
+        value = conn.execute(sa.select(cursors.c.evaluated_to)
+                             .where(cursors.c.partner == partner)).scalar()
         return None if value is None else int(value)
 
     def _set_cursor(self, conn: sa.Connection, partner: str, value: int) -> None:
