@@ -199,3 +199,14 @@ def test_concurrent_inserts_page_every_version_exactly_once(store_url: str) -> N
 def test_open_missing_store_is_clear(tmp_path: object) -> None:
     with pytest.raises(StoreError, match="cannot open the store"):
         open_store(f"sqlite:///{tmp_path}/none.db")
+
+
+def test_readers_do_not_wait_for_a_writer(store: SqlStore) -> None:
+    """A long write transaction must not block reads (SQLite: snapshot reads in WAL)."""
+    o = v(indicator())
+    store.put_many([o], Provenance())
+    with store.transaction() as conn:
+        store.put_many([v(indicator())], Provenance(), conn=conn)
+        # inside the open write transaction, another connection still reads
+        assert store.get(o.id) is not None
+        assert store.count() == 1

@@ -10,6 +10,7 @@ import orjson
 import sqlalchemy as sa
 
 from detente.release.schema import releases
+from detente.store.engine import reader
 
 __all__ = ["ReleaseRecord", "iter_release_records"]
 
@@ -62,7 +63,7 @@ def iter_release_records(
     while True:
         stmt = (sa.select(*cols).where(*cond, releases.c.seq > after)
                 .order_by(releases.c.seq).limit(batch))
-        with engine.connect() as conn:
+        with reader(engine).connect() as conn:
             rows = conn.execute(stmt).all()
         for r in rows:
             yield ReleaseRecord(r[0], r[1], r[2], int(r[3]), bytes(r[4]), r[5], r[6],

@@ -17,6 +17,7 @@ from detente.errors import StoreError
 from detente.release.schema import releases
 from detente.stix.timestamps import normalise
 from detente.store.base import Query
+from detente.store.engine import reader
 
 __all__ = ["ReleasePage", "ReleasedView", "read_releases"]
 
@@ -83,7 +84,7 @@ def read_releases(engine: sa.Engine, partner: str, query: Query) -> ReleasePage:
     if query.limit is not None:
         stmt = stmt.limit(query.limit + 1)
     try:
-        with engine.connect() as conn:
+        with reader(engine).connect() as conn:
             rows = conn.execute(stmt).all()
     except sa.exc.SQLAlchemyError as exc:
         raise StoreError(f"cannot read releases: {str(exc).splitlines()[0]}") from None

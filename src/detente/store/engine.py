@@ -14,7 +14,7 @@ from sqlalchemy import event
 
 from detente.errors import ConfigError
 
-__all__ = ["is_postgres", "make_engine", "normalise_url"]
+__all__ = ["is_postgres", "make_engine", "normalise_url", "reader"]
 
 
 def normalise_url(url: str) -> str:
@@ -46,7 +46,17 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(conn: sa.Connection) -> None:
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # Writers take the write lock at BEGIN (no deadlock upgrading a read lock later);
+    # readers marked with `reader()` take a plain snapshot and never queue behind them.
+    if conn.get_execution_options().get("detente_read"):
+        conn.exec_driver_sql("BEGIN")
+    else:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def reader(engine: sa.Engine) -> sa.Engine:
+    """The same engine for read-only work: on SQLite a snapshot, not the write lock."""
+    return engine.execution_options(detente_read=True)
 
 
 def make_engine(url: str, **kwargs: Any) -> sa.Engine:

@@ -31,7 +31,7 @@ from detente.store.base import (
     StoredObject,
     VersionSelector,
 )
-from detente.store.engine import is_postgres, make_engine
+from detente.store.engine import is_postgres, make_engine, reader
 from detente.store.schema import SCHEMA_VERSION, metadata, objects, store_meta
 
 __all__ = ["SqlStore", "open_store"]
@@ -95,6 +95,7 @@ class SqlStore:
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
+        self._reader = reader(engine)
         self._pg = is_postgres(engine)
         self._ph = "%s" if self._pg else "?"
 
@@ -278,7 +279,7 @@ class SqlStore:
         if query.limit is not None:
             stmt = stmt.limit(query.limit + 1)
         try:
-            with self.engine.connect() as conn:
+            with self._reader.connect() as conn:
                 rows = conn.execute(stmt).all()
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot read the store: {_short(exc)}") from None
@@ -299,7 +300,7 @@ class SqlStore:
             after = page.cursor
 
     def count(self) -> int:
-        with self.engine.connect() as conn:
+        with self._reader.connect() as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(objects)).scalar() or 0)
 
 
