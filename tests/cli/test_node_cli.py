@@ -176,3 +176,14 @@ def test_sigkill_during_ingest_leaves_whole_batches(
     summary = orjson.loads(r.out)
     assert summary["stored"] + summary["duplicates"] == 30_000
     assert summary["rejected"] == 0
+
+
+@pytest.mark.parametrize("args", [(), ("log",), ("show",), ("nonsense",), ("partner", "add"),
+                                  ("ingest", "--strict")])
+def test_usage_mistakes_exit_2_without_traceback(
+    args: tuple[str, ...], capsys: pytest.CaptureFixture[str]
+) -> None:
+    r = run(capsys, *args)
+    assert r.code == 2
+    assert "Traceback" not in r.out + r.err
+    assert "Usage" in r.out + r.err

@@ -199,3 +199,14 @@ def test_a_cached_digest_refuses_corruption() -> None:
         SetDigest.from_bytes(data[:-1])
     with pytest.raises(ProtocolError, match="not a version-1"):
         SetDigest.from_bytes(b"XXXX" + data[4:])
+
+
+def test_empty_responder_set_gives_an_empty_result() -> None:
+    """A responder with nothing to match against answers 'no match', never crashes."""
+    from detente.deconflict import MemoryBudgetBook, Requester, Responder, observable
+
+    requester = Requester(observable("ipv4-addr", "192.0.2.1"), mode="intersection",
+                          partner="us")
+    responder = Responder((), book=MemoryBudgetBook())
+    result = requester.finish(responder.answer(requester.start(), partner="us"))
+    assert result.count == 0 and not result.items

@@ -75,6 +75,29 @@ def _register() -> None:
 _register()
 
 
+def _click_classes() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseException], ...]]:
+    """Click's ClickException and Abort, in click itself and in typer's vendored copy."""
+    import click
+
+    exceptions: list[type[BaseException]] = [click.ClickException]
+    vendored = getattr(getattr(typer, "_click", None), "exceptions", None)
+    if vendored is not None:
+        exceptions.append(vendored.ClickException)
+    return tuple(exceptions), (click.Abort, typer.Abort)
+
+
+def _click_exit(exc: BaseException) -> int | None:
+    """Render a usage error or abort the way click would; None if it is neither."""
+    exceptions, aborts = _click_classes()
+    if isinstance(exc, aborts):
+        err_console.print("aborted")
+        return 1
+    if isinstance(exc, exceptions):
+        exc.show()  # type: ignore[attr-defined]
+        return int(getattr(exc, "exit_code", 1))
+    return None
+
+
 def _run() -> object:
     try:
         return app(standalone_mode=False)
@@ -88,20 +111,12 @@ def main() -> None:
         result = _run()
     except DetenteError as exc:
         sys.exit(report_error(exc))
-    except typer.Abort:
-        err_console.print("aborted")
-        sys.exit(1)
     except KeyboardInterrupt:
         err_console.print("interrupted")
         sys.exit(130)
     except Exception as exc:
-        import click
-
-        if isinstance(exc, click.exceptions.UsageError):
-            exc.show()
-            sys.exit(2)
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
+        code = _click_exit(exc)
+        if code is None:
+            raise
+        sys.exit(code)
     sys.exit(result if isinstance(result, int) else 0)

@@ -24,17 +24,19 @@ def serve(
     port: Annotated[int | None, typer.Option("--port", help="port to bind "
                                              "(default: the node's port setting)")] = None,
 ) -> None:
-    """Serve TAXII 2.1 at /taxii2/ (Starlette on uvicorn)."""
+    """Serve the node: TAXII 2.1 at /taxii2/, the ledger at /ledger/, private
+    deconfliction at /deconflict/ and the analyst UI at / (Starlette on uvicorn)."""
     import uvicorn
 
-    from detente.federation import create_app
+    from detente.assembly import build_app
     from detente.federation.auth import default_authorities
 
     node = open_node(home)
     bind_host = host or str(node.settings["host"])
     bind_port = int(port if port is not None else node.settings["port"])
     authorities = {*default_authorities(node), f"{bind_host}:{bind_port}"}
-    app = create_app(node, authorities=sorted(authorities))
-    err_console.print(f"serving node [bold]{node.name}[/] at http://{bind_host}:{bind_port}"
-                      "/taxii2/", highlight=False)
+    app = build_app(node, authorities=sorted(authorities))
+    base = f"http://{bind_host}:{bind_port}"
+    err_console.print(f"serving node [bold]{node.name}[/]: TAXII {base}/taxii2/, analyst UI "
+                      f"{base}/ (operators: 'detente operator add NAME')", highlight=False)
     uvicorn.run(app, host=bind_host, port=bind_port, log_level="warning")

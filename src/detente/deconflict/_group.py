@@ -81,6 +81,8 @@ def split(blob: bytes) -> list[bytes]:
 
 
 def _ranges(n: int) -> list[tuple[int, int]]:
+    if n <= 0:
+        return []  # an empty set: nothing to hash or multiply
     parts = 1 if n < _INLINE_BELOW else cores() * 2
     step = -(-n // parts)
     return [(lo, min(n, lo + step)) for lo in range(0, n, step)]

@@ -29,6 +29,7 @@ _TITLES = {
     400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
     405: "Method Not Allowed", 406: "Not Acceptable", 409: "Conflict",
     413: "Content Too Large", 415: "Unsupported Media Type", 422: "Unprocessable Content",
+    429: "Too Many Requests",
     500: "Internal Server Error",
 }
 _CHALLENGE = 'Basic realm="detente", Bearer realm="detente", Signature realm="detente"'
