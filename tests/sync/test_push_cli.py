@@ -75,3 +75,14 @@ def test_cli_set_url(pair: Cluster, capsys: pytest.CaptureFixture[str]) -> None:
     assert bad.code == 2
     ok = run(capsys, "partner", "set-url", "us", "http://127.0.0.1:1/", "--home", str(fr.home))
     assert ok.code == 0 and fr.partners.get("us").url == "http://127.0.0.1:1"
+
+
+def test_watch_runs_rounds_until_told(pair: Cluster) -> None:
+    from detente.federation.sync import sync_forever
+
+    fr = pair.nodes["fr"]
+    rounds: list[list[int]] = []
+    pauses: list[float] = []
+    sync_forever(fr, interval_s=7.0, rounds=2, sleep=pauses.append,
+                 on_round=lambda s: rounds.append([x.new for x in s]))
+    assert rounds == [[5], [0]] and pauses == [7.0]
