@@ -23,7 +23,8 @@ from detente.stix.timestamps import format_micros
 
 TAXII = "application/taxii+json;version=2.1"
 FAULTS = ("malformed", "media", "endless", "endless-next", "huge", "slow", "drip", "badsig",
-          "unsigned", "replayed", "always-503", "flaky-503", "not-taxii-envelope")
+          "unsigned", "replayed", "always-503", "flaky-503", "not-taxii-envelope",
+          "garbled-sig")
 #: the longest any fault handler holds a request (the client gives up long before)
 HOLD_S = 20.0
 
@@ -156,6 +157,12 @@ async def _unsigned(p: FaultyPartners, r: Request, f: str) -> Response:
     return Response(_objects(), 200, media_type=TAXII)
 
 
+async def _garbled_sig(p: FaultyPartners, r: Request, f: str) -> Response:
+    headers = {"Signature-Input": 'detente=("@status" ;;; "x', "Signature": "detente=:!!:",
+               "Content-Digest": "sha-256=:nope:"}
+    return Response(_objects(), 200, headers=headers, media_type=TAXII)
+
+
 async def _always_503(p: FaultyPartners, r: Request, f: str) -> Response:
     return p.signed(r, f, b'{"title": "overloaded"}', status=503)
 
@@ -178,4 +185,5 @@ _HANDLERS: dict[str, Handler] = {
     "endless-next": _endless_next, "huge": _huge, "slow": _slow, "drip": _drip,
     "badsig": _badsig, "unsigned": _unsigned,
     "always-503": _always_503, "flaky-503": _flaky_503, "not-taxii-envelope": _not_envelope,
+    "garbled-sig": _garbled_sig,
 }

@@ -39,6 +39,7 @@ EXPECTED: dict[str, tuple[type[Exception], str]] = {
     "badsig": (ResponseSignatureError, "signature refused"),
     "unsigned": (ResponseSignatureError, "signature refused"),
     "replayed": (ResponseSignatureError, "signature refused"),
+    "garbled-sig": (ResponseSignatureError, "signature refused"),
     "always-503": (PartnerUnreachableError, "HTTP 503 (2 attempts)"),
     "not-taxii-envelope": (PartnerProtocolError, "malformed TAXII envelope"),
 }

@@ -199,8 +199,11 @@ class PartnerClient:
     def _attempt(self, method: str, url: str, params: Mapping[str, str] | None,
                  content: bytes | None) -> Reply:
         headers = {"Content-Type": TAXII_MEDIA} if content is not None else {}
-        request = self.http.build_request(method, url, params=params, content=content,
-                                          headers=headers)
+        try:
+            request = self.http.build_request(method, url, params=params, content=content,
+                                              headers=headers)
+        except httpx.InvalidURL as exc:
+            raise PartnerProtocolError(self.name, f"cannot request {url!r}: {exc}") from None
         sign_request(request, self.signer)                                    # (1)
         budget = min(self.limits.request_timeout_s, self.deadline - time.monotonic())
         try:                                                                   # (2)
@@ -260,10 +263,12 @@ class PartnerClient:
                               request=request)
         try:
             verify_response(copy, self.partner, window_s=self.limits.signature_window_s)
-        except DetenteError as exc:
+        except (DetenteError, ValueError, KeyError, TypeError, IndexError) as exc:
+            text = exc.message if isinstance(exc, DetenteError) else \
+                f"signature refused: malformed signature fields ({type(exc).__name__})"
             raise ResponseSignatureError(
                 self.name, f"response to {request.method} {request.url.path} refused: "
-                f"{exc.message}", hint="the answer may be forged or replayed, or the "
+                f"{text}", hint="the answer may be forged or replayed, or the "
                 "partner changed its key (see 'detente partner rotate-key')") from None
 
 
