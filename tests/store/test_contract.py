@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from tests.store.helpers import OTHER, indicator, ts, v
+from tests.store.helpers import CREATOR, OTHER, indicator, ts, v
 
 from detente.errors import StoreError
 from detente.store import Outcome, Provenance, Query, SqlStore, open_store
@@ -210,3 +210,31 @@ def test_readers_do_not_wait_for_a_writer(store: SqlStore) -> None:
         # inside the open write transaction, another connection still reads
         assert store.get(o.id) is not None
         assert store.count() == 1
+
+
+def test_the_creators_copy_is_authoritative_over_relays(store: SqlStore) -> None:
+    """Each route's copy is fingerprinted, so copies differ: the creator's copy wins."""
+    body = indicator(creator=CREATOR)
+    relayed = {**body, "labels": ["b", "a"]}  # fingerprinted differently by the relay
+    direct = {**body, "labels": ["a", "b"]}
+    [r1] = store.put_many([v(relayed)], Provenance(origin="fr", origin_identity=OTHER))
+    assert r1.outcome is Outcome.STORED
+    # another relay's copy of the same version: a duplicate by another route
+    [r2] = store.put_many([v({**body, "labels": ["a", "b", "c"]})],
+                          Provenance(origin="de", origin_identity="identity--"
+                                     "7d1c2f3e-0000-4000-8000-000000000001"))
+    assert r2.outcome is Outcome.DUPLICATE and r2.reason and "another route" in r2.reason
+    # the creator's own copy replaces the relayed one, and says so
+    [r3] = store.put_many([v(direct)], Provenance(origin="us", origin_identity=CREATOR))
+    assert r3.outcome is Outcome.STORED and r3.reason and "relayed by fr" in r3.reason
+    got = store.get(body["id"])
+    assert got is not None and got.body["labels"] == ["a", "b"]
+    assert got.provenance.origin == "us"
+    assert len(store.versions(body["id"])) == 1
+    # a relay arriving after the creator's copy cannot displace it
+    [r4] = store.put_many([v(relayed)], Provenance(origin="fr", origin_identity=OTHER))
+    assert r4.outcome is Outcome.DUPLICATE
+    # the same route sending two contents for one version is still a conflict
+    [r5] = store.put_many([v({**body, "labels": ["z"]})],
+                          Provenance(origin="us", origin_identity=CREATOR))
+    assert r5.outcome is Outcome.REJECTED and "conflict" in (r5.reason or "")

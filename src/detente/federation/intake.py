@@ -147,7 +147,8 @@ def _local_ids(node: Node, ids: set[str]) -> set[str]:
 
 def _store(node: Node, partner: str, valid: list[StixObject], signature: str | None,
            result: IntakeResult) -> None:
-    prov = Provenance(origin=partner, received_at=result.received_at, signature=signature)
+    prov = Provenance(origin=partner, origin_identity=node.partners.get(partner).identity_id,
+                      received_at=result.received_at, signature=signature)
     with node.store.transaction() as conn:
         outcomes = node.store.put_many(valid, prov, conn=conn)
         entries = [_receipt(partner, valid[r.index]) for r in outcomes

@@ -42,6 +42,9 @@ class Provenance:
     """Where a stored version came from: this node, or a partner (with evidence)."""
 
     origin: str = LOCAL
+    #: STIX identity of the origin partner (None: local, or unknown): lets intake tell
+    #: the creator's own copy of an object from a copy relayed by someone else
+    origin_identity: str | None = None
     received_at: int | None = None
     signature: str | None = None
     receipt: str | None = None

@@ -23,6 +23,7 @@ from detente.errors import StoreError, ValidationError
 from detente.stix.model import StixObject
 from detente.stix.timestamps import normalise, now_micros
 from detente.store.base import (
+    LOCAL,
     Outcome,
     Page,
     Provenance,
@@ -47,17 +48,20 @@ _COLUMNS = (
 class _Known:
     """What is already stored for one id, as needed by the versioning rules."""
 
-    __slots__ = ("creator", "first", "latest", "revoked_at", "versions")
+    __slots__ = ("creator", "first", "latest", "origins", "revoked_at", "versions")
 
     def __init__(self) -> None:
         self.versions: dict[str, bytes] = {}
+        self.origins: dict[str, str] = {}
         self.creator: str | None = None
         self.latest: str | None = None
         self.first: str | None = None
         self.revoked_at: str | None = None
 
-    def add(self, version: str, digest: bytes, creator: str | None, revoked: bool) -> None:
+    def add(self, version: str, digest: bytes, creator: str | None, revoked: bool,
+            origin: str) -> None:
         self.versions[version] = digest
+        self.origins[version] = origin
         if self.creator is None:
             self.creator = creator
         if self.latest is None or version > self.latest:
@@ -68,14 +72,28 @@ class _Known:
             self.revoked_at = version
 
 
-def _judge(obj: StixObject, known: _Known | None) -> tuple[Outcome, str | None]:
-    """Apply the STIX versioning rules to one incoming version."""
+def _judge(obj: StixObject, known: _Known | None, prov: Provenance) -> tuple[Outcome, str | None]:
+    """Apply the STIX versioning rules to one incoming version.
+
+    Every partner's copy of a version is fingerprinted, so copies of one version that
+    reached us by different routes differ.  The creator's own copy is authoritative: it
+    replaces a copy relayed by another partner (reported, never silent); a relayed copy
+    of a version we already hold is a duplicate by another route.  Two contents from the
+    same route, or a differing copy of local material, are a conflict."""
     if known is None:
         return Outcome.STORED, None
     stored = known.versions.get(obj.version)
     if stored is not None:
         if stored == obj.digest:
             return Outcome.DUPLICATE, None
+        held_from = known.origins[obj.version]
+        from_creator = prov.origin_identity is not None and \
+            obj.created_by_ref == prov.origin_identity
+        if from_creator and held_from not in (LOCAL, prov.origin):
+            return Outcome.STORED, (
+                f"the creator's own copy replaces the copy relayed by {held_from}")
+        if not from_creator and held_from not in (LOCAL, prov.origin):
+            return Outcome.DUPLICATE, f"already held from {held_from} (another route's copy)"
         return Outcome.REJECTED, (
             f"version conflict: {obj.id} version {obj.body.get('modified', obj.version)} "
             "is already stored with different content"
@@ -156,17 +174,21 @@ class SqlStore:
         rows: list[tuple[Any, ...]] = []
         results: list[PutResult] = []
         flag_updates: dict[str, tuple[str | None, str | None, str, str]] = {}
+        replaced: list[tuple[str, str]] = []
         for index, obj in enumerate(batch):
             k = known.get(obj.id)
-            outcome, reason = _judge(obj, k)
+            outcome, reason = _judge(obj, k, prov)
             if outcome is not Outcome.STORED:
                 results.append(PutResult(index, obj.id, obj.version, outcome, reason))
                 continue
+            if reason is not None:  # the creator's copy replaces a relayed one
+                replaced.append((obj.id, obj.version))
+                flag_updates.setdefault(obj.id, (None, None, "", ""))
             clock += 1
             if k is None:
                 k = known[obj.id] = _Known()
             old_latest, old_first = k.latest, k.first
-            k.add(obj.version, obj.digest, obj.created_by_ref, obj.revoked)
+            k.add(obj.version, obj.digest, obj.created_by_ref, obj.revoked, prov.origin)
             is_latest, is_first = k.latest == obj.version, k.first == obj.version
             if old_latest is not None and (is_latest or is_first):
                 prev = flag_updates.get(obj.id)
@@ -181,7 +203,10 @@ class SqlStore:
                 obj.revoked, is_latest, is_first, clock, obj.digest, obj.raw,
                 prov.origin, prov.received_at, prov.signature, prov.receipt, flags,
             ))
-            results.append(PutResult(index, obj.id, obj.version, Outcome.STORED, None, clock))
+            results.append(PutResult(index, obj.id, obj.version, Outcome.STORED, reason, clock))
+        for object_id, version in replaced:
+            conn.execute(objects.delete().where(objects.c.id == object_id,
+                                                objects.c.version == version))
         self._insert(conn, rows)
         self._fix_flags(conn, flag_updates)
         return results
@@ -225,13 +250,14 @@ class SqlStore:
         known: dict[str, _Known] = {}
         id_list = sorted(ids)
         cols = (objects.c.id, objects.c.version, objects.c.digest,
-                objects.c.created_by_ref, objects.c.revoked)
+                objects.c.created_by_ref, objects.c.revoked, objects.c.origin)
         for start in range(0, len(id_list), _IN_CHUNK):
             chunk = id_list[start : start + _IN_CHUNK]
-            for oid, version, digest, creator, revoked in conn.execute(
+            for oid, version, digest, creator, revoked, origin in conn.execute(
                 sa.select(*cols).where(objects.c.id.in_(chunk))
             ):
-                known.setdefault(oid, _Known()).add(version, bytes(digest), creator, revoked)
+                known.setdefault(oid, _Known()).add(version, bytes(digest), creator, revoked,
+                                                    origin)
         return known
 
     def _next_date_added(self, conn: sa.Connection) -> int:
