@@ -8,7 +8,9 @@ checks, storage with provenance, ledger receipts, cursors, trust observation.  A
 
     python bench/sync.py [--quick] [--n N]
 
-Last line: ``RESULT sync objs_per_s=… peak_rss_mb=…``.  Target: ≥ 5,000 objects/s.
+Last line: ``RESULT sync objs_per_s=… peak_rss_mb=… fed_objs_per_s=… fed_peak_rss_mb=…``
+(end to end as `detente sync` runs, then the federation path with the trust engine off).
+Target: ≥ 5,000 objects/s.
 For scale: MISP users report pulls at 2–3 s per event (MISP issue 10439), OpenCTI ingest at
 20–30 bundles/s (OpenCTI issue 6716).
 """
@@ -171,7 +173,8 @@ def main() -> None:
             server.wait(30)
     rate = n / figures["elapsed"]
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    print(f"RESULT sync objs_per_s={rate:.0f} peak_rss_mb={figures['peak_rss_mb']:.0f}")
+    print(f"RESULT sync objs_per_s={rate:.0f} peak_rss_mb={figures['peak_rss_mb']:.0f} "
+          f"fed_objs_per_s={n / fed['elapsed']:.0f} fed_peak_rss_mb={fed['peak_rss_mb']:.0f}")
 
 
 if __name__ == "__main__":
