@@ -28,7 +28,7 @@ from detente.release import Embedder, Releaser
 from detente.settings import Settings, load_settings, write_settings
 from detente.stix.timestamps import format_micros, now_micros
 from detente.store.sql import SqlStore, open_store
-from detente.trust import TrustEngine
+from detente.trust import TrustConfig, TrustEngine
 
 __all__ = ["Node", "find_home"]
 
@@ -82,6 +82,13 @@ class Node:
     _store: SqlStore | None = field(default=None, repr=False)
     _services: dict[str, Any] = field(default_factory=dict, repr=False)
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+    #: simulated time ahead of the wall clock, for the earned-trust engine only.  Always
+    #: 0 on a real node; the demo scenario advances it to play weeks in seconds.
+    clock_offset_us: int = 0
+
+    def now(self) -> int:
+        """The node's clock for earned trust (µs): the wall clock plus any offset."""
+        return now_micros() + self.clock_offset_us
 
     def _service(self, name: str, build: Callable[[], Any]) -> Any:
         """A node service, built once even when threads ask for it at the same time."""
@@ -132,7 +139,8 @@ class Node:
         """The earned-trust engine: the partner book reads earned tiers through it."""
         def build() -> TrustEngine:
             engine = TrustEngine(self.store.engine, self.store, ledger=self.ledger,
-                                 partners=PartnerBook(self.store.engine))
+                                 partners=PartnerBook(self.store.engine),
+                                 config=TrustConfig(clock=self.now))
             engine.create()
             return engine
 

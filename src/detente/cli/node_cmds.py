@@ -12,13 +12,14 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from detente.actions.ingest import ingest_local
 from detente.cli.app import HomeOption, console, err_console, open_node
 from detente.errors import NotFoundError, UsageError
 from detente.node import Node, find_home
 from detente.stix.bundle import Position, iter_objects, make_bundle
 from detente.stix.timestamps import format_micros, micros_from_stix
-from detente.store.base import Provenance, Query, StoredObject
-from detente.store.ingest import IngestSummary, ingest_items
+from detente.store.base import Query, StoredObject
+from detente.store.ingest import IngestSummary
 
 JsonOption = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
 
@@ -123,8 +124,7 @@ def ingest(
             rate = f"{n / elapsed:,.0f}/s" if elapsed > 0 else ""
             progress.update(task, completed=n, rate=rate)
 
-        summary = ingest_items(node.store, _items(paths), Provenance(), strict=strict,
-                               on_progress=tick)
+        summary = ingest_local(node, _items(paths), strict=strict, on_progress=tick)
     if as_json:
         sys.stdout.write(orjson.dumps(summary.as_dict(), option=orjson.OPT_INDENT_2).decode())
         sys.stdout.write("\n")

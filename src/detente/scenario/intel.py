@@ -109,8 +109,11 @@ def _us(world: World, ids: dict[str, str], truth: list[str]) -> Holdings:
 def _fr(world: World, ids: dict[str, str], truth: list[str]) -> Holdings:
     me = ids["fr"]
     h = Holdings("fr")
-    own = truth[8:20] + truth[30:40] + truth[50:56]
-    h.rounds = [_indicators(world, me, own, 4, [GREEN], "C2 EI (FR)"), []]
+    # round 1 overlaps U.S. holdings (12-16) and what Russia reports at the same time
+    # (50-60); round 2 overlaps Russia's round-2 reporting (60-64)
+    first = truth[12:16] + truth[50:60]
+    h.rounds = [_indicators(world, me, first, 4, [GREEN], "C2 EI (FR)"),
+                _indicators(world, me, truth[60:64], 8, [GREEN], "C2 EI (FR)")]
     h.operations = [Operation("Opération Chammal M-3", 36.3350, 43.1189, 3_000,
                               "2025-11-20T08:00:00Z", "2025-11-20T18:00:00Z",
                               "EMA CPCO")]
@@ -121,17 +124,22 @@ def _fr(world: World, ids: dict[str, str], truth: list[str]) -> Holdings:
 def _ru(world: World, ids: dict[str, str], truth: list[str]) -> Holdings:
     me = ids["ru"]
     h = Holdings("ru")
-    # honest reporting: most of it overlaps what the U.S. or France hold independently
-    honest = truth[2:10] + truth[26:34] + truth[52:60]
-    first = _indicators(world, me, honest[:12], 5, [GREEN], "C2 node (RU)")
-    second = _indicators(world, me, honest[12:], 9, [GREEN], "C2 node (RU)")
+    # honest reporting, made before anything of the same could have reached Russia:
+    # U.S. holdings never released to Russia (16-24) and France's own reporting (50-64)
+    first = _indicators(world, me, truth[16:22] + truth[50:56], 5, [GREEN], "C2 node (RU)")
+    second = _indicators(world, me, truth[22:24] + truth[60:64], 9, [GREEN], "C2 node (RU)")
+    # circular reporting: two U.S. indicators Russia received, re-issued as its own
+    laundered = _indicators(world, me, truth[0:2], 9, [GREEN], "Confirmed C2 (RU)")
+    actors = [world.threat_actor(me, a, day=1, markings=[GREEN])
+              for a in [*ACTORS[:2], "Free Syrian Army"]]
     lie = world.indicator(me, "203.0.113.66", day=10, name="Imminent attack cell: staging "
                           "server", markings=[GREEN], confidence=95,
-                          labels=["isis", "imminent-attack", "external-operations"],
+                          labels=["isis", "imminent", "attack-planning",
+                                  "external-operations"],
                           description="Staging server of a cell preparing an attack in "
                                       "Europe within days. Act now.")
-    h.rounds = [first, [*second, lie]]
-    h.notable = {"deception": lie["id"]}
+    h.rounds = [[*actors, *first], [*second, *laundered, lie]]
+    h.notable = {"deception": lie["id"], "laundered": laundered[0]["id"]}
     h.operations = [Operation("Aerospace forces sortie 1120", 35.9650, 39.0200, 1_500,
                               "2025-11-20T12:00:00Z", "2025-11-20T16:00:00Z",
                               "Hmeimim coordination line")]

@@ -325,6 +325,12 @@ class SqlStore:
                 return
             after = page.cursor
 
+    def last_added(self) -> int | None:
+        """The newest date_added in the store (None when empty)."""
+        with self._reader.connect() as conn:
+            value = conn.execute(sa.select(sa.func.max(objects.c.date_added))).scalar()
+        return None if value is None else int(value)
+
     def count(self) -> int:
         with self._reader.connect() as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(objects)).scalar() or 0)
