@@ -29,7 +29,7 @@ def test_russia_earns_a_tier_and_its_views_widen(played: tuple[Outcome, Path]) -
 def test_deception_is_held_then_refuted(played: tuple[Outcome, Path]) -> None:
     o, _ = played
     assert o.deception_credibility is not None and o.deception_credibility >= 3
-    tier_before = [t for s, t, _ in o.ru_trust if s == "round 2"][0]
+    tier_before = next(t for s, t, _ in o.ru_trust if s == "round 2")
     assert o.ru_tier_after_refutation is not None
     assert o.ru_tier_after_refutation < tier_before, "a refuted important lie costs a tier"
 

@@ -17,16 +17,16 @@ from typing import Any
 import orjson
 
 from detente.actions.deconflict import ItemsSpec, run_query
+from detente.actions.ingest import ingest_local
 from detente.actions.ledger_verify import verify_partner_log
 from detente.actions.trace import trace_artifact
 from detente.assembly import LiveServer, free_port, serve_in_thread
+from detente.errors import DetenteError
 from detente.federation.deconflict_sets import OperationsBook, parse_operations
 from detente.federation.partner_client import open_partner_client
 from detente.federation.sync import PartnerSummary, sync_all
 from detente.node import Node
 from detente.scenario.intel import COMMON_THREATS, Holdings, build_holdings
-from detente.actions.ingest import ingest_local
-from detente.errors import DetenteError
 from detente.scenario.world import stix_id, ts
 from detente.stix.vocab import TLP_2_0_IDS
 from detente.store import Query
