@@ -68,7 +68,7 @@ def table(header: Sequence[str], rows: Sequence[Sequence[object]], caption: str 
 def line_chart(title: str, desc: str, x_labels: Sequence[str], series: Sequence[Series],
                *, y_max: float | None = None, y_label: str = "") -> str:
     """An accessible SVG line chart plus its data table."""
-    w, h, left, bottom, top, right = 640, 260, 48, 36, 16, 120
+    w, h, left, bottom, top, right = 640, 270, 48, 36, 30, 120
     top_value = y_max or max((max(s.points, default=0) for s in series), default=1) or 1
     n = max(len(x_labels) - 1, 1)
 
@@ -102,7 +102,7 @@ def line_chart(title: str, desc: str, x_labels: Sequence[str], series: Sequence[
                      f'fill="{colour}"/><text x="{w - right + 28}" y="{ly - 3}" '
                      f'font-size="12">{html.escape(s.name)}</text>')
     if y_label:
-        parts.append(f'<text x="12" y="{top + 4}" font-size="11">{html.escape(y_label)}</text>')
+        parts.append(f'<text x="{left - 40}" y="14" font-size="11">{html.escape(y_label)}</text>')
     parts.append("</svg>")
     rows: list[list[object]] = [[label, *(s.points[i] if i < len(s.points) else "" for s in
                                           series)] for i, label in enumerate(x_labels)]
