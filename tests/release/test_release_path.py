@@ -196,3 +196,14 @@ def test_concurrent_catch_ups_release_each_version_once(node: Node) -> None:
         node.store.engine, partner="fr", include_withdrawn=False)]
     assert len(keys) == len(set(keys))
     assert len({k for k in keys if k[0].startswith("indicator--")}) == 1200
+
+
+def test_reevaluation_keeps_the_markings_views_need(node: Node) -> None:
+    rel = releasability_marking(releasable_to=["ru"], min_tier=1,
+                                created_by_ref=node.identity_id)
+    obj = indicator(object_marking_refs=[TLP_2_0_IDS["amber"], rel["id"]])
+    _put(node, rel, obj)
+    assert {obj["id"], rel["id"]} <= set(_served(node, "ru"))
+    node.partners.update("ru", base_tier=2)
+    node.releaser.reevaluate("ru")
+    assert {obj["id"], rel["id"]} <= set(_served(node, "ru")), "support marking kept"

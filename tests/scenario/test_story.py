@@ -26,6 +26,12 @@ def test_russia_earns_a_tier_and_its_views_widen(played: tuple[Outcome, Path]) -
     assert o.ru_holds_from_us[-1] > o.ru_holds_from_us[0], "what Russia receives widens"
 
 
+def test_circular_reporting_is_flagged(played: tuple[Outcome, Path]) -> None:
+    o, _ = played
+    assert o.laundering_flagged, "Russia's re-issue of U.S. indicators is an echo"
+    assert o.echoes_flagged >= 2
+
+
 def test_deception_is_held_then_refuted(played: tuple[Outcome, Path]) -> None:
     o, _ = played
     assert o.deception_credibility is not None and o.deception_credibility >= 3

@@ -234,7 +234,13 @@ def test_the_creators_copy_is_authoritative_over_relays(store: SqlStore) -> None
     # a relay arriving after the creator's copy cannot displace it
     [r4] = store.put_many([v(relayed)], Provenance(origin="fr", origin_identity=OTHER))
     assert r4.outcome is Outcome.DUPLICATE
-    # the same route sending two contents for one version is still a conflict
+    # the creator re-issuing its copy (our view changed with our tier) replaces it
     [r5] = store.put_many([v({**body, "labels": ["z"]})],
                           Provenance(origin="us", origin_identity=CREATOR))
-    assert r5.outcome is Outcome.REJECTED and "conflict" in (r5.reason or "")
+    assert r5.outcome is Outcome.STORED and "re-issued" in (r5.reason or "")
+    # a relay sending two contents for one version it relayed is a conflict
+    other = indicator(creator=CREATOR)
+    store.put_many([v(other)], Provenance(origin="fr", origin_identity=OTHER))
+    [r6] = store.put_many([v({**other, "name": "changed"})],
+                          Provenance(origin="fr", origin_identity=OTHER))
+    assert r6.outcome is Outcome.REJECTED and "conflict" in (r6.reason or "")

@@ -32,7 +32,8 @@ from detente.errors import DetenteError
 from detente.release import iter_release_records
 from detente.stix.patterns import simple_comparisons
 from detente.stix.timestamps import normalise
-from detente.store.base import Query
+from detente.store.base import LOCAL, Query
+from detente.store.engine import reader
 from detente.store.sql import SqlStore
 
 __all__ = ["SUPPORT_TYPES", "Echo", "EchoIndex", "content_keys", "released_keys"]
@@ -48,8 +49,18 @@ SUPPORT_TYPES = frozenset({"marking-definition", "extension-definition"})
 
 
 def released_keys(engine: sa.Engine) -> set[tuple[str, str]]:
-    """(id, version) of every view this node ever released, to any partner."""
-    return {(r.object_id, r.version) for r in iter_release_records(engine)}
+    """(id, version) of every view of *our own* material this node ever released, to any
+    partner.  A third party's object we relayed that comes back by another route is not
+    circular reporting of ours: the store counts it a duplicate by another route."""
+    from detente.release.schema import releases
+    from detente.store.schema import objects
+
+    stmt = (sa.select(releases.c.object_id, releases.c.version).distinct()
+            .join(objects, sa.and_(objects.c.id == releases.c.object_id,
+                                   objects.c.version == releases.c.version))
+            .where(objects.c.origin == LOCAL))
+    with reader(engine).connect() as conn:
+        return {(r[0], r[1]) for r in conn.execute(stmt)}
 
 
 @dataclass(frozen=True, slots=True)

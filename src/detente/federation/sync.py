@@ -237,6 +237,12 @@ class _Puller:
 
     def _intake(self, objects: list[Any], evidence: str) -> None:
         echoes = self._echo_index().classify(objects)
+        # content echoes are new ids repeating what we released to this partner; an id we
+        # already hold (an update, a re-issue, or a relay of a third party's object we
+        # have from its creator) is not one: intake counts it by its route
+        held = _existing_ids(self.node, objects)
+        echoes = {i: e for i, e in echoes.items()
+                  if e.by_id or objects[i].get("id") not in held}
         kept = [o for i, o in enumerate(objects) if i not in echoes or not echoes[i].by_id]
         content = {i: e for i, e in echoes.items() if not e.by_id}
         existing = _existing_ids(self.node, kept)
@@ -318,12 +324,14 @@ def _advance(cursor: Cursor, page: _Page) -> Cursor:
     return cursor.advanced(cursor.added_after, None)
 
 
-def _existing_ids(node: Node, objects: list[Any]) -> set[str]:
+def _existing_ids(node: Node, objects: list[Any], origin: str | None = None) -> set[str]:
+    """Ids among ``objects`` we already hold (from ``origin`` only, when given)."""
     ids = sorted({o["id"] for o in objects if isinstance(o, dict) and isinstance(o.get("id"), str)})
+    origins = (origin,) if origin is not None else ()
     found: set[str] = set()
     for start in range(0, len(ids), _CHUNK):
-        page = node.store.list(Query(ids=tuple(ids[start:start + _CHUNK]), versions=("first",)))
-        found.update(o.id for o in page.objects)
+        query = Query(ids=tuple(ids[start:start + _CHUNK]), versions=("all",), origins=origins)
+        found.update(o.id for o in node.store.list(query).objects)
     return found
 
 

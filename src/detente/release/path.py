@@ -194,11 +194,13 @@ class Releaser:
         current = self._current_views(partner.name)
         evaluated_to = self._cursor(partner.name)
         query = Query(versions=("all",), added_after=None)
+        supported = self._released_markings(partner.name)
         for chunk in _chunks(self.store.iter_all(query, page_size=BATCH), BATCH):
             chunk = [o for o in chunk if evaluated_to is None or o.date_added <= evaluated_to]
             if not chunk:
                 continue
             rows, withdraw = self._reconcile(chunk, partner, markings, current, run)
+            rows += self._support_rows(rows, partner, supported)
             self._commit(partner, rows, withdraw, None)
         return run
 
@@ -227,6 +229,8 @@ class Releaser:
             run.evaluated += 1
             decision = self.decide(obj, partner, markings)
             served = current.get((obj.id, obj.version))
+            if not decision.allowed and obj.type == "marking-definition" and served:
+                continue  # released as support for views that reference it: kept
             if not decision.allowed:
                 run.denied += 1
                 if served is not None:

@@ -55,6 +55,8 @@ class Outcome:
     #: what Russia held from the U.S. after each round
     ru_holds_from_us: list[int] = field(default_factory=list)
     echoes_flagged: int = 0
+    #: Russia re-issued U.S. indicators as its own: flagged at the U.S.?
+    laundering_flagged: bool = False
     deception_credibility: int | None = None
     deception_reasons: list[str] = field(default_factory=list)
     ru_tier_after_refutation: int | None = None
@@ -192,6 +194,11 @@ class Coalition:
         self.say(f"The U.S. analyst refutes it: Russia drops to tier "
                  f"{self.outcome.ru_tier_after_refutation} at once and a review opens.")
 
+    def laundering(self) -> None:
+        """Russia's re-issue of U.S. indicators under its own ids: an echo at the U.S."""
+        held = self.nodes["us"].store.get(self.holdings["ru"].notable["laundered"])
+        self.outcome.laundering_flagged = bool(held and held.provenance.flags.get("echo"))
+
     def onward(self) -> None:
         """France received U.S. material marked onward: denied; Russia never gets it."""
         secret = self.holdings["us"].notable["no_onward"]
@@ -279,8 +286,10 @@ def play(out: Path, say: Say, seed: int = 2015) -> Outcome:
         say(f"Round 2: Russia's reports were corroborated by independent sources; the "
             f"U.S. now rates it tier {o.ru_trust[-1][1]} (reliability {o.ru_trust[-1][2]}), "
             f"and Russia holds {o.ru_holds_from_us[-1]} U.S. objects, up from "
-            f"{o.ru_holds_from_us[0]}. {o.echoes_flagged} echo(es) of our own reporting "
-            "were flagged and not counted as corroboration.")
+            f"{o.ru_holds_from_us[0]}. {o.echoes_flagged} incoming report(s) repeated what "
+            "we had already released to their sender: flagged as possible circular "
+            "reporting, never counted as corroboration.")
+        coalition.laundering()
         coalition.onward()
         coalition.deception()
         coalition.deconflict()

@@ -79,7 +79,8 @@ def _judge(obj: StixObject, known: _Known | None, prov: Provenance) -> tuple[Out
     reached us by different routes differ.  The creator's own copy is authoritative: it
     replaces a copy relayed by another partner (reported, never silent); a relayed copy
     of a version we already hold is a duplicate by another route.  Two contents from the
-    same route, or a differing copy of local material, are a conflict."""
+    same non-creator route, or a differing copy of local material, are a conflict; the
+    creator re-issuing its own copy (our view changed with our tier) replaces it."""
     if known is None:
         return Outcome.STORED, None
     stored = known.versions.get(obj.version)
@@ -92,6 +93,9 @@ def _judge(obj: StixObject, known: _Known | None, prov: Provenance) -> tuple[Out
         if from_creator and held_from not in (LOCAL, prov.origin):
             return Outcome.STORED, (
                 f"the creator's own copy replaces the copy relayed by {held_from}")
+        if from_creator and held_from == prov.origin:
+            # the view a partner cuts for us changes with our tier (less redaction)
+            return Outcome.STORED, "re-issued by its creator (our view of it changed)"
         if not from_creator and held_from not in (LOCAL, prov.origin):
             return Outcome.DUPLICATE, f"already held from {held_from} (another route's copy)"
         return Outcome.REJECTED, (
