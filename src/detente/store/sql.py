@@ -218,6 +218,9 @@ class SqlStore:
     def _insert(self, conn: sa.Connection, rows: list[tuple[Any, ...]]) -> None:
         if not rows:
             return
+        if self._pg:
+            self._copy(conn, rows)
+            return
         marks = ", ".join([self._ph] * 16)
         sql = f"INSERT INTO stix_objects ({_COLUMNS}) VALUES ({marks})"  # noqa: S608
         raw = conn.connection.driver_connection
@@ -229,6 +232,18 @@ class SqlStore:
             raise StoreError(f"cannot store the batch: {_short(exc)}") from None
         finally:
             cur.close()
+
+    def _copy(self, conn: sa.Connection, rows: list[tuple[Any, ...]]) -> None:
+        """PostgreSQL's bulk path: COPY is several times faster than pipelined INSERTs."""
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        try:
+            with raw.cursor() as cur, cur.copy(  # type: ignore[attr-defined]
+                    f"COPY stix_objects ({_COLUMNS}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        except Exception as exc:
+            raise StoreError(f"cannot store the batch: {_short(exc)}") from None
 
     def _fix_flags(
         self, conn: sa.Connection, updates: Mapping[str, tuple[str | None, str | None, str, str]]
