@@ -238,7 +238,7 @@ class SqlStore:
         raw = conn.connection.driver_connection
         assert raw is not None
         try:
-            with raw.cursor() as cur, cur.copy(  # type: ignore[attr-defined]
+            with raw.cursor() as cur, cur.copy(
                     f"COPY stix_objects ({_COLUMNS}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
