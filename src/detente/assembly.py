@@ -9,19 +9,19 @@ from __future__ import annotations
 import importlib
 import socket
 import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import uvicorn
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
+from starlette.types import ASGIApp
 
-from detente.errors import DetenteError
 from detente.federation.server import create_app
 from detente.node import Node
 
-__all__ = ["LiveServer", "build_app", "free_port", "serve_in_thread"]
+__all__ = ["LiveServer", "build_app", "listening_socket", "serve_app", "serve_in_thread",
+           "url_of"]
 
 #: (module, function) of every route provider mounted beside TAXII
 _PROVIDERS = (
@@ -55,41 +55,48 @@ def build_app(node: Node, *, authorities: Sequence[str] = ()) -> Starlette:
     return create_app(node, extra_routes=_extra_routes(node), authorities=authorities)
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """An ephemeral port that was free a moment ago (loopback only)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+def listening_socket(host: str = "127.0.0.1") -> socket.socket:
+    """A socket bound to an ephemeral port and listening, *before* any node needs its URL:
+    clients may connect at once (the kernel queues them until uvicorn accepts)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind((host, 0))
+    sock.listen(64)
+    return sock
+
+
+def url_of(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://{host}:{port}"
 
 
 @dataclass
 class LiveServer:
-    node: Node
-    host: str
-    port: int
+    """A uvicorn server running in a background thread on a pre-bound socket."""
+
     server: uvicorn.Server
     thread: threading.Thread
+    sock: socket.socket
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return url_of(self.sock)
 
-    def stop(self) -> None:
+    def stop(self, timeout_s: float = 10.0) -> None:
         self.server.should_exit = True
-        self.thread.join(timeout=10)
+        self.thread.join(timeout_s)
+        self.sock.close()
 
 
-def serve_in_thread(node: Node, port: int, host: str = "127.0.0.1",
-                    app: Starlette | None = None) -> LiveServer:
-    """Serve a node on loopback from a background thread; returns once it accepts."""
-    config = uvicorn.Config(app or build_app(node), host=host, port=port, log_level="warning",
-                            lifespan="off")
+def serve_app(app: ASGIApp, sock: socket.socket) -> LiveServer:
+    """Serve any ASGI app on ``sock`` from a daemon thread."""
+    config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False,
+                            timeout_graceful_shutdown=1)
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name=f"detente-{node.name}", daemon=True)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise DetenteError(f"the server for node {node.name} did not start on {host}:{port}")
-        time.sleep(0.02)
-    return LiveServer(node, host, port, server, thread)
+    return LiveServer(server, thread, sock)
+
+
+def serve_in_thread(node: Node, sock: socket.socket) -> LiveServer:
+    """Serve a node's whole HTTP surface (:func:`build_app`) on ``sock``."""
+    return serve_app(build_app(node), sock)

@@ -8,56 +8,31 @@ the connection until uvicorn accepts it (no polling, no sleeping).
 from __future__ import annotations
 
 import socket
-import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-import uvicorn
 from starlette.routing import BaseRoute
 
+from detente.assembly import LiveServer, listening_socket, serve_app, url_of
 from detente.federation import create_app, receive
 from detente.federation.deconflict_http import deconflict_routes
 from detente.federation.ledger_http import ledger_routes
 from detente.federation.partner_client import get_json, open_partner_client
 from detente.node import Node
 
-
-def listening_socket() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
-    return sock
-
-
-def url_of(sock: socket.socket) -> str:
-    return f"http://127.0.0.1:{sock.getsockname()[1]}"
-
-
-@dataclass
-class Served:
-    server: uvicorn.Server
-    thread: threading.Thread
-    sock: socket.socket
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join()
-        self.sock.close()
+Served = LiveServer
+#: re-exported for the tests that import them from here
+REEXPORTED = (listening_socket, serve_app, url_of)
 
 
 def serve(node: Node, sock: socket.socket, routes: Sequence[BaseRoute] | None = None) -> Served:
     """Serve ``node`` (TAXII + ledger + deconfliction routes) on ``sock`` in a thread."""
     if routes is None:
         routes = [*ledger_routes(node), *deconflict_routes(node)]
-    app = create_app(node, extra_routes=routes)
-    config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    return Served(server, thread, sock)
+    return serve_app(create_app(node, extra_routes=routes), sock)
 
 
 @dataclass

@@ -8,7 +8,6 @@ connection until uvicorn accepts it: no polling, no sleeping).
 from __future__ import annotations
 
 import socket
-import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -16,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import uvicorn
 from starlette.types import ASGIApp
 
+from detente.assembly import LiveServer, listening_socket, serve_app, url_of
 from detente.federation import create_app
 from detente.federation.keys import key_routes
 from detente.node import Node
@@ -29,36 +28,9 @@ from detente.store import Provenance
 SERVER_JOIN_S = 10.0
 
 
-def listening_socket() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
-    return sock
-
-
-def url_of(sock: socket.socket) -> str:
-    return f"http://127.0.0.1:{sock.getsockname()[1]}"
-
-
-@dataclass
-class Served:
-    server: uvicorn.Server
-    thread: threading.Thread
-    sock: socket.socket
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(SERVER_JOIN_S)
-        self.sock.close()
-
-
-def serve_app(app: ASGIApp, sock: socket.socket) -> Served:
-    config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False,
-                            timeout_graceful_shutdown=1)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    return Served(server, thread, sock)
+Served = LiveServer
+#: re-exported for the tests that import them from here
+REEXPORTED = (listening_socket, serve_app, url_of)
 
 
 def node_app(node: Node, wrap: Callable[[ASGIApp], ASGIApp] | None = None) -> ASGIApp:

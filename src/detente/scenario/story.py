@@ -20,7 +20,7 @@ from detente.actions.deconflict import ItemsSpec, run_query
 from detente.actions.ingest import ingest_local
 from detente.actions.ledger_verify import verify_partner_log
 from detente.actions.trace import trace_artifact
-from detente.assembly import LiveServer, free_port, serve_in_thread
+from detente.assembly import LiveServer, listening_socket, serve_in_thread, url_of
 from detente.errors import DetenteError
 from detente.federation.deconflict_sets import OperationsBook, parse_operations
 from detente.federation.partner_client import open_partner_client
@@ -83,20 +83,19 @@ class Coalition:
 
     # -- set-up ---------------------------------------------------------------------
     def start(self) -> None:
-        ports = {n: free_port() for n in NAMES}
+        socks = {n: listening_socket() for n in NAMES}
         for name in NAMES:
-            self.nodes[name] = Node.init(self.out / name, name,
-                                         url=f"http://127.0.0.1:{ports[name]}",
+            self.nodes[name] = Node.init(self.out / name, name, url=url_of(socks[name]),
                                          communities="coalition")
             OperatorBook(self.nodes[name].store.engine).add(DEMO_OPERATOR, DEMO_PASSWORD)
         for (a, b), tier in START_TIERS.items():
             peer = self.nodes[b]
-            self.nodes[a].partners.add(b, url=f"http://127.0.0.1:{ports[b]}",
+            self.nodes[a].partners.add(b, url=url_of(socks[b]),
                                        public_key=peer.public_key_b64, tier=tier,
                                        communities=frozenset({"coalition"}),
                                        identity_id=peer.identity_id)
         for name in NAMES:
-            self.servers[name] = serve_in_thread(self.nodes[name], ports[name])
+            self.servers[name] = serve_in_thread(self.nodes[name], socks[name])
         ids = {n: node.identity_id for n, node in self.nodes.items()}
         self.holdings = build_holdings(ids, self.seed)
         for name, h in self.holdings.items():
