@@ -10,9 +10,10 @@ from pathlib import Path
 import orjson
 import pytest
 from tests.cli.helpers import run
+from tests.realdata import REAL_DATA
 from tests.store.helpers import indicator
 
-REAL = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "stix-real"
+REAL = REAL_DATA
 
 
 @pytest.fixture

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import math
 from datetime import datetime
-from pathlib import Path
 
 import pytest
 from tests.fingerprint.fp_fixtures import SECRET, world
+from tests.realdata import REAL_DATA
 
 from detente.fingerprint import (
     EmbedRecord,
@@ -20,7 +20,7 @@ from detente.fingerprint import (
 from detente.fingerprint.index import canonical_stream
 from detente.fingerprint.variants import default_dictionary
 
-CORPUS = Path("/work/shared/data/stix-real")
+CORPUS = REAL_DATA
 LOCATION = {
     "type": "location", "spec_version": "2.1",
     "id": "location--a6e9345f-5a15-4c29-8bb3-7dcc5d168d64",

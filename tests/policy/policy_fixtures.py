@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
+
+from tests.realdata import REAL_DATA
 
 from detente.policy import TLP2_IDS, NodeContext, Recipient, releasability_marking
 
-REAL = Path("/work/shared/data/stix-real")
+REAL = REAL_DATA
 
 US_ID = "identity--11111111-1111-4111-8111-111111111111"
 FR_ID = "identity--22222222-2222-4222-8222-222222222222"

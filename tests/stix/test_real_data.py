@@ -1,4 +1,4 @@
-"""Every object of the real public corpus (/work/shared/data/stix-real, see its MANIFEST.md)
+"""Every object of the real public corpus (tests/data/stix-real, see its MANIFEST.md)
 gets a pinned verdict: accepted, or refused for a named reason.
 
 Differences from stix2-validator 3.3 (checked by ``test_verdicts_match_stix2_validator``):
@@ -16,15 +16,15 @@ Differences from stix2-validator 3.3 (checked by ``test_verdicts_match_stix2_val
 from __future__ import annotations
 
 from collections import Counter
-from pathlib import Path
 
 import pytest
+from tests.realdata import REAL_DATA
 
 from detente.errors import ValidationError
 from detente.stix import DecodeFailure, iter_objects, validate
 from detente.stix.patterns import Verdict, fast_check
 
-DATA = Path("/work/shared/data/stix-real")
+DATA = REAL_DATA
 pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason="real STIX corpus not present")
 
 SCO_BUNDLE = "stix2-3.0.2__sco-examples-bundle.json"

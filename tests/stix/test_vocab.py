@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import orjson
 import pytest
+from tests.realdata import REAL_DATA
 
 from detente.stix import vocab
 
-DATA = Path("/work/shared/data/stix-real")
+DATA = REAL_DATA
 
 
 @pytest.mark.skipif(not DATA.is_dir(), reason="real STIX corpus not present")
