@@ -33,7 +33,7 @@ from detente.trust.claims import Resolver, claim_key, extract
 from detente.trust.config import DAY, TrustConfig
 from detente.trust.errors import TrustError, UnknownObjectError
 from detente.trust.grading import Grade, GradeInputs, make_grade, source_grade, worse
-from detente.trust.intake import Intake
+from detente.trust.intake import Intake, judgement_of
 from detente.trust.model import HIGH, Fact, Link, Model, Reliability
 from detente.trust.records import (
     Credit,
@@ -108,23 +108,33 @@ class TrustEngine:
         return self._cache[1]
 
     def _load(self, now: int) -> Model:
-        a = t.assertions.c
+        a, c = t.assertions.c, t.claims.c
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(t.assertions)).all()
+            rows = conn.execute(sa.select(
+                a.id, a.partner, a.object_id, a.time, a.seq, a.importance, a.echo,
+                a.revoked, a.outcome, a.outcome_at)).all()
             keys: dict[int, set[str]] = {}
-            for aid, key in conn.execute(sa.select(t.claims.c.assertion_id, t.claims.c.key)
-                                         .where(t.claims.c.echo.is_(False))):
-                keys.setdefault(int(aid), set()).add(key)
+            for aid, key in conn.execute(sa.select(c.assertion_id, c.key)
+                                         .where(c.echo.is_(False))):
+                if aid in keys:
+                    keys[aid].add(key)
+                else:
+                    keys[aid] = {key}
             topics: dict[int, set[str]] = {}
             for aid, topic in conn.execute(sa.select(t.topics)):
-                topics.setdefault(int(aid), set()).add(topic)
-            links = [Link(int(r[0]), int(r[1]), bool(r[2]), str(r[3]))
-                     for r in conn.execute(sa.select(t.links))]
-        facts = [Fact(int(r.id), r.partner, r.object_id, int(r.time), int(r.seq),
-                      float(r.importance), bool(r.echo), bool(r.revoked), r.outcome,
-                      r.outcome_at, frozenset(keys.get(int(r.id), ())),
-                      frozenset(topics.get(int(r.id), ()))) for r in rows]
-        del a
+                if aid in topics:
+                    topics[aid].add(topic)
+                else:
+                    topics[aid] = {topic}
+            links = [Link(int(first), int(later), bool(ok), str(why))
+                     for first, later, ok, why in conn.execute(sa.select(t.links))]
+        empty: frozenset[str] = frozenset()
+        facts = [Fact(int(aid), partner, oid, int(time), int(seq), float(importance),
+                      bool(echo), bool(revoked), outcome, outcome_at,
+                      frozenset(keys[aid]) if aid in keys else empty,
+                      frozenset(topics[aid]) if aid in topics else empty)
+                 for aid, partner, oid, time, seq, importance, echo, revoked, outcome,
+                 outcome_at in rows]
         return Model(facts, links, now, self.config)
 
     def _partner(self, name: str) -> Partner | None:
@@ -154,14 +164,27 @@ class TrustEngine:
     def observe(self, objs: Sequence[StoredObject]) -> list[Observation]:
         """Evidence from stored objects (origin = partner name, or local)."""
         index_releases(self.engine, self._resolver_for, self.config)
-        resolve = self._resolver_for([o.body for o in objs])
-        with self.engine.begin() as conn:
-            intake = Intake(conn, resolve, self.config)
-            out = [intake.observe(o) for o in objs]
-        self._invalidate()
-        touched = {o.partner for o in out if o.effect == "assertion"}
-        for target, outcome, why, _when in intake.judgements:
-            touched |= self._judge(target, outcome, why, analyst=False)
+        bodies = [o.body for o in objs]
+        resolve = self._resolver_for(bodies)
+        out: list[Observation] = []
+        touched: set[str] = set()
+        start = 0
+        # the batch is observed set-wise up to each of our sightings, whose verdict then
+        # applies at its place in intake order (as if observed one at a time)
+        cuts = [i + 1 for i, (o, b) in enumerate(zip(objs, bodies, strict=True))
+                if judgement_of(o, b) is not None]
+        for end in [*cuts, len(objs)]:
+            if end <= start:
+                continue
+            with self.engine.begin() as conn:
+                intake = Intake(conn, resolve, self.config)
+                part = intake.observe_many(objs[start:end], bodies[start:end])
+            self._invalidate()
+            out += part
+            touched |= {o.partner for o in part if o.effect == "assertion"}
+            for target, outcome, why, _when in intake.judgements:
+                touched |= self._judge(target, outcome, why, analyst=False)
+            start = end
         self.refresh(touched)
         return out
 

@@ -11,28 +11,46 @@ For each stored object, in intake order:
          partner, or claims released to it before it sent them;
     (3b) links to every other source's assertion of a shared claim, each judged
          independent or not, with the reason.
+
+A batch is processed set-wise inside one transaction: one query per step for the whole
+batch (existing assertions, released claim times, first releases, known claims / topics /
+external references, other sources' assertions of any claim in the batch, derivations,
+existing links), then the per-object rules above run in Python, in intake order, over
+in-memory maps that every object updates as it goes, so an object sees the ones before
+it in the batch exactly as it would had they been observed one at a time.  Writes are
+``executemany`` at the end (new assertions first, with their ids returned).  Our own
+sightings' verdicts are not applied here: :func:`judgement_of` tells the engine where to
+cut a batch so that each verdict is applied at its place in intake order.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
+from detente.release.schema import releases
 from detente.stix.timestamps import micros_from_stix
 from detente.store.base import LOCAL, StoredObject
 from detente.trust import schema as t
 from detente.trust.claims import Extracted, Resolver, claim_key, extract, refs_of
 from detente.trust.config import TrustConfig
 from detente.trust.records import Observation
-from detente.trust.released import first_release_of_object, released_claim_times
 
-__all__ = ["Intake", "is_false_positive"]
+__all__ = ["Intake", "is_false_positive", "judgement_of"]
 
 _META_RELATIONSHIPS = frozenset({"derived-from", "duplicate-of"})
 _FALSE_POSITIVE_KEYS = ("x_opencti_negative", "x_false_positive", "false_positive")
+#: the most values bound in one IN list
+_CHUNK = 500
+
+_T = TypeVar("_T")
+#: (object id, outcome, why, when) of one of our sightings
+Judgement = tuple[str, str, str, int]
+#: an assertion of one claim, as the link step sees it: (id, partner, object id, seq, echo)
+_Claimed = tuple[int, str, str, int, bool]
 
 
 def is_false_positive(body: Mapping[str, Any]) -> bool:
@@ -43,12 +61,68 @@ def is_false_positive(body: Mapping[str, Any]) -> bool:
     return flagged or any(body.get(k) is True for k in _FALSE_POSITIVE_KEYS)
 
 
-@dataclass
-class _Asserted:
-    id: int
+def judgement_of(obj: StoredObject, body: Mapping[str, Any]) -> Judgement | None:
+    """(2): the verdict our own sighting asks for, or None for any other object."""
+    if body.get("relationship_type") in _META_RELATIONSHIPS:
+        return None
+    if obj.type != "sighting" or obj.provenance.origin != LOCAL:
+        return None
+    target = body.get("sighting_of_ref")
+    if not isinstance(target, str):
+        return None
+    outcome = "refuted" if is_false_positive(body) else "confirmed"
+    why = f"our sighting {obj.id}" + (" (false positive)" if outcome == "refuted" else "")
+    return target, outcome, why, obj.date_added
+
+
+def _chunks(values: Sequence[_T]) -> Iterator[Sequence[_T]]:
+    for i in range(0, len(values), _CHUNK):
+        yield values[i:i + _CHUNK]
+
+
+@dataclass(eq=False)
+class _State:
+    """One assertion as the batch sees it, kept up to date object by object."""
+
+    partner: str
+    object_id: str
+    seq: int
+    version: str
     echo: bool
     echo_reason: str | None
-    new_keys: dict[str, tuple[str, bool]]
+    id: int = 0  # assigned on insert for new assertions
+    new: bool = False
+    keys: set[str] = field(default_factory=set)
+    topics: set[str] = field(default_factory=set)
+    refs: set[str] = field(default_factory=set)
+    #: the row to insert (new) or the values to update (existing and re-versioned)
+    values: dict[str, Any] | None = None
+
+
+@dataclass(eq=False)
+class _Item:
+    """One object of the batch and what the first pass made of it."""
+
+    obj: StoredObject
+    body: Mapping[str, Any]
+    partner: str
+    kind: str  # "derived", "assert", or "done" (observed already: ``done``)
+    done: Observation | None = None
+    found: Extracted | None = None
+    keys: dict[str, str] = field(default_factory=dict)
+    #: (3a): the whole object is an echo (and why); the claim keys that are echoes
+    echo: bool = False
+    echo_reason: str | None = None
+    echo_keys: set[str] = field(default_factory=set)
+    state: _State | None = None  # None for a re-send of an older or the same version
+
+
+@dataclass(eq=False)
+class _NewLink:
+    first: int
+    later: int
+    independent: bool
+    reason: str
 
 
 class Intake:
@@ -56,188 +130,326 @@ class Intake:
 
     def __init__(self, conn: sa.Connection, resolve: Resolver, config: TrustConfig) -> None:
         self.conn, self.resolve, self.config = conn, resolve, config
-        #: (object id, outcome, why) our sightings asked for, applied by the engine
-        self.judgements: list[tuple[str, str, str, int]] = []
+        #: (object id, outcome, why, when) our sightings asked for, applied by the engine
+        self.judgements: list[Judgement] = []
 
     def observe(self, obj: StoredObject) -> Observation:
-        body = obj.body
+        return self.observe_many([obj])[0]
+
+    def observe_many(self, objs: Sequence[StoredObject],
+                     bodies: Sequence[Mapping[str, Any]] | None = None) -> list[Observation]:
+        """Observe a batch, in order; ``bodies`` are the parsed objects when known."""
+        if bodies is None:
+            bodies = [o.body for o in objs]
+        items = [self._classify(o, b) for o, b in zip(objs, bodies, strict=True)]
+        work = [it for it in items if it.done is None]
+        if work:
+            _Batch(self.conn, self.config).run(work)
+        out = [it.done for it in items]
+        assert all(o is not None for o in out)
+        return out  # type: ignore[return-value]
+
+    def _classify(self, obj: StoredObject, body: Mapping[str, Any]) -> _Item:
         partner = obj.provenance.origin
         if body.get("relationship_type") in _META_RELATIONSHIPS:
-            return self._derived(obj, body, partner)
+            if isinstance(body.get("source_ref"), str) and isinstance(body.get("target_ref"),
+                                                                      str):
+                return _Item(obj, body, partner, "derived")
+            return _Item(obj, body, partner, "done",
+                         Observation(obj.id, obj.version, partner, "ignored"))
         if obj.type == "sighting" and partner == LOCAL:
-            return self._sighting(obj, body)
+            verdict = judgement_of(obj, body)
+            if verdict is None:
+                return _Item(obj, body, partner, "done",
+                             Observation(obj.id, obj.version, LOCAL, "ignored"))
+            self.judgements.append(verdict)
+            effect = "refutes" if verdict[1] == "refuted" else "confirms"
+            return _Item(obj, body, partner, "done",
+                         Observation(obj.id, obj.version, LOCAL, effect, target=verdict[0]))
         found = extract(body, self.resolve, self.config)
         if not found.claims:
-            return Observation(obj.id, obj.version, partner, "ignored")
-        return self._assert(obj, body, partner, found)
+            return _Item(obj, body, partner, "done",
+                         Observation(obj.id, obj.version, partner, "ignored"))
+        return _Item(obj, body, partner, "assert", None, found,
+                     {claim_key(c): c for c in found.claims})
 
-    # (1) ---------------------------------------------------------------------------------
-    def _derived(self, obj: StoredObject, body: Mapping[str, Any], partner: str) -> Observation:
-        src, dst = body.get("source_ref"), body.get("target_ref")
-        if not (isinstance(src, str) and isinstance(dst, str)):
-            return Observation(obj.id, obj.version, partner, "ignored")
-        known = self.conn.execute(sa.select(t.derived).where(
-            t.derived.c.source_id == src, t.derived.c.target_id == dst)).first()
-        if known is None:
-            self.conn.execute(t.derived.insert().values(source_id=src, target_id=dst))
-        ids = [r[0] for r in self.conn.execute(sa.select(t.assertions.c.id).where(
-            t.assertions.c.object_id.in_([src, dst])))]
-        self.conn.execute(t.links.update().where(
-            t.links.c.first.in_(ids), t.links.c.later.in_(ids)).values(
-            independent=False, reason=f"declared {body['relationship_type']} ({obj.id})"))
-        return Observation(obj.id, obj.version, partner, "derived-from", target=dst)
 
-    # (2) ---------------------------------------------------------------------------------
-    def _sighting(self, obj: StoredObject, body: Mapping[str, Any]) -> Observation:
-        target = body.get("sighting_of_ref")
-        if not isinstance(target, str):
-            return Observation(obj.id, obj.version, LOCAL, "ignored")
-        outcome = "refuted" if is_false_positive(body) else "confirmed"
-        why = f"our sighting {obj.id}" + (" (false positive)" if outcome == "refuted" else "")
-        self.judgements.append((target, outcome, why, obj.date_added))
-        return Observation(obj.id, obj.version, LOCAL,
-                           "refutes" if outcome == "refuted" else "confirms", target=target)
+class _Batch:
+    """Reads for a whole batch, the per-object rules in memory, then the writes."""
 
-    # (3) ---------------------------------------------------------------------------------
-    def _assert(self, obj: StoredObject, body: Mapping[str, Any], partner: str,
-                found: Extracted) -> Observation:
-        received = obj.provenance.received_at or obj.date_added
-        asserted = self._upsert(obj, body, partner, received, found)
-        if asserted is None:
-            return Observation(obj.id, obj.version, partner, "ignored", found.claims,
+    def __init__(self, conn: sa.Connection, config: TrustConfig) -> None:
+        self.conn, self.config = conn, config
+        self.states: dict[tuple[str, str], _State] = {}
+        self.by_key: dict[str, list[_Claimed]] = {}
+        self.refs: dict[int, set[str]] = {}
+        self.derived: set[tuple[str, str]] = set()
+        self.old_links: set[tuple[int, int]] = set()
+        self.new_links: dict[tuple[int, int], _NewLink] = {}
+        self.links_by_object: dict[str, list[tuple[int, int]]] = {}
+        self.object_of: dict[int, str] = {}
+        self.writes_derived: list[dict[str, Any]] = []
+        self.writes_marks: list[tuple[str, str, str]] = []
+        self.writes_claims: list[dict[str, Any]] = []
+        self.writes_topics: list[dict[str, Any]] = []
+        self.writes_refs: list[dict[str, Any]] = []
+
+    def run(self, items: list[_Item]) -> None:
+        """Observe ``items`` (derivations and assertions), setting each one's ``done``."""
+        asserted = [it for it in items if it.kind == "assert"]
+        self._load(items, asserted)
+        self._plan(asserted)
+        self._write_assertions()
+        for it in items:
+            it.done = self._derived(it) if it.kind == "derived" else self._assert(it)
+        self._write_rest()
+
+    # -- reads --------------------------------------------------------------------------
+    def _select(self, stmt_for: Any, values: set[Any] | list[Any]) -> list[Any]:
+        rows: list[Any] = []
+        for part in _chunks(sorted(values)):
+            rows += self.conn.execute(stmt_for(list(part))).all()
+        return rows
+
+    def _load(self, items: list[_Item], asserted: list[_Item]) -> None:
+        a, c = t.assertions.c, t.claims.c
+        oids = {it.obj.id for it in asserted}
+        for r in self._select(lambda p: sa.select(
+                a.id, a.partner, a.object_id, a.version, a.echo, a.echo_reason, a.seq)
+                .where(a.object_id.in_(p)), oids):
+            st = _State(r.partner, r.object_id, int(r.seq), r.version, bool(r.echo),
+                        r.echo_reason, int(r.id))
+            self.states[(st.partner, st.object_id)] = st
+            self.object_of[st.id] = st.object_id
+        known = {st.id: st for st in self.states.values()}
+        keys = {k for it in asserted for k in it.keys}
+        # other sources' assertions of any claim in the batch (also the batch's own)
+        others: set[int] = set()
+        for r in self._select(lambda p: sa.select(a.id, a.partner, a.object_id, a.seq, c.key,
+                                                  c.echo)
+                              .join(t.claims, c.assertion_id == a.id).where(c.key.in_(p)),
+                              keys):
+            aid = int(r.id)
+            self.by_key.setdefault(r.key, []).append(
+                (aid, r.partner, r.object_id, int(r.seq), bool(r.echo)))
+            self.object_of[aid] = r.object_id
+            others.add(aid)
+        for aid, key in self._select(lambda p: sa.select(c.assertion_id, c.key)
+                                     .where(c.assertion_id.in_(p)), set(known)):
+            known[int(aid)].keys.add(key)
+        for aid, topic in self._select(lambda p: sa.select(t.topics).where(
+                t.topics.c.assertion_id.in_(p)), set(known)):
+            known[int(aid)].topics.add(topic)
+        for aid, ref in self._select(lambda p: sa.select(t.extrefs).where(
+                t.extrefs.c.assertion_id.in_(p)), others | set(known)):
+            self.refs.setdefault(int(aid), set()).add(ref)
+        for st in known.values():
+            st.refs = self.refs.setdefault(st.id, set())
+        lk = t.links.c
+        for col in (lk.first, lk.later):
+            for first, later in self._select(lambda p, col=col: sa.select(lk.first, lk.later)
+                                             .where(col.in_(p)), set(known)):
+                self.old_links.add((int(first), int(later)))
+        d = t.derived.c
+        ends = oids | {str(it.body["source_ref"]) for it in items if it.kind == "derived"}
+        for col in (d.source_id, d.target_id):
+            for src, dst in self._select(lambda p, col=col: sa.select(d.source_id, d.target_id)
+                                         .where(col.in_(p)), ends):
+                self.derived.add((src, dst))
+        self._echoes(asserted)
+
+    def _echoes(self, asserted: list[_Item]) -> None:
+        """(3a) for every object of the batch: released claim times, first releases."""
+        foreign = [it for it in asserted if it.partner != LOCAL]
+        times: dict[tuple[str, str], int] = {}
+        rc = t.released_claims.c
+        for partner, key, seq in self._select(
+                lambda p: sa.select(rc.partner, rc.key, rc.first_seq).where(rc.key.in_(p)),
+                {k for it in foreign for k in it.keys}):
+            times[(str(partner), str(key))] = int(seq)
+        firsts: dict[tuple[str, str], int] = {}
+        unflagged = {it.obj.id for it in foreign if not it.obj.provenance.flags.get("echo")}
+        if unflagged and sa.inspect(self.conn).has_table("releases"):
+            r = releases.c
+            for partner, oid, seq in self._select(
+                    lambda p: sa.select(r.partner, r.object_id, sa.func.min(r.seq))
+                    .where(r.object_id.in_(p)).group_by(r.partner, r.object_id), unflagged):
+                if seq is not None:
+                    firsts[(str(partner), str(oid))] = int(seq)
+        for it in foreign:
+            obj, partner = it.obj, it.partner
+            received = obj.provenance.received_at or obj.date_added
+            it.echo_keys = {k for k in it.keys
+                            if (s := times.get((partner, k))) is not None and s < received}
+            first = firsts.get((partner, obj.id))
+            if obj.provenance.flags.get("echo"):
+                it.echo, it.echo_reason = True, "flagged as an echo by the federation layer"
+                it.echo_keys = set(it.keys)
+            elif first is not None and first < received:
+                it.echo, it.echo_keys = True, set(it.keys)
+                it.echo_reason = f"we released {obj.id} to {partner} before it sent it"
+            elif it.keys and it.echo_keys == set(it.keys):
+                it.echo = True
+                it.echo_reason = f"every claim was released to {partner} before it sent it"
+
+    # -- the first pass: which objects make or extend an assertion ----------------------
+    def _plan(self, asserted: list[_Item]) -> None:
+        for it in asserted:
+            obj, found = it.obj, it.found
+            assert found is not None
+            st = self.states.get((it.partner, obj.id))
+            if st is not None and obj.version <= st.version:
+                continue  # an older or the same version: nothing new
+            values = {"version": obj.version, "revoked": obj.revoked,
+                      "importance": found.importance, "valid_until": _valid_until(it.body)}
+            if st is None:
+                received = obj.provenance.received_at or obj.date_added
+                st = _State(it.partner, obj.id, obj.date_added, obj.version, it.echo,
+                            it.echo_reason, new=True)
+                st.values = {"partner": it.partner, "object_id": obj.id, "type": obj.type,
+                             "time": received, "seq": obj.date_added, "echo": it.echo,
+                             "echo_reason": it.echo_reason}
+                self.states[(it.partner, obj.id)] = st
+            elif not st.new:
+                st.values = {}
+            assert st.values is not None
+            st.values.update(values)
+            st.version = obj.version
+            it.state = st
+
+    def _write_assertions(self) -> None:
+        a = t.assertions.c
+        new = [st for st in self.states.values() if st.new and st.values is not None]
+        if new:
+            stmt = t.assertions.insert().returning(a.id, sort_by_parameter_order=True)
+            ids = self.conn.execute(stmt, [st.values or {} for st in new]).scalars().all()
+            for st, aid in zip(new, ids, strict=True):
+                st.id = int(aid)
+                self.object_of[st.id] = st.object_id
+                st.refs = self.refs.setdefault(st.id, set())
+        changed = [{"b_id": st.id, **{f"b_{k}": v for k, v in st.values.items()}}
+                   for st in self.states.values() if not st.new and st.values]
+        if changed:
+            self.conn.execute(t.assertions.update().where(a.id == sa.bindparam("b_id"))
+                              .values({k: sa.bindparam(f"b_{k}") for k in (
+                                  "version", "revoked", "importance", "valid_until")}),
+                              changed)
+
+    # -- the second pass, in intake order -----------------------------------------------
+    def _derived(self, it: _Item) -> Observation:
+        obj, body = it.obj, it.body
+        src, dst = str(body["source_ref"]), str(body["target_ref"])
+        if (src, dst) not in self.derived:
+            self.derived.add((src, dst))
+            self.writes_derived.append({"source_id": src, "target_id": dst})
+        reason = f"declared {body['relationship_type']} ({obj.id})"
+        ends = {src, dst}
+        for key in {k for end in ends for k in self.links_by_object.get(end, ())}:
+            if self.object_of[key[0]] in ends and self.object_of[key[1]] in ends:
+                link = self.new_links[key]
+                link.independent, link.reason = False, reason
+        self.writes_marks.append((src, dst, reason))
+        return Observation(obj.id, obj.version, it.partner, "derived-from", target=dst)
+
+    def _assert(self, it: _Item) -> Observation:
+        obj, found, st = it.obj, it.found, it.state
+        assert found is not None
+        if st is None:
+            return Observation(obj.id, obj.version, it.partner, "ignored", found.claims,
                                found.importance)
-        corroborates, excluded = self._link(asserted, partner, obj.id, received, body)
-        return Observation(obj.id, obj.version, partner, "assertion", found.claims,
-                           found.importance, asserted.echo, asserted.echo_reason,
+        fresh = {k: (c, st.echo or k in it.echo_keys) for k, c in it.keys.items()
+                 if k not in st.keys}
+        self._record(st, fresh, found, it.body)
+        corroborates, excluded = self._link(st, fresh) if fresh else ([], [])
+        for k, (_, echo) in fresh.items():
+            self.by_key.setdefault(k, []).append((st.id, st.partner, st.object_id, st.seq, echo))
+        return Observation(obj.id, obj.version, it.partner, "assertion", found.claims,
+                           found.importance, st.echo, st.echo_reason,
                            tuple(corroborates), tuple(excluded))
 
-    def _echo(self, obj: StoredObject, partner: str, received: int,
-              keys: dict[str, str]) -> tuple[bool, str | None, set[str]]:
-        """(3a): whole-object echo and reason, and the claim keys that are echoes."""
-        if partner == LOCAL:
-            return False, None, set()
-        times = released_claim_times(self.conn, partner, keys)
-        echo_keys = {k for k, s in times.items() if s < received}
-        if obj.provenance.flags.get("echo"):
-            return True, "flagged as an echo by the federation layer", set(keys)
-        first = first_release_of_object(self.conn, partner, obj.id)
-        if first is not None and first < received:
-            return True, f"we released {obj.id} to {partner} before it sent it", set(keys)
-        if keys and echo_keys == set(keys):
-            return True, f"every claim was released to {partner} before it sent it", echo_keys
-        return False, None, echo_keys
-
-    def _upsert(self, obj: StoredObject, body: Mapping[str, Any], partner: str,
-                received: int, found: Extracted) -> _Asserted | None:
-        a = t.assertions.c
-        row = self.conn.execute(sa.select(a.id, a.version, a.echo, a.echo_reason).where(
-            a.partner == partner, a.object_id == obj.id)).first()
-        keys = {claim_key(c): c for c in found.claims}
-        echo, reason, echo_keys = self._echo(obj, partner, received, keys)
-        if row is not None and obj.version <= row.version:
-            return None
-        values = {"version": obj.version, "revoked": obj.revoked,
-                  "importance": found.importance, "valid_until": _valid_until(body)}
-        if row is None:
-            inserted = self.conn.execute(t.assertions.insert().values(
-                partner=partner, object_id=obj.id, type=obj.type, time=received,
-                seq=obj.date_added, echo=echo, echo_reason=reason, **values))
-            aid = int(inserted.inserted_primary_key[0])  # type: ignore[index]
-        else:
-            aid, echo, reason = int(row.id), bool(row.echo), row.echo_reason
-            self.conn.execute(t.assertions.update().where(a.id == aid).values(**values))
-        known = {r[0] for r in self.conn.execute(sa.select(t.claims.c.key).where(
-            t.claims.c.assertion_id == aid))}
-        fresh = {k: (c, echo or k in echo_keys) for k, c in keys.items() if k not in known}
-        self._record(aid, fresh, found, body)
-        return _Asserted(aid, echo, reason, fresh)
-
-    def _record(self, aid: int, fresh: dict[str, tuple[str, bool]], found: Extracted,
+    def _record(self, st: _State, fresh: dict[str, tuple[str, bool]], found: Extracted,
                 body: Mapping[str, Any]) -> None:
-        if fresh:
-            self.conn.execute(t.claims.insert(), [
-                {"assertion_id": aid, "key": k, "claim": c, "echo": e}
-                for k, (c, e) in fresh.items()])
-        known_topics = {r[0] for r in self.conn.execute(sa.select(t.topics.c.topic).where(
-            t.topics.c.assertion_id == aid))}
-        new_topics = [x for x in found.topics if x not in known_topics]
-        if new_topics:
-            self.conn.execute(t.topics.insert(), [{"assertion_id": aid, "topic": x}
-                                                  for x in new_topics])
-        known_refs = {r[0] for r in self.conn.execute(sa.select(t.extrefs.c.ref).where(
-            t.extrefs.c.assertion_id == aid))}
-        refs = [r for r in dict.fromkeys(refs_of(body, self.config.vocabulary_sources))
-                if r not in known_refs]
-        if refs:
-            self.conn.execute(t.extrefs.insert(), [{"assertion_id": aid, "ref": r}
-                                                   for r in refs])
+        for k, (c, e) in fresh.items():
+            st.keys.add(k)
+            self.writes_claims.append({"assertion_id": st.id, "key": k, "claim": c, "echo": e})
+        for x in dict.fromkeys(found.topics):
+            if x not in st.topics:
+                st.topics.add(x)
+                self.writes_topics.append({"assertion_id": st.id, "topic": x})
+        for r in dict.fromkeys(refs_of(body, self.config.vocabulary_sources)):
+            if r not in st.refs:
+                st.refs.add(r)
+                self.writes_refs.append({"assertion_id": st.id, "ref": r})
 
-    def _link(self, me: _Asserted, partner: str, object_id: str, received: int,
-              body: Mapping[str, Any]) -> tuple[list[str], list[tuple[str, str]]]:
+    def _link(self, me: _State, fresh: dict[str, tuple[str, bool]],
+              ) -> tuple[list[str], list[tuple[str, str]]]:
         """(3b): link to other sources' assertions of the claims new in this one."""
-        if not me.new_keys:
-            return [], []
-        a, c = t.assertions.c, t.claims.c
-        rows = self.conn.execute(
-            sa.select(a.id, a.partner, a.object_id, a.seq, c.key, c.echo)
-            .join(t.claims, c.assertion_id == a.id)
-            .where(c.key.in_(me.new_keys), a.partner != partner)).all()
         others: dict[int, tuple[str, str, int, set[str], bool]] = {}
-        for oid, opartner, oobj, oseq, key, oecho in rows:
-            entry = others.setdefault(int(oid), (opartner, oobj, int(oseq), set(), True))
-            entry[3].add(key)
-            others[int(oid)] = (*entry[:4], entry[4] and bool(oecho))
+        for key in fresh:
+            for oid, opartner, oobj, oseq, oecho in self.by_key.get(key, ()):
+                if opartner == me.partner:
+                    continue
+                entry = others.get(oid)
+                if entry is None:
+                    others[oid] = (opartner, oobj, oseq, {key}, oecho)
+                else:
+                    entry[3].add(key)
+                    others[oid] = (*entry[:4], entry[4] and oecho)
         corroborates, excluded = [], []
-        me_seq = self._seq(me.id)
-        for oid, (opartner, oobj, oseq, shared, all_echo) in others.items():
-            first, later = (oid, me.id) if (oseq, oid) < (me_seq, me.id) else (me.id, oid)
-            ok, why = self._independent(me, partner, object_id, shared, all_echo,
-                                        (oid, opartner, oobj), later == me.id)
+        for oid, (opartner, oobj, oseq, shared, all_echo) in sorted(
+                others.items(), key=lambda kv: (kv[1][2], kv[0])):
+            me_later = (oseq, oid) < (me.seq, me.id)
+            first, later = (oid, me.id) if me_later else (me.id, oid)
+            ok, why = self._independent(me, fresh, shared, all_echo, (oid, opartner, oobj),
+                                        me_later)
             self._put_link(first, later, ok, why)
             (corroborates.append(oobj) if ok else excluded.append((oobj, why)))
         return corroborates, excluded
 
-    def _seq(self, aid: int) -> int:
-        return int(self.conn.execute(sa.select(t.assertions.c.seq).where(
-            t.assertions.c.id == aid)).scalar_one())
-
-    def _independent(self, me: _Asserted, partner: str, object_id: str, shared: set[str],
+    def _independent(self, me: _State, fresh: dict[str, tuple[str, bool]], shared: set[str],
                      other_all_echo: bool, other: tuple[int, str, str],
                      me_is_later: bool) -> tuple[bool, str]:
         oid, opartner, oobj = other
-        if all(me.new_keys[k][1] for k in shared):
+        partner, object_id = me.partner, me.object_id
+        if all(fresh[k][1] for k in shared):
             return False, f"echo: {partner} had received it from us"
         if other_all_echo:
             return False, f"echo: {opartner} had received it from us"
         if oobj == object_id:
             return False, "the same object forwarded, not an independent report"
-        if self._derived_between(object_id, oobj):
+        if (object_id, oobj) in self.derived or (oobj, object_id) in self.derived:
             return False, "declared derived-from"
-        if self._shared_ref(me.id, oid):
+        if not me.refs.isdisjoint(self.refs.get(oid, ())):
             return False, "cites the same external report"
         if LOCAL in (partner, opartner) and (partner if me_is_later else opartner) == LOCAL:
             return False, "our report came later and may derive from the partner's"
         return True, "independent"
 
-    def _derived_between(self, x: str, y: str) -> bool:
-        d = t.derived.c
-        return self.conn.execute(sa.select(d.source_id).where(sa.or_(
-            sa.and_(d.source_id == x, d.target_id == y),
-            sa.and_(d.source_id == y, d.target_id == x))).limit(1)).first() is not None
-
-    def _shared_ref(self, x: int, y: int) -> bool:
-        e = t.extrefs.c
-        theirs = sa.select(e.ref).where(e.assertion_id == x)
-        return self.conn.execute(sa.select(e.ref).where(
-            e.assertion_id == y, e.ref.in_(theirs)).limit(1)).first() is not None
-
     def _put_link(self, first: int, later: int, ok: bool, why: str) -> None:
-        l_ = t.links.c
-        exists = self.conn.execute(sa.select(l_.first).where(
-            l_.first == first, l_.later == later)).first()
-        if exists is None:
-            self.conn.execute(t.links.insert().values(first=first, later=later,
-                                                      independent=ok, reason=why))
+        key = (first, later)
+        if key in self.old_links or key in self.new_links:
+            return
+        self.new_links[key] = _NewLink(first, later, ok, why)
+        for aid in {first, later}:
+            self.links_by_object.setdefault(self.object_of[aid], []).append(key)
+
+    # -- writes -------------------------------------------------------------------------
+    def _write_rest(self) -> None:
+        conn = self.conn
+        if self.writes_derived:
+            conn.execute(t.derived.insert(), self.writes_derived)
+        a, lk = t.assertions.c, t.links.c
+        for src, dst, reason in self.writes_marks:  # links that existed before the batch
+            ids = sa.select(a.id).where(a.object_id.in_([src, dst])).scalar_subquery()
+            conn.execute(t.links.update().where(lk.first.in_(ids), lk.later.in_(ids))
+                         .values(independent=False, reason=reason))
+        for table, rows in ((t.claims, self.writes_claims), (t.topics, self.writes_topics),
+                            (t.extrefs, self.writes_refs)):
+            if rows:
+                conn.execute(table.insert(), rows)
+        if self.new_links:
+            conn.execute(t.links.insert(), [
+                {"first": x.first, "later": x.later, "independent": x.independent,
+                 "reason": x.reason} for x in self.new_links.values()])
 
 
 def _valid_until(body: Mapping[str, Any]) -> int | None:

@@ -190,10 +190,13 @@ class Model:
     # -- evidence -----------------------------------------------------------------------
     def support(self, fact: Fact, rel: dict[str, float] | None = None) -> Support:
         """Independent agreement with ``fact``: one weight per other source (its best)."""
+        neighbours = self._neighbours.get(fact.id)
+        if not neighbours:  # no link: nobody agrees, nobody was set aside
+            return _NO_SUPPORT
         rel = self.rel_means() if rel is None else rel
         best: dict[str, float] = {}
         excluded: dict[str, str] = {}
-        for link, other in self._neighbours.get(fact.id, ()):
+        for link, other in neighbours:
             if other.partner == fact.partner:
                 continue
             if not (link.independent and other.counts and fact.counts):
@@ -246,7 +249,10 @@ class Model:
     def _beta(self, facts: Iterable[Fact], base: float,
               rel: dict[str, float]) -> tuple[float, float]:
         alpha, beta = self.config.prior_alpha, self.config.prior_beta
+        linked = self._neighbours
         for f in facts:
+            if f.outcome is None and f.id not in linked:
+                continue  # pending and uncorroborated: not evidence yet (as _evidence)
             ev = self._evidence(f, base, rel)
             if ev is not None:
                 alpha += ev[0] * ev[1]
@@ -314,6 +320,9 @@ class Model:
             lead = min(later) - f.time if later else None
             out.append((f, lead, any(c in self.confirmed for c in firsts)))
         return out
+
+
+_NO_SUPPORT = Support(0.0, (), ())
 
 
 def _order(f: Fact) -> tuple[int, int]:
