@@ -110,11 +110,8 @@ def child_sync(home: str, trust: bool) -> None:
     from detente.federation.sync import sync_all
 
     node = Node.open(Path(home))
-    if not trust:  # the federation path alone: no trust engine to observe with
-        node.partners  # noqa: B018 -- built before the engine is switched off
-        node._services["trust"] = None
     t = time.perf_counter()
-    (summary,) = sync_all(node, limits=Limits(request_timeout_s=120.0))
+    (summary,) = sync_all(node, limits=Limits(request_timeout_s=120.0, trust=trust))
     elapsed = time.perf_counter() - t
     rss_kb = peak_rss_kb()
     print(json.dumps({"elapsed": elapsed, "new": summary.new, "pages": summary.pages,

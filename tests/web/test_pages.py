@@ -150,17 +150,6 @@ def test_deconfliction_result_renders(client: TestClient, monkeypatch: pytest.Mo
     assert "entry #7" in r.text
 
 
-def test_deconfliction_missing_runner_says_so(client: TestClient,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(data, "deconflict_runner", lambda: data.Missing(
-        "Queries to partners are not wired on this node", "run_query()"))
-    token = csrf_of(client.get("/deconfliction").text)
-    r = client.post("/deconfliction", data={"csrf_token": token, "partner": "fr",
-                                            "mode": "cardinality", "kind": "domain-name",
-                                            "items": "example.org"})
-    assert "not wired on this node" in r.text and "1 item encoded" in r.text
-
-
 def test_deconfliction_empty(empty_client: TestClient) -> None:
     assert "No partners to ask yet" in empty_client.get("/deconfliction").text
 

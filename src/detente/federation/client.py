@@ -94,6 +94,9 @@ class Limits:
     backoff_s: float = 0.5
     backoff_max_s: float = 10.0
     signature_window_s: int = 300
+    #: record each page's evidence for earned trust (tiers are refreshed once per run);
+    #: off only to measure the federation path alone
+    trust: bool = True
 
 
 @dataclass(frozen=True, slots=True)

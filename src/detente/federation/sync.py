@@ -25,7 +25,6 @@ its summary; :func:`sync_all` goes on with the other partners.
 
 from __future__ import annotations
 
-import importlib
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -173,6 +172,7 @@ class _Puller:
         self.progress = progress
         self.name = client.name
         self._echoes: EchoIndex | None = None
+        self.observed = False
 
     def run(self) -> None:
         objects_url = discover_collection(self.client, RELEASES).collection + "objects/"
@@ -295,17 +295,12 @@ class _Puller:
 
     # -- (8) trust -----------------------------------------------------------------------
     def _observe(self, stored: Sequence[Received]) -> None:
-        """(8) evidence for the trust engine; re-decide releases of partners whose tier
-        it changed."""
-        trust = getattr(self.node, "trust", None)
-        if trust is None or not stored:
+        """(8) evidence for the trust engine, page by page (so a killed sync loses none);
+        tiers are refreshed once at the end of the run (:func:`_refresh_tiers`)."""
+        if not stored or not self.client.limits.trust:
             return
-        before = _tiers(self.node)
-        trust.observe(_reload(self.node, stored))
-        after = _tiers(self.node)
-        for partner in sorted(p for p in after if after[p] != before.get(p)):
-            self.node.releaser.reevaluate(partner)
-
+        self.node.trust.observe(_reload(self.node, stored), refresh=False)
+        self.observed = True
 
 def _params(cursor: Cursor, limits: Limits) -> dict[str, str]:
     params = {"limit": str(limits.page_size), "match[version]": "all"}
@@ -351,31 +346,21 @@ def _tiers(node: Node) -> dict[str, int]:
     return {p.name: book.tier_of(p) for p in book.all()}
 
 
-def _optional(name: str) -> Any:
-    """A colleague's module, or None while it does not exist yet."""
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if exc.name is not None and name.startswith(exc.name):
-            return None
-        raise
-
-
 def _witness(node: Node, partner: Partner, limits: Limits, summary: PartnerSummary) -> None:
-    """Cosign the partner's ledger checkpoint, when the witnessing action exists."""
-    witness = _optional("detente.actions.witness")
-    clients = _optional("detente.federation.partner_client")
-    if witness is None or clients is None:
-        return
+    """Witness the partner's ledger after each pull: verify its checkpoint is consistent
+    with the last one we cosigned, cosign it, and gossip (see detente.actions.witness)."""
+    from detente.actions.witness import witness_partner
+    from detente.federation.partner_client import open_partner_client
+
     try:
-        with clients.open_partner_client(node, partner.name,
-                                         timeout_s=limits.request_timeout_s) as http:
-            result = witness.witness_partner(node, partner.name, http)
+        with open_partner_client(node, partner.name,
+                                 timeout_s=limits.request_timeout_s) as http:
+            result = witness_partner(node, partner.name, http)
     except (DetenteError, httpx.HTTPError) as exc:
         summary.warnings.append(f"witnessing {partner.name}'s ledger failed: {exc}")
         return
-    for problem in [*getattr(result, "problems", ()), *(
-            f"equivocation evidence {e}" for e in getattr(result, "equivocations", ()))]:
+    for problem in [*result.problems,
+                    *(f"equivocation evidence {e}" for e in result.equivocations)]:
         summary.warnings.append(f"witnessing {partner.name}'s ledger: {problem}")
 
 
@@ -408,8 +393,21 @@ def sync_partner(node: Node, partner: str, *, limits: Limits | None = None,
 def _run(node: Node, partner: Partner, summary: PartnerSummary, limits: Limits | None,
          progress: Progress | None, transport: httpx.BaseTransport | None) -> None:
     with PartnerClient(node, partner, limits, transport=transport) as client:
-        _Puller(node, client, summary, progress).run()
+        puller = _Puller(node, client, summary, progress)
+        try:
+            puller.run()
+        finally:
+            if puller.observed:
+                _refresh_tiers(node)
     _witness(node, partner, limits or Limits(), summary)
+
+
+def _refresh_tiers(node: Node) -> None:
+    """Recompute earned tiers from the evidence recorded; re-decide the releases of every
+    partner whose tier changed, at once."""
+    node.trust.refresh()
+    for partner in sorted({c.partner for c in node.trust.tier_changes()}):
+        node.releaser.reevaluate(partner)
 
 
 def _try_rotation(node: Node, partner: Partner, limits: Limits | None,

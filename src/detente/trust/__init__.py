@@ -8,7 +8,7 @@ The seams others call: :class:`TrustEngine` (``observe``, ``confirm``, ``refute`
 
 from detente.trust.admiralty import CREDIBILITY_NAMES, GRADE_NAMES, confidence_of, credibility_of
 from detente.trust.config import TrustConfig
-from detente.trust.engine import TrustEngine
+from detente.trust.engine import ReliabilityPoint, TrustEngine
 from detente.trust.errors import ConfigError, TrustError, UnknownObjectError
 from detente.trust.grading import Grade
 from detente.trust.model import Counts, Reliability
@@ -35,6 +35,7 @@ __all__ = [
     "Review",
     "TierChange",
     "TrustConfig",
+    "ReliabilityPoint",
     "TrustEngine",
     "TrustError",
     "UnknownObjectError",

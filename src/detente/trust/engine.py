@@ -16,6 +16,7 @@ derived from it.  Our own sightings and the analyst's verdicts are confirmations
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from statistics import median
 from typing import Any, Protocol
@@ -58,6 +59,18 @@ _TIER_SQL = {False: "SELECT tier FROM trust_tiers WHERE partner = ?",
 
 class SupportsAppend(Protocol):
     def append(self, entry: Any, conn: sa.Connection | None = None) -> int: ...
+
+
+#: a reliability change smaller than this is not a new point of the trend
+_TREND_STEP = 0.005
+
+
+@dataclass(frozen=True, slots=True)
+class ReliabilityPoint:
+    """One point of a partner's reliability trend (time in µs, the node's clock)."""
+
+    time: int
+    reliability: Reliability
 
 
 class TrustEngine:
@@ -161,8 +174,12 @@ class TrustEngine:
         self.ledger.append(entry)
 
     # -- intake -------------------------------------------------------------------------
-    def observe(self, objs: Sequence[StoredObject]) -> list[Observation]:
-        """Evidence from stored objects (origin = partner name, or local)."""
+    def observe(self, objs: Sequence[StoredObject], *, refresh: bool = True
+                ) -> list[Observation]:
+        """Evidence from stored objects (origin = partner name, or local).
+
+        ``refresh=False`` records the evidence but leaves tiers to a later
+        :meth:`refresh` (a sync refreshes once per run, not once per page)."""
         index_releases(self.engine, self._resolver_for, self.config)
         bodies = [o.body for o in objs]
         resolve = self._resolver_for(bodies)
@@ -185,7 +202,8 @@ class TrustEngine:
             for target, outcome, why, _when in intake.judgements:
                 touched |= self._judge(target, outcome, why, analyst=False)
             start = end
-        self.refresh(touched)
+        if refresh:
+            self.refresh(touched)
         return out
 
     def confirm(self, object_id: str, why: str) -> list[str]:
@@ -346,6 +364,7 @@ class TrustEngine:
             released = released_value(conn)
             stored = {r.partner: r for r in conn.execute(sa.select(t.tiers))}
         all_reviews = self.reviews(open_only=False)
+        self._log_reliability(model, names)
         changes = []
         for name in names:
             found = self._partner(name)
@@ -359,6 +378,31 @@ class TrustEngine:
             if new != old:
                 changes.append(TierChange(name, old, new, why))
         return changes
+
+    def _log_reliability(self, model: Model, names: Sequence[str]) -> None:
+        """Append each partner's overall reliability to its trend when it moved."""
+        log = t.reliability_log
+        now = self._now()
+        with self.engine.begin() as conn:
+            for name in names:
+                r = model.reliability(name, None)
+                last = conn.execute(sa.select(log.c.mean, log.c.n).where(log.c.partner == name)
+                                    .order_by(log.c.time.desc(), log.c.id.desc())
+                                    .limit(1)).first()
+                if last is not None and abs(last[0] - r.mean) < _TREND_STEP \
+                        and abs(last[1] - r.n) < _TREND_STEP:
+                    continue
+                conn.execute(log.insert().values(partner=name, time=now, mean=r.mean,
+                                                 low=r.low, high=r.high, n=r.n))
+
+    def reliability_history(self, partner: str) -> list[ReliabilityPoint]:
+        """The partner's overall reliability over time (oldest first): the trend chart."""
+        log = t.reliability_log
+        stmt = (sa.select(log.c.time, log.c.mean, log.c.low, log.c.high, log.c.n)
+                .where(log.c.partner == partner).order_by(log.c.time, log.c.id))
+        with self.engine.connect() as conn:
+            return [ReliabilityPoint(int(r[0]), Reliability(r[1], r[2], r[3], r[4]))
+                    for r in conn.execute(stmt)]
 
     def _store_tier(self, name: str, old: int, new: int, why: str, *, quiet: bool) -> None:
         now = self._now()

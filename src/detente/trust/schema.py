@@ -132,6 +132,19 @@ tier_log = sa.Table(
     sa.Column("reason", sa.Text, nullable=False),
 )
 
+# a partner's overall reliability each time tiers are refreshed and it moved (the trend)
+reliability_log = sa.Table(
+    "trust_reliability_log", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("partner", sa.Text, nullable=False),
+    sa.Column("time", sa.BigInteger, nullable=False),
+    sa.Column("mean", sa.Float, nullable=False),
+    sa.Column("low", sa.Float, nullable=False),
+    sa.Column("high", sa.Float, nullable=False),
+    sa.Column("n", sa.Float, nullable=False),
+    sa.Index("ix_trust_reliability_log_partner", "partner", "time"),
+)
+
 # the latest grade of each object, kept beside (never inside) the partner's object
 grades = sa.Table(
     "trust_grades", metadata,

@@ -1,38 +1,22 @@
-"""Adapters between the UI and capabilities that may not be present on every node.
+"""The UI's reads of earned trust, deconfliction and the ledger, in one place.
 
-Each function calls one capability *if it exists* and otherwise returns :class:`Missing`,
-which the page renders as an explanatory empty state.  Nothing here makes data up.  The
-calls, for whoever changes those capabilities:
-
-============================  ====================================================
-adapter                       calls
-============================  ====================================================
-:func:`partner_trust`         ``node.trust.summary(partner)`` → ``PartnerTrust``
-:func:`reliability_trend`     ``node.trust.reliability_history(partner)`` → items with
-                              ``time`` (µs) and ``reliability`` (``.mean``, ``.low``,
-                              ``.high``) — **not in the engine yet**: renders Missing
-:func:`evidence_timeline`     ``node.trust.history(partner)`` → ``HistoryItem``
-:func:`echoes`                the ``echo`` items of ``node.trust.history(partner)``
-:func:`reviews`               ``node.trust.reviews(open_only=False)``
-:func:`credibility`           ``node.trust.grade(object_id)`` → ``Grade``
-:func:`deconflict_runner`     ``detente.actions.deconflict.run_query(node, partner,
-                              mode, ItemsSpec)`` → ``DeconflictOutcome``
-:func:`checkpoint_notes`      ``node.ledger.checkpoints(limit)`` if present, else the
-                              ``ledger_checkpoints`` table, read only
-============================  ====================================================
+Each function calls its capability directly.  :class:`Missing` is an empty state said
+plainly (what is absent, and what to do next): e.g. a partner whose reliability has no
+trend yet because no evidence about it has been refreshed.  Nothing here makes data up.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from detente.deconflict import Budgets
 from detente.errors import NotFoundError
+from detente.federation.deconflict_budgets import BudgetTable
 from detente.node import Node
+from detente.trust import Grade, HistoryItem, PartnerTrust, Review
 
 __all__ = [
     "CREDIBILITY_NAMES", "GRADE_NAMES", "Missing", "Note", "TrendPoint", "checkpoint_notes",
@@ -74,79 +58,55 @@ class TrendPoint:
     high: float
 
 
-_TRUST_NEXT = ("Earned trust comes from detente.trust; until this node has it, tiers are "
-               "the ones set with `detente partner add --tier` / `partner set-tier`.")
-
-
-def _trust_call(node: Node, method: str, title: str) -> Callable[..., Any] | Missing:
-    trust = getattr(node, "trust", None)
-    fn = getattr(trust, method, None) if trust is not None else None
-    if not callable(fn):
-        return Missing(title, f"node.trust.{method}()", _TRUST_NEXT)
-    return fn  # type: ignore[no-any-return]
-
-
 def micros_time(value: int) -> datetime:
     return datetime.fromtimestamp(value / 1e6, UTC)
 
 
 # -- earned trust -----------------------------------------------------------------------
 
-def partner_trust(node: Node, partner: str) -> Any:
-    """``PartnerTrust`` (tier, grade A–F, reliability, counts, credit), or Missing."""
-    fn = _trust_call(node, "summary", "Earned trust is not computed on this node")
-    return fn if isinstance(fn, Missing) else fn(partner)
+def partner_trust(node: Node, partner: str) -> PartnerTrust:
+    """Tier, grade A–F, reliability, evidence counts and credit."""
+    return node.trust.summary(partner)
 
 
 def reliability_trend(node: Node, partner: str) -> list[TrendPoint] | Missing:
-    fn = _trust_call(node, "reliability_history", "No reliability trend yet")
-    if isinstance(fn, Missing):
-        return Missing(fn.title, fn.needs,
-                       "The trust engine reports a partner's reliability now (shown above) "
-                       "but does not keep it over time yet; the chart appears once it does.")
-    points = [TrendPoint(micros_time(int(i.time)), float(i.reliability.mean),
-                         float(i.reliability.low), float(i.reliability.high)) for i in fn(partner)]
-    return sorted(points, key=lambda p: p.time)
+    """The partner's reliability over time, or an empty state when there is no trend."""
+    points = [TrendPoint(micros_time(p.time), p.reliability.mean, p.reliability.low,
+                         p.reliability.high) for p in node.trust.reliability_history(partner)]
+    if len(points) < 2:
+        return Missing("No reliability trend yet", "two refreshes of its evidence",
+                       "A trend appears once evidence about this partner has been weighed "
+                       "twice (each sync, verdict or sighting weighs it).")
+    return points
 
 
-def evidence_timeline(node: Node, partner: str) -> list[Any] | Missing:
-    """``HistoryItem`` (time µs, kind, object_id, detail), newest first."""
-    fn = _trust_call(node, "history", "No evidence timeline on this node")
-    return fn if isinstance(fn, Missing) else list(fn(partner))
+def evidence_timeline(node: Node, partner: str) -> list[HistoryItem]:
+    """Evidence about the partner, newest first."""
+    return list(node.trust.history(partner))
 
 
-def echoes(history: list[Any] | Missing) -> list[Any] | Missing:
+def echoes(history: list[HistoryItem]) -> list[HistoryItem]:
     """The history items the engine flagged as echoes of our own releases."""
-    if isinstance(history, Missing):
-        return Missing("Echo detection is not available", history.needs, history.next_step)
     return [item for item in history if item.kind == "echo"]
 
 
-def reviews(node: Node, partner: str) -> list[Any] | Missing:
-    fn = _trust_call(node, "reviews", "No reviews on this node")
-    if isinstance(fn, Missing):
-        return fn
-    return [r for r in fn(open_only=False) if r.partner == partner]
+def reviews(node: Node, partner: str) -> list[Review]:
+    return [r for r in node.trust.reviews(open_only=False) if r.partner == partner]
 
 
-def credibility(node: Node, object_id: str) -> Any:
-    """``Grade`` (credibility 1–6, reasons, source grade), a Note, or Missing."""
-    fn = _trust_call(node, "grade", "Credibility is not computed on this node")
-    if isinstance(fn, Missing):
-        return fn
+def credibility(node: Node, object_id: str) -> Grade | Note:
+    """Credibility 1–6 with its reasons and the source grade, or why it is not graded."""
     try:
-        return fn(object_id)
+        return node.trust.grade(object_id)
     except NotFoundError as exc:
         return Note(f"Not graded: {exc.message}" + (f" ({exc.hint})." if exc.hint else "."))
 
 
-def credibility_order(node: Node, object_ids: Iterable[str]) -> dict[str, int] | Missing:
+def credibility_order(node: Node, object_ids: Iterable[str]) -> dict[str, int]:
     """Credibility of each graded object (1 best), for ordering the inbox."""
     out = {}
     for oid in object_ids:
         grade = credibility(node, oid)
-        if isinstance(grade, Missing):
-            return grade
         if not isinstance(grade, Note):
             out[oid] = int(grade.credibility)
     return out
@@ -154,24 +114,11 @@ def credibility_order(node: Node, object_ids: Iterable[str]) -> dict[str, int] |
 
 # -- private deconfliction --------------------------------------------------------------
 
-def deconflict_runner() -> Callable[..., Any] | Missing:
-    """``detente.actions.deconflict.run_query`` when the HTTP wiring exists."""
-    if importlib.util.find_spec("detente.deconflict") is None:
-        return Missing("Private deconfliction is not installed", "detente.deconflict")
-    try:
-        module: Any = importlib.import_module("detente.actions.deconflict")
-    except ModuleNotFoundError as exc:
-        if exc.name != "detente.actions.deconflict":
-            raise
-        module = None
-    fn = getattr(module, "run_query", None)
-    if not callable(fn):
-        return Missing(
-            "Queries to partners are not wired on this node",
-            "detente.actions.deconflict.run_query(node, partner, mode, items)",
-            "The PSI protocol exists (detente.deconflict); carrying its messages to a "
-            "partner over HTTP does not. Your items were checked and encoded, nothing was sent.")
-    return fn  # type: ignore[no-any-return]
+def deconflict_runner() -> Callable[..., Any]:
+    """The requester side of private deconfliction over signed HTTP."""
+    from detente.actions.deconflict import run_query
+
+    return run_query
 
 
 # -- ledger -----------------------------------------------------------------------------
@@ -181,14 +128,6 @@ def checkpoint_notes(node: Node, limit: int = 20) -> list[str]:
     return node.ledger.checkpoints(limit)
 
 
-def partner_budgets(node: Node) -> Any:
-    """The deconfliction budgets this node gives partners (``Budgets``): the operator's
-    table (``detente.federation.deconflict_budgets.BudgetTable``) when present, else the
-    protocol's defaults."""
-    try:
-        module: Any = importlib.import_module("detente.federation.deconflict_budgets")
-    except ModuleNotFoundError:
-        from detente.deconflict import Budgets
-
-        return Budgets()
-    return module.BudgetTable(node.store.engine).budgets()
+def partner_budgets(node: Node) -> Budgets:
+    """The deconfliction budgets this node gives partners (the operator's table)."""
+    return BudgetTable(node.store.engine).budgets()

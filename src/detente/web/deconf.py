@@ -106,14 +106,12 @@ def _spec(node: Node, kind: str, text: str) -> Any:
 
 
 def run(node: Node, partner: str, mode: str, kind: str,
-        text: str) -> tuple[QueryAnswer | data.Missing, int]:
-    """(answer or what is missing, number of items encoded)."""
+        text: str) -> tuple[QueryAnswer, int]:
+    """(the answer, number of items encoded)."""
     if mode not in MODES:
         raise ValidationError(f"unknown mode {mode!r}")
     node.partners.get(partner)  # NotFoundError for an unknown partner
     runner = data.deconflict_runner()
-    if isinstance(runner, data.Missing):
-        return runner, len(encode_items(kind, text)) if kind != OWN else 0
     spec = _spec(node, kind, text)
     out = runner(node, partner, mode, spec)
     pointers = None if out.pointers is None else tuple(

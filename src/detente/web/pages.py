@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from detente.errors import DetenteError, NotFoundError, ValidationError
 from detente.partners import TIER_NAMES, Partner
 from detente.release import ReleaseRecord
+from detente.trust import PartnerTrust
 from detente.web import charts, data, deconf, facts
 from detente.web.context import Ctx, Upload
 from detente.web.ledgerview import ledger_page
@@ -24,7 +25,7 @@ TRACE_FORMATS = ("", "stix", "text", "csv")
 class PartnerRow:
     partner: Partner
     tier: int
-    trust: Any  # PartnerTrust or data.Missing
+    trust: PartnerTrust
     flow: facts.PartnerTraffic
 
 
@@ -49,7 +50,7 @@ def _trends(ctx: Ctx, names: list[str]) -> tuple[list[tuple[str, Any, list[Any]]
 
 
 def _reliability_now(rows: list[PartnerRow]) -> Any:
-    graded = [r for r in rows if not isinstance(r.trust, data.Missing)]
+    graded = rows
     if not graded:
         return None
     rel = [r.trust.reliability for r in graded]
@@ -67,19 +68,17 @@ def dashboard(ctx: Ctx) -> Response:
     flow = facts.traffic(node)
     rows = [PartnerRow(p, node.partners.tier_of(p), data.partner_trust(node, p.name),
                        flow[p.name]) for p in partners]
-    trust_missing = next((r.trust for r in rows if isinstance(r.trust, data.Missing)), None)
     trends, trend_missing = _trends(ctx, [p.name for p in partners])
     tail = facts.ledger_tail(node)
     inbox = facts.received(node, tuple(p.name for p in partners))
     order = data.credibility_order(node, [o.id for o in inbox])
-    if not isinstance(order, data.Missing):
-        inbox.sort(key=lambda o: order.get(o.id, 7))
+    inbox.sort(key=lambda o: order.get(o.id, 7))
     return ctx.render(
-        "dashboard.html", rows=rows, trust_missing=trust_missing, trends=trends,
+        "dashboard.html", rows=rows, trust_missing=None, trends=trends,
         trend_missing=trend_missing, reliability_now=_reliability_now(rows),
         releases=facts.recent_releases(tail),
-        inbox=[(o, facts.display_name(o), order.get(o.id) if isinstance(order, dict) else None)
-               for o in inbox], order_missing=order if isinstance(order, data.Missing) else None,
+        inbox=[(o, facts.display_name(o), order.get(o.id)) for o in inbox],
+        order_missing=None,
         alarms=facts.alarms(node, tail), tier_names=TIER_NAMES, grade_names=data.GRADE_NAMES)
 
 
@@ -125,8 +124,7 @@ def partner(ctx: Ctx) -> Response:
         "partner.html", p=p, tier=node.partners.tier_of(p), tier_names=TIER_NAMES,
         trust=trust, grade_names=data.GRADE_NAMES, reviews=data.reviews(node, p.name),
         trends=trends, trend_missing=trend_missing,
-        reliability_now=None if isinstance(trust, data.Missing) else _reliability_now(
-            [PartnerRow(p, 0, trust, flow)]),
+        reliability_now=_reliability_now([PartnerRow(p, 0, trust, flow)]),
         evidence=history, echoes=data.echoes(history),
         flow=flow, chart=chart, volume=volume, sent=_last_sent(ctx, p.name),
         received=[(o, facts.display_name(o)) for o in facts.received(node, (p.name,), 20)],
