@@ -50,7 +50,7 @@ from detente.node import Node
 from detente.partners import Partner
 from detente.stix.timestamps import format_micros, micros_from_stix
 from detente.stix.validate import validate
-from detente.store.base import LOCAL, Query, StoredObject
+from detente.store.base import LOCAL, Provenance, Query, StoredObject
 
 __all__ = ["RELEASES", "Found", "PartnerSummary", "Progress", "discover_collection", "sync_all",
            "sync_forever", "sync_partner"]
@@ -245,14 +245,15 @@ class _Puller:
                   if e.by_id or objects[i].get("id") not in held}
         kept = [o for i, o in enumerate(objects) if i not in echoes or not echoes[i].by_id]
         content = {i: e for i, e in echoes.items() if not e.by_id}
-        existing = _existing_ids(self.node, kept)
+        existing = held & {o.get("id") for o in kept if isinstance(o, dict)}
         result = receive(self.node, self.name, kept, evidence)
         echo_ids = self._flag(objects, content)
         support = sum(1 for e in echoes.values() if e.how == "support")
         self.summary.echoes += len(echoes) - support
         self.summary.duplicates += support
         self._tally(result, existing, echo_ids)
-        self._observe(result.stored)
+        flags = {str(objects[i].get("id")): dict(e.flags) for i, e in content.items()}
+        self._observe(result, evidence, flags)
 
     def _flag(self, objects: list[Any], content: dict[int, Echo]) -> set[str]:
         """Flag stored content echoes (again after a resume: flags merge); their ids."""
@@ -294,13 +295,19 @@ class _Puller:
         return held is not None and held.provenance.origin not in {self.name, LOCAL}
 
     # -- (8) trust -----------------------------------------------------------------------
-    def _observe(self, stored: Sequence[Received]) -> None:
+    def _observe(self, result: IntakeResult, evidence: str,
+                 flags: dict[str, dict[str, Any]]) -> None:
         """(8) evidence for the trust engine, page by page (so a killed sync loses none);
-        tiers are refreshed once at the end of the run (:func:`_refresh_tiers`)."""
-        if not stored or not self.client.limits.trust:
+        tiers are refreshed once at the end of the run (:func:`_refresh_tiers`).  The
+        stored versions are built from the intake result (with the echo flags just set),
+        not read back."""
+        if not result.stored or not self.client.limits.trust:
             return
-        self.node.trust.observe(_reload(self.node, stored), refresh=False)
+        objs = [_stored(r, self.name, result.received_at, evidence, flags.get(r.object.id, {}))
+                for r in result.stored]
+        self.node.trust.observe(objs, refresh=False)
         self.observed = True
+
 
 def _params(cursor: Cursor, limits: Limits) -> dict[str, str]:
     params = {"limit": str(limits.page_size), "match[version]": "all"}
@@ -330,20 +337,15 @@ def _existing_ids(node: Node, objects: list[Any], origin: str | None = None) -> 
     return found
 
 
-def _reload(node: Node, stored: Sequence[Received]) -> list[StoredObject]:
-    """The stored versions as the store holds them (with provenance and echo flags)."""
-    keys = {(r.object.id, r.object.version) for r in stored}
-    ids = sorted({k[0] for k in keys})
-    out: list[StoredObject] = []
-    for start in range(0, len(ids), _CHUNK):
-        query = Query(ids=tuple(ids[start:start + _CHUNK]), versions=("all",))
-        out.extend(o for o in node.store.iter_all(query) if (o.id, o.version) in keys)
-    return out
-
-
-def _tiers(node: Node) -> dict[str, int]:
-    book = node.partners
-    return {p.name: book.tier_of(p) for p in book.all()}
+def _stored(r: Received, partner: str, received_at: int, evidence: str,
+            flags: dict[str, Any]) -> StoredObject:
+    """A version just stored by intake, as the store now holds it."""
+    o = r.object
+    return StoredObject(
+        id=o.id, type=o.type, version=o.version, spec_version=o.spec_version,
+        created_by_ref=o.created_by_ref, revoked=o.revoked, date_added=r.date_added,
+        raw=o.raw, provenance=Provenance(origin=partner, received_at=received_at,
+                                         signature=evidence, flags=flags))
 
 
 def _witness(node: Node, partner: Partner, limits: Limits, summary: PartnerSummary) -> None:
