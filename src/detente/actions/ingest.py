@@ -26,10 +26,11 @@ def observe_new(node: Node, after: int | None) -> list[str]:
     for obj in node.store.iter_all(query, page_size=_CHUNK):
         batch.append(obj)
         if len(batch) >= _CHUNK:
-            node.trust.observe(batch)
+            node.trust.observe(batch, refresh=False)  # evidence now, tiers once below
             batch = []
     if batch:
-        node.trust.observe(batch)
+        node.trust.observe(batch, refresh=False)
+    node.trust.refresh()
     changed = sorted({c.partner for c in node.trust.tier_changes()})
     for partner in changed:
         node.releaser.reevaluate(partner)

@@ -23,7 +23,7 @@ from detente.store.sql import SqlStore
 
 __all__ = ["IngestSummary", "Rejection", "StrictRollback", "ingest_items"]
 
-BATCH = 1000
+BATCH = 5000
 
 
 @dataclass(frozen=True, slots=True)

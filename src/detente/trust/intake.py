@@ -180,7 +180,9 @@ class _Batch:
     def __init__(self, conn: sa.Connection, config: TrustConfig) -> None:
         self.conn, self.config = conn, config
         self.states: dict[tuple[str, str], _State] = {}
-        self.by_key: dict[str, list[_Claimed]] = {}
+        #: claim key -> partner -> assertions: a partner repeating a claim costs nothing
+        #: when another partner's report of it is linked (no scan over its own copies)
+        self.by_key: dict[str, dict[str, list[_Claimed]]] = {}
         self.refs: dict[int, set[str]] = {}
         self.derived: set[tuple[str, str]] = set()
         self.old_links: set[tuple[int, int]] = set()
@@ -229,7 +231,7 @@ class _Batch:
                               .join(t.claims, c.assertion_id == a.id).where(c.key.in_(p)),
                               keys):
             aid = int(r.id)
-            self.by_key.setdefault(r.key, []).append(
+            self.by_key.setdefault(r.key, {}).setdefault(r.partner, []).append(
                 (aid, r.partner, r.object_id, int(r.seq), bool(r.echo)))
             self.object_of[aid] = r.object_id
             others.add(aid)
@@ -361,7 +363,8 @@ class _Batch:
         self._record(st, fresh, found, it.body)
         corroborates, excluded = self._link(st, fresh) if fresh else ([], [])
         for k, (_, echo) in fresh.items():
-            self.by_key.setdefault(k, []).append((st.id, st.partner, st.object_id, st.seq, echo))
+            self.by_key.setdefault(k, {}).setdefault(st.partner, []).append(
+                (st.id, st.partner, st.object_id, st.seq, echo))
         return Observation(obj.id, obj.version, it.partner, "assertion", found.claims,
                            found.importance, st.echo, st.echo_reason,
                            tuple(corroborates), tuple(excluded))
@@ -385,15 +388,16 @@ class _Batch:
         """(3b): link to other sources' assertions of the claims new in this one."""
         others: dict[int, tuple[str, str, int, set[str], bool]] = {}
         for key in fresh:
-            for oid, opartner, oobj, oseq, oecho in self.by_key.get(key, ()):
-                if opartner == me.partner:
+            for source, claimed in self.by_key.get(key, {}).items():
+                if source == me.partner:
                     continue
-                entry = others.get(oid)
-                if entry is None:
-                    others[oid] = (opartner, oobj, oseq, {key}, oecho)
-                else:
-                    entry[3].add(key)
-                    others[oid] = (*entry[:4], entry[4] and oecho)
+                for oid, opartner, oobj, oseq, oecho in claimed:
+                    entry = others.get(oid)
+                    if entry is None:
+                        others[oid] = (opartner, oobj, oseq, {key}, oecho)
+                    else:
+                        entry[3].add(key)
+                        others[oid] = (*entry[:4], entry[4] and oecho)
         corroborates, excluded = [], []
         for oid, (opartner, oobj, oseq, shared, all_echo) in sorted(
                 others.items(), key=lambda kv: (kv[1][2], kv[0])):
