@@ -21,8 +21,10 @@ from typing import Any, Protocol
 import orjson
 import sqlalchemy as sa
 
+from detente.errors import NotFoundError
 from detente.partners import Partner, PartnerBook
-from detente.policy.model import Decision, NodeContext, Recipient
+from detente.policy import decide
+from detente.policy.model import Decision, NodeContext, Recipient, Verdict
 from detente.release.schema import cursors, metadata, releases
 from detente.stix.timestamps import now_micros
 from detente.store.base import LOCAL, Query, StoredObject
@@ -101,38 +103,21 @@ class Releaser:
         found = self.store.iter_all(Query(types=("marking-definition",), versions=("last",)))
         return {o.id: o.body for o in found}
 
-    def context(self, origin: str | None, markings: Mapping[str, Mapping[str, Any]],
-                ref_visible: Callable[[str], bool] | None = None) -> NodeContext:
+    def _judges(self, partners: list[Partner]) -> list[_Judge]:
+        """Policy inputs read once per run (markings, partner identities, tiers)."""
+        markings = self._markings()
         ids = {p.name: p.identity_id for p in self.partners.all() if p.identity_id}
-        return NodeContext(
-            name=self.node_name, identity_id=self.node_identity, communities=self.communities,
-            default_tlp=self.default_tlp, markings=markings, origin=origin,
-            partner_identities=ids, ref_visible=ref_visible,
-        )
+        return [_Judge(self, p, markings, ids) for p in partners]
 
-    def decide(self, obj: StoredObject, partner: Partner,
-               markings: Mapping[str, Mapping[str, Any]] | None = None) -> Decision:
+    def decide(self, obj: StoredObject, partner: Partner) -> Decision:
         """The policy decision for one stored version and one partner, with reasons."""
-        from detente.policy import decide
-
-        markings = self._markings() if markings is None else markings
-        recipient = self.recipient(partner)
-        origin = None if obj.provenance.origin == LOCAL else obj.provenance.origin
-        if origin == partner.name:
-            return Decision.deny(
-                f"{obj.id} came from {partner.name}: never sent back to its source")
-        refs = _RefOracle(self, partner, recipient, markings)
-        ctx = self.context(origin, markings, refs)
-        return decide(obj.body, recipient, ctx)
+        return self._judges([partner])[0].decide(obj)
 
     def matrix(self, object_id: str) -> list[tuple[Partner, Decision]]:
         obj = self.store.get(object_id)
         if obj is None:
-            from detente.errors import NotFoundError
-
             raise NotFoundError(f"no object {object_id} in this node")
-        markings = self._markings()
-        return [(p, self.decide(obj, p, markings)) for p in self.partners.all()]
+        return [(j.partner, j.decide(obj)) for j in self._judges(self.partners.all())]
 
     # -- releasing ----------------------------------------------------------------
     def catch_up(self, partner_name: str) -> ReleaseRun:
@@ -142,11 +127,11 @@ class Releaser:
         start = self._cursor(partner.name)
         if not self.store.list(Query(versions=("all",), added_after=start, limit=1)).objects:
             return run  # nothing new: the common case when TAXII calls this per request
-        markings = self._markings()
+        [judge] = self._judges([partner])
         query = Query(versions=("all",), added_after=start)
         supported = self._released_markings(partner.name)
         for chunk in _chunks(self.store.iter_all(query, page_size=BATCH), BATCH):
-            rows = self._evaluate(chunk, partner, markings, run)
+            rows = self._evaluate(chunk, judge, run)
             rows += self._support_rows(rows, partner, supported)
             if not self._commit(partner, rows, [], (start, chunk[-1].date_added)):
                 break  # another caller released this range first: its work stands
@@ -163,13 +148,11 @@ class Releaser:
     def _support_rows(self, rows: list[_Row], partner: Partner, released: set[str]) -> list[_Row]:
         """Marking definitions a released view references, released with it: the
         recipient needs them to honour the handling rules (and nothing else reveals them)."""
-        from detente.policy.model import Verdict
-
         needed: list[str] = []
+        released.update(r.stored.id for r in rows if r.stored.type == "marking-definition")
         for row in rows:
-            released.update([row.stored.id] if row.stored.type == "marking-definition" else [])
-        for row in rows:
-            for ref in _marking_refs(orjson.loads(row.view)):
+            assert row.decision.view is not None
+            for ref in _marking_refs(row.decision.view):  # fingerprints keep every ref
                 if ref not in released and ref not in needed:
                     needed.append(ref)
         support: list[_Row] = []
@@ -190,7 +173,7 @@ class Releaser:
         """Re-decide everything for a partner after a policy input changed."""
         partner = self.partners.get(partner_name)
         run = ReleaseRun(partner.name)
-        markings = self._markings()
+        [judge] = self._judges([partner])
         current = self._current_views(partner.name)
         evaluated_to = self._cursor(partner.name)
         query = Query(versions=("all",), added_after=None)
@@ -199,35 +182,34 @@ class Releaser:
             chunk = [o for o in chunk if evaluated_to is None or o.date_added <= evaluated_to]
             if not chunk:
                 continue
-            rows, withdraw = self._reconcile(chunk, partner, markings, current, run)
+            rows, withdraw = self._reconcile(chunk, judge, current, run)
             rows += self._support_rows(rows, partner, supported)
             self._commit(partner, rows, withdraw, None)
         return run
 
-    def _evaluate(self, chunk: list[StoredObject], partner: Partner,
-                  markings: Mapping[str, Mapping[str, Any]], run: ReleaseRun) -> list[_Row]:
+    def _evaluate(self, chunk: list[StoredObject], judge: _Judge,
+                  run: ReleaseRun) -> list[_Row]:
         rows: list[_Row] = []
         for obj in chunk:
             run.evaluated += 1
-            decision = self.decide(obj, partner, markings)
+            decision = judge.decide(obj)
             if not decision.allowed:
                 run.denied += 1
                 run.denials.append((obj.id, "; ".join(decision.reasons)))
                 continue
-            rows.append(self._cut(obj, decision, partner))
+            rows.append(self._cut(obj, decision, judge.partner))
         run.released += len(rows)
         return rows
 
     def _reconcile(
-        self, chunk: list[StoredObject], partner: Partner,
-        markings: Mapping[str, Mapping[str, Any]], current: dict[tuple[str, str], tuple[int, str]],
-        run: ReleaseRun,
+        self, chunk: list[StoredObject], judge: _Judge,
+        current: dict[tuple[str, str], tuple[int, str]], run: ReleaseRun,
     ) -> tuple[list[_Row], list[int]]:
         rows: list[_Row] = []
         withdraw: list[int] = []
         for obj in chunk:
             run.evaluated += 1
-            decision = self.decide(obj, partner, markings)
+            decision = judge.decide(obj)
             served = current.get((obj.id, obj.version))
             if not decision.allowed and obj.type == "marking-definition" and served:
                 continue  # released as support for views that reference it: kept
@@ -237,7 +219,7 @@ class Releaser:
                     withdraw.append(served[0])
                     run.withdrawn += 1
                 continue
-            row = self._cut(obj, decision, partner)
+            row = self._cut(obj, decision, judge.partner)
             if served is None:
                 rows.append(row)
                 run.released += 1
@@ -343,32 +325,51 @@ class Releaser:
             conn.execute(cursors.delete().where(cursors.c.partner == partner))
 
 
-class _RefOracle:
-    """May the recipient see the object a reference points to?  Decided on the latest
-    stored version, without following that object's own references (no recursion)."""
+class _Judge:
+    """The policy as it applies to one partner during one run.
 
-    def __init__(self, releaser: Releaser, partner: Partner, recipient: Recipient,
-                 markings: Mapping[str, Mapping[str, Any]]) -> None:
-        self.releaser, self.partner, self.recipient = releaser, partner, recipient
-        self.markings = markings
-        self.cache: dict[str, bool] = {}
+    Markings, partner identities and the partner's tier are read once, not per object;
+    whether the partner may see a referenced object is decided on that object's latest
+    stored version, without following its own references (no recursion), and cached for
+    the run."""
 
-    def __call__(self, ref: str) -> bool:
-        if ref not in self.cache:
-            self.cache[ref] = self._visible(ref)
-        return self.cache[ref]
+    def __init__(self, releaser: Releaser, partner: Partner,
+                 markings: Mapping[str, Mapping[str, Any]], identities: Mapping[str, str]
+                 ) -> None:
+        self.releaser, self.partner = releaser, partner
+        self.recipient = releaser.recipient(partner)
+        self.markings, self.identities = markings, identities
+        self.visible: dict[str, bool] = {}
+
+    def context(self, origin: str | None, refs: bool) -> NodeContext:
+        r = self.releaser
+        return NodeContext(
+            name=r.node_name, identity_id=r.node_identity, communities=r.communities,
+            default_tlp=r.default_tlp, markings=self.markings, origin=origin,
+            partner_identities=self.identities,
+            ref_visible=self.ref_visible if refs else None,
+        )
+
+    def decide(self, obj: StoredObject) -> Decision:
+        origin = None if obj.provenance.origin == LOCAL else obj.provenance.origin
+        if origin == self.partner.name:
+            return Decision.deny(
+                f"{obj.id} came from {self.partner.name}: never sent back to its source")
+        return decide(obj.body, self.recipient, self.context(origin, refs=True))
+
+    def ref_visible(self, ref: str) -> bool:
+        if ref not in self.visible:
+            self.visible[ref] = self._visible(ref)
+        return self.visible[ref]
 
     def _visible(self, ref: str) -> bool:
-        from detente.policy import decide
-
         obj = self.releaser.store.get(ref)
         if obj is None:
             return False
         origin = None if obj.provenance.origin == LOCAL else obj.provenance.origin
         if origin == self.partner.name:
             return True  # the partner's own object: it holds it already
-        ctx = self.releaser.context(origin, self.markings, None)
-        return decide(obj.body, self.recipient, ctx).allowed
+        return decide(obj.body, self.recipient, self.context(origin, refs=False)).allowed
 
 
 def _marking_refs(view: Mapping[str, Any]) -> list[str]:
