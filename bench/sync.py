@@ -22,7 +22,6 @@ import json
 import os
 import resource
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,18 +35,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "src"))
 
+from _common import free_port, store_validated  # noqa: E402
 from _stixgen import TLP_GREEN, indicators  # noqa: E402
 from detente.node import Node  # noqa: E402
-from detente.stix.validate import validate  # noqa: E402
-from detente.store import Provenance  # noqa: E402
 
 START_WAIT_S = 60.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def build(tmp: Path, n: int, port: int) -> tuple[Node, Node, float, float]:
@@ -58,14 +50,7 @@ def build(tmp: Path, n: int, port: int) -> tuple[Node, Node, float, float]:
     b.partners.add("a", url=f"http://127.0.0.1:{port}", public_key=a.public_key_b64, tier=2,
                    identity_id=a.identity_id)
     t = time.perf_counter()
-    batch = []
-    for obj in indicators(n):
-        batch.append(validate(dict(obj, object_marking_refs=[TLP_GREEN])))
-        if len(batch) == 5000:
-            a.store.put_many(batch, Provenance())
-            batch = []
-    if batch:
-        a.store.put_many(batch, Provenance())
+    store_validated(a.store, (dict(obj, object_marking_refs=[TLP_GREEN]) for obj in indicators(n)))
     ingest_s = time.perf_counter() - t
     t = time.perf_counter()
     run = a.releaser.catch_up("b")

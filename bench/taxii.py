@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import random
-import socket
 import statistics
 import subprocess
 import sys
@@ -40,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 import _medallion_anchor as medallion
+from _common import free_port, store_validated
 from _stixgen import TLP_AMBER, TLP_GREEN, indicator
 from detente.federation import NodeAuth
 from detente.node import Node
@@ -51,12 +51,6 @@ from detente.store import Provenance, Query
 TLP_RED = "marking-definition--e828b379-4e03-4974-9ac4-e53a884c97c1"
 ACCEPT = {"Accept": "application/taxii+json;version=2.1"}
 RELEASES = "/taxii2/api1/collections/releases/objects/"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def objects(n: int, rel: str, seed: int = 11) -> Iterator[dict[str, Any]]:
@@ -84,14 +78,7 @@ def build(home: Path, n: int, port: int) -> tuple[Node, Node, dict[str, float]]:
                                 created_by_ref=us.identity_id)
     us.store.put_many([validate(rel)], Provenance())
     t0 = time.perf_counter()
-    batch: list[Any] = []
-    for obj in objects(n, rel["id"]):
-        batch.append(validate(obj))
-        if len(batch) == 5000:
-            us.store.put_many(batch, Provenance())
-            batch = []
-    if batch:
-        us.store.put_many(batch, Provenance())
+    store_validated(us.store, objects(n, rel["id"]))
     ingest_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     run = us.releaser.catch_up("fr")
@@ -178,7 +165,7 @@ def floor(us: Node, limit: int = 1000) -> tuple[int, float]:
 
 
 def detente_run(n: int) -> dict[str, float]:
-    port = _free_port()
+    port = free_port()
     out: dict[str, float] = {"n": n}
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
