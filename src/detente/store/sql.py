@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -177,7 +178,8 @@ class SqlStore:
         flags = orjson.dumps(dict(prov.flags)).decode() if prov.flags else None
         rows: list[tuple[Any, ...]] = []
         results: list[PutResult] = []
-        flag_updates: dict[str, tuple[str | None, str | None, str, str]] = {}
+        #: ids whose is_latest / is_first flags must be recomputed after the insert
+        refresh: set[str] = set()
         replaced: list[tuple[str, str]] = []
         for index, obj in enumerate(batch):
             k = known.get(obj.id)
@@ -187,21 +189,15 @@ class SqlStore:
                 continue
             if reason is not None:  # the creator's copy replaces a relayed one
                 replaced.append((obj.id, obj.version))
-                flag_updates.setdefault(obj.id, (None, None, "", ""))
+                refresh.add(obj.id)
             clock += 1
             if k is None:
                 k = known[obj.id] = _Known()
-            old_latest, old_first = k.latest, k.first
+            had_versions = k.latest is not None
             k.add(obj.version, obj.digest, obj.created_by_ref, obj.revoked, prov.origin)
             is_latest, is_first = k.latest == obj.version, k.first == obj.version
-            if old_latest is not None and (is_latest or is_first):
-                prev = flag_updates.get(obj.id)
-                flag_updates[obj.id] = (
-                    prev[0] if prev else old_latest,
-                    prev[1] if prev else old_first,
-                    k.latest or "",
-                    k.first or "",
-                )
+            if had_versions and (is_latest or is_first):
+                refresh.add(obj.id)  # an older row loses its flag
             rows.append((
                 obj.id, obj.version, obj.type, obj.spec_version, obj.created_by_ref,
                 obj.revoked, is_latest, is_first, clock, obj.digest, obj.raw,
@@ -212,7 +208,8 @@ class SqlStore:
             conn.execute(objects.delete().where(objects.c.id == object_id,
                                                 objects.c.version == version))
         self._insert(conn, rows)
-        self._fix_flags(conn, flag_updates)
+        for object_id in refresh:
+            self._recompute_flags(conn, object_id)
         return results
 
     def _insert(self, conn: sa.Connection, rows: list[tuple[Any, ...]]) -> None:
@@ -244,13 +241,6 @@ class SqlStore:
                     copy.write_row(row)
         except Exception as exc:
             raise StoreError(f"cannot store the batch: {_short(exc)}") from None
-
-    def _fix_flags(
-        self, conn: sa.Connection, updates: Mapping[str, tuple[str | None, str | None, str, str]]
-    ) -> None:
-        """Recompute is_latest / is_first for ids that gained a new extreme version."""
-        for object_id in updates:
-            self._recompute_flags(conn, object_id)
 
     def _recompute_flags(self, conn: sa.Connection, object_id: str) -> None:
         vs = [r[0] for r in conn.execute(
@@ -338,7 +328,7 @@ class SqlStore:
         """Every match in date_added order, one page in memory at a time."""
         after = query.added_after
         while True:
-            page = self.list(_replace(query, added_after=after, limit=page_size))
+            page = self.list(replace(query, added_after=after, limit=page_size))
             yield from page.objects
             if not page.more:
                 return
@@ -407,12 +397,6 @@ def _conditions(q: Query) -> list[sa.ColumnElement[bool]]:
     if q.added_after is not None:
         cond.append(objects.c.date_added > q.added_after)
     return cond
-
-
-def _replace(q: Query, **changes: Any) -> Query:
-    from dataclasses import replace
-
-    return replace(q, **changes)
 
 
 def _short(exc: BaseException) -> str:
