@@ -133,9 +133,6 @@ class Intake:
         #: (object id, outcome, why, when) our sightings asked for, applied by the engine
         self.judgements: list[Judgement] = []
 
-    def observe(self, obj: StoredObject) -> Observation:
-        return self.observe_many([obj])[0]
-
     def observe_many(self, objs: Sequence[StoredObject],
                      bodies: Sequence[Mapping[str, Any]] | None = None) -> list[Observation]:
         """Observe a batch, in order; ``bodies`` are the parsed objects when known."""

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from detente.store.base import LOCAL
@@ -337,7 +337,3 @@ def _on_topic(fact: Fact, topic: str, config: TrustConfig) -> bool:
     if topic == HIGH:
         return fact.importance >= config.high_importance
     return topic in fact.topics
-
-
-def facts_sorted(facts: Sequence[Fact]) -> list[Fact]:
-    return sorted(facts, key=_order)

@@ -9,7 +9,7 @@ everything ever released to its sender is one indexed lookup.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import orjson
@@ -20,8 +20,7 @@ from detente.trust.claims import Resolver, claim_key, extract
 from detente.trust.config import TrustConfig
 from detente.trust.schema import released_claims, released_cursor
 
-__all__ = ["first_release_of_object", "index_releases", "released_claim_times",
-           "released_value"]
+__all__ = ["index_releases", "released_value"]
 
 _BATCH = 1000
 
@@ -83,26 +82,6 @@ def _merge(conn: sa.Connection, best: dict[tuple[str, str], tuple[int, float]]) 
              for (p, k), (s, w) in best.items() if (p, k) not in known]
     if fresh:
         conn.execute(released_claims.insert(), fresh)
-
-
-def released_claim_times(conn: sa.Connection, partner: str,
-                         keys: Iterable[str]) -> dict[str, int]:
-    """For each claim key released to ``partner``: when it was first released (µs)."""
-    keys = list(keys)
-    if not keys:
-        return {}
-    rows = conn.execute(sa.select(released_claims.c.key, released_claims.c.first_seq).where(
-        released_claims.c.partner == partner, released_claims.c.key.in_(keys)))
-    return {str(k): int(s) for k, s in rows}
-
-
-def first_release_of_object(conn: sa.Connection, partner: str, object_id: str) -> int | None:
-    """When the object ``object_id`` (any version) was first released to ``partner``."""
-    if not _has_releases(conn):
-        return None
-    value = conn.execute(sa.select(sa.func.min(releases.c.seq)).where(
-        releases.c.partner == partner, releases.c.object_id == object_id)).scalar()
-    return None if value is None else int(value)
 
 
 def released_value(conn: sa.Connection) -> dict[str, float]:
