@@ -158,6 +158,15 @@ class TrustEngine:
         except (NotFoundError, SQLAlchemyError):
             return None
 
+    def _base_tiers(self) -> dict[str, int]:
+        """Every known partner's operator-set tier, in one read."""
+        if self._book is None:
+            self._book = PartnerBook(self.engine)
+        try:
+            return {p.name: p.base_tier for p in self._book.all()}
+        except SQLAlchemyError:
+            return {}
+
     def _record(self, kind: str, partner: str | None, detail: str,
                 object_id: str | None = None, version: str | None = None) -> None:
         if self.ledger is None:
@@ -365,10 +374,10 @@ class TrustEngine:
             stored = {r.partner: r for r in conn.execute(sa.select(t.tiers))}
         all_reviews = self.reviews(open_only=False)
         self._log_reliability(model, names)
+        bases = self._base_tiers()
         changes = []
         for name in names:
-            found = self._partner(name)
-            base = found.base_tier if found is not None else 1
+            base = bases.get(name, 1)
             new, why = earned_tier(self._tier_inputs(model, name, base, released,
                                                      all_reviews), self.config)
             row = stored.get(name)
