@@ -93,9 +93,6 @@ class Gate:
         self._clients[key] = (client, time.monotonic() + _CREDENTIAL_TTL_S)
         return client
 
-    def forget_clients(self) -> None:
-        self._clients.clear()
-
 
 def default_authorities(node: Node) -> tuple[str, ...]:
     url = urlsplit(str(node.settings["url"]))

@@ -120,12 +120,12 @@ class EchoIndex:
         self.by_content: dict[tuple[str, str], str] = {}
 
     @classmethod
-    def build(cls, store: SqlStore, engine: sa.Engine, partner: str,
+    def build(cls, store: SqlStore, partner: str,
               released_any: set[tuple[str, str]] | None = None) -> EchoIndex:
         """Index what we released to ``partner``; ``released_any`` (from
         :func:`released_keys`) extends exact-id matching to every partner."""
         index = cls(partner, released_any)
-        for record in iter_release_records(engine, partner=partner):
+        for record in iter_release_records(store.engine, partner=partner):
             index.released.add((record.object_id, record.version))
             index._add_content(record.view, record.object_id)
         index._add_originals(store)

@@ -121,7 +121,7 @@ def _version_of(obj: StixObject, fallback: int) -> str:
 
 def _admissible(node: Node, valid: list[StixObject], result: IntakeResult) -> list[StixObject]:
     ours = node.identity_id
-    local = _local_ids(node, {o.id for o in valid})
+    local = held_ids(node, {o.id for o in valid}, (LOCAL,))
     kept: list[StixObject] = []
     for obj in valid:
         if obj.created_by_ref == ours:
@@ -135,12 +135,13 @@ def _admissible(node: Node, valid: list[StixObject], result: IntakeResult) -> li
     return kept
 
 
-def _local_ids(node: Node, ids: set[str]) -> set[str]:
+def held_ids(node: Node, ids: set[str], origins: tuple[str, ...] = ()) -> set[str]:
+    """Those of ``ids`` the store holds any version of (from ``origins`` only, if given)."""
     found: set[str] = set()
     ordered = sorted(ids)
     for start in range(0, len(ordered), 500):
         chunk = tuple(ordered[start:start + 500])
-        query = Query(ids=chunk, versions=("all",), origins=(LOCAL,))
+        query = Query(ids=chunk, versions=("all",), origins=origins)
         found.update(o.id for o in node.store.iter_all(query, page_size=1000))
     return found
 

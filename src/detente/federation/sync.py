@@ -45,19 +45,18 @@ from detente.federation.client import (
 )
 from detente.federation.cursors import Cursor, load_cursor, save_cursor
 from detente.federation.echo import Echo, EchoIndex, released_keys
-from detente.federation.intake import Detail, IntakeResult, Received, receive
+from detente.federation.intake import Detail, IntakeResult, Received, held_ids, receive
 from detente.node import Node
 from detente.partners import Partner
 from detente.stix.timestamps import format_micros, micros_from_stix
 from detente.stix.validate import validate
-from detente.store.base import LOCAL, Provenance, Query, StoredObject
+from detente.store.base import LOCAL, Provenance, StoredObject
 
 __all__ = ["RELEASES", "Found", "PartnerSummary", "Progress", "discover_collection", "sync_all",
            "sync_forever", "sync_partner"]
 
 RELEASES = "releases"
 _MAX_REASONS = 20
-_CHUNK = 500
 
 #: (partner, objects received so far in this run, finished)
 Progress = Callable[[str, int, bool], None]
@@ -231,8 +230,7 @@ class _Puller:
         if self._echoes is None:
             self.node.releaser  # noqa: B018 -- creates the release tables on a fresh node
             store = self.node.store
-            self._echoes = EchoIndex.build(store, store.engine, self.name,
-                                           released_keys(store.engine))
+            self._echoes = EchoIndex.build(store, self.name, released_keys(store.engine))
         return self._echoes
 
     def _intake(self, objects: list[Any], evidence: str) -> None:
@@ -240,7 +238,8 @@ class _Puller:
         # content echoes are new ids repeating what we released to this partner; an id we
         # already hold (an update, a re-issue, or a relay of a third party's object we
         # have from its creator) is not one: intake counts it by its route
-        held = _existing_ids(self.node, objects)
+        held = held_ids(self.node, {o["id"] for o in objects
+                                    if isinstance(o, dict) and isinstance(o.get("id"), str)})
         echoes = {i: e for i, e in echoes.items()
                   if e.by_id or objects[i].get("id") not in held}
         kept = [o for i, o in enumerate(objects) if i not in echoes or not echoes[i].by_id]
@@ -324,17 +323,6 @@ def _advance(cursor: Cursor, page: _Page) -> Cursor:
     if page.more and page.next is not None:
         return cursor.advanced(cursor.added_after, page.next)
     return cursor.advanced(cursor.added_after, None)
-
-
-def _existing_ids(node: Node, objects: list[Any], origin: str | None = None) -> set[str]:
-    """Ids among ``objects`` we already hold (from ``origin`` only, when given)."""
-    ids = sorted({o["id"] for o in objects if isinstance(o, dict) and isinstance(o.get("id"), str)})
-    origins = (origin,) if origin is not None else ()
-    found: set[str] = set()
-    for start in range(0, len(ids), _CHUNK):
-        query = Query(ids=tuple(ids[start:start + _CHUNK]), versions=("all",), origins=origins)
-        found.update(o.id for o in node.store.list(query).objects)
-    return found
 
 
 def _stored(r: Received, partner: str, received_at: int, evidence: str,
