@@ -88,13 +88,18 @@ class _Prover:
         self.ledger = node.ledger
         self.checkpoint: Checkpoint | None = node.ledger.latest_checkpoint()
         self.head = node.ledger.size()
+        self._head_root: bytes | None = None  # computed once, for the first row past it
 
     def __call__(self, index: int | None) -> str:
         if index is None:
             return "no ledger entry"
         signed = self.checkpoint is not None and index < self.checkpoint.size
-        size = self.checkpoint.size if self.checkpoint and signed else self.head
-        root = self.checkpoint.root if self.checkpoint and signed else self.ledger.root(size)
+        if self.checkpoint and signed:
+            size, root = self.checkpoint.size, self.checkpoint.root
+        else:
+            if self._head_root is None:
+                self._head_root = self.ledger.root(self.head)
+            size, root = self.head, self._head_root
         try:
             entry = self.ledger.entry(index)
             proof = self.ledger.inclusion_proof(index, size)
