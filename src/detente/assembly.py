@@ -6,10 +6,9 @@ partner can reach is the same everywhere.
 
 from __future__ import annotations
 
-import importlib
 import socket
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import uvicorn
@@ -17,34 +16,20 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp
 
+from detente.federation.deconflict_http import deconflict_routes
+from detente.federation.keys import key_routes
+from detente.federation.ledger_http import ledger_routes
 from detente.federation.server import create_app
 from detente.node import Node
+from detente.web.app import web_routes
 
 __all__ = ["LiveServer", "build_app", "listening_socket", "serve_app", "serve_in_thread",
            "url_of"]
 
-#: (module, function) of every route provider mounted beside TAXII
-_PROVIDERS = (
-    ("detente.federation.ledger_http", "ledger_routes"),
-    ("detente.federation.deconflict_http", "deconflict_routes"),
-    ("detente.federation.keys", "key_routes"),
-    ("detente.web.app", "web_routes"),
-)
-
-
 def _extra_routes(node: Node) -> list[BaseRoute]:
-    routes: list[BaseRoute] = []
-    for module_name, attr in _PROVIDERS:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            continue
-        provider: Callable[[Node], list[BaseRoute]] | None = getattr(module, attr, None)
-        if provider is not None:
-            routes.extend(provider(node))
-    return routes
+    """Every route beside TAXII: the ledger, deconfliction, key rotation, the UI at /."""
+    return [*ledger_routes(node), *deconflict_routes(node), *key_routes(node),
+            *web_routes(node)]
 
 
 def build_app(node: Node, *, authorities: Sequence[str] = ()) -> Starlette:

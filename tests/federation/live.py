@@ -24,8 +24,6 @@ from detente.federation.partner_client import get_json, open_partner_client
 from detente.node import Node
 
 Served = LiveServer
-#: re-exported for the tests that import them from here
-REEXPORTED = (listening_socket, serve_app, url_of)
 
 
 def serve(node: Node, sock: socket.socket, routes: Sequence[BaseRoute] | None = None) -> Served:

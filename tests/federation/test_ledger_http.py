@@ -14,10 +14,11 @@ import orjson
 import pytest
 from tests.cli.helpers import run
 from tests.federation.fed_fixtures import indicator, put
-from tests.federation.live import Federation, federation, listening_socket, pull, serve, url_of
+from tests.federation.live import Federation, federation, pull, serve
 
 from detente.actions.ledger_verify import verify_partner_log
 from detente.actions.witness import witness_partner
+from detente.assembly import listening_socket, url_of
 from detente.federation.errors import RequestSignatureError
 from detente.federation.ledger_keys import node_witness, witness_keys
 from detente.federation.partner_client import PartnerRefusal, get_json, open_partner_client

@@ -29,8 +29,6 @@ SERVER_JOIN_S = 10.0
 
 
 Served = LiveServer
-#: re-exported for the tests that import them from here
-REEXPORTED = (listening_socket, serve_app, url_of)
 
 
 def node_app(node: Node, wrap: Callable[[ASGIApp], ASGIApp] | None = None) -> ASGIApp:

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 from tests.sync.faulty import FAULTS, FaultyPartners
-from tests.sync.live import Cluster, cluster, indicator, listening_socket, put, serve_app, url_of
+from tests.sync.live import Cluster, cluster, indicator, put
 
+from detente.assembly import listening_socket, serve_app, url_of
 from detente.federation.client import (
     Limits,
     PageTooLargeError,

@@ -58,17 +58,23 @@ def report_error(exc: DetenteError) -> int:
 
 
 def _register() -> None:
-    from detente.cli import node_cmds
+    """Every command group, registered explicitly (no plugin discovery)."""
+    from detente.cli import (
+        deconflict_cmds,
+        demo_cmds,
+        log_cmds,
+        node_cmds,
+        partner_cmds,
+        policy_cmds,
+        serve_cmds,
+        sync_cmds,
+        trace_cmds,
+        trust_cmds,
+        web_cmds,
+    )
 
-    node_cmds.register(app)
-    for name in ("partner_cmds", "policy_cmds", "serve_cmds", "sync_cmds", "log_cmds",
-                 "trust_cmds", "deconflict_cmds", "trace_cmds", "web_cmds", "demo_cmds"):
-        try:
-            module = __import__(f"detente.cli.{name}", fromlist=["register"])
-        except ModuleNotFoundError as exc:
-            if exc.name != f"detente.cli.{name}":
-                raise
-            continue
+    for module in (node_cmds, partner_cmds, policy_cmds, serve_cmds, sync_cmds, log_cmds,
+                   trust_cmds, deconflict_cmds, trace_cmds, web_cmds, demo_cmds):
         module.register(app)
 
 
