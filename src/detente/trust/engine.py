@@ -392,17 +392,24 @@ class TrustEngine:
         """Append each partner's overall reliability to its trend when it moved."""
         log = t.reliability_log
         now = self._now()
+        ranked = sa.select(log.c.partner, log.c.mean, log.c.n, sa.func.row_number().over(
+            partition_by=log.c.partner, order_by=(log.c.time.desc(), log.c.id.desc()))
+            .label("rank")).where(log.c.partner.in_(names)).subquery()
         with self.engine.begin() as conn:
+            lasts = {p: (mean, n) for p, mean, n in conn.execute(
+                sa.select(ranked.c.partner, ranked.c.mean, ranked.c.n)
+                .where(ranked.c.rank == 1))}
+            rows = []
             for name in names:
                 r = model.reliability(name, None)
-                last = conn.execute(sa.select(log.c.mean, log.c.n).where(log.c.partner == name)
-                                    .order_by(log.c.time.desc(), log.c.id.desc())
-                                    .limit(1)).first()
+                last = lasts.get(name)
                 if last is not None and abs(last[0] - r.mean) < _TREND_STEP \
                         and abs(last[1] - r.n) < _TREND_STEP:
                     continue
-                conn.execute(log.insert().values(partner=name, time=now, mean=r.mean,
-                                                 low=r.low, high=r.high, n=r.n))
+                rows.append({"partner": name, "time": now, "mean": r.mean, "low": r.low,
+                             "high": r.high, "n": r.n})
+            if rows:
+                conn.execute(log.insert(), rows)
 
     def reliability_history(self, partner: str) -> list[ReliabilityPoint]:
         """The partner's overall reliability over time (oldest first): the trend chart."""
