@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from nacl.signing import SigningKey, VerifyKey
@@ -27,10 +27,14 @@ from detente.partners import PartnerBook
 from detente.release import Embedder, Releaser
 from detente.settings import Settings, load_settings, write_settings
 from detente.stix.timestamps import format_micros, now_micros
+from detente.stix.validate import validate
+from detente.store.base import Provenance
 from detente.store.sql import SqlStore, open_store
 from detente.trust import TrustConfig, TrustEngine
 
 __all__ = ["Node", "find_home"]
+
+_T = TypeVar("_T")
 
 KEY_FILE = "node.key"
 IDENTITY_FILE = "identity.json"
@@ -90,12 +94,12 @@ class Node:
         """The node's clock for earned trust (µs): the wall clock plus any offset."""
         return now_micros() + self.clock_offset_us
 
-    def _service(self, name: str, build: Callable[[], Any]) -> Any:
+    def _service(self, name: str, build: Callable[[], _T]) -> _T:
         """A node service, built once even when threads ask for it at the same time."""
         with self._lock:
             if name not in self._services:
                 self._services[name] = build()
-            return self._services[name]
+            return self._services[name]  # type: ignore[no-any-return]
 
     @property
     def name(self) -> str:
@@ -132,7 +136,7 @@ class Node:
             book.create()
             return book
 
-        return self._service("partners", build)  # type: ignore[no-any-return]
+        return self._service("partners", build)
 
     @property
     def trust(self) -> TrustEngine:
@@ -144,11 +148,11 @@ class Node:
             engine.create()
             return engine
 
-        return self._service("trust", build)  # type: ignore[no-any-return]
+        return self._service("trust", build)
 
     @property
     def ledger(self) -> Ledger:
-        return self._service("ledger", lambda: Ledger(  # type: ignore[no-any-return]
+        return self._service("ledger", lambda: Ledger(
             self.store.engine, f"detente/{self.name}", signing_key=self.signing_key,
             key_name=f"detente/{self.name}",
         ))
@@ -163,14 +167,14 @@ class Node:
                 default_tlp=default, ledger=self.ledger, embedder=self._embedder(),
             )
 
-        return self._service("releaser", build)  # type: ignore[no-any-return]
+        return self._service("releaser", build)
 
     @property
     def fingerprinter(self) -> Fingerprinter:
         def build() -> Fingerprinter:
             return Fingerprinter(self.secret_file(str(self.settings["fingerprint_secret_file"])))
 
-        return self._service("fingerprinter", build)  # type: ignore[no-any-return]
+        return self._service("fingerprinter", build)
 
     def _embedder(self) -> Embedder:
         """The leak-attribution hook of the release path: a fingerprint in every view.
@@ -229,9 +233,6 @@ class Node:
         settings = load_settings(home)
         store = open_store(str(settings["store"]), create=True)
         node = cls(home, settings, key, identity, store)
-        from detente.stix.validate import validate
-        from detente.store.base import Provenance
-
         store.put_many([validate(identity)], Provenance())
         node.partners.create()
         node.ledger.status()
