@@ -244,3 +244,13 @@ def test_the_creators_copy_is_authoritative_over_relays(store: SqlStore) -> None
     [r6] = store.put_many([v({**other, "name": "changed"})],
                           Provenance(origin="fr", origin_identity=OTHER))
     assert r6.outcome is Outcome.REJECTED and "conflict" in (r6.reason or "")
+
+
+def test_held_reports_ids_by_origin(store: SqlStore) -> None:
+    mine, theirs = v(indicator()), v(indicator())
+    store.put_many([mine], Provenance())
+    store.put_many([theirs], Provenance(origin="fr"))
+    absent = indicator()["id"]
+    assert store.held([mine.id, theirs.id, absent]) == {mine.id, theirs.id}
+    assert store.held([mine.id, theirs.id], origins=("fr",)) == {theirs.id}
+    assert store.held([]) == set()

@@ -28,7 +28,7 @@ from detente.node import Node
 from detente.stix.model import StixObject
 from detente.stix.timestamps import format_micros, now_micros
 from detente.stix.validate import validate
-from detente.store.base import LOCAL, Outcome, Provenance, PutResult, Query
+from detente.store.base import LOCAL, Outcome, Provenance, PutResult
 
 __all__ = ["Detail", "IntakeHook", "IntakeResult", "Received", "receive"]
 
@@ -137,13 +137,7 @@ def _admissible(node: Node, valid: list[StixObject], result: IntakeResult) -> li
 
 def held_ids(node: Node, ids: set[str], origins: tuple[str, ...] = ()) -> set[str]:
     """Those of ``ids`` the store holds any version of (from ``origins`` only, if given)."""
-    found: set[str] = set()
-    ordered = sorted(ids)
-    for start in range(0, len(ordered), 500):
-        chunk = tuple(ordered[start:start + 500])
-        query = Query(ids=chunk, versions=("all",), origins=origins)
-        found.update(o.id for o in node.store.iter_all(query, page_size=1000))
-    return found
+    return node.store.held(ids, origins)
 
 
 def _store(node: Node, partner: str, valid: list[StixObject], signature: str | None,

@@ -8,7 +8,7 @@ strictly increasing within a node and assigned in commit order, so paging by
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -138,6 +138,8 @@ class Store(Protocol):
     def count(self) -> int: ...
 
     def last_added(self) -> int | None: ...
+
+    def held(self, ids: Iterable[str], origins: tuple[str, ...] = ()) -> set[str]: ...
 
     def delete(self, object_id: str, version: VersionSelector = "all") -> int: ...
 

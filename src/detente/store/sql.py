@@ -11,7 +11,7 @@ see a later version before an earlier one commits.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
@@ -333,6 +333,20 @@ class SqlStore:
             if not page.more:
                 return
             after = page.cursor
+
+    def held(self, ids: Iterable[str], origins: tuple[str, ...] = ()) -> set[str]:
+        """Those of ``ids`` with any stored version (from ``origins`` only, if given):
+        ids only, no bodies read."""
+        ordered = sorted(set(ids))
+        found: set[str] = set()
+        with self._reader.connect() as conn:
+            for start in range(0, len(ordered), _IN_CHUNK):
+                cond = [objects.c.id.in_(ordered[start:start + _IN_CHUNK])]
+                if origins:
+                    cond.append(objects.c.origin.in_(origins))
+                found.update(r[0] for r in conn.execute(
+                    sa.select(objects.c.id).distinct().where(*cond)))
+        return found
 
     def last_added(self) -> int | None:
         """The newest date_added in the store (None when empty)."""
