@@ -91,8 +91,8 @@ def peak_rss_kb() -> int:
 
 def child_sync(home: str, trust: bool) -> None:
     """Runs in B's own process: sync from empty, print the figures as JSON."""
-    from detente.federation.client import Limits
-    from detente.federation.sync import sync_all
+    from detente.federation.exchange.pull import sync_all
+    from detente.federation.http.client import Limits
 
     node = Node.open(Path(home))
     t = time.perf_counter()

@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 import _medallion_anchor as medallion
 from _common import free_port, store_validated
 from _stixgen import TLP_AMBER, TLP_GREEN, indicator
-from detente.federation import NodeAuth
+from detente.federation.http.signatures import NodeAuth
 from detente.node import Node
 from detente.partners import Partner
 from detente.policy import releasability_marking

@@ -16,10 +16,10 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp
 
-from detente.federation.deconflict_http import deconflict_routes
-from detente.federation.keys import key_routes
-from detente.federation.ledger_http import ledger_routes
-from detente.federation.server import create_app
+from detente.federation.exchange.keys import key_routes
+from detente.federation.psi.routes import deconflict_routes
+from detente.federation.taxii.server import create_app
+from detente.federation.witnessing.routes import ledger_routes
 from detente.node import Node
 from detente.web.app import web_routes
 

@@ -12,7 +12,8 @@ from typing import Any
 import anyio
 import httpx
 
-from detente.federation import NodeAuth, create_app
+from detente.federation.http.signatures import NodeAuth
+from detente.federation.taxii.server import create_app
 from detente.node import Node
 from detente.stix.validate import validate
 from detente.stix.vocab import TLP_2_0_IDS

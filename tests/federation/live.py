@@ -17,10 +17,11 @@ import httpx
 from starlette.routing import BaseRoute
 
 from detente.assembly import LiveServer, listening_socket, serve_app, url_of
-from detente.federation import create_app, receive
-from detente.federation.deconflict_http import deconflict_routes
-from detente.federation.ledger_http import ledger_routes
-from detente.federation.partner_client import get_json, open_partner_client
+from detente.federation.exchange.intake import receive
+from detente.federation.http.partner_client import get_json, open_partner_client
+from detente.federation.psi.routes import deconflict_routes
+from detente.federation.taxii.server import create_app
+from detente.federation.witnessing.routes import ledger_routes
 from detente.node import Node
 
 Served = LiveServer

@@ -10,14 +10,14 @@ from nacl.signing import SigningKey
 
 from detente.deconflict import Budget, PlaceTimeGrid
 from detente.errors import ValidationError
-from detente.federation.cosignature_book import CosignatureBook
-from detente.federation.deconflict_budgets import DEFAULT, BudgetTable
-from detente.federation.deconflict_sets import (
+from detente.federation.psi.budgets import DEFAULT, BudgetTable
+from detente.federation.psi.sets import (
     OperationsBook,
     format_grid,
     parse_grid,
     parse_operations,
 )
+from detente.federation.witnessing.cosignatures import CosignatureBook
 from detente.ledger import Checkpoint, Cosignature
 from detente.store.engine import make_engine
 

@@ -152,7 +152,7 @@ def test_passwords_are_argon2id_hashed(node: Node) -> None:
 
 
 def test_routes_mount_in_the_node_server_next_to_taxii(node: Node) -> None:
-    from detente.federation import create_app
+    from detente.federation.taxii.server import create_app
     from detente.web import web_routes
 
     with TestClient(create_app(node, extra_routes=web_routes(node)),

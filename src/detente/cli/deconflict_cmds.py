@@ -57,8 +57,8 @@ def _read_json(path: Path) -> Any:
 
 def _spec(node: Any, items: Path | None, observables: bool, operations: Path | None,
           alignment: Path | None, grid: str | None) -> Any:
-    from detente.actions.deconflict import ItemsSpec
-    from detente.federation.deconflict_sets import parse_grid
+    from detente.federation.psi.remote import ItemsSpec
+    from detente.federation.psi.sets import parse_grid
 
     chosen = [x for x in (items, operations, alignment) if x is not None]
     if len(chosen) + int(observables) != 1:
@@ -91,7 +91,7 @@ def query(
     as_json: JsonOption = False,
 ) -> None:
     """Ask PARTNER which of our items it holds too, as the mode allows."""
-    from detente.actions.deconflict import run_query
+    from detente.federation.psi.remote import run_query
 
     node = open_node(home)
     spec = _spec(node, items, observables, operations, alignment, grid)
@@ -123,7 +123,7 @@ def load_operations(
     as_json: JsonOption = False,
 ) -> None:
     """Load this node's planned operations (what partners' operations are matched against)."""
-    from detente.federation.deconflict_sets import OperationsBook, parse_operations
+    from detente.federation.psi.sets import OperationsBook, parse_operations
 
     node = open_node(home)
     ops = parse_operations(_read_json(file))
@@ -150,7 +150,7 @@ def budget(
     """Show or set the query budget a partner gets (refusals name the limit hit)."""
     import dataclasses
 
-    from detente.federation.deconflict_budgets import DEFAULT, BudgetTable
+    from detente.federation.psi.budgets import DEFAULT, BudgetTable
 
     node = open_node(home)
     if partner != DEFAULT:

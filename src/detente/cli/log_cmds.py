@@ -137,8 +137,8 @@ def verify(
 ) -> None:
     """Check partners' logs: consistency with what we witnessed, and every release we
     received from them included, with the view hash of the bytes we hold."""
-    from detente.actions.ledger_verify import LogVerification, verify_partner_log
-    from detente.federation.partner_client import open_partner_client
+    from detente.federation.http.partner_client import open_partner_client
+    from detente.federation.witnessing.audit import LogVerification, verify_partner_log
 
     node = open_node(home)
     names = [partner] if partner else [p.name for p in node.partners.all()]

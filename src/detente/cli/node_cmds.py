@@ -12,9 +12,9 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from detente.actions.ingest import ingest_local
 from detente.cli.app import HomeOption, console, err_console, open_node
 from detente.errors import NotFoundError, UsageError
+from detente.federation.exchange.local import ingest_local
 from detente.node import Node, find_home
 from detente.stix.bundle import Position, iter_objects, make_bundle
 from detente.stix.timestamps import format_micros, micros_from_stix

@@ -29,7 +29,7 @@ def serve(
     import uvicorn
 
     from detente.assembly import build_app
-    from detente.federation.auth import default_authorities
+    from detente.federation.http.auth import default_authorities
 
     node = open_node(home)
     bind_host = host or str(node.settings["host"])

@@ -17,12 +17,12 @@ from rich.table import Table
 
 from detente.cli.app import HomeOption, console, err_console, open_node
 from detente.errors import UsageError
-from detente.federation.client import Limits
-from detente.federation.cursors import all_cursors
-from detente.federation.keys import RotationStatement, accept_rotation, rotate_node_key
-from detente.federation.push import push_to_partner
-from detente.federation.sync import PartnerSummary, sync_all, sync_forever
-from detente.federation.sync import Progress as SyncProgress
+from detente.federation.exchange.cursors import all_cursors
+from detente.federation.exchange.keys import RotationStatement, accept_rotation, rotate_node_key
+from detente.federation.exchange.pull import PartnerSummary, sync_all, sync_forever
+from detente.federation.exchange.pull import Progress as SyncProgress
+from detente.federation.exchange.push import push_to_partner
+from detente.federation.http.client import Limits
 from detente.ledger import Entry
 from detente.stix.timestamps import format_micros, micros_from_stix
 

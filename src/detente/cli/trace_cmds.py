@@ -9,9 +9,9 @@ from typing import Annotated
 import orjson
 import typer
 
-from detente.actions.trace import trace_artifact
 from detente.cli.app import HomeOption, console, open_node
 from detente.errors import UsageError
+from detente.usecases.trace import trace_artifact
 
 
 def register(app: typer.Typer) -> None:

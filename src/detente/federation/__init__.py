@@ -1,38 +1,13 @@
-"""Federation: the TAXII 2.1 service, request signatures, authentication and intake.
+"""Federation: the node-to-node layer, one sub-package per concept.
 
-Others call: :func:`create_app` (the ASGI app; mount more routes with ``extra_routes``),
-:func:`authenticate` (the principal of any request to the app), :func:`receive` (the one
-intake path, shared with the sync client), and the signing helpers :func:`sign_request`,
-:class:`NodeAuth` (httpx), :func:`verify_response`.
+- :mod:`detente.federation.http` — signatures, nonces, authentication, media types, the one
+  error renderer, the one endpoint wrapper, the one partner client;
+- :mod:`detente.federation.taxii` — the TAXII 2.1 server;
+- :mod:`detente.federation.exchange` — the one intake function, pull, push, echo, cursors,
+  key rotation;
+- :mod:`detente.federation.witnessing` — ledgers over the network;
+- :mod:`detente.federation.psi` — deconfliction over the network.
+
+Import from the sub-packages' modules; this package itself exports nothing, so importing
+one concept never drags in the others.
 """
-
-from detente.federation.auth import Gate, Kind, Principal, authenticate
-from detente.federation.intake import IntakeHook, IntakeResult, Received, receive
-from detente.federation.server import API_ROOT, create_app
-from detente.federation.signatures import (
-    NodeAuth,
-    VerifiedRequest,
-    sign_request,
-    sign_response_headers,
-    verify_request,
-    verify_response,
-)
-
-__all__ = [
-    "API_ROOT",
-    "Gate",
-    "IntakeHook",
-    "IntakeResult",
-    "Kind",
-    "NodeAuth",
-    "Principal",
-    "Received",
-    "VerifiedRequest",
-    "authenticate",
-    "create_app",
-    "receive",
-    "sign_request",
-    "sign_response_headers",
-    "verify_request",
-    "verify_response",
-]

@@ -16,20 +16,20 @@ from typing import Any
 
 import orjson
 
-from detente.actions.deconflict import ItemsSpec, run_query
-from detente.actions.ingest import ingest_local
-from detente.actions.ledger_verify import verify_partner_log
-from detente.actions.trace import trace_artifact
 from detente.assembly import LiveServer, listening_socket, serve_in_thread, url_of
 from detente.errors import DetenteError
-from detente.federation.deconflict_sets import OperationsBook, parse_operations
-from detente.federation.partner_client import open_partner_client
-from detente.federation.sync import PartnerSummary, sync_all
+from detente.federation.exchange.local import ingest_local
+from detente.federation.exchange.pull import PartnerSummary, sync_all
+from detente.federation.http.partner_client import open_partner_client
+from detente.federation.psi.remote import ItemsSpec, run_query
+from detente.federation.psi.sets import OperationsBook, parse_operations
+from detente.federation.witnessing.audit import verify_partner_log
 from detente.node import Node
 from detente.scenario.intel import COMMON_THREATS, Holdings, build_holdings
 from detente.scenario.world import stix_id, ts
 from detente.stix.vocab import TLP_2_0_IDS
 from detente.store import Query
+from detente.usecases.trace import trace_artifact
 from detente.web.operators import OperatorBook
 
 __all__ = ["DEMO_PASSWORD", "Coalition", "Outcome", "play"]

@@ -14,7 +14,7 @@ from typing import Any
 
 from detente.deconflict import Budgets
 from detente.errors import NotFoundError
-from detente.federation.deconflict_budgets import BudgetTable
+from detente.federation.psi.budgets import BudgetTable
 from detente.node import Node
 from detente.trust import Grade, HistoryItem, PartnerTrust, Review
 
@@ -116,7 +116,7 @@ def credibility_order(node: Node, object_ids: Iterable[str]) -> dict[str, int]:
 
 def deconflict_runner() -> Callable[..., Any]:
     """The requester side of private deconfliction over signed HTTP."""
-    from detente.actions.deconflict import run_query
+    from detente.federation.psi.remote import run_query
 
     return run_query
 

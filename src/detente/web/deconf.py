@@ -97,7 +97,7 @@ def encode_items(kind: str, text: str) -> dict[Item, str]:
 
 
 def _spec(node: Node, kind: str, text: str) -> Any:
-    from detente.actions.deconflict import ItemsSpec
+    from detente.federation.psi.remote import ItemsSpec
 
     if kind == OWN:
         return ItemsSpec.observables(node)

@@ -17,11 +17,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from detente.actions.trace import TraceOutcome, trace_artifact
 from detente.errors import DetenteError
 from detente.ledger import verify_inclusion
 from detente.ledger.errors import LedgerError
 from detente.node import Node
+from detente.usecases.trace import TraceOutcome, trace_artifact
 
 __all__ = ["TraceJob", "TraceJobs", "verify_proofs"]
 

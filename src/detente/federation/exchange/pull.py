@@ -1,0 +1,439 @@
+"""Pull: each partner's ``releases`` collection (what it released to us) into our store.
+
+For one partner, :func:`sync_partner`:
+
+  (1) discovery — ``GET {url}/taxii2/`` → the default API root (same origin only);
+  (2) ``GET {root}collections/`` → the collection with alias (else title) ``releases``;
+  (3) the cursor: ``added_after`` of the last committed page (or a ``next`` token);
+  (4) ``GET {collection}objects/?added_after=…&match[version]=all&limit=…`` — signed,
+      answer verified and bounded (:mod:`detente.federation.http.client`);
+  (5) paging must progress: with ``more: true`` the page's ``X-TAXII-Date-Added-Last``
+      must move past the cursor, or its ``next`` token be new — else the partner is refused;
+  (6) echoes are told apart (:mod:`detente.federation.exchange.echo`); the rest goes through the one
+      intake path, :func:`detente.federation.exchange.intake.receive` (validate, STIX versioning
+      rules, provenance, ledger receipts — one transaction); content echoes are flagged;
+  (7) the cursor moves to the page's ``X-TAXII-Date-Added-Last`` — only now, after the
+      commit: a run killed anywhere resumes without loss, and what it re-reads is counted
+      as duplicates, never stored twice;
+  (8) the trust engine observes what was stored (if the node has one) and tier changes
+      re-evaluate releases; after the last page the partner's ledger is witnessed (if
+      ``detente.federation.witnessing.witness`` exists).
+
+A failure ends that partner's run with a :class:`~detente.federation.http.client.SyncError` in
+its summary; :func:`sync_all` goes on with the other partners.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+
+from detente.errors import DetenteError, StoreError
+from detente.federation.exchange.cursors import Cursor, load_cursor, save_cursor
+from detente.federation.exchange.echo import Echo, EchoIndex, released_keys
+from detente.federation.exchange.intake import Detail, IntakeResult, Received, held_ids, receive
+from detente.federation.http.client import (
+    Limits,
+    PartnerClient,
+    PartnerProtocolError,
+    PartnerRefusedError,
+    Reply,
+    ResponseSignatureError,
+)
+from detente.node import Node
+from detente.partners import Partner
+from detente.stix.timestamps import format_micros, micros_from_stix
+from detente.stix.validate import validate
+from detente.store.base import LOCAL, Provenance, StoredObject
+
+__all__ = ["RELEASES", "Found", "PartnerSummary", "Progress", "discover_collection", "sync_all",
+           "sync_forever", "sync_partner"]
+
+RELEASES = "releases"
+_MAX_REASONS = 20
+
+#: (partner, objects received so far in this run, finished)
+Progress = Callable[[str, int, bool], None]
+
+
+@dataclass
+class PartnerSummary:
+    """What one partner's run did; ``error`` says why it stopped early."""
+
+    partner: str
+    new: int = 0
+    updated: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    echoes: int = 0
+    pages: int = 0
+    error: str | None = None
+    rejections: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    key_rotated: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def received(self) -> int:
+        return self.new + self.updated + self.duplicates + self.rejected + self.echoes
+
+    def to_json(self) -> dict[str, Any]:
+        return {"partner": self.partner, "new": self.new, "updated": self.updated,
+                "duplicates": self.duplicates, "rejected": self.rejected,
+                "echoes": self.echoes, "pages": self.pages, "error": self.error,
+                "rejections": self.rejections, "warnings": self.warnings,
+                "key_rotated": self.key_rotated}
+
+
+@dataclass(frozen=True, slots=True)
+class _Page:
+    objects: list[Any]
+    more: bool
+    next: str | None
+    last_added: int | None
+
+    @classmethod
+    def from_reply(cls, reply: Reply) -> _Page:
+        envelope = reply.json()
+        objects = envelope.get("objects", [])
+        more, token = envelope.get("more", False), envelope.get("next")
+        if not isinstance(objects, list) or not isinstance(more, bool):
+            raise PartnerProtocolError(reply.partner, "answered with a malformed TAXII "
+                                       "envelope ('objects' must be a list, 'more' a boolean)")
+        if token is not None and (not isinstance(token, str) or len(token) > 4096):
+            raise PartnerProtocolError(reply.partner, "answered with a malformed 'next' token")
+        return cls(objects, more, token, _date_added_last(reply))
+
+
+def _date_added_last(reply: Reply) -> int | None:
+    raw = reply.headers.get("x-taxii-date-added-last")
+    if raw is None:
+        return None
+    try:
+        return micros_from_stix(raw.strip(), field="X-TAXII-Date-Added-Last")
+    except DetenteError:
+        raise PartnerProtocolError(reply.partner, f"sent a malformed X-TAXII-Date-Added-Last "
+                                   f"{raw[:60]!r}") from None
+
+
+# -- (1)-(2) discovery --------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Found:
+    """A partner's API root and one of its collections, as absolute URLs."""
+
+    root: str
+    collection: str
+
+
+def discover_collection(client: PartnerClient, alias: str, need: str = "can_read") -> Found:
+    """The partner's API root and its collection ``alias`` (by alias, else by title)
+    that grants us ``need`` (``can_read`` or ``can_write``)."""
+    found = client.get(client.url("/taxii2/")).json()                         # (1)
+    root = found.get("default") or next(iter(found.get("api_roots") or []), None)
+    if not isinstance(root, str):
+        raise PartnerProtocolError(client.name, "its TAXII discovery names no API root")
+    root_url = _same_origin(client, urljoin(client.url("/taxii2/"), root)).rstrip("/") + "/"
+    listing = client.get(urljoin(root_url, "collections/")).json()           # (2)
+    collections = listing.get("collections") or []
+    if not isinstance(collections, list):
+        raise PartnerProtocolError(client.name, "its collections list is malformed")
+    for key in ("alias", "title"):
+        for c in collections:
+            if isinstance(c, dict) and str(c.get(key, "")).lower() == alias \
+                    and isinstance(c.get("id"), str) and c.get(need, True) is not False:
+                return Found(root_url, urljoin(root_url, f"collections/{c['id']}/"))
+    raise PartnerProtocolError(client.name, f"serves no collection {alias!r} for us",
+                               hint="is it a detente node, and does it know us as a partner?")
+
+
+def _same_origin(client: PartnerClient, url: str) -> str:
+    ours, theirs = urlsplit(client.partner.url), urlsplit(url)
+    if (ours.scheme, ours.netloc) != (theirs.scheme, theirs.netloc):
+        raise PartnerProtocolError(client.name, f"its API root {url!r} is not on its own "
+                                   f"node ({client.partner.url})")
+    return url
+
+
+# -- one partner ---------------------------------------------------------------------------
+class _Puller:
+    def __init__(self, node: Node, client: PartnerClient, summary: PartnerSummary,
+                 progress: Progress | None) -> None:
+        self.node, self.client, self.summary = node, client, summary
+        self.progress = progress
+        self.name = client.name
+        self._echoes: EchoIndex | None = None
+        self.observed = False
+
+    def run(self) -> None:
+        objects_url = discover_collection(self.client, RELEASES).collection + "objects/"
+        cursor = load_cursor(self.node.store.engine, self.name)                 # (3)
+        seen: set[str] = set()
+        # one page in flight while the previous one is stored: its cursor is known as soon
+        # as the previous page arrives; the cursor is still saved only after each commit
+        with ThreadPoolExecutor(1, thread_name_prefix=f"sync-{self.name}") as pool:
+            pending = pool.submit(self._fetch, objects_url, cursor)
+            for _ in range(self.client.limits.max_pages):
+                reply, cursor = pending.result()                                # (4)
+                page = _Page.from_reply(reply)
+                self._check_progress(page, cursor, seen)                        # (5)
+                cursor = _advance(cursor, page)
+                if page.more:
+                    pending = pool.submit(self._fetch, objects_url, cursor)
+                if page.objects:
+                    self._intake(page.objects, reply.evidence)                  # (6)
+                save_cursor(self.node.store.engine, cursor)                     # (7)
+                self.summary.pages += 1
+                if self.progress is not None:
+                    self.progress(self.name, self.summary.received, not page.more)
+                if not page.more:
+                    return
+        raise PartnerProtocolError(self.name, f"still answered more: true after "
+                                   f"{self.client.limits.max_pages} pages; stopped",
+                                   hint="the next sync continues from the last page")
+
+    def _fetch(self, url: str, cursor: Cursor) -> tuple[Reply, Cursor]:
+        try:
+            return self.client.get(url, params=_params(cursor, self.client.limits)), cursor
+        except PartnerRefusedError:
+            if cursor.next_token is None:
+                raise
+            cursor = cursor.advanced(cursor.added_after, None)  # a stale token: start over
+            return self.client.get(url, params=_params(cursor, self.client.limits)), cursor
+
+    def _check_progress(self, page: _Page, cursor: Cursor, seen: set[str]) -> None:
+        if not page.more:
+            return
+        if page.last_added is not None:
+            if cursor.added_after is not None and page.last_added <= cursor.added_after:
+                raise PartnerProtocolError(self.name, "answered more: true without progress "
+                                           "(X-TAXII-Date-Added-Last did not advance)")
+        elif page.next is None:
+            raise PartnerProtocolError(self.name, "answered more: true with neither 'next' "
+                                       "nor X-TAXII-Date-Added-Last")
+        elif page.next in seen:
+            raise PartnerProtocolError(self.name, "answered more: true with a 'next' token "
+                                       "it had already given (endless paging)")
+        if page.next is not None:
+            seen.add(page.next)
+
+    # -- (6) intake -------------------------------------------------------------------------
+    def _echo_index(self) -> EchoIndex:
+        if self._echoes is None:
+            self.node.releaser  # noqa: B018 -- creates the release tables on a fresh node
+            store = self.node.store
+            self._echoes = EchoIndex.build(store, self.name, released_keys(store.engine))
+        return self._echoes
+
+    def _intake(self, objects: list[Any], evidence: str) -> None:
+        echoes = self._echo_index().classify(objects)
+        # content echoes are new ids repeating what we released to this partner; an id we
+        # already hold (an update, a re-issue, or a relay of a third party's object we
+        # have from its creator) is not one: intake counts it by its route
+        held = held_ids(self.node, {o["id"] for o in objects
+                                    if isinstance(o, dict) and isinstance(o.get("id"), str)})
+        echoes = {i: e for i, e in echoes.items()
+                  if e.by_id or objects[i].get("id") not in held}
+        kept = [o for i, o in enumerate(objects) if i not in echoes or not echoes[i].by_id]
+        content = {i: e for i, e in echoes.items() if not e.by_id}
+        existing = held & {o.get("id") for o in kept if isinstance(o, dict)}
+        result = receive(self.node, self.name, kept, evidence)
+        echo_ids = self._flag(objects, content)
+        support = sum(1 for e in echoes.values() if e.how == "support")
+        self.summary.echoes += len(echoes) - support
+        self.summary.duplicates += support
+        self._tally(result, existing, echo_ids)
+        flags = {str(objects[i].get("id")): dict(e.flags) for i, e in content.items()}
+        self._observe(result, evidence, flags)
+
+    def _flag(self, objects: list[Any], content: dict[int, Echo]) -> set[str]:
+        """Flag stored content echoes (again after a resume: flags merge); their ids."""
+        ids: set[str] = set()
+        for i, echo in content.items():
+            try:
+                obj = validate(objects[i])
+                self.node.store.set_flags(obj.id, obj.version, echo.flags)
+            except DetenteError:
+                pass  # rejected by intake: reported there
+            ids.add(str(objects[i].get("id")))
+        return ids
+
+    def _tally(self, result: IntakeResult, existing: set[str], echo_ids: set[str]) -> None:
+        s = self.summary
+        stored_ids = {r.object.id for r in result.stored}
+        for r in result.stored:
+            if r.object.id not in echo_ids:
+                s.updated, s.new = (s.updated + 1, s.new) if r.object.id in existing \
+                    else (s.updated, s.new + 1)
+        failures = [f for f in result.failures if f.id not in echo_ids]
+        other_route = [f for f in failures if self._held_from_elsewhere(f)]
+        failures = [f for f in failures if f not in other_route]
+        s.rejected += len(failures)
+        s.duplicates += len(other_route) + result.duplicates - len(
+            echo_ids - stored_ids - {f.id for f in result.failures})
+        for f in failures[: max(0, _MAX_REASONS - len(s.rejections))]:
+            s.rejections.append(f"{f.id}: {f.message or 'rejected'}")
+
+    def _held_from_elsewhere(self, failure: Detail) -> bool:
+        """A version conflict with the view of the same version another partner sent us
+        (views differ by recipient: redaction, fingerprints) — a duplicate, not a fault."""
+        if not (failure.message or "").startswith("version conflict") or not failure.version:
+            return False
+        try:
+            held = self.node.store.get(failure.id, failure.version)
+        except DetenteError:
+            return False
+        return held is not None and held.provenance.origin not in {self.name, LOCAL}
+
+    # -- (8) trust -----------------------------------------------------------------------
+    def _observe(self, result: IntakeResult, evidence: str,
+                 flags: dict[str, dict[str, Any]]) -> None:
+        """(8) evidence for the trust engine, page by page (so a killed sync loses none);
+        tiers are refreshed once at the end of the run (:func:`_refresh_tiers`).  The
+        stored versions are built from the intake result (with the echo flags just set),
+        not read back."""
+        if not result.stored or not self.client.limits.trust:
+            return
+        objs = [_stored(r, self.name, result.received_at, evidence, flags.get(r.object.id, {}))
+                for r in result.stored]
+        self.node.trust.observe(objs, refresh=False)
+        self.observed = True
+
+
+def _params(cursor: Cursor, limits: Limits) -> dict[str, str]:
+    params = {"limit": str(limits.page_size), "match[version]": "all"}
+    if cursor.added_after is not None:
+        params["added_after"] = format_micros(cursor.added_after)
+    if cursor.next_token is not None:
+        params["next"] = cursor.next_token
+    return params
+
+
+def _advance(cursor: Cursor, page: _Page) -> Cursor:
+    if page.last_added is not None:
+        return cursor.advanced(max(page.last_added, cursor.added_after or 0), None)
+    if page.more and page.next is not None:
+        return cursor.advanced(cursor.added_after, page.next)
+    return cursor.advanced(cursor.added_after, None)
+
+
+def _stored(r: Received, partner: str, received_at: int, evidence: str,
+            flags: dict[str, Any]) -> StoredObject:
+    """A version just stored by intake, as the store now holds it."""
+    o = r.object
+    return StoredObject(
+        id=o.id, type=o.type, version=o.version, spec_version=o.spec_version,
+        created_by_ref=o.created_by_ref, revoked=o.revoked, date_added=r.date_added,
+        raw=o.raw, provenance=Provenance(origin=partner, received_at=received_at,
+                                         signature=evidence, flags=flags))
+
+
+def _witness(node: Node, partner: Partner, limits: Limits, summary: PartnerSummary) -> None:
+    """Witness the partner's ledger after each pull: verify its checkpoint is consistent
+    with the last one we cosigned, cosign it, and gossip (see detente.federation.witnessing.witness)."""
+    from detente.federation.http.partner_client import open_partner_client
+    from detente.federation.witnessing.witness import witness_partner
+
+    try:
+        with open_partner_client(node, partner.name,
+                                 timeout_s=limits.request_timeout_s) as http:
+            result = witness_partner(node, partner.name, http)
+    except (DetenteError, httpx.HTTPError) as exc:
+        summary.warnings.append(f"witnessing {partner.name}'s ledger failed: {exc}")
+        return
+    for problem in [*result.problems,
+                    *(f"equivocation evidence {e}" for e in result.equivocations)]:
+        summary.warnings.append(f"witnessing {partner.name}'s ledger: {problem}")
+
+
+# -- public entry points ---------------------------------------------------------------------
+def sync_partner(node: Node, partner: str, *, limits: Limits | None = None,
+                 progress: Progress | None = None,
+                 transport: httpx.BaseTransport | None = None) -> PartnerSummary:
+    """Pull one partner's releases; never raises for the partner's faults."""
+    summary = PartnerSummary(partner)
+    engine = node.store.engine
+    try:
+        known = node.partners.get(partner)
+        try:
+            _run(node, known, summary, limits, progress, transport)
+        except ResponseSignatureError:
+            rotated = _try_rotation(node, known, limits, transport)
+            if rotated is None:
+                raise
+            summary.key_rotated = True
+            _run(node, rotated, summary, limits, progress, transport)
+    except DetenteError as exc:
+        summary.error = str(exc)
+    try:
+        save_cursor(engine, load_cursor(engine, partner).finished(summary.error))
+    except StoreError as exc:
+        summary.warnings.append(f"could not record the run: {exc}")
+    return summary
+
+
+def _run(node: Node, partner: Partner, summary: PartnerSummary, limits: Limits | None,
+         progress: Progress | None, transport: httpx.BaseTransport | None) -> None:
+    with PartnerClient(node, partner, limits, transport=transport) as client:
+        puller = _Puller(node, client, summary, progress)
+        try:
+            puller.run()
+        finally:
+            if puller.observed:
+                _refresh_tiers(node)
+    _witness(node, partner, limits or Limits(), summary)
+
+
+def _refresh_tiers(node: Node) -> None:
+    """Recompute earned tiers from the evidence recorded; re-decide the releases of every
+    partner whose tier changed, at once."""
+    node.trust.refresh()
+    for partner in sorted({c.partner for c in node.trust.tier_changes()}):
+        node.releaser.reevaluate(partner)
+
+
+def _try_rotation(node: Node, partner: Partner, limits: Limits | None,
+                  transport: httpx.BaseTransport | None) -> Partner | None:
+    from detente.federation.exchange.keys import fetch_and_accept
+
+    return fetch_and_accept(node, partner, limits=limits, transport=transport)
+
+
+def sync_all(node: Node, partners: Sequence[str] | None = None, *,
+             limits: Limits | None = None, progress: Progress | None = None,
+             transport: httpx.BaseTransport | None = None) -> list[PartnerSummary]:
+    """Pull every partner (or those named) in turn; one partner's failure stops only it."""
+    names = list(partners) if partners else [p.name for p in node.partners.all()]
+    summaries: list[PartnerSummary] = []
+    for name in names:
+        try:
+            summaries.append(sync_partner(node, name, limits=limits, progress=progress,
+                                          transport=transport))
+        except Exception as exc:  # a bug must not stop the other partners either
+            summaries.append(PartnerSummary(name, error=f"partner {name}: internal error: "
+                                            f"{type(exc).__name__}: {exc}"))
+    return summaries
+
+
+def sync_forever(node: Node, partners: Sequence[str] | None = None, *, interval_s: float,
+                 limits: Limits | None = None, progress: Progress | None = None,
+                 on_round: Callable[[list[PartnerSummary]], None] | None = None,
+                 rounds: int | None = None,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+    """``--watch``: sync every ``interval_s`` seconds (``rounds`` times, or until stopped)."""
+    done = 0
+    while rounds is None or done < rounds:
+        summaries = sync_all(node, partners, limits=limits, progress=progress)
+        if on_round is not None:
+            on_round(summaries)
+        done += 1
+        if rounds is None or done < rounds:
+            sleep(interval_s)

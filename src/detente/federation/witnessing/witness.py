@@ -1,0 +1,203 @@
+"""Witnessing a partner's log over HTTP (called by sync after each pull, and by hand).
+
+``witness_partner(node, partner, client)``:
+
+  (1) fetch the partner's latest checkpoint and verify it is signed by the partner's key
+      (key name and origin ``detente/<partner>``);
+  (2) fetch the consistency proof from the last checkpoint of that log we witnessed;
+  (3) ``Witness.observe`` it: a split view or a rewritten history stores the evidence and
+      raises the alarm that ``detente log status`` shows;
+  (4) hand our cosignature back to the partner;
+  (5) gossip: compare the partner's own record of the *other* logs it witnessed with ours;
+      a checkpoint that cannot be reconciled with what we cosigned is equivocation by that
+      log's origin (its consistency proof is fetched from the origin itself).
+
+Hostile answers (malformed notes or proofs, bad signatures) raise a
+:class:`detente.errors.DetenteError` naming what was wrong; equivocation does not raise:
+it is recorded (evidence + alarm) and reported in the :class:`WitnessResult`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from detente.errors import DetenteError
+from detente.federation.http.partner_client import get_json, open_partner_client, post_json
+from detente.federation.witnessing.names import (
+    known_partner_of_origin,
+    node_witness,
+    origin_of,
+    partner_key,
+)
+from detente.ledger import (
+    Checkpoint,
+    CheckpointError,
+    Cosignature,
+    EquivocationError,
+    ProofError,
+    StaleCheckpointError,
+    Witness,
+)
+from detente.ledger.hashing import HASH_SIZE
+from detente.node import Node
+
+__all__ = ["WitnessResult", "decode_proof", "fetch_checkpoint", "fetch_consistency",
+           "witness_partner"]
+
+_MAX_PROOF = 128
+ClientFactory = Callable[[str], AbstractContextManager[httpx.Client]]
+
+
+@dataclass
+class WitnessResult:
+    """What one witnessing round found. ``equivocations`` are evidence ids (alarms)."""
+
+    partner: str
+    origin: str
+    size: int = 0
+    previous_size: int | None = None
+    cosigned: bool = False
+    stale: bool = False
+    equivocations: list[int] = field(default_factory=list)
+    gossip_checked: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.cosigned and not self.equivocations and not self.problems
+
+    def to_json(self) -> dict[str, Any]:
+        return {"partner": self.partner, "origin": self.origin, "size": self.size,
+                "previous_size": self.previous_size, "cosigned": self.cosigned,
+                "stale": self.stale, "equivocations": self.equivocations,
+                "gossip_checked": self.gossip_checked, "problems": self.problems}
+
+
+def decode_proof(value: Any, what: str) -> list[bytes]:
+    """A proof as the ledger endpoints send it: a list of base64 32-byte hashes."""
+    if not isinstance(value, list) or len(value) > _MAX_PROOF:
+        raise ProofError(f"{what} is not a list of at most {_MAX_PROOF} hashes")
+    out = []
+    for i, item in enumerate(value):
+        try:
+            raw = base64.b64decode(str(item).encode("ascii"), validate=True)
+        except (binascii.Error, UnicodeEncodeError):
+            raise ProofError(f"{what} element {i} is not base64") from None
+        if not isinstance(item, str) or len(raw) != HASH_SIZE:
+            raise ProofError(f"{what} element {i} is not a {HASH_SIZE}-byte hash")
+        out.append(raw)
+    return out
+
+
+def fetch_checkpoint(node: Node, partner: str, client: httpx.Client) -> Checkpoint:
+    """(1) The partner's latest checkpoint, signed by the partner's own key."""
+    doc = get_json(client, partner, "/ledger/checkpoint")
+    note = doc.get("note")
+    if not isinstance(note, str):
+        raise CheckpointError(f"{partner} sent a checkpoint without a note")
+    origin = origin_of(partner)
+    checkpoint = Checkpoint.from_note(note, {origin: partner_key(node, partner)})
+    if checkpoint.origin != origin:
+        raise CheckpointError(f"{partner} sent a checkpoint of {checkpoint.origin!r}, "
+                              f"not of its own log {origin!r}")
+    return checkpoint
+
+
+def fetch_consistency(partner: str, client: httpx.Client, old: int, new: int) -> list[bytes]:
+    """(2) The consistency proof between two sizes of the partner's log (empty if equal)."""
+    if old == new:
+        return []
+    small, large = min(old, new), max(old, new)
+    doc = get_json(client, partner, "/ledger/proofs/consistency",
+                   {"old": small, "new": large})
+    if doc.get("old") != small or doc.get("new") != large:
+        raise ProofError(f"{partner} answered a consistency proof for other sizes")
+    return decode_proof(doc.get("proof"), f"consistency proof from {partner}")
+
+
+def _observe(witness: Witness, checkpoint: Checkpoint, proof: Sequence[bytes],
+             result: WitnessResult, *, gossip: bool = False) -> Cosignature | None:
+    """(3) Observe; the cosignature, or None. Equivocation is recorded (evidence id), not
+    raised; an older consistent checkpoint is a problem of the partner's own answer, and
+    harmless in gossip (another witness may simply be behind us)."""
+    try:
+        return witness.observe(checkpoint, proof)
+    except EquivocationError as exc:
+        if exc.evidence_id is not None:
+            result.equivocations.append(exc.evidence_id)
+        result.problems.append(exc.message)
+    except StaleCheckpointError as exc:
+        if not gossip:
+            result.stale = True
+            result.problems.append(exc.message)
+    return None
+
+
+def witness_partner(node: Node, partner_name: str, client: httpx.Client, *,
+                    clients: ClientFactory | None = None) -> WitnessResult:
+    """Witness ``partner_name``'s log through ``client`` (steps (1)-(5) above).
+
+    ``clients(name)`` opens a client to another partner for gossip checks (default: a
+    signed client to that partner's URL)."""
+    witness = node_witness(node)
+    origin = origin_of(partner_name)
+    result = WitnessResult(partner_name, origin)
+    checkpoint = fetch_checkpoint(node, partner_name, client)  # (1)
+    result.size = checkpoint.size
+    last = witness.last_seen(origin)
+    result.previous_size = None if last is None else last.size
+    proof = [] if last is None else fetch_consistency(  # (2)
+        partner_name, client, last.size, checkpoint.size)
+    cosig = _observe(witness, checkpoint, proof, result)  # (3)
+    if cosig is not None:
+        post_json(client, partner_name, "/ledger/cosignatures",  # (4)
+                  {"note": checkpoint.with_cosignature(cosig).to_note()})
+        result.cosigned = True
+    try:
+        _gossip(node, witness, partner_name, client, clients, result)  # (5)
+    except DetenteError as exc:
+        result.problems.append(f"gossip from {partner_name} failed: {exc.message}")
+    return result
+
+
+def _gossip(node: Node, witness: Witness, via: str, client: httpx.Client,
+            clients: ClientFactory | None, result: WitnessResult) -> None:
+    doc = get_json(client, via, "/ledger/witnessed")
+    listed = doc.get("checkpoints")
+    if not isinstance(listed, list):
+        raise CheckpointError(f"{via} sent a malformed list of witnessed checkpoints")
+    for item in listed[:256]:
+        if not isinstance(item, dict) or not isinstance(item.get("origin"), str):
+            continue
+        other = known_partner_of_origin(node, item["origin"])
+        if other is None or other in (via, node.name):
+            continue
+        try:
+            _check_gossip(node, witness, other, item.get("note"), clients, result)
+            result.gossip_checked.append(other)
+        except DetenteError as exc:
+            result.problems.append(f"gossip from {via} about {other}: {exc.message}")
+
+
+def _check_gossip(node: Node, witness: Witness, other: str, note: Any,
+                  clients: ClientFactory | None, result: WitnessResult) -> None:
+    if not isinstance(note, str):
+        raise CheckpointError("gossiped checkpoint has no note")
+    origin = origin_of(other)
+    gossiped = Checkpoint.from_note(note, {origin: partner_key(node, other)})
+    last = witness.last_seen(origin)
+    if last is None or last.same_tree(gossiped):
+        return  # nothing of ours to compare with, or the same tree
+    proof: list[bytes] = []
+    if gossiped.size != last.size:
+        opener = clients or (lambda name: open_partner_client(node, name))
+        with opener(other) as other_client:
+            proof = fetch_consistency(other, other_client, last.size, gossiped.size)
+    _observe(witness, gossiped, proof, result, gossip=True)

@@ -1,0 +1,171 @@
+"""RFC 9421 request signatures: each verification step refuses what it should."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from tests.federation.fed_fixtures import (
+    ROOT,
+    TAXII,
+    client_for,
+    indicator,
+    make_nodes,
+    put,
+)
+
+from detente.federation.http.errors import RequestSignatureError
+from detente.federation.http.nonces import NonceCache
+from detente.federation.http.signatures import NodeAuth, sign_request, verify_response
+from detente.federation.taxii.server import create_app
+from detente.node import Node
+from detente.partners import Partner
+
+OBJECTS = f"{ROOT}/collections/releases/objects/"
+INBOX = f"{ROOT}/collections/inbox/objects/"
+
+
+@pytest.fixture
+def nodes(tmp_path: Path) -> Iterator[tuple[Node, dict[str, Node]]]:
+    us, others = make_nodes(tmp_path)
+    put(us, indicator())
+    yield us, others
+    us.close()
+    for n in others.values():
+        n.close()
+
+
+def _send(client: httpx.Client, request: httpx.Request) -> httpx.Response:
+    return client.send(request)
+
+
+def _signed(client: httpx.Client, signer: Node, method: str = "GET", url: str = OBJECTS,
+            body: bytes | None = None, **kw: Any) -> httpx.Request:
+    headers = {"Accept": TAXII}
+    if body is not None:
+        headers["Content-Type"] = TAXII
+    request = client.build_request(method, url, content=body, headers=headers)
+    return sign_request(request, signer, **kw)
+
+
+def _refused(r: httpx.Response, words: str) -> None:
+    assert r.status_code == 401, r.text
+    assert words in r.json()["description"], r.json()["description"]
+    assert "WWW-Authenticate" in r.headers
+
+
+def test_a_signed_request_is_served_once(nodes: Any) -> None:
+    us, others = nodes
+    with client_for(create_app(us)) as client:
+        request = _signed(client, others["fr"])
+        first = _send(client, request)
+        assert first.status_code == 200 and len(first.json()["objects"]) == 1
+        _refused(_send(client, request), "replayed request")
+
+
+def test_a_replay_after_restart_is_still_refused(nodes: Any) -> None:
+    us, others = nodes
+    with client_for(create_app(us)) as client:
+        request = _signed(client, others["fr"])
+        assert _send(client, request).status_code == 200
+    us.close()
+    reopened = Node.open(us.home)
+    with client_for(create_app(reopened)) as client:
+        _refused(_send(client, request), "replayed request")
+    reopened.close()
+
+
+def test_stale_and_future_signatures_are_refused(nodes: Any) -> None:
+    us, others = nodes
+    window = int(us.settings["signature_window_s"])
+    with client_for(create_app(us)) as client:
+        old = datetime.now(UTC) - timedelta(seconds=2 * window + 5)
+        _refused(_send(client, _signed(client, others["fr"], created=old)), "age")
+        future = datetime.now(UTC) + timedelta(seconds=2 * window + 5)
+        _refused(_send(client, _signed(client, others["fr"], created=future)), "future")
+
+
+def test_unknown_partner_and_forged_key_are_refused(nodes: Any, tmp_path: Path) -> None:
+    us, _ = nodes
+    stranger = Node.init(tmp_path / "ir", "ir")
+    with client_for(create_app(us)) as client:
+        _refused(_send(client, _signed(client, stranger)), "unknown partner 'ir'")
+
+        class Forger:  # claims to be fr, signs with its own key
+            name = "fr"
+            signing_key = stranger.signing_key
+
+        _refused(_send(client, _signed(client, Forger())), "signature refused")
+    stranger.close()
+
+
+def test_tampering_with_any_covered_part_is_refused(nodes: Any) -> None:
+    us, others = nodes
+    with client_for(create_app(us)) as client:
+        request = _signed(client, others["fr"], url=OBJECTS + "?limit=1")
+        request.url = request.url.copy_with(query=b"limit=2")
+        _refused(_send(client, request), "signature refused")
+        body = orjson.dumps({"objects": [indicator()]})
+        request = _signed(client, others["fr"], "POST", INBOX, body)
+        evil = httpx.Request("POST", request.url, headers=request.headers,
+                             content=orjson.dumps({"objects": [indicator()]}))
+        _refused(_send(client, evil), "Content-Digest")
+        assert us.store.count() == 2  # the identity and the one indicator
+
+
+def test_a_request_signed_for_another_node_is_refused(nodes: Any) -> None:
+    """fr's request to node other-node, captured and delivered to us, is not for us."""
+    us, others = nodes
+    with client_for(create_app(us)) as client:
+        request = _signed(client, others["fr"], url="http://other-node:8000" + OBJECTS)
+        request.url = request.url.copy_with(host="testserver", port=None)
+        _refused(_send(client, request), "signed for 'other-node:8000'")
+        request = _signed(client, others["fr"], url="http://other-node:8000" + OBJECTS)
+        request.url = request.url.copy_with(host="testserver", port=None)
+        request.headers["Host"] = "testserver"
+        _refused(_send(client, request), "signature refused")
+
+
+def test_signature_and_credentials_together_are_refused(nodes: Any) -> None:
+    us, others = nodes
+    with client_for(create_app(us)) as client:
+        request = _signed(client, others["fr"])
+        request.headers["Authorization"] = "Basic Zm9vOmJhcg=="
+        _refused(_send(client, request), "not both")
+
+
+def test_response_is_signed_and_bound_to_its_request(nodes: Any) -> None:
+    us, others = nodes
+    node_as_partner = Partner(us.name, us.identity_id, bytes(us.verify_key),
+                              "http://testserver", frozenset(), 0)
+    with client_for(create_app(us), NodeAuth(others["fr"], node_as_partner)) as client:
+        ok = client.get(OBJECTS)
+        assert ok.status_code == 200 and "signature" in ok.headers
+        second = client.get(OBJECTS)
+    # the first response presented as the answer to the second request does not verify
+    swapped = httpx.Response(ok.status_code, headers=ok.headers, content=ok.content,
+                             request=second.request)
+    with pytest.raises(RequestSignatureError):
+        verify_response(swapped, node_as_partner)
+    # nor does a response signed by someone else
+    with pytest.raises(RequestSignatureError):
+        verify_response(ok, Partner("ru", None, bytes(others["ru"].verify_key), "http://x",
+                                    frozenset(), 0))
+    verify_response(ok, node_as_partner)
+
+
+def test_nonce_cache_purges_only_expired(tmp_path: Path) -> None:
+    us = Node.init(tmp_path / "us", "us")
+    cache = NonceCache(us.store.engine)
+    now = int(time.time())
+    cache.remember("fr", "a" * 20, now - 1)
+    cache.remember("fr", "b" * 20, now + 100)
+    assert cache.purge(now) == 1
+    cache.remember("fr", "a" * 20, now + 100)  # forgotten after expiry: its age refuses it
+    us.close()
