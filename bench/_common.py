@@ -6,10 +6,10 @@ import socket
 from collections.abc import Iterable
 from typing import Any
 
+from detente.federation.exchange.local import BATCH
 from detente.stix.validate import validate
 from detente.store import Provenance
 from detente.store.base import Store
-from detente.store.ingest import BATCH
 
 
 def free_port() -> int:

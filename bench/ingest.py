@@ -2,7 +2,8 @@
 
 Side by side in one run on the same 100,000 realistic indicators (~700 B, with markings,
 created_by_ref, confidence and labels):
-  detente   `ingest_items` from a JSON Lines file into a fresh store (SQLite, PostgreSQL)
+  detente   `ingest_local` — what `detente ingest` runs, earned trust included — from a
+            JSON Lines file into a fresh node (SQLite, PostgreSQL), whole-call wall time
   stix2     `stix2.parse` of each object into a `stix2.MemoryStore` (the anchor)
   floor     `orjson.loads` + `executemany` of the raw JSON into the same table and
             indexes, no validation
@@ -30,9 +31,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from _stixgen import indicators
+from detente.federation.exchange.local import ingest_local
+from detente.node import Node
 from detente.stix.bundle import iter_objects
-from detente.store import Provenance, open_store
-from detente.store.ingest import ingest_items
+from detente.store import open_store
 
 PG_ADMIN = os.environ.get("DETENTE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
@@ -47,14 +49,21 @@ def write_jsonl(path: Path, n: int) -> int:
     return size
 
 
+def fresh_node(url: str) -> Node:
+    home = Path(tempfile.mkdtemp(prefix="detente-bench-"))
+    return Node.init(home / "node", "bench", store_url=url)
+
+
 def run_detente(url: str, path: Path) -> float:
-    store = open_store(url, create=True)
+    node = fresh_node(url)
+    before = node.store.count()
     items = ((str(pos), raw) for pos, raw in iter_objects(path))
     t = time.perf_counter()
-    summary = ingest_items(store, items, Provenance())
+    summary = ingest_local(node, items)
     elapsed = time.perf_counter() - t
-    assert summary.stored == store.count() - 0 and not summary.rejected, summary.as_dict()
-    store.close()
+    assert summary.stored == node.store.count() - before and not summary.rejected, \
+        summary.as_dict()
+    node.close()
     return elapsed
 
 
@@ -135,9 +144,9 @@ def drop_pg(url: str, admin: sa.Engine) -> None:
 
 
 def memory_child(path: str, url: str) -> None:
-    store = open_store(url, create=True)
+    node = fresh_node(url)
     items = ((str(pos), raw) for pos, raw in iter_objects(Path(path)))
-    summary = ingest_items(store, items, Provenance())
+    summary = ingest_local(node, items)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
         orjson.dumps(

@@ -6,15 +6,14 @@ partner can reach is the same everywhere.
 
 from __future__ import annotations
 
-import socket
+import contextlib
+import logging
 import threading
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
-from starlette.types import ASGIApp
 
 from detente.federation.exchange.keys import key_routes
 from detente.federation.psi.routes import deconflict_routes
@@ -23,8 +22,9 @@ from detente.federation.witnessing.routes import ledger_routes
 from detente.node import Node
 from detente.web.app import web_routes
 
-__all__ = ["LiveServer", "build_app", "listening_socket", "serve_app", "serve_in_thread",
-           "url_of"]
+__all__ = ["Upkeep", "build_app"]
+
+log = logging.getLogger("detente.upkeep")
 
 def _extra_routes(node: Node) -> list[BaseRoute]:
     """Every route beside TAXII: the ledger, deconfliction, key rotation, the UI at /."""
@@ -32,56 +32,62 @@ def _extra_routes(node: Node) -> list[BaseRoute]:
             *web_routes(node)]
 
 
-def build_app(node: Node, *, authorities: Sequence[str] = ()) -> Starlette:
+@dataclass
+class Upkeep:
+    """The node's periodic work while it serves, on one background thread: trust expiry
+    every ``trust_expire_interval_s`` (reports whose ``valid_until`` passed with no
+    outcome).  A failing task is logged and retried at its next turn, never fatal."""
+
+    node: Node
+    interval_s: float
+    tasks: Sequence[Callable[[], object]] = ()
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    @classmethod
+    def for_node(cls, node: Node) -> Upkeep:
+        return cls(node, float(node.settings["trust_expire_interval_s"]),
+                   (node.trust.expire,))
+
+    def run_once(self) -> None:
+        for task in self.tasks:
+            try:
+                task()
+            except Exception:
+                log.exception("upkeep task %s failed", getattr(task, "__name__", task))
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.run_once()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="detente-upkeep", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+
+
+def build_app(node: Node, *, authorities: Sequence[str] = (),
+              upkeep: bool = False) -> Starlette:
     """TAXII under /taxii2/, the ledger, deconfliction and the analyst UI at /.
 
     ``authorities``: the host[:port] values signed requests may name (default: from the
-    node's settings)."""
-    return create_app(node, extra_routes=_extra_routes(node), authorities=authorities)
+    node's settings).  ``upkeep``: run :class:`Upkeep` for as long as the app is served
+    (``detente serve``)."""
+    app = create_app(node, extra_routes=_extra_routes(node), authorities=authorities)
+    if upkeep:
+        worker = Upkeep.for_node(node)
 
+        @contextlib.asynccontextmanager
+        async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+            worker.start()
+            try:
+                yield
+            finally:
+                worker.stop()
 
-def listening_socket(host: str = "127.0.0.1") -> socket.socket:
-    """A socket bound to an ephemeral port and listening, *before* any node needs its URL:
-    clients may connect at once (the kernel queues them until uvicorn accepts)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind((host, 0))
-    sock.listen(64)
-    return sock
-
-
-def url_of(sock: socket.socket) -> str:
-    host, port = sock.getsockname()[:2]
-    return f"http://{host}:{port}"
-
-
-@dataclass
-class LiveServer:
-    """A uvicorn server running in a background thread on a pre-bound socket."""
-
-    server: uvicorn.Server
-    thread: threading.Thread
-    sock: socket.socket
-
-    @property
-    def url(self) -> str:
-        return url_of(self.sock)
-
-    def stop(self, timeout_s: float = 10.0) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout_s)
-        self.sock.close()
-
-
-def serve_app(app: ASGIApp, sock: socket.socket) -> LiveServer:
-    """Serve any ASGI app on ``sock`` from a daemon thread."""
-    config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False,
-                            timeout_graceful_shutdown=1)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    return LiveServer(server, thread, sock)
-
-
-def serve_in_thread(node: Node, sock: socket.socket) -> LiveServer:
-    """Serve a node's whole HTTP surface (:func:`build_app`) on ``sock``."""
-    return serve_app(build_app(node), sock)
+        app.router.lifespan_context = lifespan
+    return app

@@ -12,7 +12,7 @@ import os
 import secrets
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -24,13 +24,15 @@ from detente.errors import ConfigError
 from detente.fingerprint import Fingerprinter
 from detente.ledger import Ledger
 from detente.partners import PartnerBook
-from detente.release import Embedder, Releaser
+from detente.release import Embedder, Releaser, ReleaseRun
+from detente.schema import create_schema
 from detente.settings import Settings, load_settings, write_settings
 from detente.stix.timestamps import format_micros, now_micros
 from detente.stix.validate import validate
-from detente.store.base import Provenance
+from detente.store.base import Provenance, Store
+from detente.store.engine import writer
 from detente.store.sql import SqlStore, open_store
-from detente.trust import TrustConfig, TrustEngine
+from detente.trust import TierChange, TrustConfig, TrustEngine
 
 __all__ = ["Node", "find_home"]
 
@@ -89,6 +91,10 @@ class Node:
     #: simulated time ahead of the wall clock, for the earned-trust engine only.  Always
     #: 0 on a real node; the demo scenario advances it to play weeks in seconds.
     clock_offset_us: int = 0
+    #: tier changes this process applied to the release path, with what each re-evaluation
+    #: did (what the CLI reports after an action; the record of truth is the ledger)
+    applied_tier_changes: list[tuple[TierChange, ReleaseRun]] = field(
+        default_factory=list, repr=False)
 
     def now(self) -> int:
         """The node's clock for earned trust (µs): the wall clock plus any offset."""
@@ -118,10 +124,12 @@ class Node:
         return base64.b64encode(bytes(self.verify_key)).decode()
 
     @property
-    def store(self) -> SqlStore:
+    def store(self) -> Store:
         with self._lock:
             if self._store is None:
-                self._store = open_store(str(self.settings["store"]))
+                store = open_store(str(self.settings["store"]))
+                create_schema(store)
+                self._store = store
             return self._store
 
     @property
@@ -131,29 +139,30 @@ class Node:
 
     @property
     def partners(self) -> PartnerBook:
-        def build() -> PartnerBook:
-            book = PartnerBook(self.store.engine, tier_source=self.trust.tier)
-            book.create()
-            return book
-
-        return self._service("partners", build)
+        return self._service("partners", lambda: PartnerBook(
+            self.store.engine, tier_source=self.trust.tier))
 
     @property
     def trust(self) -> TrustEngine:
-        """The earned-trust engine: the partner book reads earned tiers through it."""
-        def build() -> TrustEngine:
-            engine = TrustEngine(self.store.engine, self.store, ledger=self.ledger,
-                                 partners=PartnerBook(self.store.engine),
-                                 config=TrustConfig(clock=self.now))
-            engine.create()
-            return engine
+        """The earned-trust engine: the partner book reads earned tiers through it.
 
-        return self._service("trust", build)
+        This is where "a tier changed → re-evaluate that partner's releases" is wired,
+        once: every tier change the engine stores reaches the release path through
+        :meth:`_tier_changed`, whoever caused it (intake, the analyst, expiry)."""
+        return self._service("trust", lambda: TrustEngine(
+            self.store.engine, self.store, ledger=self.ledger,
+            partners=PartnerBook(self.store.engine), config=TrustConfig(clock=self.now),
+            on_tier_change=self._tier_changed))
+
+    def _tier_changed(self, changes: Sequence[TierChange]) -> None:
+        for change in changes:
+            run = self.releaser.reevaluate(change.partner)
+            self.applied_tier_changes.append((change, run))
 
     @property
     def ledger(self) -> Ledger:
         return self._service("ledger", lambda: Ledger(
-            self.store.engine, f"detente/{self.name}", signing_key=self.signing_key,
+            writer(self.store.engine), f"detente/{self.name}", signing_key=self.signing_key,
             key_name=f"detente/{self.name}",
         ))
 
@@ -207,7 +216,8 @@ class Node:
 
     @classmethod
     def init(cls, home: Path, name: str, *, store_url: str | None = None,
-             url: str | None = None, communities: str = "") -> Node:
+             url: str | None = None, communities: str = "",
+             default_marking: str = "") -> Node:
         """Create a new node home; refuse to overwrite an existing one."""
         if not name or not name.replace("-", "").replace("_", "").isalnum():
             raise ConfigError(
@@ -225,6 +235,8 @@ class Node:
             values["store"] = store_url
         if url:
             values["url"] = url
+        if default_marking:
+            values["default_marking"] = default_marking
         key = SigningKey.generate()
         _write_private(home / KEY_FILE, base64.b64encode(bytes(key)) + b"\n")
         identity = _identity_object(name)
@@ -232,12 +244,10 @@ class Node:
         write_settings(home, values)
         settings = load_settings(home)
         store = open_store(str(settings["store"]), create=True)
+        create_schema(store)
         node = cls(home, settings, key, identity, store)
         store.put_many([validate(identity)], Provenance())
-        node.partners.create()
         node.ledger.status()
-        node.releaser  # noqa: B018 -- creates the release tables now, not on first use
-        node.trust  # noqa: B018
         return node
 
     @classmethod

@@ -40,6 +40,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max_request_bytes", 10 * 1024 * 1024, "largest TAXII request body accepted"),
     Setting("page_limit", 1000, "largest TAXII page served"),
     Setting("signature_window_s", 300, "accepted clock skew of signed requests, seconds"),
+    Setting("trust_expire_interval_s", 3600, "how often `serve` and `sync --watch` mark "
+            "partners' reports whose valid_until passed with no outcome as expired, seconds"),
     Setting("fingerprint_secret_file", "fingerprint.key",
             "file (in the home) holding the leak-attribution secret", secret=True),
 )

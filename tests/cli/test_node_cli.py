@@ -171,7 +171,7 @@ def test_sigkill_during_ingest_leaves_whole_batches(
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
-    from detente.store.ingest import BATCH
+    from detente.federation.exchange.local import BATCH
 
     count = node.store.count() - 1  # the node's own identity
     assert count % BATCH == 0, f"{count} objects: a batch was torn"

@@ -16,13 +16,15 @@ from pathlib import Path
 import httpx
 from starlette.routing import BaseRoute
 
-from detente.assembly import LiveServer, listening_socket, serve_app, url_of
 from detente.federation.exchange.intake import receive
-from detente.federation.http.partner_client import get_json, open_partner_client
+from detente.federation.http.client import PartnerClient, open_partner_client
+from detente.federation.http.render import TAXII_MEDIA
+from detente.federation.http.signatures import NodeAuth
 from detente.federation.psi.routes import deconflict_routes
 from detente.federation.taxii.server import create_app
 from detente.federation.witnessing.routes import ledger_routes
 from detente.node import Node
+from detente.scenario.live import LiveServer, listening_socket, serve_app, url_of
 
 Served = LiveServer
 
@@ -39,8 +41,15 @@ class Federation:
     nodes: dict[str, Node]
     served: dict[str, Served] = field(default_factory=dict)
 
-    def client(self, node: str, partner: str) -> httpx.Client:
+    def client(self, node: str, partner: str) -> PartnerClient:
         return open_partner_client(self.nodes[node], partner)
+
+    def raw(self, node: str, partner: str) -> httpx.Client:
+        """A plain httpx client that signs as ``node`` and verifies ``partner``'s signed
+        answers, but hands back every response as it came (a partner probing us)."""
+        known = self.nodes[node].partners.get(partner)
+        return httpx.Client(base_url=known.url, auth=NodeAuth(self.nodes[node], known),
+                            headers={"Accept": TAXII_MEDIA})
 
     def stop(self) -> None:
         for s in self.served.values():
@@ -72,7 +81,7 @@ def federation(tmp_path: Path, names: Sequence[str] = ("us", "fr", "ru")) -> Ite
         fed.stop()
 
 
-def pull(node: Node, partner: str, client: httpx.Client | None = None) -> int:
+def pull(node: Node, partner: str, client: PartnerClient | None = None) -> int:
     """What the sync engine does, minimally: read our releases from ``partner`` over
     signed TAXII and feed them to the one intake path. Returns versions stored."""
     own = client is None
@@ -80,7 +89,7 @@ def pull(node: Node, partner: str, client: httpx.Client | None = None) -> int:
     stored, params = 0, {"match[version]": "all"}
     try:
         while True:
-            doc = get_json(client, partner, "/taxii2/api1/collections/releases/objects/",
+            doc = client.get_json("/taxii2/api1/collections/releases/objects/",
                            params)
             result = receive(node, partner, doc.get("objects", []), None)
             stored += len(result.stored)

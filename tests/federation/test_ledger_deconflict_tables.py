@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+import sqlalchemy as sa
 from nacl.signing import SigningKey
 
 from detente.deconflict import Budget, PlaceTimeGrid
@@ -19,14 +20,22 @@ from detente.federation.psi.sets import (
 )
 from detente.federation.witnessing.cosignatures import CosignatureBook
 from detente.ledger import Checkpoint, Cosignature
-from detente.store.engine import make_engine
+from detente.schema import create_schema
+from detente.store.sql import open_store
 
 OPS = [{"name": "raqqa-north", "latitude": 35.97, "longitude": 39.01, "radius_m": 300,
         "start": "2025-11-20T08:00:00Z", "end": "2025-11-20T12:00:00Z", "contact": "desk"}]
 
 
+def _engine(store_url: str) -> sa.Engine:
+    """A database with every node table, as ``init`` leaves it."""
+    store = open_store(store_url, create=True)
+    create_schema(store)
+    return store.engine
+
+
 def test_cosignatures_are_kept_per_tree_and_witness(store_url: str) -> None:
-    engine = make_engine(store_url)
+    engine = _engine(store_url)
     book = CosignatureBook(engine)
     log, fr = SigningKey(b"\x01" * 32), SigningKey(b"\x02" * 32)
     cp = Checkpoint.sign("detente/us", 3, b"\x07" * 32, log, "detente/us")
@@ -41,7 +50,7 @@ def test_cosignatures_are_kept_per_tree_and_witness(store_url: str) -> None:
 
 
 def test_operations_load_update_replace(store_url: str) -> None:
-    engine = make_engine(store_url)
+    engine = _engine(store_url)
     book = OperationsBook(engine)
     [first] = book.load(parse_operations(OPS))
     assert first.handle.startswith("op-")
@@ -56,7 +65,7 @@ def test_operations_load_update_replace(store_url: str) -> None:
 
 
 def test_budgets_default_and_per_partner(store_url: str) -> None:
-    engine = make_engine(store_url)
+    engine = _engine(store_url)
     table = BudgetTable(engine)
     assert table.budgets().for_partner("fr") == Budget()
     table.set(DEFAULT, Budget(10, 5, 2.0))

@@ -19,7 +19,7 @@ from detente.ledger import (
     verify_consistency,
     verify_inclusion,
 )
-from detente.store.engine import make_engine
+from detente.store.engine import make_engine, writer
 
 ORIGIN = "us.example/ledger"
 
@@ -62,12 +62,12 @@ def test_entries_read_back_identical(engine: sa.Engine) -> None:
 def test_append_joins_the_callers_transaction(engine: sa.Engine) -> None:
     ledger = Ledger(engine, ORIGIN)
     ledger.append_many([make_entry(0)])
-    with engine.connect() as conn:
+    with writer(engine).connect() as conn:
         conn.begin()
         assert ledger.append_many([make_entry(1), make_entry(2)], conn) == range(1, 3)
         conn.rollback()
     assert ledger.size() == 1
-    with engine.begin() as conn:
+    with writer(engine).begin() as conn:
         ledger.append_many([make_entry(5)], conn)
     assert ledger.size() == 2
     ref = RefTree([make_entry(0).canonical, make_entry(5).canonical])

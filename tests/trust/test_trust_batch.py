@@ -33,6 +33,7 @@ from detente.release.schema import releases
 from detente.stix.validate import validate
 from detente.store import Provenance
 from detente.store.base import LOCAL, StoredObject
+from detente.store.engine import writer
 from detente.store.sql import open_store
 from detente.trust import TrustConfig, TrustEngine
 from detente.trust import schema as t
@@ -142,8 +143,8 @@ def worlds(draw: st.DrawFn) -> World:
 
 def _engine_for(url: str, world: World) -> tuple[TrustEngine, list[StoredObject]]:
     store = open_store(url, create=True)
-    release_metadata.create_all(store.engine)
-    with store.engine.begin() as conn:
+    release_metadata.create_all(writer(store.engine))
+    with writer(store.engine).begin() as conn:
         for k, (partner, view, at) in enumerate(world.released):
             raw = orjson.dumps(view)
             conn.execute(releases.insert().values(

@@ -23,6 +23,7 @@ from detente.stix.timestamps import now_micros
 from detente.stix.validate import validate
 from detente.stix.vocab import TLP_2_0_IDS
 from detente.store import Provenance, Query
+from detente.trust import TrustError
 
 DAY = DAY_US
 
@@ -74,14 +75,15 @@ def test_corroborated_contributions_raise_the_tier_and_views_flow(node: Node) ->
     secret = indicator("198.51.100.200", object_marking_refs=[TLP_2_0_IDS["amber"], rel["id"]])
     node.store.put_many([validate(rel), validate(secret)], Provenance())
     assert secret["id"] not in _ru_views(node)
-    node.trust.tier_changes()
     _earn(node)
-    changes = node.trust.tier_changes()
-    assert [(c.partner, c.old, c.new) for c in changes] == [("ru", 1, 2)]
+    # the tier change reached the release path by itself (the node's one wiring)
+    applied = [(c.partner, c.old, c.new) for c, _ in node.applied_tier_changes]
+    assert applied == [("ru", 1, 2)]
+    assert node.applied_tier_changes[0][1].released >= 1
     assert node.partners.tier_of(node.partners.get("ru")) == 2
-    run_ = node.releaser.reevaluate("ru")
-    assert run_.released >= 1
     assert secret["id"] in _ru_views(node)
+    with pytest.raises(TrustError, match="delivers tier changes"):
+        node.trust.tier_changes()  # nobody can drain a change meant for the release path
     assert node.trust.source_grade("ru") in "AB"
     assert node.trust.credit("ru").first_reports == 12
     assert node.trust.credit("fr").first_reports == 0
@@ -107,7 +109,6 @@ def test_analyst_cli_grade_refute_cap_and_partner_views(
     ids = _earn(node, 10)
     lie = indicator("198.51.100.66", labels=["attribution"], confidence=90)
     _receive(node, "ru", lie, now_micros())
-    node.trust.tier_changes()
     node.close()
 
     r = run(capsys, "grade", lie["id"], "--home", home, "--json")

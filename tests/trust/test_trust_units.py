@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from detente.trust import TrustConfig, TrustError, confidence_of, credibility_of
 from detente.trust.betadist import beta_cdf, beta_quantile
 from detente.trust.claims import extract, importance_of, normalise_value
-from detente.trust.config import ConfigError
+from detente.trust.config import TrustConfigError
 from detente.trust.grading import GradeInputs, credibility, source_grade
 from detente.trust.model import Fact, Link, Model, Reliability, Support
 from detente.trust.tiers import TierInputs, earned_tier
@@ -60,9 +60,9 @@ def test_admiralty_credibility_to_stix_confidence_is_appendix_a() -> None:
 
 
 def test_config_refuses_nonsense() -> None:
-    with pytest.raises(ConfigError):
+    with pytest.raises(TrustConfigError):
         TrustConfig(half_life_days=0)
-    with pytest.raises(ConfigError):
+    with pytest.raises(TrustConfigError):
         TrustConfig(topics=("planet",))
 
 

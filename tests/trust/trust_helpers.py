@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from detente.ledger import Ledger
+from detente.schema import create_schema
 from detente.stix.validate import validate
 from detente.store import Provenance
 from detente.store.base import StoredObject
@@ -99,9 +100,9 @@ class World:
 
 def make_world(url: str, *, ledger: bool = False, **config: Any) -> World:
     store = open_store(url, create=True)
+    create_schema(store)  # every package's tables, as a node has them
     clock = Clock()
     led = Ledger(store.engine, "detente/test") if ledger else None
     engine = TrustEngine(store.engine, store, ledger=led,
                          config=TrustConfig(clock=clock, **config))
-    engine.create()
     return World(store, engine, clock, led)

@@ -10,7 +10,7 @@ from tests.web.client import TestClient
 from tests.web.world import OPERATOR, PASSWORD, build_node, csrf_of
 
 from detente.node import Node
-from detente.web import create_web_app
+from detente.web.app import create_web_app
 
 
 @pytest.fixture

@@ -8,8 +8,7 @@ from tests.web.conftest import login
 from tests.web.world import OPERATOR, PASSWORD, csrf_of
 
 from detente.node import Node
-from detente.web import create_web_app
-from detente.web.app import SESSION_COOKIE
+from detente.web.app import SESSION_COOKIE, create_web_app
 from detente.web.operators import OperatorBook
 from detente.web.sessions import FailureLimiter
 
@@ -153,7 +152,7 @@ def test_passwords_are_argon2id_hashed(node: Node) -> None:
 
 def test_routes_mount_in_the_node_server_next_to_taxii(node: Node) -> None:
     from detente.federation.taxii.server import create_app
-    from detente.web import web_routes
+    from detente.web.app import web_routes
 
     with TestClient(create_app(node, extra_routes=web_routes(node)),
                     follow_redirects=False) as c:

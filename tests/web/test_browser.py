@@ -19,7 +19,7 @@ import pytest
 from tests.web.world import OPERATOR, PASSWORD, build_node, find, leaked_views
 
 from detente.node import Node
-from detente.web import create_web_app
+from detente.web.app import create_web_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.live]
 

@@ -137,7 +137,7 @@ def verify(
 ) -> None:
     """Check partners' logs: consistency with what we witnessed, and every release we
     received from them included, with the view hash of the bytes we hold."""
-    from detente.federation.http.partner_client import open_partner_client
+    from detente.federation.http.client import open_partner_client
     from detente.federation.witnessing.audit import LogVerification, verify_partner_log
 
     node = open_node(home)

@@ -14,12 +14,11 @@ from rich.table import Table
 
 from detente.cli.app import HomeOption, console, err_console, open_node
 from detente.errors import NotFoundError, UsageError
-from detente.federation.exchange.local import ingest_local
+from detente.federation.exchange.local import IngestSummary, ingest_local
 from detente.node import Node, find_home
 from detente.stix.bundle import Position, iter_objects, make_bundle
 from detente.stix.timestamps import format_micros, micros_from_stix
 from detente.store.base import Query, StoredObject
-from detente.store.ingest import IngestSummary
 
 JsonOption = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
 

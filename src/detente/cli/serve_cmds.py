@@ -35,7 +35,7 @@ def serve(
     bind_host = host or str(node.settings["host"])
     bind_port = int(port if port is not None else node.settings["port"])
     authorities = {*default_authorities(node), f"{bind_host}:{bind_port}"}
-    app = build_app(node, authorities=sorted(authorities))
+    app = build_app(node, authorities=sorted(authorities), upkeep=True)
     base = f"http://{bind_host}:{bind_port}"
     err_console.print(f"serving node [bold]{node.name}[/]: TAXII {base}/taxii2/, analyst UI "
                       f"{base}/ (operators: 'detente operator add NAME')", highlight=False)

@@ -28,10 +28,9 @@ def register(app: typer.Typer) -> None:
     app.command("grade")(grade)
 
 
-def apply_tier_changes(node: Node) -> None:
-    """Re-evaluate what each partner whose tier changed may see, at once."""
-    for change in node.trust.tier_changes():
-        run = node.releaser.reevaluate(change.partner)
+def report_tier_changes(node: Node) -> None:
+    """Say what each tier change this command caused did to the partner's releases."""
+    for change, run in node.applied_tier_changes:
         console.print(f"{change.partner}: tier {change.old} -> {change.new} ({change.reason}); "
                       f"{run.released} newly released, {run.withdrawn} withdrawn",
                       highlight=False)
@@ -43,7 +42,7 @@ def _verdict(object_id: str, why: str, home: HomeOption, refute: bool) -> None:
     verb = "refuted" if refute else "confirmed"
     who = ", ".join(judged) if judged else "no partner"
     console.print(f"{object_id} {verb}; reports judged from: {who}", highlight=False)
-    apply_tier_changes(node)
+    report_tier_changes(node)
 
 
 @evidence_app.command("confirm")
@@ -97,4 +96,4 @@ def review_close(review_id: int, why: WhyOption, home: HomeOption = None) -> Non
     node = open_node(home)
     r = node.trust.close_review(review_id, why)
     console.print(f"review #{r.id} of {r.partner} closed")
-    apply_tier_changes(node)
+    report_tier_changes(node)

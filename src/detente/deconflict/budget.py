@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from detente.deconflict.errors import BudgetExceeded, ReplayError
+from detente.store.engine import writer
 
 __all__ = ["Budget", "BudgetBook", "Budgets", "MemoryBudgetBook", "SqlBudgetBook", "Usage"]
 
@@ -132,8 +133,8 @@ class SqlBudgetBook:
     """The budget book in the node's database (SQLAlchemy Core, SQLite or PostgreSQL)."""
 
     def __init__(self, engine: sa.Engine) -> None:
-        self._engine = engine
-        _metadata.create_all(engine)
+        self._engine = writer(engine)  # its transactions write (SQLite: BEGIN IMMEDIATE)
+        _metadata.create_all(self._engine)
 
     def _insert_ignore(self, values: dict[str, object]) -> sa.Insert:
         if self._engine.dialect.name == "postgresql":

@@ -30,7 +30,7 @@ from detente.ledger.note import check_name
 from detente.ledger.proofs import Node, assemble, consistency_ranges, inclusion_ranges
 from detente.ledger.visibility import VisibleEntry, visible_to
 from detente.ledger.witness import Equivocation, list_alarms
-from detente.store.engine import is_postgres, make_engine
+from detente.store.engine import is_postgres, make_engine, writer
 
 __all__ = ["EMPTY_ROOT", "Ledger", "LedgerStatus"]
 
@@ -60,13 +60,13 @@ class Ledger:
         signing_key: SigningKey | None = None,
         key_name: str | None = None,
     ) -> None:
-        self._engine = engine
+        self._engine = writer(engine)  # its transactions write (SQLite: BEGIN IMMEDIATE)
         self.origin = origin
         self._key = signing_key
         self.key_name = check_name(key_name or origin)
         self._pg = is_postgres(engine)
         self._ph = "%s" if self._pg else "?"
-        schema.metadata.create_all(engine)
+        schema.metadata.create_all(self._engine)
         self._ensure_head()
 
     @classmethod

@@ -28,6 +28,7 @@ from detente.ledger.errors import (
 )
 from detente.ledger.note import check_name
 from detente.ledger.proofs import verify_consistency
+from detente.store.engine import writer
 
 __all__ = ["CONFLICTING_ROOT", "INCONSISTENT", "Equivocation", "Witness", "list_alarms"]
 
@@ -62,7 +63,6 @@ def _decode_proof(text: str) -> tuple[bytes, ...]:
 
 def list_alarms(engine: sa.Engine) -> list[Equivocation]:
     """All equivocation evidence stored in this node's database, oldest first."""
-    schema.metadata.create_all(engine, tables=[schema.equivocations])
     t = schema.equivocations
     with engine.connect() as conn:
         rows = conn.execute(sa.select(t).order_by(t.c.id)).all()
@@ -93,12 +93,12 @@ class Witness:
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._engine = engine
+        self._engine = writer(engine)  # its transactions write (SQLite: BEGIN IMMEDIATE)
         self.name = check_name(name)
         self._key = signing_key
         self._origins = {origin: dict(keys) for origin, keys in origins.items()}
         self._clock = clock
-        schema.metadata.create_all(engine, tables=[schema.witnessed, schema.equivocations])
+        schema.metadata.create_all(self._engine, tables=[schema.witnessed, schema.equivocations])
 
     @property
     def verify_key(self) -> VerifyKey:

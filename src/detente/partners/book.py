@@ -18,6 +18,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from detente.errors import AuthError, ConflictError, NotFoundError, ValidationError
 from detente.partners.model import Client, Partner, check_name, parse_public_key
 from detente.stix.timestamps import now_micros
+from detente.store.engine import writer
 
 __all__ = ["PartnerBook", "TierSource", "effective_tier"]
 
@@ -90,7 +91,7 @@ class PartnerBook:
         return effective_tier(partner, earned)
 
     def create(self) -> None:
-        metadata.create_all(self.engine)
+        metadata.create_all(writer(self.engine))
 
     # -- partners -------------------------------------------------------------
     def add(self, name: str, *, url: str, public_key: str, communities: frozenset[str] =
@@ -106,7 +107,7 @@ class PartnerBook:
             "communities": ",".join(sorted(communities)), "base_tier": _check_tier(tier),
             "max_tier": None, "min_tier": None, "cap_reason": None, "added_at": now_micros(),
         }
-        with self.engine.begin() as conn:
+        with writer(self.engine).begin() as conn:
             if conn.execute(sa.select(partners_t.c.name).where(
                     partners_t.c.name == name)).first():
                 raise ConflictError(f"partner {name} already exists",
@@ -122,19 +123,13 @@ class PartnerBook:
                                 hint="see 'detente partner list'")
         return _row_to_partner(r)
 
-    def find_by_key(self, public_key: bytes) -> Partner | None:
-        with self.engine.connect() as conn:
-            r = conn.execute(sa.select(partners_t).where(
-                partners_t.c.public_key == public_key)).first()
-        return _row_to_partner(r) if r is not None else None
-
     def all(self) -> list[Partner]:
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(partners_t).order_by(partners_t.c.name)).all()
         return [_row_to_partner(r) for r in rows]
 
     def remove(self, name: str) -> None:
-        with self.engine.begin() as conn:
+        with writer(self.engine).begin() as conn:
             n = conn.execute(partners_t.delete().where(partners_t.c.name == name)).rowcount
             conn.execute(clients_t.delete().where(clients_t.c.partner == name))
         if not n:
@@ -149,7 +144,7 @@ class PartnerBook:
         communities = values.get("communities")
         if isinstance(communities, frozenset | set):
             values["communities"] = ",".join(sorted(str(c) for c in communities))
-        with self.engine.begin() as conn:
+        with writer(self.engine).begin() as conn:
             n = conn.execute(
                 partners_t.update().where(partners_t.c.name == name).values(**values)
             ).rowcount
@@ -166,7 +161,7 @@ class PartnerBook:
         user = name
         secret = secrets.token_urlsafe(24)
         client = Client(name, partner, user, _hasher.hash(secret), now_micros())
-        with self.engine.begin() as conn:
+        with writer(self.engine).begin() as conn:
             if conn.execute(sa.select(clients_t.c.name).where(
                     clients_t.c.name == name)).first():
                 raise ConflictError(f"client {name} already exists")
@@ -181,7 +176,7 @@ class PartnerBook:
         return [Client(**r._mapping) for r in rows]
 
     def remove_client(self, name: str) -> None:
-        with self.engine.begin() as conn:
+        with writer(self.engine).begin() as conn:
             if not conn.execute(clients_t.delete().where(clients_t.c.name == name)).rowcount:
                 raise NotFoundError(f"no client named {name!r}")
 

@@ -25,10 +25,9 @@ from detente.errors import NotFoundError
 from detente.partners import Partner, PartnerBook
 from detente.policy import decide
 from detente.policy.model import Decision, NodeContext, Recipient, Verdict
-from detente.release.schema import cursors, metadata, releases
+from detente.release.schema import cursors, releases
 from detente.stix.timestamps import now_micros
-from detente.store.base import LOCAL, Query, StoredObject
-from detente.store.sql import SqlStore
+from detente.store.base import LOCAL, Query, Store, StoredObject
 
 __all__ = ["Embedder", "ReleaseRun", "Releaser", "SupportsAppend", "view_hash"]
 
@@ -74,7 +73,7 @@ class Releaser:
 
     def __init__(
         self,
-        store: SqlStore,
+        store: Store,
         partners: PartnerBook,
         *,
         node_name: str,
@@ -92,7 +91,6 @@ class Releaser:
         self.default_tlp = default_tlp or None
         self.ledger = ledger
         self.embedder = embedder
-        metadata.create_all(store.engine)
 
     # -- policy inputs -------------------------------------------------------------
     def recipient(self, partner: Partner) -> Recipient:
@@ -165,9 +163,6 @@ class Releaser:
             decision = Decision(Verdict.ALLOW, (reason,), view=obj.body)
             support.append(_Row(obj, decision, obj.raw, None, None))
         return support
-
-    def catch_up_all(self) -> list[ReleaseRun]:
-        return [self.catch_up(p.name) for p in self.partners.all()]
 
     def reevaluate(self, partner_name: str) -> ReleaseRun:
         """Re-decide everything for a partner after a policy input changed."""

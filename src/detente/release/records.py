@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,7 +12,10 @@ import sqlalchemy as sa
 from detente.release.schema import releases
 from detente.store.engine import reader
 
-__all__ = ["ReleaseRecord", "iter_release_records"]
+__all__ = ["ReleaseRecord", "first_releases", "iter_release_records", "iter_views_after",
+           "released_versions"]
+
+_IN_CHUNK = 400
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,3 +74,51 @@ def iter_release_records(
         if len(rows) < batch:
             return
         after = int(rows[-1][3])
+
+
+def released_versions(engine: sa.Engine, keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Those of ``keys`` (object id, version) released to any partner, ever: one indexed
+    lookup per few hundred keys (echo detection asks this of each incoming page)."""
+    wanted = sorted(set(keys))
+    found: set[tuple[str, str]] = set()
+    with reader(engine).connect() as conn:
+        for start in range(0, len(wanted), _IN_CHUNK):
+            chunk = wanted[start:start + _IN_CHUNK]
+            ids = {oid for oid, _ in chunk}
+            stmt = (sa.select(releases.c.object_id, releases.c.version).distinct()
+                    .where(releases.c.object_id.in_(ids)))
+            found |= {(r[0], r[1]) for r in conn.execute(stmt)} & set(chunk)
+    return found
+
+
+def iter_views_after(engine: sa.Engine, seq: int, batch: int = 1000
+                     ) -> Iterator[tuple[str, bytes, int]]:
+    """(partner, view bytes, seq) of every release row after ``seq``, in seq order: what
+    the trust engine indexes incrementally as "what we told whom"."""
+    while True:
+        stmt = (sa.select(releases.c.partner, releases.c.view, releases.c.seq)
+                .where(releases.c.seq > seq).order_by(releases.c.seq).limit(batch))
+        with reader(engine).connect() as conn:
+            rows = conn.execute(stmt).all()
+        for partner, view, s in rows:
+            yield str(partner), bytes(view), int(s)
+        if len(rows) < batch:
+            return
+        seq = int(rows[-1][2])
+
+
+def first_releases(conn: sa.Connection, object_ids: Iterable[str]) -> dict[tuple[str, str], int]:
+    """(partner, object id) -> seq of the first release of any version of those objects to
+    that partner, read in the caller's transaction (earned trust asks this of each intake
+    batch: an object we released to a partner before it sent it back is an echo)."""
+    wanted = sorted(set(object_ids))
+    out: dict[tuple[str, str], int] = {}
+    r = releases.c
+    for start in range(0, len(wanted), _IN_CHUNK):
+        stmt = (sa.select(r.partner, r.object_id, sa.func.min(r.seq))
+                .where(r.object_id.in_(wanted[start:start + _IN_CHUNK]))
+                .group_by(r.partner, r.object_id))
+        for partner, oid, seq in conn.execute(stmt):
+            if seq is not None:
+                out[(str(partner), str(oid))] = int(seq)
+    return out

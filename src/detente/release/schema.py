@@ -31,6 +31,7 @@ releases = sa.Table(
     sa.Column("withdrawn", sa.Boolean, nullable=False),
     sa.Index("ix_releases_partner_seq", "partner", "seq"),
     sa.Index("ix_releases_partner_object", "partner", "object_id", "version"),
+    sa.Index("ix_releases_object", "object_id", "version"),
 )
 
 cursors = sa.Table(

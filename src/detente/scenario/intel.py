@@ -15,27 +15,17 @@ from detente.policy import releasability_marking
 from detente.scenario.world import ACTORS, PLACES, World, stix_id, ts
 from detente.stix.vocab import TLP_2_0_IDS
 
-__all__ = ["Holdings", "Operation", "build_holdings"]
+__all__ = ["Holdings", "build_holdings"]
 
 GREEN, AMBER = TLP_2_0_IDS["green"], TLP_2_0_IDS["amber"]
 
 
-@dataclass(frozen=True)
-class Operation:
-    """A planned operation, for private deconfliction (places and times)."""
-
-    name: str
-    latitude: float
-    longitude: float
-    radius_m: float
-    start: str
-    end: str
-    contact: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "latitude": self.latitude, "longitude": self.longitude,
-                "radius_m": self.radius_m, "start": self.start, "end": self.end,
-                "contact": self.contact}
+def _operation(name: str, latitude: float, longitude: float, radius_m: float, start: str,
+               end: str, contact: str) -> dict[str, Any]:
+    """A planned operation as the deconfliction input file holds it (parsed and checked by
+    :func:`detente.federation.psi.sets.parse_operations`)."""
+    return {"name": name, "latitude": latitude, "longitude": longitude,
+            "radius_m": radius_m, "start": start, "end": end, "contact": contact}
 
 
 @dataclass
@@ -45,7 +35,7 @@ class Holdings:
     node: str
     markings: list[dict[str, Any]] = field(default_factory=list)
     rounds: list[list[dict[str, Any]]] = field(default_factory=list)
-    operations: list[Operation] = field(default_factory=list)
+    operations: list[dict[str, Any]] = field(default_factory=list)
     #: targets this service declares (names) for the alignment check
     declared_targets: list[str] = field(default_factory=list)
     #: ids of notable objects, by role, for the story's assertions
@@ -99,7 +89,7 @@ def _us(world: World, ids: dict[str, str], truth: list[str]) -> Holdings:
     h.rounds = [r1, [*sensitive, report, secret]]
     h.notable = {"leaked_report": report["id"], "no_onward": secret["id"],
                  "coalition_marking": coalition["id"]}
-    h.operations = [Operation("US strike package RAQ-7", 35.9528, 39.0079, 2_000,
+    h.operations = [_operation("US strike package RAQ-7", 35.9528, 39.0079, 2_000,
                               "2025-11-20T10:00:00Z", "2025-11-20T14:00:00Z",
                               "CJTF-OIR fires cell")]
     h.declared_targets = ACTORS[:3]
@@ -114,7 +104,7 @@ def _fr(world: World, ids: dict[str, str], truth: list[str]) -> Holdings:
     first = truth[12:16] + truth[50:60]
     h.rounds = [_indicators(world, me, first, 4, [GREEN], "C2 EI (FR)"),
                 _indicators(world, me, truth[60:64], 8, [GREEN], "C2 EI (FR)")]
-    h.operations = [Operation("Opération Chammal M-3", 36.3350, 43.1189, 3_000,
+    h.operations = [_operation("Opération Chammal M-3", 36.3350, 43.1189, 3_000,
                               "2025-11-20T08:00:00Z", "2025-11-20T18:00:00Z",
                               "EMA CPCO")]
     h.declared_targets = [*ACTORS[:2], "Mosul media cell"]
@@ -140,7 +130,7 @@ def _ru(world: World, ids: dict[str, str], truth: list[str]) -> Holdings:
                                       "Europe within days. Act now.")
     h.rounds = [[*actors, *first], [*second, *laundered, lie]]
     h.notable = {"deception": lie["id"], "laundered": laundered[0]["id"]}
-    h.operations = [Operation("Aerospace forces sortie 1120", 35.9650, 39.0200, 1_500,
+    h.operations = [_operation("Aerospace forces sortie 1120", 35.9650, 39.0200, 1_500,
                               "2025-11-20T12:00:00Z", "2025-11-20T16:00:00Z",
                               "Hmeimim coordination line")]
     h.declared_targets = [*ACTORS[:2], "Free Syrian Army"]

@@ -16,16 +16,16 @@ from typing import Any
 
 import orjson
 
-from detente.assembly import LiveServer, listening_socket, serve_in_thread, url_of
 from detente.errors import DetenteError
 from detente.federation.exchange.local import ingest_local
 from detente.federation.exchange.pull import PartnerSummary, sync_all
-from detente.federation.http.partner_client import open_partner_client
+from detente.federation.http.client import open_partner_client
 from detente.federation.psi.remote import ItemsSpec, run_query
 from detente.federation.psi.sets import OperationsBook, parse_operations
 from detente.federation.witnessing.audit import verify_partner_log
 from detente.node import Node
 from detente.scenario.intel import COMMON_THREATS, Holdings, build_holdings
+from detente.scenario.live import LiveServer, listening_socket, serve_in_thread, url_of
 from detente.scenario.world import stix_id, ts
 from detente.stix.vocab import TLP_2_0_IDS
 from detente.store import Query
@@ -101,7 +101,7 @@ class Coalition:
         for name, h in self.holdings.items():
             self._store(name, h.markings)
             book = OperationsBook(self.nodes[name].store.engine)
-            book.load(parse_operations([op.to_json() for op in h.operations]))
+            book.load(parse_operations(h.operations))
         self.say("Three nodes on 127.0.0.1 — us, fr, ru — each with its own key, store, "
                  "ledger and TAXII service; partners exchanged keys. The U.S. starts "
                  "France at tier 3 (trusted) and Russia at tier 1 (probation).")
@@ -126,8 +126,6 @@ class Coalition:
         for node in self.nodes.values():
             node.clock_offset_us += int(days * 86_400 * 1e6)
             node.trust.refresh()
-            for change in node.trust.tier_changes():
-                node.releaser.reevaluate(change.partner)
 
     def sightings(self) -> int:
         """U.S. sensors see infrastructure Russia reported: our own sightings confirm it."""
@@ -186,8 +184,6 @@ class Coalition:
                  f"{grade.credibility} — possibly true, do not act on it alone.")
         us.trust.refute(lie, "No such server: our own collection shows the address "
                              "unused; the report was deceptive.")
-        for change in us.trust.tier_changes():
-            us.releaser.reevaluate(change.partner)
         self.outcome.ru_tier_after_refutation = us.partners.tier_of(us.partners.get("ru"))
         self._note_trust("refuted")
         self.say(f"The U.S. analyst refutes it: Russia drops to tier "
@@ -206,8 +202,7 @@ class Coalition:
     def deconflict(self) -> None:
         """Pointer-mode PSI on planned operations, and the alignment check."""
         us = self.nodes["us"]
-        ops = ItemsSpec.operations_json([op.to_json() for op in
-                                         self.holdings["us"].operations])
+        ops = ItemsSpec.operations_json(self.holdings["us"].operations)
         for partner in ("fr", "ru"):
             result = run_query(us, partner, "pointer", ops)
             for p in result.pointers or ():

@@ -50,10 +50,6 @@ class Provenance:
     receipt: str | None = None
     flags: Mapping[str, Any] = field(default_factory=dict)
 
-    @property
-    def is_local(self) -> bool:
-        return self.origin == LOCAL
-
 
 class Outcome(StrEnum):
     STORED = "stored"
@@ -115,9 +111,13 @@ class Page:
 
 
 class Store(Protocol):
-    """Persistence of STIX object versions with provenance."""
+    """Persistence of STIX object versions with provenance: what every consumer types
+    against (one implementation, :class:`detente.store.sql.SqlStore`, serves SQLite and
+    PostgreSQL; the contract suite in ``tests/store`` runs against both)."""
 
     engine: sa.Engine
+
+    def create(self) -> None: ...
 
     def put_many(
         self,

@@ -3,6 +3,12 @@
 ``sqlite:///path`` (the default, one file, WAL) or ``postgresql://...`` (psycopg 3).
 Every capability that keeps tables (store, ledger, trust, deconfliction budgets) takes the
 engine from here, so SQLite pragmas and the PostgreSQL driver are chosen in one place.
+
+On SQLite a transaction is a read snapshot (``BEGIN``) unless its writer says so with
+:func:`writer` (``BEGIN IMMEDIATE``: the write lock taken at the start, so a
+read-then-write transaction can never fail to upgrade).  A write statement inside a
+transaction that did not say so is refused at once (:class:`StoreError`): a forgotten
+``writer()`` shows in the first test that runs it, not as a rare ``database is locked``.
 """
 
 from __future__ import annotations
@@ -12,9 +18,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 
-from detente.errors import ConfigError
+from detente.errors import ConfigError, StoreError
 
-__all__ = ["is_postgres", "make_engine", "normalise_url", "reader"]
+__all__ = ["is_postgres", "make_engine", "normalise_url", "reader", "writer"]
+
+_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "CREATE", "DROP", "ALTER")
 
 
 def normalise_url(url: str) -> str:
@@ -49,16 +57,29 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 def _sqlite_begin(conn: sa.Connection) -> None:
     # Writers take the write lock at BEGIN (no deadlock upgrading a read lock later);
-    # readers marked with `reader()` take a plain snapshot and never queue behind them.
-    if conn.get_execution_options().get("detente_read"):
-        conn.exec_driver_sql("BEGIN")
-    else:
+    # everything else takes a plain snapshot and never queues behind a writer.
+    if conn.get_execution_options().get("detente_write"):
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+    else:
+        conn.exec_driver_sql("BEGIN")
+
+
+def _sqlite_guard(conn: sa.Connection, _cursor: Any, statement: str, *_: Any) -> None:
+    if conn.in_transaction() and not conn.get_execution_options().get("detente_write") \
+            and statement.lstrip()[:7].upper().startswith(_WRITES):
+        raise StoreError("a write inside a read transaction (internal error)",
+                         hint="the writer must use detente.store.engine.writer(engine)")
 
 
 def reader(engine: sa.Engine) -> sa.Engine:
-    """The same engine for read-only work: on SQLite a snapshot, not the write lock."""
-    return engine.execution_options(detente_read=True)
+    """The engine for read-only work (the default): on SQLite a snapshot, not the lock."""
+    return engine
+
+
+def writer(engine: sa.Engine) -> sa.Engine:
+    """The same engine for a transaction that writes: on SQLite it takes the write lock at
+    ``BEGIN`` (``BEGIN IMMEDIATE``); on PostgreSQL it changes nothing."""
+    return engine.execution_options(detente_write=True)
 
 
 def make_engine(url: str, **kwargs: Any) -> sa.Engine:
@@ -68,6 +89,7 @@ def make_engine(url: str, **kwargs: Any) -> sa.Engine:
         engine = sa.create_engine(sa_url, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
+        event.listen(engine, "before_cursor_execute", _sqlite_guard)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     return sa.create_engine(sa_url, **kwargs)

@@ -33,7 +33,7 @@ from detente.store.base import (
     StoredObject,
     VersionSelector,
 )
-from detente.store.engine import is_postgres, make_engine, reader
+from detente.store.engine import is_postgres, make_engine, reader, writer
 from detente.store.schema import SCHEMA_VERSION, metadata, objects, store_meta
 
 __all__ = ["SqlStore", "open_store"]
@@ -126,8 +126,8 @@ class SqlStore:
     def create(self) -> None:
         """Create the tables (idempotent) and record the schema version."""
         try:
-            metadata.create_all(self.engine)
-            with self.engine.begin() as conn:
+            metadata.create_all(writer(self.engine))
+            with writer(self.engine).begin() as conn:
                 row = conn.execute(
                     sa.select(store_meta.c.value).where(store_meta.c.key == "schema")
                 ).first()
@@ -145,7 +145,7 @@ class SqlStore:
     def transaction(self) -> Iterator[sa.Connection]:
         """A write transaction holding the node's date_added lock until commit."""
         try:
-            with self.engine.begin() as conn:
+            with writer(self.engine).begin() as conn:
                 if self._pg:
                     conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ADVISORY_LOCK})
                 yield conn

@@ -9,7 +9,7 @@ The seams others call: :class:`TrustEngine` (``observe``, ``confirm``, ``refute`
 from detente.trust.admiralty import CREDIBILITY_NAMES, GRADE_NAMES, confidence_of, credibility_of
 from detente.trust.config import TrustConfig
 from detente.trust.engine import ReliabilityPoint, TrustEngine
-from detente.trust.errors import ConfigError, TrustError, UnknownObjectError
+from detente.trust.errors import TrustConfigError, TrustError, UnknownObjectError
 from detente.trust.grading import Grade
 from detente.trust.model import Counts, Reliability
 from detente.trust.records import (
@@ -24,7 +24,6 @@ from detente.trust.records import (
 __all__ = [
     "CREDIBILITY_NAMES",
     "GRADE_NAMES",
-    "ConfigError",
     "Counts",
     "Credit",
     "Grade",
@@ -36,6 +35,7 @@ __all__ = [
     "Review",
     "TierChange",
     "TrustConfig",
+    "TrustConfigError",
     "TrustEngine",
     "TrustError",
     "UnknownObjectError",

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from detente.stix.timestamps import now_micros
-from detente.trust.errors import ConfigError
+from detente.trust.errors import TrustConfigError
 
 __all__ = ["DAY", "TOPIC_KINDS", "TrustConfig"]
 
@@ -102,19 +102,19 @@ class TrustConfig:
 
     def __post_init__(self) -> None:
         if self.prior_alpha <= 0 or self.prior_beta <= 0:
-            raise ConfigError("prior_alpha and prior_beta must be positive")
+            raise TrustConfigError("prior_alpha and prior_beta must be positive")
         if self.half_life_days <= 0:
-            raise ConfigError("half_life_days must be positive")
+            raise TrustConfigError("half_life_days must be positive")
         if self.corroboration_lr <= 1 or not 0 < self.expiry_lr <= 1:
-            raise ConfigError("corroboration_lr must be > 1 and expiry_lr in (0, 1]")
+            raise TrustConfigError("corroboration_lr must be > 1 and expiry_lr in (0, 1]")
         if not 0 < self.late_weight <= 1:
-            raise ConfigError("late_weight must be in (0, 1]")
+            raise TrustConfigError("late_weight must be in (0, 1]")
         unknown = set(self.topics) - TOPIC_KINDS
         if unknown:
-            raise ConfigError(f"unknown topic kinds {sorted(unknown)}",
+            raise TrustConfigError(f"unknown topic kinds {sorted(unknown)}",
                               hint=f"use some of {sorted(TOPIC_KINDS)}")
         if len(self.tier_rules) != 3:
-            raise ConfigError("tier_rules needs one rule for each of tiers 2, 3 and 4")
+            raise TrustConfigError("tier_rules needs one rule for each of tiers 2, 3 and 4")
 
     @property
     def half_life_us(self) -> float:

@@ -1,12 +1,16 @@
 """The earned-trust engine: the one object the rest of detente talks to.
 
-``observe`` is called by the intake path right after objects are stored; ``confirm`` /
-``refute`` by the analyst; ``expire`` and ``refresh`` periodically.  Each of them
-recomputes the tiers of the partners whose evidence changed; a changed tier is written to
-the ledger (``tier-change``) and kept until the caller drains it with ``tier_changes()``
-and runs ``Releaser.reevaluate`` for each partner.  ``tier`` is the ``TierSource`` the
-partner book plugs in: it only reads the stored tier, so the release path never waits on
-the model.
+``observe`` is called by the one intake function right after objects are stored;
+``confirm`` / ``refute`` by the analyst; ``expire`` on a schedule (inside ``serve`` and
+``sync --watch``) and on demand.  Each of them recomputes the tiers of the partners whose
+evidence changed; a changed tier is written to the ledger (``tier-change``) and handed to
+the engine's ``on_tier_change`` listener, which the node's composition root wires to the
+release path once (``Node.trust``): no caller can forget to re-evaluate, nor drain a change
+meant for another.  A change is marked delivered only after the listener returned, so a
+crash in between is delivered again by the next refresh.  An engine built without a
+listener (tests, benchmarks) keeps changes until :meth:`tier_changes` drains them.
+``tier`` is the ``TierSource`` the partner book plugs in: it only reads the stored tier, so
+the release path never waits on the model.
 
 Our own (``local``) reports are a source like any other for corroboration, but only when
 they came first: a local object stored after a partner's report of the same claim may be
@@ -15,7 +19,7 @@ derived from it.  Our own sightings and the analyst's verdicts are confirmations
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from statistics import median
@@ -27,8 +31,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from detente.errors import NotFoundError
 from detente.partners import Partner, PartnerBook, effective_tier
-from detente.store.base import LOCAL, StoredObject
-from detente.store.sql import SqlStore
+from detente.store.base import LOCAL, Store, StoredObject
+from detente.store.engine import reader, writer
 from detente.trust import schema as t
 from detente.trust.claims import Resolver, claim_key, extract
 from detente.trust.config import DAY, TrustConfig
@@ -51,10 +55,9 @@ __all__ = ["TrustEngine"]
 
 _REF_KEYS = ("source_ref", "target_ref", "sighting_of_ref")
 _HOUR_US = 3_600_000_000
-#: read through the raw DBAPI connection: on SQLite a SQLAlchemy transaction would take
-#: the write lock, and the release path asks for tiers while it may be writing
-_TIER_SQL = {False: "SELECT tier FROM trust_tiers WHERE partner = ?",
-             True: "SELECT tier FROM trust_tiers WHERE partner = %s"}
+
+#: the composition root's hook: tier changes, delivered once each, after they are stored
+TierListener = Callable[[Sequence[TierChange]], None]
 
 
 class SupportsAppend(Protocol):
@@ -76,17 +79,21 @@ class ReliabilityPoint:
 class TrustEngine:
     """Evidence, reliability, grades, tiers and credit for one node."""
 
-    def __init__(self, engine: sa.Engine, store: SqlStore, *,
+    def __init__(self, engine: sa.Engine, store: Store, *,
                  ledger: SupportsAppend | None = None, config: TrustConfig | None = None,
-                 partners: PartnerBook | None = None) -> None:
+                 partners: PartnerBook | None = None,
+                 on_tier_change: TierListener | None = None) -> None:
         self.engine, self.store, self.ledger = engine, store, ledger
+        self.on_tier_change = on_tier_change
         self.config = config or TrustConfig()
         self._book = partners
         self._generation = 0
         self._cache: tuple[tuple[int, int], Model] | None = None
 
     def create(self) -> None:
-        t.metadata.create_all(self.engine)
+        """This package's tables alone (library use; a node creates every package's
+        tables at once with :func:`detente.schema.create_schema`)."""
+        t.metadata.create_all(writer(self.engine))
 
     # -- helpers ------------------------------------------------------------------------
     def _now(self) -> int:
@@ -202,7 +209,7 @@ class TrustEngine:
         for end in [*cuts, len(objs)]:
             if end <= start:
                 continue
-            with self.engine.begin() as conn:
+            with writer(self.engine).begin() as conn:
                 intake = Intake(conn, resolve, self.config)
                 part = intake.observe_many(objs[start:end], bodies[start:end])
             self._invalidate()
@@ -254,7 +261,7 @@ class TrustEngine:
             return set()
         a, c = t.assertions.c, t.claims.c
         now = self._now()
-        with self.engine.begin() as conn:
+        with writer(self.engine).begin() as conn:
             rows = conn.execute(
                 sa.select(a.id, a.partner, a.object_id, a.version, a.importance).distinct()
                 .join(t.claims, c.assertion_id == a.id)
@@ -275,7 +282,7 @@ class TrustEngine:
         before = self._stored_tier(partner)
         cap = max(0, min(before - 1, self.config.review_max_tier))
         reason = f"high-importance report {object_id} refuted ({why})"
-        with self.engine.begin() as conn:
+        with writer(self.engine).begin() as conn:
             conn.execute(t.reviews.insert().values(
                 partner=partner, object_id=object_id, opened_at=now, reason=reason,
                 tier_before=before, tier_cap=cap))
@@ -291,7 +298,7 @@ class TrustEngine:
     def close_review(self, review_id: int, why: str) -> Review:
         if not why.strip():
             raise TrustError("a reason is required to close a review")
-        with self.engine.begin() as conn:
+        with writer(self.engine).begin() as conn:
             n = conn.execute(t.reviews.update().where(
                 t.reviews.c.id == review_id, t.reviews.c.closed_at.is_(None)).values(
                 closed_at=self._now(), closed_why=why.strip())).rowcount
@@ -309,7 +316,7 @@ class TrustEngine:
         returns how many.  Corroboration still counts for them (see the model)."""
         now = self._now() if now is None else now
         a = t.assertions.c
-        with self.engine.begin() as conn:
+        with writer(self.engine).begin() as conn:
             rows = conn.execute(sa.select(a.id, a.partner).where(
                 a.outcome.is_(None), a.valid_until < now, a.echo.is_(False))).all()
             if rows:
@@ -331,19 +338,12 @@ class TrustEngine:
 
     def tier(self, partner: Partner) -> int:
         """The earned tier (the partner book's ``TierSource``): the stored result of the
-        last refresh, or the operator's tier before any evidence.  Read-only."""
-        raw = self.engine.raw_connection()
-        try:
-            cur = raw.cursor()
-            try:
-                cur.execute(_TIER_SQL[self.engine.dialect.name == "postgresql"], (partner.name,))
-                row = cur.fetchone()
-            except Exception:  # no table yet: nothing was ever observed
-                row = None
-            cur.close()
-        finally:
-            raw.close()
-        return int(row[0]) if row is not None else partner.base_tier
+        last refresh, or the operator's tier before any evidence.  Read-only: a snapshot
+        read, never the write lock, so the release path may ask while it writes."""
+        with reader(self.engine).connect() as conn:
+            value = conn.execute(sa.select(t.tiers.c.tier).where(
+                t.tiers.c.partner == partner.name)).scalar()
+        return int(value) if value is not None else partner.base_tier
 
     def _tier_inputs(self, model: Model, name: str, base: int,
                      released: Mapping[str, float], all_reviews: list[Review]) -> TierInputs:
@@ -386,7 +386,24 @@ class TrustEngine:
                 self._store_tier(name, old, new, why, quiet=row is None and new == old)
             if new != old:
                 changes.append(TierChange(name, old, new, why))
+        if self.on_tier_change is not None:
+            self._deliver()
         return changes
+
+    def _deliver(self) -> None:
+        """Hand every undelivered change to the listener, then mark it delivered."""
+        assert self.on_tier_change is not None
+        with reader(self.engine).connect() as conn:
+            rows = conn.execute(sa.select(t.tiers).where(t.tiers.c.announced.is_(False))
+                                .order_by(t.tiers.c.partner)).all()
+        for r in rows:
+            if int(r.previous) != int(r.tier):
+                self.on_tier_change([TierChange(r.partner, int(r.previous), int(r.tier),
+                                                r.reason)])
+            with writer(self.engine).begin() as conn:
+                conn.execute(t.tiers.update().where(
+                    t.tiers.c.partner == r.partner, t.tiers.c.tier == r.tier)
+                    .values(announced=True))
 
     def _log_reliability(self, model: Model, names: Sequence[str]) -> None:
         """Append each partner's overall reliability to its trend when it moved."""
@@ -395,7 +412,7 @@ class TrustEngine:
         ranked = sa.select(log.c.partner, log.c.mean, log.c.n, sa.func.row_number().over(
             partition_by=log.c.partner, order_by=(log.c.time.desc(), log.c.id.desc()))
             .label("rank")).where(log.c.partner.in_(names)).subquery()
-        with self.engine.begin() as conn:
+        with writer(self.engine).begin() as conn:
             lasts = {p: (mean, n) for p, mean, n in conn.execute(
                 sa.select(ranked.c.partner, ranked.c.mean, ranked.c.n)
                 .where(ranked.c.rank == 1))}
@@ -424,7 +441,7 @@ class TrustEngine:
         now = self._now()
         values = {"tier": new, "previous": old, "reason": why, "since": now,
                   "announced": quiet}
-        with self.engine.begin() as conn:
+        with writer(self.engine).begin() as conn:
             pending = conn.execute(sa.select(t.tiers.c.previous).where(
                 t.tiers.c.partner == name, t.tiers.c.announced.is_(False))).scalar()
             if pending is not None:  # not handed out yet: report from the last handed out
@@ -440,8 +457,12 @@ class TrustEngine:
             self._record("tier-change", name, f"earned tier {old} -> {new}: {why}")
 
     def tier_changes(self) -> list[TierChange]:
-        """Tier changes not yet handed out (drained): run ``Releaser.reevaluate`` on each."""
-        with self.engine.begin() as conn:
+        """For an engine built without a listener only (library use, benchmarks): tier
+        changes not yet handed out, drained.  A node's engine delivers them itself."""
+        if self.on_tier_change is not None:
+            raise TrustError("this engine delivers tier changes to its listener",
+                             hint="tier changes reach the release path through Node.trust")
+        with writer(self.engine).begin() as conn:
             rows = conn.execute(sa.select(t.tiers).where(t.tiers.c.announced.is_(False))
                                 .order_by(t.tiers.c.partner)).all()
             if rows:
@@ -494,7 +515,7 @@ class TrustEngine:
         values = {"partner": g.partner, "credibility": g.credibility, "confidence": g.confidence,
                   "source_grade": g.source_grade, "reasons": orjson.dumps(g.reasons).decode(),
                   "graded_at": self._now()}
-        with self.engine.begin() as conn:
+        with writer(self.engine).begin() as conn:
             n = conn.execute(t.grades.update().where(t.grades.c.object_id == g.object_id)
                              .values(**values)).rowcount
             if not n:

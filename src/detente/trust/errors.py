@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from detente.errors import NotFoundError, UsageError, ValidationError
 
-__all__ = ["ConfigError", "TrustError", "UnknownObjectError"]
+__all__ = ["TrustConfigError", "TrustError", "UnknownObjectError"]
 
 
 class TrustError(ValidationError):
@@ -15,5 +15,5 @@ class UnknownObjectError(NotFoundError):
     """The object asked about was never observed by the trust engine."""
 
 
-class ConfigError(UsageError):
+class TrustConfigError(UsageError):
     """A trust parameter is out of range."""

@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
-from detente.release.schema import releases
+from detente.release import first_releases
 from detente.stix.timestamps import micros_from_stix
 from detente.store.base import LOCAL, StoredObject
 from detente.trust import schema as t
@@ -265,15 +265,8 @@ class _Batch:
                 lambda p: sa.select(rc.partner, rc.key, rc.first_seq).where(rc.key.in_(p)),
                 {k for it in foreign for k in it.keys}):
             times[(str(partner), str(key))] = int(seq)
-        firsts: dict[tuple[str, str], int] = {}
         unflagged = {it.obj.id for it in foreign if not it.obj.provenance.flags.get("echo")}
-        if unflagged and sa.inspect(self.conn).has_table("releases"):
-            r = releases.c
-            for partner, oid, seq in self._select(
-                    lambda p: sa.select(r.partner, r.object_id, sa.func.min(r.seq))
-                    .where(r.object_id.in_(p)).group_by(r.partner, r.object_id), unflagged):
-                if seq is not None:
-                    firsts[(str(partner), str(oid))] = int(seq)
+        firsts = first_releases(self.conn, unflagged) if unflagged else {}
         for it in foreign:
             obj, partner = it.obj, it.partner
             received = obj.provenance.received_at or obj.date_added

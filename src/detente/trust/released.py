@@ -1,21 +1,23 @@
-"""What we released to whom, and when: the read-only view of the release records that
-echo detection needs.
+"""What we released to whom, and when: the part of the release records that echo
+detection needs.
 
-The release path's ``releases`` table is read here and nowhere else in this package, and
-only read.  Its rows are indexed into ``trust_released_claims`` (partner, claim key, first
-release time) incrementally, by release ``seq``, so checking a received claim against
-everything ever released to its sender is one indexed lookup.
+The release path owns its table; this module reads it only through
+:func:`detente.release.iter_views_after`, indexing the views into
+``trust_released_claims`` (partner, claim key, first release time) incrementally, by
+release ``seq``, so checking a received claim against everything ever released to its
+sender is one indexed lookup.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 import sqlalchemy as sa
 
-from detente.release.schema import releases
+from detente.release import iter_views_after
+from detente.store.engine import writer
 from detente.trust.claims import Resolver, claim_key, extract
 from detente.trust.config import TrustConfig
 from detente.trust.schema import released_claims, released_cursor
@@ -23,22 +25,6 @@ from detente.trust.schema import released_claims, released_cursor
 __all__ = ["index_releases", "released_value"]
 
 _BATCH = 1000
-
-
-def _has_releases(conn: sa.Connection) -> bool:
-    return sa.inspect(conn).has_table("releases")
-
-
-def _rows_after(conn: sa.Connection, seq: int) -> Iterator[tuple[str, bytes, int]]:
-    while True:
-        stmt = (sa.select(releases.c.partner, releases.c.view, releases.c.seq)
-                .where(releases.c.seq > seq).order_by(releases.c.seq).limit(_BATCH))
-        rows = conn.execute(stmt).all()
-        for partner, view, s in rows:
-            yield str(partner), bytes(view), int(s)
-        if len(rows) < _BATCH:
-            return
-        seq = int(rows[-1][2])
 
 
 def index_releases(engine: sa.Engine, resolver_for: Callable[[list[Any]], Resolver],
@@ -49,11 +35,9 @@ def index_releases(engine: sa.Engine, resolver_for: Callable[[list[Any]], Resolv
     transaction open, then writes: on SQLite every transaction takes the write lock.
     """
     with engine.connect() as conn:
-        if not _has_releases(conn):
-            return 0
         cursor = conn.execute(sa.select(released_cursor.c.seq)).scalar()
-        start = int(cursor) if cursor is not None else -1
-        rows = list(_rows_after(conn, start))
+    start = int(cursor) if cursor is not None else -1
+    rows = list(iter_views_after(engine, start, _BATCH))
     if not rows:
         return 0
     views = [(partner, orjson.loads(view), seq) for partner, view, seq in rows]
@@ -63,7 +47,7 @@ def index_releases(engine: sa.Engine, resolver_for: Callable[[list[Any]], Resolv
         found = extract(body, resolve, config) if isinstance(body, dict) else None
         for claim in found.claims if found else ():
             best.setdefault((partner, claim_key(claim)), (seq, found.importance if found else 1.0))
-    with engine.begin() as conn:
+    with writer(engine).begin() as conn:
         _merge(conn, best)
         if cursor is None:
             conn.execute(released_cursor.insert().values(id=1, seq=rows[-1][2]))

@@ -2,9 +2,7 @@
 
 ``web_routes(node)`` gives the routes the node's server mounts at ``/`` (next to TAXII's
 ``/taxii2/``); ``create_web_app(node)`` runs them alone.  See docs/ui.md.
+
+Import from the modules (``detente.web.app``, ``detente.web.operators``): this package
+exports nothing itself, so reading its table definitions never loads the UI.
 """
-
-from detente.web.app import create_web_app, web_routes
-from detente.web.operators import Operator, OperatorBook
-
-__all__ = ["Operator", "OperatorBook", "create_web_app", "web_routes"]

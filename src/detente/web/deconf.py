@@ -22,6 +22,7 @@ from detente.deconflict import (
 from detente.deconflict.items import NAME_KINDS
 from detente.errors import DetenteError, ValidationError
 from detente.node import Node
+from detente.store.engine import writer
 from detente.web import data
 from detente.web.facts import ledger_tail
 
@@ -145,7 +146,7 @@ def _our_sessions_today(node: Node) -> dict[str, tuple[int, int]]:
 
 def budget_rows(node: Node) -> list[BudgetRow]:
     budgets = data.partner_budgets(node)
-    book = SqlBudgetBook(node.store.engine)
+    book = SqlBudgetBook(writer(node.store.engine))
     today = datetime.now(UTC).date()
     ours = _our_sessions_today(node)
     rows = []

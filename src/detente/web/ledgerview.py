@@ -13,6 +13,7 @@ from detente.ledger import Checkpoint, Witness, verify_consistency
 from detente.ledger.errors import LedgerError
 from detente.node import Node
 from detente.partners import Partner
+from detente.store.engine import writer
 from detente.web import data
 from detente.web.facts import ledger_tail
 
@@ -91,7 +92,7 @@ def partner_logs(node: Node, partners: list[Partner]) -> list[PartnerLog]:
     if not partners:
         return []
     origins = {origin_of(p): {origin_of(p): VerifyKey(p.public_key)} for p in partners}
-    witness = Witness(node.store.engine, node.ledger.key_name, node.signing_key, origins)
+    witness = Witness(writer(node.store.engine), node.ledger.key_name, node.signing_key, origins)
     alarmed = {a.origin for a in node.ledger.alarms()}
     out = []
     for p in partners:

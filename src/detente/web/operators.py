@@ -16,19 +16,14 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from detente.errors import ConflictError, NotFoundError, ValidationError
 from detente.partners.model import check_name
 from detente.stix.timestamps import now_micros
+from detente.store.engine import writer
+from detente.web.schema import operators_t
 
-__all__ = ["MIN_PASSWORD", "Operator", "OperatorBook", "metadata"]
+__all__ = ["MIN_PASSWORD", "Operator", "OperatorBook"]
 
 MIN_PASSWORD = 10
 
-metadata = sa.MetaData()
 
-operators_t = sa.Table(
-    "web_operators", metadata,
-    sa.Column("name", sa.Text, primary_key=True),
-    sa.Column("password_hash", sa.Text, nullable=False),
-    sa.Column("created_at", sa.BigInteger, nullable=False),
-)
 
 _hasher = PasswordHasher()  # argon2id with the library's (RFC 9106 low-memory) defaults
 _DUMMY = _hasher.hash("detente: no such operator")
@@ -53,14 +48,13 @@ class OperatorBook:
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
-        metadata.create_all(engine, tables=[operators_t])
 
     def add(self, name: str, password: str) -> Operator:
         check_name(name, "operator name")
         created = now_micros()
         row = {"name": name, "password_hash": _hasher.hash(check_password(password)),
                "created_at": created}
-        with self.engine.begin() as conn:
+        with writer(self.engine).begin() as conn:
             if conn.execute(sa.select(operators_t.c.name)
                             .where(operators_t.c.name == name)).first():
                 raise ConflictError(f"operator {name} already exists",
@@ -74,7 +68,7 @@ class OperatorBook:
             return [Operator(r[0], int(r[1])) for r in conn.execute(stmt)]
 
     def remove(self, name: str) -> None:
-        with self.engine.begin() as conn:
+        with writer(self.engine).begin() as conn:
             gone = conn.execute(operators_t.delete().where(operators_t.c.name == name)).rowcount
         if not gone:
             raise NotFoundError(f"no operator named {name!r}", hint="see 'detente operator list'")

@@ -22,20 +22,14 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from detente.errors import AuthError
-from detente.web.operators import metadata
+from detente.store.engine import writer
+from detente.web.schema import sessions_t
 
 __all__ = ["FailureLimiter", "Session", "SessionBook", "TooManyAttempts"]
 
 SESSION_TTL = 8 * 3600
 LOGIN_NONCE_TTL = 1800
 
-sessions_t = sa.Table(
-    "web_sessions", metadata,
-    sa.Column("id_hash", sa.Text, primary_key=True),
-    sa.Column("operator", sa.Text, nullable=False, index=True),
-    sa.Column("csrf", sa.Text, nullable=False),
-    sa.Column("expires_at", sa.Float, nullable=False),
-)
 
 
 class TooManyAttempts(AuthError):
@@ -64,7 +58,6 @@ class SessionBook:
         self._key = key
         self.ttl = ttl
         self._clock = clock
-        metadata.create_all(engine, tables=[sessions_t])
 
     def _sign(self, value: str) -> str:
         return hmac.new(self._key, value.encode(), hashlib.sha256).hexdigest()
@@ -79,7 +72,7 @@ class SessionBook:
         """A new session for ``operator``: (cookie value, session)."""
         sid = secrets.token_urlsafe(32)
         session = Session(operator, secrets.token_urlsafe(32), self._clock() + self.ttl)
-        with self.engine.begin() as conn:
+        with writer(self.engine).begin() as conn:
             conn.execute(sessions_t.delete().where(sessions_t.c.expires_at < self._clock()))
             conn.execute(sessions_t.insert().values(
                 id_hash=_hash_id(sid), operator=operator, csrf=session.csrf,
@@ -101,11 +94,11 @@ class SessionBook:
     def close(self, cookie: str | None) -> None:
         sid = self._unsign(cookie) if cookie else None
         if sid is not None:
-            with self.engine.begin() as conn:
+            with writer(self.engine).begin() as conn:
                 conn.execute(sessions_t.delete().where(sessions_t.c.id_hash == _hash_id(sid)))
 
     def close_all(self, operator: str) -> int:
-        with self.engine.begin() as conn:
+        with writer(self.engine).begin() as conn:
             return conn.execute(
                 sessions_t.delete().where(sessions_t.c.operator == operator)).rowcount
 

@@ -17,10 +17,10 @@ from typing import Any
 
 from starlette.types import ASGIApp
 
-from detente.assembly import LiveServer, listening_socket, serve_app, url_of
 from detente.federation.exchange.keys import key_routes
 from detente.federation.taxii.server import create_app
 from detente.node import Node
+from detente.scenario.live import LiveServer, listening_socket, serve_app, url_of
 from detente.stix.validate import validate
 from detente.stix.vocab import TLP_2_0_IDS
 from detente.store import Provenance

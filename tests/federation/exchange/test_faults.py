@@ -12,7 +12,6 @@ import pytest
 from tests.federation.exchange.cluster import Cluster, cluster, indicator, put
 from tests.federation.exchange.faulty import FAULTS, FaultyPartners
 
-from detente.assembly import listening_socket, serve_app, url_of
 from detente.federation.exchange.cursors import load_cursor
 from detente.federation.exchange.pull import sync_all
 from detente.federation.http.client import (
@@ -22,6 +21,7 @@ from detente.federation.http.client import (
     PartnerUnreachableError,
     ResponseSignatureError,
 )
+from detente.scenario.live import listening_socket, serve_app, url_of
 
 pytestmark = pytest.mark.live
 
@@ -88,6 +88,7 @@ def test_fault_is_a_clear_error_and_the_good_partner_syncs(
 
 def test_errors_are_typed(world: tuple[Cluster, FaultyPartners]) -> None:
     """Each fault raises its own error class out of the client (sync turns it into text)."""
+    from detente.federation.exchange.intake import Intake, Source
     from detente.federation.exchange.pull import PartnerSummary, _Puller
     from detente.federation.http.client import PartnerClient
 
@@ -96,8 +97,8 @@ def test_errors_are_typed(world: tuple[Cluster, FaultyPartners]) -> None:
     for fault, (kind, _phrase) in sorted(EXPECTED.items()):
         summary = PartnerSummary(fault)
         with PartnerClient(us, us.partners.get(fault), LIMITS) as client, \
-                pytest.raises(kind):
-            _Puller(us, client, summary, None).run()
+                Intake(us, Source.partner(us, fault)) as intake, pytest.raises(kind):
+            _Puller(us, client, summary, None, intake).run()
 
 
 def test_retry_after_5xx_then_success(world: tuple[Cluster, FaultyPartners]) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +11,7 @@ import orjson
 import pytest
 from tests.federation.fed_fixtures import ROOT, TAXII, indicator, make_nodes, signed_client
 
-from detente.federation.exchange.intake import Received, receive
+from detente.federation.exchange.intake import receive
 from detente.node import Node
 from detente.store import Query
 
@@ -46,19 +46,17 @@ def test_push_keeps_provenance_and_a_receipt_per_stored_version(nodes: Any) -> N
     assert entries[0].view_hash == hashlib.sha256(stored[0].raw).hexdigest()
 
 
-def test_receive_runs_hooks_on_what_it_stored(nodes: Any) -> None:
+def test_receive_gives_trust_exactly_what_it_stored(nodes: Any) -> None:
     us, _ = nodes
-    seen: list[tuple[str, list[str]]] = []
-
-    def hook(node: Node, partner: str, stored: Sequence[Received]) -> None:
-        seen.append((partner, [r.object.id for r in stored]))
-
     a = indicator()
-    result = receive(us, "ru", [a, {"bad": 1}], None, hooks=[hook])
+    result = receive(us, "ru", [a, {"bad": 1}], None)
     assert (len(result.successes), len(result.failures)) == (1, 1)
-    assert seen == [("ru", [a["id"]])]
-    again = receive(us, "ru", [a], None, hooks=[hook])
-    assert again.duplicates == 1 and len(seen) == 1  # nothing new stored: no hook call
+    assert [r.object.id for r in result.stored] == [a["id"]]
+    assert result.new == 1 and result.rejected == 1
+    assert us.trust.summary("ru").counts.assertions == 1  # evidence, on the push route too
+    again = receive(us, "ru", [a], None)
+    assert again.duplicates == 1 and again.stored == []
+    assert us.trust.summary("ru").counts.assertions == 1  # nothing new: no new evidence
 
 
 def test_receive_refuses_a_removed_partner(nodes: Any) -> None:

@@ -29,7 +29,7 @@ from detente.deconflict import (
     conflicts,
     observable,
 )
-from detente.federation.http.partner_client import PartnerRefusal
+from detente.federation.http.client import PartnerRefusedError
 from detente.federation.http.render import ERROR_KEYS
 from detente.federation.psi.remote import ItemsSpec, run_query
 from detente.federation.psi.sets import own_set
@@ -112,9 +112,9 @@ def test_names_and_alignment(fed: Federation) -> None:
     aligned = ItemsSpec.from_json([actor("islamic  state"), actor("Jabhat al-Nusra"),
                                    actor("Free Syrian Army")], alignment=True)
     assert run_query(us, "fr", "cardinality", aligned).count == 2
-    with pytest.raises(PartnerRefusal, match="cardinality mode only"):
+    with pytest.raises(PartnerRefusedError, match="cardinality mode only"):
         run_query(us, "fr", "intersection", aligned)
-    with pytest.raises(PartnerRefusal, match="no names to deconflict against"):
+    with pytest.raises(PartnerRefusedError, match="no names to deconflict against"):
         run_query(fed.nodes["fr"], "us", "intersection", spec)  # us holds no names: 404
 
 
@@ -183,7 +183,7 @@ def test_budgets_refuse_probing(fed: Federation, capsys: pytest.CaptureFixture[s
     with pytest.raises(BudgetExceeded) as daily:
         run_query(us, "fr", "cardinality", small)
     assert daily.value.reason == "queries_per_day" and "tomorrow" in (daily.value.hint or "")
-    with fed.client("us", "fr") as client:  # the refusal on the wire: 429, TAXII shape
+    with fed.raw("us", "fr") as client:  # the refusal on the wire: 429, TAXII shape
         query = Requester(small.items, mode="cardinality", partner="fr").start()
         raw = _post(client, "/deconflict/query", query.to_bytes())
     assert raw.status_code == 429 and tuple(raw.json()) == ERROR_KEYS
@@ -207,7 +207,7 @@ def test_hostile_messages_are_refused(fed: Federation) -> None:
     query = Requester(ips(FR_IPS[:3]), mode="intersection", partner="fr").start().to_bytes()
     mutual = Requester(ips(FR_IPS[:3]), mode="mutual", partner="fr")
     mquery = mutual.start()
-    with fed.client("us", "fr") as client:
+    with fed.raw("us", "fr") as client:
         cases = [
             (b"garbage", "bad magic"),
             (query[:-7], "truncated"),

@@ -16,9 +16,11 @@ from tests.cli.helpers import run
 from tests.federation.fed_fixtures import indicator, put
 from tests.federation.live import Federation, federation, pull, serve
 
-from detente.assembly import listening_socket, url_of
-from detente.federation.http.errors import RequestSignatureError
-from detente.federation.http.partner_client import PartnerRefusal, get_json, open_partner_client
+from detente.federation.http.client import (
+    PartnerRefusedError,
+    ResponseSignatureError,
+    open_partner_client,
+)
 from detente.federation.http.render import ERROR_KEYS
 from detente.federation.witnessing.audit import verify_partner_log
 from detente.federation.witnessing.names import node_witness, witness_keys
@@ -33,6 +35,7 @@ from detente.ledger import (
     verify_inclusion,
 )
 from detente.node import Node
+from detente.scenario.live import listening_socket, url_of
 from detente.settings import Settings
 
 pytestmark = pytest.mark.live
@@ -56,7 +59,7 @@ def test_witnessing_collects_cosignatures(fed: Federation) -> None:
             result = witness_partner(fed.nodes[name], "us", client)
         assert result.ok and result.cosigned and result.previous_size is None
     with fed.client("fr", "us") as client:
-        doc = get_json(client, "us", "/ledger/checkpoint")
+        doc = client.get_json("/ledger/checkpoint")
     cp = Checkpoint.from_note(doc["note"], {"detente/us": us.verify_key})
     assert sorted(doc["witnesses"]) == ["detente/fr", "detente/ru"]
     assert {c.name for c in cp.cosignatures(witness_keys(us))} == {
@@ -73,15 +76,15 @@ def test_proofs_and_entries_endpoints(fed: Federation) -> None:
     us, fr = fed.nodes["us"], fed.nodes["fr"]
     pull(fr, "us")  # us releases its indicators to fr: release entries about fr
     with fed.client("fr", "us") as client:
-        cp = Checkpoint.from_note(get_json(client, "us", "/ledger/checkpoint")["note"],
+        cp = Checkpoint.from_note(client.get_json("/ledger/checkpoint")["note"],
                                   {"detente/us": us.verify_key})
-        page = get_json(client, "us", "/ledger/entries", {"limit": 2, "end": cp.size})
+        page = client.get_json("/ledger/entries", {"limit": 2, "end": cp.size})
         assert page["more"] and page["next"] == 2 and len(page["entries"]) == 2
-        rows = get_json(client, "us", "/ledger/entries", {"end": cp.size})["entries"]
+        rows = client.get_json("/ledger/entries", {"end": cp.size})["entries"]
         mine = [r for r in rows if r["entry"] is not None]
         assert mine and all(orjson.loads(r["entry"])["partner"] == "fr" for r in mine)
         row = mine[0]
-        proof = get_json(client, "us", "/ledger/proofs/inclusion",
+        proof = client.get_json("/ledger/proofs/inclusion",
                          {"index": row["index"], "size": cp.size})
         leaf = Entry.from_json(row["entry"].encode()).leaf_hash
         assert base64.b64decode(proof["leaf_hash"]) == leaf
@@ -89,7 +92,7 @@ def test_proofs_and_entries_endpoints(fed: Federation) -> None:
                          [base64.b64decode(p) for p in proof["proof"]], cp.root)
         us.ledger.append_many([note(i) for i in range(3)])
         new = us.ledger.checkpoint()
-        cons = get_json(client, "us", "/ledger/proofs/consistency",
+        cons = client.get_json("/ledger/proofs/consistency",
                         {"old": cp.size, "new": new.size})
         verify_consistency(cp.size, new.size, cp.root, new.root,
                            [base64.b64decode(p) for p in cons["proof"]])
@@ -98,7 +101,8 @@ def test_proofs_and_entries_endpoints(fed: Federation) -> None:
                              ("/ledger/proofs/consistency", {"old": 5, "new": 2}),
                              ("/ledger/proofs/consistency", {"old": 1, "new": 10**9}),
                              ("/ledger/entries", {"start": "x"})]:
-            r = client.get(path, params=params)
+            with fed.raw("fr", "us") as raw:
+                r = raw.get(path, params=params)
             assert r.status_code in (400, 404), (path, params, r.text)
             assert tuple(r.json()) == ERROR_KEYS
 
@@ -164,9 +168,7 @@ def test_split_view_is_caught_by_gossip_and_raises_the_alarm(
         fork.ledger.append_many([note(i + 100) for i in range(2)])  # branch B, shown to ru
         with fed.client("fr", "us") as client:
             assert witness_partner(fr, "us", client).ok
-        with open_partner_client(ru, "us") as plain:
-            auth = plain.auth
-        with httpx.Client(base_url=url_of(sock_b), auth=auth) as ru_view:
+        with open_partner_client(ru, "us", url=url_of(sock_b)) as ru_view:
             assert witness_partner(ru, "us", ru_view).ok  # each branch is consistent alone
         assert fr.ledger.alarms() == [] and ru.ledger.alarms() == []
         with fed.client("fr", "ru") as client:  # gossip: ru's view of us reaches fr
@@ -195,9 +197,7 @@ def test_a_rewritten_history_shown_later_is_inconsistent(
         with fed.client("fr", "us") as client:
             assert witness_partner(fr, "us", client).ok
         fork.ledger.append_many([note(i + 100) for i in range(5)])  # larger, different
-        with open_partner_client(fr, "us") as plain:
-            auth = plain.auth
-        with httpx.Client(base_url=url_of(sock_b), auth=auth) as client:
+        with open_partner_client(fr, "us", url=url_of(sock_b)) as client:
             result = witness_partner(fr, "us", client)
         assert not result.cosigned and len(result.equivocations) == 1
         [alarm] = fr.ledger.alarms()
@@ -212,8 +212,8 @@ def test_a_rewritten_history_shown_later_is_inconsistent(
 
 def test_tampered_notes_and_cosignatures_are_refused(fed: Federation) -> None:
     us, fr = fed.nodes["us"], fed.nodes["fr"]
-    with fed.client("fr", "us") as client:
-        cp = Checkpoint.from_note(get_json(client, "us", "/ledger/checkpoint")["note"],
+    with fed.raw("fr", "us") as client:
+        cp = Checkpoint.from_note(client.get("/ledger/checkpoint").json()["note"],
                                   {"detente/us": us.verify_key})
         forged = Checkpoint.sign(cp.origin, cp.size, hashlib.sha256(b"x").digest(),
                                  fr.signing_key, "detente/us")
@@ -226,7 +226,7 @@ def test_tampered_notes_and_cosignatures_are_refused(fed: Federation) -> None:
             assert tuple(r.json()) == ERROR_KEYS
         assert "no cosignature" in r.json()["description"]
         # a cosignature by fr presented as ru's is not ru's
-        with fed.client("ru", "us") as ru_client:
+        with fed.raw("ru", "us") as ru_client:
             cosig = node_witness(fr).observe(cp)
             r = ru_client.post("/ledger/cosignatures",
                                content=orjson.dumps({"note": cp.with_cosignature(cosig)
@@ -275,14 +275,14 @@ class _Tamper(httpx.BaseTransport):
 def test_tampered_proofs_are_refused(fed: Federation) -> None:
     us, fr = fed.nodes["us"], fed.nodes["fr"]
     pull(fr, "us")
-    with open_partner_client(fr, "us") as base, httpx.Client(
-            base_url=base.base_url, auth=base.auth, transport=_Tamper()) as client:
-        with pytest.raises(RequestSignatureError, match="signature refused"):
+    with open_partner_client(fr, "us") as base, \
+            open_partner_client(fr, "us", transport=_Tamper()) as client:
+        with pytest.raises(ResponseSignatureError, match="signature refused"):
             verify_partner_log(fr, "us", client)
-        with pytest.raises(PartnerRefusal, match="larger than the log"):
-            get_json(base, "us", "/ledger/proofs/inclusion", {"index": 0, "size": 10**6})
+        with pytest.raises(PartnerRefusedError, match="larger than the log"):
+            base.get_json("/ledger/proofs/inclusion", {"index": 0, "size": 10**6})
     # a proof element that is not a hash, or a proof that does not verify, names the step
-    from detente.federation.witnessing.witness import decode_proof
+    from detente.ledger.wire import decode_proof
 
     with pytest.raises(ProofError, match="not a 32-byte hash"):
         decode_proof([base64.b64encode(b"short").decode()], "proof")

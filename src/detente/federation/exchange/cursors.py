@@ -14,26 +14,16 @@ from dataclasses import dataclass, replace
 
 import sqlalchemy as sa
 
+from detente.federation.schema import sync_cursors
 from detente.stix.timestamps import now_micros
+from detente.store.engine import writer
 
 __all__ = ["PULL", "PUSH", "Cursor", "load_cursor", "save_cursor", "sync_cursors"]
 
 PULL = "pull"
 PUSH = "push"
 
-metadata = sa.MetaData()
 
-sync_cursors = sa.Table(
-    "sync_cursors", metadata,
-    sa.Column("partner", sa.Text, primary_key=True),
-    sa.Column("direction", sa.Text, primary_key=True),
-    # TAXII added_after, integer microseconds (None: from the beginning)
-    sa.Column("added_after", sa.BigInteger),
-    # a `next` token continuing from added_after, when the partner gives no dates
-    sa.Column("next_token", sa.Text),
-    sa.Column("last_run", sa.BigInteger),
-    sa.Column("last_error", sa.Text),
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,12 +42,7 @@ class Cursor:
         return replace(self, last_run=now_micros(), last_error=error)
 
 
-def create(engine: sa.Engine) -> None:
-    metadata.create_all(engine)
-
-
 def load_cursor(engine: sa.Engine, partner: str, direction: str = PULL) -> Cursor:
-    create(engine)
     with engine.connect() as conn:
         row = conn.execute(sa.select(sync_cursors).where(
             sync_cursors.c.partner == partner, sync_cursors.c.direction == direction)).first()
@@ -71,7 +56,7 @@ def load_cursor(engine: sa.Engine, partner: str, direction: str = PULL) -> Curso
 def save_cursor(engine: sa.Engine, cursor: Cursor, conn: sa.Connection | None = None) -> None:
     """Upsert a cursor (in ``conn``'s transaction when given)."""
     if conn is None:
-        with engine.begin() as own:
+        with writer(engine).begin() as own:
             _save(own, cursor)
     else:
         _save(conn, cursor)
@@ -88,7 +73,6 @@ def _save(conn: sa.Connection, cursor: Cursor) -> None:
 
 
 def all_cursors(engine: sa.Engine) -> list[Cursor]:
-    create(engine)
     with engine.connect() as conn:
         rows = conn.execute(sa.select(sync_cursors).order_by(
             sync_cursors.c.partner, sync_cursors.c.direction)).all()

@@ -22,21 +22,17 @@ they never count as P's contribution or as corroboration.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import sqlalchemy as sa
-
 from detente.errors import DetenteError
-from detente.release import iter_release_records
+from detente.release import iter_release_records, released_versions
 from detente.stix.patterns import simple_comparisons
 from detente.stix.timestamps import normalise
-from detente.store.base import LOCAL, Query
-from detente.store.engine import reader
-from detente.store.sql import SqlStore
+from detente.store.base import LOCAL, Query, Store
 
-__all__ = ["SUPPORT_TYPES", "Echo", "EchoIndex", "content_keys", "released_keys"]
+__all__ = ["SUPPORT_TYPES", "Echo", "EchoIndex", "content_keys"]
 
 _NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
 _SPACE = re.compile(r"\s+")
@@ -48,19 +44,13 @@ _CHUNK = 500
 SUPPORT_TYPES = frozenset({"marking-definition", "extension-definition"})
 
 
-def released_keys(engine: sa.Engine) -> set[tuple[str, str]]:
-    """(id, version) of every view of *our own* material this node ever released, to any
-    partner.  A third party's object we relayed that comes back by another route is not
-    circular reporting of ours: the store counts it a duplicate by another route."""
-    from detente.release.schema import releases
-    from detente.store.schema import objects
-
-    stmt = (sa.select(releases.c.object_id, releases.c.version).distinct()
-            .join(objects, sa.and_(objects.c.id == releases.c.object_id,
-                                   objects.c.version == releases.c.version))
-            .where(objects.c.origin == LOCAL))
-    with reader(engine).connect() as conn:
-        return {(r[0], r[1]) for r in conn.execute(stmt)}
+def _ours_released(store: Store, keys: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Those of ``keys`` that are views of *our own* material released to any partner.  A
+    third party's object we relayed that comes back by another route is not circular
+    reporting of ours: the store counts it a duplicate by another route."""
+    released = released_versions(store.engine, keys)
+    local = store.held({oid for oid, _ in released}, (LOCAL,)) if released else set()
+    return {k for k in released if k[0] in local}
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,21 +100,24 @@ def _version_of(body: Mapping[str, Any]) -> str | None:
 
 
 class EchoIndex:
-    """What we released to one partner, indexed by (id, version) and by content."""
+    """What we released to one partner, indexed by content; exact (id, version) echoes
+    are looked up per page (:func:`detente.release.released_versions`)."""
 
-    def __init__(self, partner: str, released_any: set[tuple[str, str]] | None = None) -> None:
+    def __init__(self, partner: str,
+                 ours_released: Callable[[set[tuple[str, str]]], set[tuple[str, str]]]
+                 | None = None) -> None:
         self.partner = partner
-        #: (id, version) released to this partner / to any partner
+        #: (id, version) released to this partner
         self.released: set[tuple[str, str]] = set()
-        self.released_any = released_any if released_any is not None else self.released
         self.by_content: dict[tuple[str, str], str] = {}
+        #: which (id, version) are views of our own material released to any partner
+        self._ours = ours_released or (lambda keys: keys & self.released)
 
     @classmethod
-    def build(cls, store: SqlStore, partner: str,
-              released_any: set[tuple[str, str]] | None = None) -> EchoIndex:
-        """Index what we released to ``partner``; ``released_any`` (from
-        :func:`released_keys`) extends exact-id matching to every partner."""
-        index = cls(partner, released_any)
+    def build(cls, store: Store, partner: str) -> EchoIndex:
+        """Index the content of what we released to ``partner``; exact echoes are looked
+        up in the release records and the store, page by page."""
+        index = cls(partner, lambda keys: _ours_released(store, keys))
         for record in iter_release_records(store.engine, partner=partner):
             index.released.add((record.object_id, record.version))
             index._add_content(record.view, record.object_id)
@@ -135,7 +128,7 @@ class EchoIndex:
         for key in content_keys(body):
             self.by_content.setdefault(key, object_id)
 
-    def _add_originals(self, store: SqlStore) -> None:
+    def _add_originals(self, store: Store) -> None:
         ids = sorted({oid for oid, _ in self.released})
         for start in range(0, len(ids), _CHUNK):
             query = Query(ids=tuple(ids[start:start + _CHUNK]), versions=("all",))
@@ -146,27 +139,36 @@ class EchoIndex:
     def __len__(self) -> int:
         return len(self.released)
 
-    def match(self, body: Any) -> Echo | None:
+    def _ours_released(self, bodies: list[Any]) -> set[tuple[str, str]]:
+        keys = {(b["id"], v) for b in bodies if isinstance(b, dict)
+                and isinstance(b.get("id"), str) and (v := _version_of(b)) is not None}
+        return self._ours(keys) if keys else set()
+
+    def match(self, body: Any, ours: set[tuple[str, str]] | None = None) -> Echo | None:
         """The echo an incoming (unvalidated) object is, or None."""
-        if not isinstance(body, dict) or not self.released_any:
+        if not isinstance(body, dict):
             return None
         oid = body.get("id")
         if not isinstance(oid, str):
             return None
         version = _version_of(body)
-        if version is not None and (oid, version) in self.released_any:  # (1)
+        if ours is None:
+            ours = self._ours_released([body])
+        if version is not None and (oid, version) in ours:                 # (1)
             return Echo(oid, "support" if body.get("type") in SUPPORT_TYPES else "id")
         for key in content_keys(body):                                    # (2)
-            ours = self.by_content.get(key)
-            if ours is not None and ours != oid:
-                return Echo(ours, key[0])
+            mine = self.by_content.get(key)
+            if mine is not None and mine != oid:
+                return Echo(mine, key[0])
         return None
 
     def classify(self, objects: Iterable[Any]) -> dict[int, Echo]:
         """Echoes among a page of objects, by position."""
+        bodies = list(objects)
+        ours = self._ours_released(bodies)
         found: dict[int, Echo] = {}
-        for i, body in enumerate(objects):
-            echo = self.match(body)
+        for i, body in enumerate(bodies):
+            echo = self.match(body, ours)
             if echo is not None:
                 found[i] = echo
         return found

@@ -1,45 +1,76 @@
-"""The intake path: what a partner pushes (or what we pull from it) enters only here.
+"""THE intake path: everything that enters a node's store passes through :class:`Intake`.
 
-``receive(node, partner, objects, signature)``:
+Three routes use it and nothing else: local ingest (``detente ingest``, the demo), a
+partner's TAXII push into our ``inbox``, and a pull from a partner (``detente sync``).
+For each batch, :meth:`Intake.receive`:
 
-  (1) validate each object (STIX 2.1, one entry point: :func:`detente.stix.validate`);
-  (2) refuse what a partner may not say: objects claiming to be created by this node,
-      and new versions of objects this node created;
-  (3) store the rest with provenance (origin = the partner, received_at, the request's
-      signature) and append a ledger ``receipt`` entry for each stored version, in one
-      transaction;
-  (4) after commit, run the intake hooks (echo detection, corroboration) on what was
-      stored: ``node.intake_hooks`` if the node has them, or ``hooks=`` here.
+  (1) validates each object (STIX 2.1, one entry point: :func:`detente.stix.validate`);
+  (2) refuses what the sender may not say — from a partner: objects claiming to be
+      created by this node, and new versions of objects created here;
+  (3) tells echoes apart (a partner only, :mod:`detente.federation.exchange.echo`): our
+      own (id, version) coming back is not stored again; our content re-issued under
+      another id is stored flagged ``echo`` so it never counts as corroboration;
+  (4) stores the rest with provenance (origin, received_at, the request's signature) and,
+      for a partner's versions, a ledger ``receipt`` entry each — one transaction;
+  (5) gives earned trust what was stored (corroboration by independent sources, our own
+      sightings confirming a partner's report), as evidence only;
 
-The TAXII inbox and the sync client (pull) both call it, so they behave identically.
+and :meth:`Intake.close`, once per run, (6) refreshes the earned tiers: a tier that
+changed reaches the release policy through the node's one wiring (``Node.trust``).
+
+Every route therefore counts, flags and learns from the same object identically; the
+intake-parity test (``tests/federation/exchange/test_parity.py``) runs the same cases
+through all three.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from types import TracebackType
 from typing import Any
 
+import sqlalchemy as sa
+
 from detente.errors import DetenteError
+from detente.federation.exchange.echo import Echo, EchoIndex
 from detente.ledger import Entry
 from detente.node import Node
 from detente.stix.model import StixObject
 from detente.stix.timestamps import format_micros, now_micros
 from detente.stix.validate import validate
-from detente.store.base import LOCAL, Outcome, Provenance, PutResult
+from detente.store.base import LOCAL, Outcome, Provenance, PutResult, StoredObject
 
-__all__ = ["Detail", "IntakeHook", "IntakeResult", "Received", "receive"]
+__all__ = ["Detail", "Intake", "IntakeResult", "Received", "Source", "receive"]
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Who sends a batch: this node (``local``) or a partner, by name."""
+
+    name: str = LOCAL
+    identity_id: str | None = None
+
+    @property
+    def is_partner(self) -> bool:
+        return self.name != LOCAL
+
+    @classmethod
+    def partner(cls, node: Node, name: str) -> Source:
+        """A known partner (a removed partner cannot send: NotFoundError)."""
+        return cls(name, node.partners.get(name).identity_id)
 
 
 @dataclass(frozen=True, slots=True)
 class Detail:
-    """One TAXII status detail: id, version and a message."""
+    """One object's fate: id, version, a message, and where it was in the input."""
 
     id: str
     version: str
     message: str | None = None
+    position: str | None = None
 
     def to_json(self) -> dict[str, str]:
         out = {"id": self.id, "version": self.version}
@@ -50,44 +81,39 @@ class Detail:
 
 @dataclass(frozen=True, slots=True)
 class Received:
-    """A version stored by this intake (what the hooks see)."""
+    """A version stored by this intake."""
 
     object: StixObject
     date_added: int
+    flags: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
 class IntakeResult:
-    partner: str
+    """What one batch (or a whole run, see :meth:`add`) did, in the same terms on every
+    route: new and updated versions, duplicates, echoes, rejections."""
+
+    source: str
     received_at: int
     successes: list[Detail] = field(default_factory=list)
     failures: list[Detail] = field(default_factory=list)
     stored: list[Received] = field(default_factory=list)
+    new: int = 0
+    updated: int = 0
     duplicates: int = 0
+    echoes: int = 0
+
+    @property
+    def partner(self) -> str:
+        return self.source
 
     @property
     def total(self) -> int:
         return len(self.successes) + len(self.failures)
 
-
-#: runs after the intake transaction commits, with what it stored (echo detection plugs in)
-IntakeHook = Callable[[Node, str, Sequence[Received]], None]
-
-
-def receive(node: Node, partner: str, objects: Sequence[Any], signature: str | None,
-            *, hooks: Sequence[IntakeHook] | None = None) -> IntakeResult:
-    """Validate, store with provenance and record receipts; never raises for bad objects."""
-    node.partners.get(partner)  # a removed partner cannot push
-    result = IntakeResult(partner, now_micros())
-    valid = _validated(objects, result)                       # (1)
-    valid = _admissible(node, valid, result)                  # (2)
-    if valid:
-        _store(node, partner, valid, signature, result)       # (3)
-    if result.stored:
-        chosen = hooks if hooks is not None else getattr(node, "intake_hooks", ())
-        for hook in chosen:                                   # (4)
-            hook(node, partner, result.stored)
-    return result
+    @property
+    def rejected(self) -> int:
+        return len(self.failures)
 
 
 def _guess(obj: Any) -> tuple[str, str]:
@@ -99,72 +125,220 @@ def _guess(obj: Any) -> tuple[str, str]:
     return str(oid)[:300], str(version)[:64] if isinstance(version, str) else ""
 
 
-def _validated(objects: Sequence[Any], result: IntakeResult) -> list[StixObject]:
-    valid: list[StixObject] = []
-    for obj in objects:
-        try:
-            valid.append(validate(obj))
-        except DetenteError as exc:
-            oid, version = _guess(obj)
-            result.failures.append(Detail(oid, version, exc.message))
-        except (ValueError, TypeError, KeyError, RecursionError):
-            oid, version = _guess(obj)
-            result.failures.append(Detail(oid, version, "object could not be validated"))
-    return valid
-
-
 def _version_of(obj: StixObject, fallback: int) -> str:
-    body = obj.body
-    value = body.get("modified") or body.get("created")
+    value = obj.body.get("modified") or obj.body.get("created")
     return value if isinstance(value, str) else format_micros(fallback)
 
 
-def _admissible(node: Node, valid: list[StixObject], result: IntakeResult) -> list[StixObject]:
-    ours = node.identity_id
-    local = held_ids(node, {o.id for o in valid}, (LOCAL,))
-    kept: list[StixObject] = []
-    for obj in valid:
-        if obj.created_by_ref == ours:
-            reason = f"{obj.id} claims to be created by this node ({ours}); refused"
-        elif obj.id in local:
-            reason = f"{obj.id} was created on this node: partners cannot add versions of it"
+class Intake:
+    """One run of the intake path for one source; use as a context manager (or call
+    :meth:`close`) so tiers are refreshed once at the end of the run."""
+
+    def __init__(self, node: Node, source: Source, *, trust: bool = True,
+                 echoes: bool = True) -> None:
+        self.node, self.source = node, source
+        self.trust = trust
+        self.check_echoes = echoes and source.is_partner
+        self._echo_index: EchoIndex | None = None
+        self._pending: list[StoredObject] = []
+        self.observed = False
+
+    def __enter__(self) -> Intake:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    # -- one batch ------------------------------------------------------------------
+    def receive(self, objects: Sequence[Any], *, signature: str | None = None,
+                positions: Sequence[str] | None = None,
+                conn: sa.Connection | None = None) -> IntakeResult:
+        """Steps (1)-(5) for one batch; never raises for bad objects.
+
+        With ``conn`` (a strict, all-or-nothing ingest) the batch joins that transaction
+        and its trust evidence waits until :meth:`close` (after the caller committed)."""
+        result = IntakeResult(self.source.name, now_micros())
+        where = list(positions) if positions is not None else [str(i) for i in
+                                                                 range(len(objects))]
+        valid, at = self._validated(objects, where, result)                      # (1)
+        valid, at = self._admissible(valid, at, result)                          # (2)
+        echoes = self._echoes(valid) if self.check_echoes and valid else {}      # (3)
+        if valid:
+            held = self.node.store.held({o.id for o in valid})
+            self._store(valid, at, echoes, held, signature, result, conn)        # (4)
+        if result.stored and self.trust:                                         # (5)
+            stored = [self._stored_object(r, result.received_at, signature)
+                      for r in result.stored]
+            if conn is None:
+                self._observe(stored)
+            else:
+                self._pending += stored
+        return result
+
+    def _validated(self, objects: Sequence[Any], where: list[str],
+                   result: IntakeResult) -> tuple[list[StixObject], list[str]]:
+        valid: list[StixObject] = []
+        at: list[str] = []
+        for obj, pos in zip(objects, where, strict=True):
+            try:
+                valid.append(validate(obj))
+                at.append(pos)
+                continue
+            except DetenteError as exc:
+                message = exc.message
+            except (ValueError, TypeError, KeyError, RecursionError):
+                message = "object could not be validated"
+            oid, version = _guess(obj)
+            result.failures.append(Detail(oid, version, message, pos))
+        return valid, at
+
+    def _admissible(self, valid: list[StixObject], at: list[str], result: IntakeResult
+                    ) -> tuple[list[StixObject], list[str]]:
+        if not self.source.is_partner:
+            return valid, at
+        ours = self.node.identity_id
+        local = self.node.store.held({o.id for o in valid}, (LOCAL,))
+        kept: list[StixObject] = []
+        kept_at: list[str] = []
+        for obj, pos in zip(valid, at, strict=True):
+            if obj.created_by_ref == ours:
+                reason = f"{obj.id} claims to be created by this node ({ours}); refused"
+            elif obj.id in local:
+                reason = f"{obj.id} was created on this node: partners cannot add versions of it"
+            else:
+                kept.append(obj)
+                kept_at.append(pos)
+                continue
+            result.failures.append(Detail(obj.id, _version_of(obj, result.received_at),
+                                          reason, pos))
+        return kept, kept_at
+
+    def _echoes(self, valid: list[StixObject]) -> dict[int, Echo]:
+        if self._echo_index is None:
+            self._echo_index = EchoIndex.build(self.node.store, self.source.name)
+        found = self._echo_index.classify([o.body for o in valid])
+        # a content echo is a *new* id repeating what we released to this partner; an id
+        # we already hold (an update, a re-issue, a relay of a third party's object we
+        # have from its creator) is not one
+        if not found:
+            return found
+        held = self.node.store.held({valid[i].id for i, e in found.items() if not e.by_id})
+        return {i: e for i, e in found.items() if e.by_id or valid[i].id not in held}
+
+    def _provenance(self, signature: str | None, received_at: int,
+                    flags: dict[str, Any] | None = None) -> Provenance:
+        if not self.source.is_partner:
+            return Provenance(flags=flags or {})
+        return Provenance(origin=self.source.name, origin_identity=self.source.identity_id,
+                          received_at=received_at, signature=signature, flags=flags or {})
+
+    def _store(self, valid: list[StixObject], at: list[str], echoes: dict[int, Echo],
+               held: set[str], signature: str | None, result: IntakeResult,
+               conn: sa.Connection | None) -> None:
+        by_id = {i for i, e in echoes.items() if e.by_id}
+        for i in sorted(by_id):  # our own version back: not stored again
+            obj = valid[i]
+            version = _version_of(obj, result.received_at)
+            if echoes[i].how == "support":
+                result.duplicates += 1
+                result.successes.append(Detail(obj.id, version, "already stored", at[i]))
+            else:
+                result.echoes += 1
+                result.successes.append(Detail(obj.id, version, "echo of our release", at[i]))
+        # plain objects in one put, each flagged content echo with its own flags
+        groups: list[tuple[list[int], dict[str, Any] | None]] = [
+            ([i for i in range(len(valid)) if i not in echoes], None)]
+        groups += [([i], echoes[i].flags) for i in sorted(set(echoes) - by_id)]
+        if conn is not None:
+            self._put_groups(conn, valid, at, groups, held, signature, result)
         else:
-            kept.append(obj)
-            continue
-        result.failures.append(Detail(obj.id, _version_of(obj, result.received_at), reason))
-    return kept
+            with self.node.store.transaction() as own:
+                self._put_groups(own, valid, at, groups, held, signature, result)
+
+    def _put_groups(self, conn: sa.Connection, valid: list[StixObject], at: list[str],
+                    groups: list[tuple[list[int], dict[str, Any] | None]], held: set[str],
+                    signature: str | None, result: IntakeResult) -> None:
+        receipts: list[Entry] = []
+        for indexes, flags in groups:
+            if not indexes:
+                continue
+            batch = [valid[i] for i in indexes]
+            prov = self._provenance(signature, result.received_at, flags)
+            for r in self.node.store.put_many(batch, prov, conn=conn):
+                i = indexes[r.index]
+                self._record(result, valid[i], r, at[i], held, flags)
+                if r.outcome is Outcome.STORED and self.source.is_partner:
+                    receipts.append(_receipt(self.source.name, valid[i]))
+        if receipts:
+            self.node.ledger.append_many(receipts, conn)
+
+    def _record(self, result: IntakeResult, obj: StixObject, r: PutResult, pos: str,
+                held: set[str], flags: dict[str, Any] | None) -> None:
+        version = _version_of(obj, r.date_added or result.received_at)
+        if r.outcome is Outcome.STORED:
+            assert r.date_added is not None
+            result.stored.append(Received(obj, r.date_added, flags or {}))
+            result.successes.append(Detail(obj.id, version, None, pos))
+            if flags:
+                result.echoes += 1
+            elif obj.id in held:
+                result.updated += 1
+            else:
+                result.new += 1
+        elif r.outcome is Outcome.DUPLICATE or self._held_from_elsewhere(obj, r):
+            result.duplicates += 1
+            result.successes.append(Detail(obj.id, version, "already stored", pos))
+        else:
+            result.failures.append(Detail(obj.id, version, r.reason or "refused by the store",
+                                          pos))
+
+    def _held_from_elsewhere(self, obj: StixObject, r: PutResult) -> bool:
+        """A version conflict with the view of the same version another partner sent us
+        (views differ by recipient: redaction, fingerprints) — a duplicate, not a fault."""
+        if not self.source.is_partner or not (r.reason or "").startswith("version conflict"):
+            return False
+        held = self.node.store.get(obj.id, r.version)
+        return held is not None and held.provenance.origin not in {self.source.name, LOCAL}
+
+    def _stored_object(self, r: Received, received_at: int,
+                       signature: str | None) -> StoredObject:
+        """A version just stored, as the store now holds it (no read-back)."""
+        o = r.object
+        prov = self._provenance(signature, received_at, r.flags)
+        return StoredObject(
+            id=o.id, type=o.type, version=o.version, spec_version=o.spec_version,
+            created_by_ref=o.created_by_ref, revoked=o.revoked, date_added=r.date_added,
+            raw=o.raw, provenance=prov)
+
+    def _observe(self, stored: list[StoredObject]) -> None:
+        self.node.trust.observe(stored, refresh=False)
+        self.observed = True
+
+    # -- end of the run ---------------------------------------------------------------
+    def discard(self) -> None:
+        """Forget evidence waiting on a transaction the caller rolled back."""
+        self._pending = []
+
+    def close(self) -> None:
+        """(6) Evidence still waiting is observed; tiers are refreshed once."""
+        if self._pending:
+            pending, self._pending = self._pending, []
+            for start in range(0, len(pending), _OBSERVE_CHUNK):
+                self._observe(pending[start:start + _OBSERVE_CHUNK])
+        if self.observed:
+            self.observed = False
+            self.node.trust.refresh()
 
 
-def held_ids(node: Node, ids: set[str], origins: tuple[str, ...] = ()) -> set[str]:
-    """Those of ``ids`` the store holds any version of (from ``origins`` only, if given)."""
-    return node.store.held(ids, origins)
+_OBSERVE_CHUNK = 2000
 
 
-def _store(node: Node, partner: str, valid: list[StixObject], signature: str | None,
-           result: IntakeResult) -> None:
-    prov = Provenance(origin=partner, origin_identity=node.partners.get(partner).identity_id,
-                      received_at=result.received_at, signature=signature)
-    with node.store.transaction() as conn:
-        outcomes = node.store.put_many(valid, prov, conn=conn)
-        entries = [_receipt(partner, valid[r.index]) for r in outcomes
-                   if r.outcome is Outcome.STORED]
-        if entries:
-            node.ledger.append_many(entries, conn)
-    for r in outcomes:
-        _record(result, valid[r.index], r)
-
-
-def _record(result: IntakeResult, obj: StixObject, r: PutResult) -> None:
-    version = _version_of(obj, r.date_added or result.received_at)
-    if r.outcome is Outcome.STORED:
-        assert r.date_added is not None
-        result.stored.append(Received(obj, r.date_added))
-        result.successes.append(Detail(obj.id, version))
-    elif r.outcome is Outcome.DUPLICATE:
-        result.duplicates += 1
-        result.successes.append(Detail(obj.id, version, "already stored"))
-    else:
-        result.failures.append(Detail(obj.id, version, r.reason or "refused by the store"))
+def receive(node: Node, partner: str, objects: Sequence[Any],
+            signature: str | None) -> IntakeResult:
+    """One batch from a partner, start to finish (the TAXII inbox)."""
+    with Intake(node, Source.partner(node, partner)) as intake:
+        return intake.receive(objects, signature=signature)
 
 
 def _receipt(partner: str, obj: StixObject) -> Entry:

@@ -9,15 +9,14 @@ For one partner, :func:`sync_partner`:
       answer verified and bounded (:mod:`detente.federation.http.client`);
   (5) paging must progress: with ``more: true`` the page's ``X-TAXII-Date-Added-Last``
       must move past the cursor, or its ``next`` token be new — else the partner is refused;
-  (6) echoes are told apart (:mod:`detente.federation.exchange.echo`); the rest goes through the one
-      intake path, :func:`detente.federation.exchange.intake.receive` (validate, STIX versioning
-      rules, provenance, ledger receipts — one transaction); content echoes are flagged;
+  (6) the page goes through THE intake path, :class:`~detente.federation.exchange.intake.Intake`
+      (validate, refuse, echoes, STIX versioning rules, provenance, ledger receipts in one
+      transaction, evidence for earned trust);
   (7) the cursor moves to the page's ``X-TAXII-Date-Added-Last`` — only now, after the
       commit: a run killed anywhere resumes without loss, and what it re-reads is counted
       as duplicates, never stored twice;
-  (8) the trust engine observes what was stored (if the node has one) and tier changes
-      re-evaluate releases; after the last page the partner's ledger is witnessed (if
-      ``detente.federation.witnessing.witness`` exists).
+  (8) after the last page the run's tiers are refreshed once (a changed tier reaches the
+      release policy through the node's wiring) and the partner's ledger is witnessed.
 
 A failure ends that partner's run with a :class:`~detente.federation.http.client.SyncError` in
 its summary; :func:`sync_all` goes on with the other partners.
@@ -35,9 +34,9 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 
 from detente.errors import DetenteError, StoreError
+from detente.federation.exchange.aliases import RELEASES
 from detente.federation.exchange.cursors import Cursor, load_cursor, save_cursor
-from detente.federation.exchange.echo import Echo, EchoIndex, released_keys
-from detente.federation.exchange.intake import Detail, IntakeResult, Received, held_ids, receive
+from detente.federation.exchange.intake import Intake, IntakeResult, Source
 from detente.federation.http.client import (
     Limits,
     PartnerClient,
@@ -49,13 +48,10 @@ from detente.federation.http.client import (
 from detente.node import Node
 from detente.partners import Partner
 from detente.stix.timestamps import format_micros, micros_from_stix
-from detente.stix.validate import validate
-from detente.store.base import LOCAL, Provenance, StoredObject
 
-__all__ = ["RELEASES", "Found", "PartnerSummary", "Progress", "discover_collection", "sync_all",
+__all__ = ["Found", "PartnerSummary", "Progress", "discover_collection", "sync_all",
            "sync_forever", "sync_partner"]
 
-RELEASES = "releases"
 _MAX_REASONS = 20
 
 #: (partner, objects received so far in this run, finished)
@@ -166,12 +162,11 @@ def _same_origin(client: PartnerClient, url: str) -> str:
 # -- one partner ---------------------------------------------------------------------------
 class _Puller:
     def __init__(self, node: Node, client: PartnerClient, summary: PartnerSummary,
-                 progress: Progress | None) -> None:
+                 progress: Progress | None, intake: Intake) -> None:
         self.node, self.client, self.summary = node, client, summary
         self.progress = progress
         self.name = client.name
-        self._echoes: EchoIndex | None = None
-        self.observed = False
+        self.intake = intake
 
     def run(self) -> None:
         objects_url = discover_collection(self.client, RELEASES).collection + "objects/"
@@ -226,86 +221,19 @@ class _Puller:
             seen.add(page.next)
 
     # -- (6) intake -------------------------------------------------------------------------
-    def _echo_index(self) -> EchoIndex:
-        if self._echoes is None:
-            self.node.releaser  # noqa: B018 -- creates the release tables on a fresh node
-            store = self.node.store
-            self._echoes = EchoIndex.build(store, self.name, released_keys(store.engine))
-        return self._echoes
-
     def _intake(self, objects: list[Any], evidence: str) -> None:
-        echoes = self._echo_index().classify(objects)
-        # content echoes are new ids repeating what we released to this partner; an id we
-        # already hold (an update, a re-issue, or a relay of a third party's object we
-        # have from its creator) is not one: intake counts it by its route
-        held = held_ids(self.node, {o["id"] for o in objects
-                                    if isinstance(o, dict) and isinstance(o.get("id"), str)})
-        echoes = {i: e for i, e in echoes.items()
-                  if e.by_id or objects[i].get("id") not in held}
-        kept = [o for i, o in enumerate(objects) if i not in echoes or not echoes[i].by_id]
-        content = {i: e for i, e in echoes.items() if not e.by_id}
-        existing = held & {o.get("id") for o in kept if isinstance(o, dict)}
-        result = receive(self.node, self.name, kept, evidence)
-        echo_ids = self._flag(objects, content)
-        support = sum(1 for e in echoes.values() if e.how == "support")
-        self.summary.echoes += len(echoes) - support
-        self.summary.duplicates += support
-        self._tally(result, existing, echo_ids)
-        flags = {str(objects[i].get("id")): dict(e.flags) for i, e in content.items()}
-        self._observe(result, evidence, flags)
+        result = self.intake.receive(objects, signature=evidence)
+        _tally(self.summary, result)
 
-    def _flag(self, objects: list[Any], content: dict[int, Echo]) -> set[str]:
-        """Flag stored content echoes (again after a resume: flags merge); their ids."""
-        ids: set[str] = set()
-        for i, echo in content.items():
-            try:
-                obj = validate(objects[i])
-                self.node.store.set_flags(obj.id, obj.version, echo.flags)
-            except DetenteError:
-                pass  # rejected by intake: reported there
-            ids.add(str(objects[i].get("id")))
-        return ids
 
-    def _tally(self, result: IntakeResult, existing: set[str], echo_ids: set[str]) -> None:
-        s = self.summary
-        stored_ids = {r.object.id for r in result.stored}
-        for r in result.stored:
-            if r.object.id not in echo_ids:
-                s.updated, s.new = (s.updated + 1, s.new) if r.object.id in existing \
-                    else (s.updated, s.new + 1)
-        failures = [f for f in result.failures if f.id not in echo_ids]
-        other_route = [f for f in failures if self._held_from_elsewhere(f)]
-        failures = [f for f in failures if f not in other_route]
-        s.rejected += len(failures)
-        s.duplicates += len(other_route) + result.duplicates - len(
-            echo_ids - stored_ids - {f.id for f in result.failures})
-        for f in failures[: max(0, _MAX_REASONS - len(s.rejections))]:
-            s.rejections.append(f"{f.id}: {f.message or 'rejected'}")
-
-    def _held_from_elsewhere(self, failure: Detail) -> bool:
-        """A version conflict with the view of the same version another partner sent us
-        (views differ by recipient: redaction, fingerprints) — a duplicate, not a fault."""
-        if not (failure.message or "").startswith("version conflict") or not failure.version:
-            return False
-        try:
-            held = self.node.store.get(failure.id, failure.version)
-        except DetenteError:
-            return False
-        return held is not None and held.provenance.origin not in {self.name, LOCAL}
-
-    # -- (8) trust -----------------------------------------------------------------------
-    def _observe(self, result: IntakeResult, evidence: str,
-                 flags: dict[str, dict[str, Any]]) -> None:
-        """(8) evidence for the trust engine, page by page (so a killed sync loses none);
-        tiers are refreshed once at the end of the run (:func:`_refresh_tiers`).  The
-        stored versions are built from the intake result (with the echo flags just set),
-        not read back."""
-        if not result.stored or not self.client.limits.trust:
-            return
-        objs = [_stored(r, self.name, result.received_at, evidence, flags.get(r.object.id, {}))
-                for r in result.stored]
-        self.node.trust.observe(objs, refresh=False)
-        self.observed = True
+def _tally(s: PartnerSummary, result: IntakeResult) -> None:
+    s.new += result.new
+    s.updated += result.updated
+    s.duplicates += result.duplicates
+    s.echoes += result.echoes
+    s.rejected += result.rejected
+    for f in result.failures[: max(0, _MAX_REASONS - len(s.rejections))]:
+        s.rejections.append(f"{f.id}: {f.message or 'rejected'}")
 
 
 def _params(cursor: Cursor, limits: Limits) -> dict[str, str]:
@@ -325,28 +253,18 @@ def _advance(cursor: Cursor, page: _Page) -> Cursor:
     return cursor.advanced(cursor.added_after, None)
 
 
-def _stored(r: Received, partner: str, received_at: int, evidence: str,
-            flags: dict[str, Any]) -> StoredObject:
-    """A version just stored by intake, as the store now holds it."""
-    o = r.object
-    return StoredObject(
-        id=o.id, type=o.type, version=o.version, spec_version=o.spec_version,
-        created_by_ref=o.created_by_ref, revoked=o.revoked, date_added=r.date_added,
-        raw=o.raw, provenance=Provenance(origin=partner, received_at=received_at,
-                                         signature=evidence, flags=flags))
-
-
 def _witness(node: Node, partner: Partner, limits: Limits, summary: PartnerSummary) -> None:
     """Witness the partner's ledger after each pull: verify its checkpoint is consistent
-    with the last one we cosigned, cosign it, and gossip (see detente.federation.witnessing.witness)."""
-    from detente.federation.http.partner_client import open_partner_client
+    with the last one we cosigned, cosign it, and gossip
+    (see :mod:`detente.federation.witnessing.witness`)."""
+    from detente.federation.http.client import open_partner_client
     from detente.federation.witnessing.witness import witness_partner
 
     try:
         with open_partner_client(node, partner.name,
                                  timeout_s=limits.request_timeout_s) as http:
             result = witness_partner(node, partner.name, http)
-    except (DetenteError, httpx.HTTPError) as exc:
+    except DetenteError as exc:
         summary.warnings.append(f"witnessing {partner.name}'s ledger failed: {exc}")
         return
     for problem in [*result.problems,
@@ -382,22 +300,11 @@ def sync_partner(node: Node, partner: str, *, limits: Limits | None = None,
 
 def _run(node: Node, partner: Partner, summary: PartnerSummary, limits: Limits | None,
          progress: Progress | None, transport: httpx.BaseTransport | None) -> None:
-    with PartnerClient(node, partner, limits, transport=transport) as client:
-        puller = _Puller(node, client, summary, progress)
-        try:
-            puller.run()
-        finally:
-            if puller.observed:
-                _refresh_tiers(node)
+    trust = (limits or Limits()).trust
+    with PartnerClient(node, partner, limits, transport=transport) as client, \
+            Intake(node, Source(partner.name, partner.identity_id), trust=trust) as intake:
+        _Puller(node, client, summary, progress, intake).run()
     _witness(node, partner, limits or Limits(), summary)
-
-
-def _refresh_tiers(node: Node) -> None:
-    """Recompute earned tiers from the evidence recorded; re-decide the releases of every
-    partner whose tier changed, at once."""
-    node.trust.refresh()
-    for partner in sorted({c.partner for c in node.trust.tier_changes()}):
-        node.releaser.reevaluate(partner)
 
 
 def _try_rotation(node: Node, partner: Partner, limits: Limits | None,
@@ -428,10 +335,17 @@ def sync_forever(node: Node, partners: Sequence[str] | None = None, *, interval_
                  on_round: Callable[[list[PartnerSummary]], None] | None = None,
                  rounds: int | None = None,
                  sleep: Callable[[float], None] = time.sleep) -> None:
-    """``--watch``: sync every ``interval_s`` seconds (``rounds`` times, or until stopped)."""
+    """``--watch``: sync every ``interval_s`` seconds (``rounds`` times, or until stopped);
+    trust expiry runs every ``trust_expire_interval_s`` (and at the first round)."""
     done = 0
+    expire_every = float(node.settings["trust_expire_interval_s"])
+    last_expiry: float | None = None
     while rounds is None or done < rounds:
         summaries = sync_all(node, partners, limits=limits, progress=progress)
+        now = time.monotonic()
+        if last_expiry is None or now - last_expiry >= expire_every:
+            node.trust.expire()
+            last_expiry = now
         if on_round is not None:
             on_round(summaries)
         done += 1

@@ -23,6 +23,7 @@ from urllib.parse import urljoin
 import httpx
 
 from detente.errors import DetenteError
+from detente.federation.exchange.aliases import INBOX
 from detente.federation.exchange.cursors import PUSH, Cursor, load_cursor, save_cursor
 from detente.federation.exchange.pull import discover_collection
 from detente.federation.http.client import Limits, PartnerClient, PartnerProtocolError, Reply
@@ -30,9 +31,8 @@ from detente.node import Node
 from detente.release import ReleasedView, read_releases
 from detente.store.base import Query
 
-__all__ = ["INBOX", "PushSummary", "push_to_partner"]
+__all__ = ["PushSummary", "push_to_partner"]
 
-INBOX = "inbox"
 _MAX_POLLS = 20
 _MAX_REASONS = 20
 _ENVELOPE_OVERHEAD = 64

@@ -1,17 +1,22 @@
-"""The node-to-node TAXII client: signed requests, verified and bounded responses.
+"""The one partner client: signed requests, verified and bounded responses.
 
-One :class:`PartnerClient` talks to one partner.  Each request:
+One :class:`PartnerClient` talks to one partner node — its TAXII collections (pull,
+push), its ledger (witnessing, audit) and its deconfliction endpoints (PSI).  Each request:
 
   (1) is signed afresh (RFC 9421, Ed25519, a new nonce per attempt);
   (2) is sent with a per-request time budget (connect/read timeouts, and a total budget
       checked while the body streams in, so a slow drip cannot hold it open);
   (3) is retried with exponential backoff and jitter on timeouts and 5xx only, a bounded
       number of times and never past the partner's deadline;
-  (4) gets its answer checked: status, media type ``application/taxii+json;version=2.1``,
-      body size (refused as soon as it passes ``max_page_bytes``), then the partner's
-      response signature over exactly our request — before any byte is parsed.
+  (4) gets its answer checked: status, media type (``application/taxii+json;version=2.1``,
+      or ``application/octet-stream`` for PSI), body size (refused as soon as it passes
+      ``max_page_bytes``), then the partner's response signature over exactly our request
+      — before any byte is parsed.
 
-Every failure is a :class:`SyncError` naming the partner and what was wrong.
+POSTs are never retried (a PSI query or a cosignature spends or changes state).  Every
+failure is a :class:`SyncError` naming the partner and what was wrong — a refusal keeps
+the partner's own reason and hint (:class:`PartnerRefusedError`), a spent query budget is
+:class:`~detente.deconflict.BudgetExceeded`.
 """
 
 from __future__ import annotations
@@ -19,16 +24,19 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urljoin
 
 import httpx
 import orjson
 
+from detente.deconflict import BudgetExceeded
 from detente.errors import DetenteError
 from detente.federation.http.media import parse_media
+from detente.federation.http.render import TAXII_MEDIA
 from detente.federation.http.signatures import Signer, sign_request, verify_response
+from detente.node import Node
 from detente.partners import Partner
 
 __all__ = [
@@ -43,9 +51,9 @@ __all__ = [
     "Reply",
     "ResponseSignatureError",
     "SyncError",
+    "open_partner_client",
 ]
 
-TAXII_MEDIA = "application/taxii+json;version=2.1"
 _RETRY_STATUSES = frozenset({500, 502, 503, 504})
 
 
@@ -66,7 +74,13 @@ class DeadlineError(PartnerUnreachableError):
 
 
 class PartnerRefusedError(SyncError):
-    """The partner answered with a 4xx (it does not know us, or refused the request)."""
+    """The partner answered with a 4xx (it does not know us, or refused the request);
+    ``status`` and ``code`` are its HTTP status and TAXII ``error_code``."""
+
+    def __init__(self, partner: str, message: str, *, hint: str | None = None,
+                 status: int = 0, code: str = "error") -> None:
+        super().__init__(partner, message, hint=hint)
+        self.status, self.code = status, code
 
 
 class PartnerProtocolError(SyncError):
@@ -171,17 +185,34 @@ class PartnerClient:
     def post(self, url: str, body: bytes) -> Reply:
         return self._request("POST", url, content=body)
 
+    def get_json(self, path: str, params: Mapping[str, object] | None = None
+                 ) -> dict[str, Any]:
+        """GET a JSON document (ledger endpoints) under the partner's URL."""
+        return self._request("GET", self.url(path), params=_strings(params)).json()
+
+    def post_json(self, path: str, doc: object) -> dict[str, Any]:
+        return self._request("POST", self.url(path), content=orjson.dumps(doc),
+                             content_type="application/json").json()
+
+    def post_bytes(self, path: str, body: bytes,
+                   params: Mapping[str, object] | None = None) -> bytes:
+        """POST a binary message (PSI) and return the binary answer."""
+        return self._request("POST", self.url(path), params=_strings(params), content=body,
+                             content_type=_OCTETS, expect=_OCTETS).body
+
     def _request(self, method: str, url: str, *, params: Mapping[str, str] | None = None,
-                 content: bytes | None = None) -> Reply:
-        """(3) retry timeouts and 5xx with backoff and jitter, within the deadline."""
+                 content: bytes | None = None, content_type: str = TAXII_MEDIA,
+                 expect: str = TAXII_MEDIA) -> Reply:
+        """(3) retry timeouts and 5xx with backoff and jitter, within the deadline (GET
+        only: a POST is sent once)."""
         attempt = 0
         while True:
             self._check_deadline()
             try:
-                return self._attempt(method, url, params, content)
+                return self._attempt(method, url, params, content, content_type, expect)
             except _Retry as exc:
                 attempt += 1
-                if attempt > self.limits.retries:
+                if attempt > self.limits.retries or method != "GET":
                     raise PartnerUnreachableError(
                         self.name, f"{exc.reason} ({attempt} attempts)",
                         hint="the partner's node is down or overloaded; the next sync "
@@ -200,8 +231,10 @@ class PartnerClient:
                                 hint="the next sync resumes where this one stopped")
 
     def _attempt(self, method: str, url: str, params: Mapping[str, str] | None,
-                 content: bytes | None) -> Reply:
-        headers = {"Content-Type": TAXII_MEDIA} if content is not None else {}
+                 content: bytes | None, content_type: str, expect: str) -> Reply:
+        headers = {"Content-Type": content_type} if content is not None else {}
+        if expect != TAXII_MEDIA:
+            headers["Accept"] = f"{expect}, {TAXII_MEDIA}"
         try:
             request = self.http.build_request(method, url, params=params, content=content,
                                               headers=headers)
@@ -221,7 +254,7 @@ class PartnerClient:
             raise PartnerUnreachableError(
                 self.name, f"{method} {request.url} failed: {type(exc).__name__}: {exc}",
                 hint=f"is the partner's node running at {self.partner.url}?") from None
-        return self._check(request, response, body)                           # (4)
+        return self._check(request, response, body, expect)                   # (4)
 
     def _read(self, response: httpx.Response, until: float) -> bytes:
         limit = self.limits.max_page_bytes
@@ -246,18 +279,20 @@ class PartnerClient:
             "max_page_bytes")
 
     # -- (4) checking an answer -------------------------------------------------------------
-    def _check(self, request: httpx.Request, response: httpx.Response, body: bytes) -> Reply:
+    def _check(self, request: httpx.Request, response: httpx.Response, body: bytes,
+               expect: str) -> Reply:
         status = response.status_code
         if status in _RETRY_STATUSES:
             raise _Retry(f"{request.method} {request.url.path} answered HTTP {status}")
         if status >= 300:
-            raise PartnerRefusedError(self.name, f"{request.method} {request.url.path} "
-                                      f"answered HTTP {status}: {_title(body)}")
+            raise self._refusal(request, status, body)
         media, params = parse_media(response.headers.get("content-type", ""))
-        if media != "application/taxii+json" or params.get("version", "2.1") != "2.1":
+        wanted, _ = parse_media(expect)
+        if media != wanted or (media == "application/taxii+json"
+                               and params.get("version", "2.1") != "2.1"):
             raise PartnerProtocolError(
                 self.name, f"answered with media type "
-                f"{response.headers.get('content-type') or 'none'!r}, not {TAXII_MEDIA}")
+                f"{response.headers.get('content-type') or 'none'!r}, not {expect}")
         self._verify(request, response, body)
         return Reply(self.name, status, response.headers, body)
 
@@ -275,12 +310,49 @@ class PartnerClient:
                 "partner changed its key (see 'detente partner rotate-key')") from None
 
 
-def _title(body: bytes) -> str:
-    """The title of a TAXII error message, if the body is one (for the error text only)."""
+    def _refusal(self, request: httpx.Request, status: int, body: bytes) -> DetenteError:
+        """The partner's refusal with its own reason (its TAXII error message, bounded)."""
+        doc = _error_doc(body)
+        text = _text(doc.get("description")) or _text(doc.get("title")) or \
+            "no TAXII error message"
+        details = doc.get("details") if isinstance(doc.get("details"), dict) else {}
+        assert isinstance(details, dict)
+        hint = _text(details.get("hint"))
+        if status == 429 and _text(details.get("reason")):
+            return BudgetExceeded(f"partner {self.name} refused the query: {text}",
+                                  reason=str(_text(details.get("reason"))), hint=hint)
+        return PartnerRefusedError(
+            self.name, f"{request.method} {request.url.path} answered HTTP {status}: {text}",
+            hint=hint, status=status, code=_text(doc.get("error_code")) or "error")
+
+
+_OCTETS = "application/octet-stream"
+
+
+def _error_doc(body: bytes) -> dict[str, Any]:
     try:
         value = orjson.loads(body)
     except orjson.JSONDecodeError:
-        return "no TAXII error message"
-    if isinstance(value, dict) and isinstance(value.get("title"), str):
-        return str(value["title"])[:200]
-    return "no TAXII error message"
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _text(value: Any) -> str | None:
+    """A string from a partner's error message, bounded (never trusted further)."""
+    return value[:500] if isinstance(value, str) and value else None
+
+
+def _strings(params: Mapping[str, object] | None) -> dict[str, str] | None:
+    return None if params is None else {k: str(v) for k, v in params.items()}
+
+
+def open_partner_client(node: Node, partner: str, *, timeout_s: float = 60.0,
+                        url: str | None = None,
+                        transport: httpx.BaseTransport | None = None) -> PartnerClient:
+    """The client for a known partner (``url``: another address of the same node)."""
+    known = node.partners.get(partner)
+    if url is not None:
+        known = replace(known, url=url)
+    return PartnerClient(node, known, Limits(request_timeout_s=timeout_s),
+                         transport=transport)
+

@@ -1,6 +1,7 @@
 """Errors of the TAXII service and of request signatures, under :mod:`detente.errors`.
 
-Each carries the HTTP status the one renderer (:func:`detente.federation.http.render.error_response`)
+Each carries the HTTP status the one renderer
+(:func:`detente.federation.http.render.error_response`)
 uses, so a handler raises and never builds an error response itself.
 """
 
@@ -11,8 +12,8 @@ from detente.errors import AuthError, DetenteError, ForbiddenError, ValidationEr
 __all__ = [
     "BadTokenError",
     "ForbiddenError",
+    "NonceReplayError",
     "NotAcceptableError",
-    "ReplayError",
     "RequestSignatureError",
     "TooLargeError",
     "UnsupportedMediaTypeError",
@@ -23,7 +24,7 @@ class RequestSignatureError(AuthError):
     """An HTTP Message Signature is missing, malformed, stale, or does not verify."""
 
 
-class ReplayError(RequestSignatureError):
+class NonceReplayError(RequestSignatureError):
     """A signed request was seen before (its nonce is in the nonce cache)."""
 
 

@@ -12,20 +12,13 @@ import time
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from detente.federation.http.errors import ReplayError
+from detente.federation.http.errors import NonceReplayError
+from detente.federation.schema import seen_nonces
+from detente.store.engine import writer
 
 __all__ = ["NonceCache", "seen_nonces"]
 
-metadata = sa.MetaData()
 
-seen_nonces = sa.Table(
-    "seen_nonces", metadata,
-    sa.Column("keyid", sa.Text, primary_key=True),
-    sa.Column("nonce", sa.Text, primary_key=True),
-    # unix seconds after which the row may be forgotten
-    sa.Column("expires_at", sa.BigInteger, nullable=False),
-    sa.Index("ix_seen_nonces_expires", "expires_at"),
-)
 
 _PURGE_EVERY = 1000
 
@@ -34,16 +27,15 @@ class NonceCache:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
         self._count = 0
-        metadata.create_all(engine)
 
     def remember(self, keyid: str, nonce: str, expires_at: int) -> None:
         """Record a nonce; a nonce already recorded for this signer is a replay."""
         try:
-            with self.engine.begin() as conn:
+            with writer(self.engine).begin() as conn:
                 conn.execute(seen_nonces.insert().values(
                     keyid=keyid, nonce=nonce, expires_at=expires_at))
         except IntegrityError:
-            raise ReplayError(
+            raise NonceReplayError(
                 f"replayed request: nonce already used by {keyid}",
                 hint="sign every request afresh, with a new nonce") from None
         self._count += 1
@@ -52,6 +44,6 @@ class NonceCache:
 
     def purge(self, now: int | None = None) -> int:
         now = int(time.time()) if now is None else now
-        with self.engine.begin() as conn:
+        with writer(self.engine).begin() as conn:
             n = conn.execute(seen_nonces.delete().where(seen_nonces.c.expires_at < now)).rowcount
         return int(n or 0)

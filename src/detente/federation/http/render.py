@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 from starlette.responses import Response
 
+from detente.deconflict import BudgetExceeded
 from detente.errors import DetenteError
 
 __all__ = ["ERROR_KEYS", "TAXII_MEDIA", "error_body", "error_response", "taxii_response"]
@@ -63,11 +64,17 @@ def _code(exc: BaseException) -> str:
 
 
 def error_response(exc: BaseException) -> Response:
-    """Render any exception as a TAXII error; only :class:`DetenteError` text is shown."""
+    """Render any exception as a TAXII error; only :class:`DetenteError` text is shown.
+    A query budget refusal also names its limit (``details.reason``, code
+    ``budget-exceeded``)."""
     if isinstance(exc, DetenteError):
         status, description, hint = exc.http_status, exc.message, exc.hint
     else:
         status, description, hint = 500, "internal error", None
+    if isinstance(exc, BudgetExceeded):
+        body = error_body(status, description, code="budget-exceeded", hint=hint)
+        body["details"]["reason"] = exc.reason
+        return taxii_response(orjson.dumps(body), status)
     body = error_body(status, description, code=_code(exc), hint=hint)
     if status == 500:
         log.error("TAXII request failed (error_id %s)", body["error_id"], exc_info=exc)

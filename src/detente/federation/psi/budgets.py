@@ -11,20 +11,13 @@ import sqlalchemy as sa
 
 from detente.deconflict import Budget, Budgets
 from detente.errors import ValidationError
+from detente.federation.schema import budgets_table
+from detente.store.engine import writer
 
 __all__ = ["DEFAULT", "BudgetTable"]
 
 DEFAULT = "*"
 
-_metadata = sa.MetaData()
-budgets_table = sa.Table(
-    "deconflict_budgets",
-    _metadata,
-    sa.Column("partner", sa.String(200), primary_key=True),
-    sa.Column("items_per_query", sa.Integer, nullable=False),
-    sa.Column("queries_per_day", sa.Integer, nullable=False),
-    sa.Column("max_set_ratio", sa.Float, nullable=False),
-)
 
 
 def check_budget(budget: Budget) -> Budget:
@@ -37,7 +30,6 @@ def check_budget(budget: Budget) -> Budget:
 class BudgetTable:
     def __init__(self, engine: sa.Engine) -> None:
         self._engine = engine
-        _metadata.create_all(engine)
 
     def set(self, partner: str, budget: Budget) -> None:
         t = budgets_table
@@ -45,7 +37,7 @@ class BudgetTable:
                   "queries_per_day": budget.queries_per_day,
                   "max_set_ratio": budget.max_set_ratio}
         check_budget(budget)
-        with self._engine.begin() as conn:
+        with writer(self._engine).begin() as conn:
             done = conn.execute(t.update().where(t.c.partner == partner).values(**values))
             if not done.rowcount:
                 conn.execute(t.insert().values(partner=partner, **values))

@@ -17,10 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
-
 from detente.deconflict import (
-    DeconflictError,
     Item,
     Mode,
     OpeningMessage,
@@ -37,7 +34,7 @@ from detente.deconflict import (
 )
 from detente.deconflict.items import NAME_KINDS
 from detente.errors import DetenteError, ValidationError
-from detente.federation.http.partner_client import open_partner_client, post_bytes
+from detente.federation.http.client import PartnerClient, open_partner_client
 from detente.federation.psi.routes import session_entry
 from detente.federation.psi.sets import (
     KINDS,
@@ -174,16 +171,16 @@ def _params(spec: ItemsSpec) -> dict[str, str]:
 
 
 def _exchange(requester: Requester, spec: ItemsSpec, partner: str,
-              client: httpx.Client) -> Result:
+              client: PartnerClient) -> Result:
     """Steps (1)-(3) over HTTP."""
     query = requester.start()  # (1)
-    answer = post_bytes(client, partner, "/deconflict/query", query.to_bytes(), _params(spec))
+    answer = client.post_bytes("/deconflict/query", query.to_bytes(), _params(spec))
     response = ResponseMessage.from_bytes(answer)  # (2)
     if requester.mode is not Mode.MUTUAL:
         return requester.finish(response)  # (3)
     reveal = requester.reveal(response)
     path = f"/deconflict/sessions/{requester.session_id.hex()}/reveal"
-    opening = OpeningMessage.from_bytes(post_bytes(client, partner, path, reveal.to_bytes()))
+    opening = OpeningMessage.from_bytes(client.post_bytes(path, reveal.to_bytes()))
     return requester.conclude(opening)
 
 
@@ -209,7 +206,7 @@ def _outcome(partner: str, spec: ItemsSpec, result: Result,
 
 
 def run_query(node: Node, partner: str, mode: str, items: ItemsSpec, *,
-              client: httpx.Client | None = None) -> DeconflictOutcome:
+              client: PartnerClient | None = None) -> DeconflictOutcome:
     """One deconfliction session with ``partner`` in ``mode`` (steps (1)-(4) above)."""
     node.partners.get(partner)
     requester = Requester(items.items, mode=mode, partner=partner)
@@ -217,10 +214,8 @@ def run_query(node: Node, partner: str, mode: str, items: ItemsSpec, *,
     http = client or open_partner_client(node, partner)
     try:
         result = _exchange(requester, items, partner, http)
-    except (DetenteError, httpx.HTTPError) as exc:
+    except DetenteError as exc:
         node.ledger.append(session_entry(_closing_record(requester, exc), items.kind))  # (4)
-        if isinstance(exc, httpx.HTTPError):
-            raise DeconflictError(f"session with {partner} failed: {exc}") from None
         raise
     finally:
         if own:

@@ -52,6 +52,7 @@ from detente.federation.psi.budgets import BudgetTable
 from detente.federation.psi.sets import KINDS, own_set, parse_grid
 from detente.ledger import Entry
 from detente.node import Node
+from detente.store.engine import writer
 
 __all__ = ["PSI_MEDIA", "deconflict_routes", "session_entry"]
 
@@ -94,7 +95,7 @@ class _DeconflictService:
         self.node = node
         self.fixed_budgets = budgets
         self.table = BudgetTable(node.store.engine)
-        self.book = SqlBudgetBook(node.store.engine)
+        self.book = SqlBudgetBook(writer(node.store.engine))
         self.contact = contact
         self.clock = clock
         self.waiting: dict[bytes, _Waiting] = {}
@@ -194,8 +195,8 @@ def deconflict_routes(node: Node, *, budgets: Budgets | None = None,
         return _bytes_response(await run_in_threadpool(svc.reveal, partner, sid, body))
 
     return [
-        Route("/deconflict/query", partner_endpoint(node, query, taxii_accept=False),
+        Route("/deconflict/query", partner_endpoint(query, taxii_accept=False),
               methods=["POST"]),
         Route("/deconflict/sessions/{sid}/reveal",
-              partner_endpoint(node, reveal, taxii_accept=False), methods=["POST"]),
+              partner_endpoint(reveal, taxii_accept=False), methods=["POST"]),
     ]

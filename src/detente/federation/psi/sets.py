@@ -38,8 +38,10 @@ from detente.deconflict import (
     name,
 )
 from detente.errors import ValidationError
+from detente.federation.schema import operations_table
 from detente.node import Node
 from detente.store.base import LOCAL, Query, StoredObject
+from detente.store.engine import writer
 
 __all__ = [
     "KINDS",
@@ -144,19 +146,6 @@ def parse_operations(doc: Any) -> list[Operation]:
     return ops
 
 
-_metadata = sa.MetaData()
-operations_table = sa.Table(
-    "deconflict_operations",
-    _metadata,
-    sa.Column("name", sa.String(200), primary_key=True),
-    sa.Column("handle", sa.String(64), nullable=False, unique=True),
-    sa.Column("latitude", sa.Float, nullable=False),
-    sa.Column("longitude", sa.Float, nullable=False),
-    sa.Column("radius_m", sa.Float, nullable=False),
-    sa.Column("start", sa.String(40), nullable=False),
-    sa.Column("end", sa.String(40), nullable=False),
-    sa.Column("contact", sa.String(160), nullable=True),
-)
 
 
 class OperationsBook:
@@ -164,13 +153,12 @@ class OperationsBook:
 
     def __init__(self, engine: sa.Engine) -> None:
         self._engine = engine
-        _metadata.create_all(engine)
 
     def load(self, operations: Sequence[Operation], *, replace: bool = False) -> list[Operation]:
         """Add or update operations by name (``replace``: drop all others first)."""
         t = operations_table
         stored: list[Operation] = []
-        with self._engine.begin() as conn:
+        with writer(self._engine).begin() as conn:
             if replace:
                 conn.execute(t.delete())
             known = {r.name: r.handle for r in conn.execute(sa.select(t.c.name, t.c.handle))}

@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from detente.errors import ForbiddenError, NotFoundError
+from detente.federation.exchange.aliases import INBOX, RELEASES
 from detente.federation.http.auth import Principal
 from detente.node import Node
 from detente.release import read_releases
@@ -26,8 +27,6 @@ from detente.store.base import Query
 
 __all__ = ["INBOX", "RELEASES", "Collection", "Listing", "Row", "collections_for", "taxii_version"]
 
-RELEASES = "releases"
-INBOX = "inbox"
 STIX_MEDIA = "application/stix+json;version=2.1"
 
 

@@ -8,7 +8,7 @@ Envelopes are built by joining stored bytes (the exact views), never re-encoding
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,11 +22,11 @@ from starlette.routing import BaseRoute, Route
 
 from detente.errors import NotFoundError, ValidationError
 from detente.federation.exchange.intake import receive
-from detente.federation.http.auth import Gate, Principal, authenticate, read_body, request_view
+from detente.federation.http.auth import Gate, Principal, read_body
+from detente.federation.http.endpoint import endpoint
 from detente.federation.http.errors import ForbiddenError
-from detente.federation.http.media import check_accept, check_content_type
-from detente.federation.http.render import TAXII_MEDIA, error_body, error_response, taxii_response
-from detente.federation.http.signatures import sign_response_headers
+from detente.federation.http.media import check_content_type
+from detente.federation.http.render import TAXII_MEDIA, error_body, taxii_response
 from detente.federation.taxii.collections import (
     INBOX,
     Collection,
@@ -44,7 +44,6 @@ from detente.stix.timestamps import format_micros
 __all__ = ["API_ROOT", "TaxiiService", "create_app"]
 
 API_ROOT = "api1"
-Handler = Callable[[Request, Principal], Awaitable[Response]]
 
 
 @dataclass
@@ -67,35 +66,6 @@ class TaxiiService:
 def _service(request: Request) -> TaxiiService:
     svc: TaxiiService = request.app.state.taxii
     return svc
-
-
-def endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
-    """Accept check, authentication, the one error renderer, response signing."""
-    async def run(request: Request) -> Response:
-        try:
-            principal = await authenticate(request)
-        except Exception as exc:
-            return error_response(exc)
-        try:
-            check_accept(request.headers.get("accept"))
-            response = await handler(request, principal)
-        except Exception as exc:
-            response = error_response(exc)
-        if principal.signed is not None:
-            _sign(request, response)
-        return response
-
-    run.__name__ = handler.__name__
-    return run
-
-
-def _sign(request: Request, response: Response) -> None:
-    node = _service(request).node
-    body = bytes(response.body)
-    headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in response.raw_headers]
-    for name, value in sign_response_headers(node, request_view(request),
-                                             response.status_code, headers, body):
-        response.headers.append(name, value)
 
 
 # -- discovery, API root, collections ---------------------------------------------

@@ -14,20 +14,13 @@ import sqlalchemy as sa
 
 from detente.errors import NotFoundError
 from detente.federation.exchange.intake import IntakeResult
+from detente.federation.schema import taxii_status
 from detente.stix.timestamps import format_micros
+from detente.store.engine import writer
 
 __all__ = ["StatusBook", "status_resource"]
 
-metadata = sa.MetaData()
 
-taxii_status = sa.Table(
-    "taxii_status", metadata,
-    sa.Column("id", sa.Text, primary_key=True),
-    sa.Column("requester", sa.Text, nullable=False),
-    sa.Column("collection", sa.Text, nullable=False),
-    sa.Column("created_at", sa.BigInteger, nullable=False),
-    sa.Column("body", sa.LargeBinary, nullable=False),
-)
 
 
 def status_resource(status_id: str, result: IntakeResult) -> dict[str, Any]:
@@ -49,13 +42,12 @@ def status_resource(status_id: str, result: IntakeResult) -> dict[str, Any]:
 class StatusBook:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
-        metadata.create_all(engine)
 
     def record(self, requester: str, collection: str, result: IntakeResult) -> bytes:
         """Persist the status of an intake; returns its JSON."""
         status_id = str(uuid.uuid4())
         body = orjson.dumps(status_resource(status_id, result))
-        with self.engine.begin() as conn:
+        with writer(self.engine).begin() as conn:
             conn.execute(taxii_status.insert().values(
                 id=status_id, requester=requester, collection=collection,
                 created_at=result.received_at, body=body))

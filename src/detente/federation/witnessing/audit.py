@@ -22,29 +22,25 @@ version whose bytes differ is reported as a *mismatch*, one with no release entr
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
-
 from detente.errors import DetenteError
-from detente.federation.http.partner_client import get_json
+from detente.federation.http.client import PartnerClient
 from detente.federation.witnessing.names import node_witness, origin_of, witness_keys
-from detente.federation.witnessing.witness import decode_proof, fetch_checkpoint, fetch_consistency
+from detente.federation.witnessing.witness import fetch_checkpoint, fetch_consistency
 from detente.ledger import (
     Checkpoint,
     Entry,
-    EntryError,
     EquivocationError,
     ProofError,
     verify_consistency,
     verify_inclusion,
+    wire,
 )
-from detente.ledger.hashing import HASH_SIZE, fold_right, node_hash
+from detente.ledger.hashing import fold_right, node_hash
 from detente.node import Node
 from detente.store.base import Query
 
@@ -87,16 +83,6 @@ class LogVerification:
                 "problems": self.problems}
 
 
-def _b64_hash(value: Any, what: str) -> bytes:
-    try:
-        raw = base64.b64decode(str(value).encode("ascii"), validate=True)
-    except (binascii.Error, UnicodeEncodeError):
-        raise ProofError(f"{what} is not base64") from None
-    if len(raw) != HASH_SIZE:
-        raise ProofError(f"{what} is not a {HASH_SIZE}-byte hash")
-    return raw
-
-
 def _root(leaves: list[bytes]) -> bytes:
     """RFC 9162 root of the leaf hashes, from the right-edge frontier (O(log n) memory)."""
     if not leaves:
@@ -111,7 +97,7 @@ def _root(leaves: list[bytes]) -> bytes:
     return fold_right(stack)
 
 
-def _check_consistency(node: Node, partner: str, client: httpx.Client, cp: Checkpoint,
+def _check_consistency(node: Node, partner: str, client: PartnerClient, cp: Checkpoint,
                        out: LogVerification) -> None:
     """(2) Against the last checkpoint we witnessed; a failure becomes evidence."""
     witness = node_witness(node)
@@ -135,23 +121,18 @@ def _check_consistency(node: Node, partner: str, client: httpx.Client, cp: Check
             pass
 
 
-def _leaves(partner: str, client: httpx.Client, size: int) -> Iterator[tuple[int, bytes, Any]]:
+def _leaves(partner: str, client: PartnerClient, size: int) -> Iterator[tuple[int, bytes, Any]]:
     """(3) Every leaf [0, size) as served: index, leaf hash, entry text or None."""
     start = 0
     while start < size:
-        doc = get_json(client, partner, "/ledger/entries",
+        doc = client.get_json("/ledger/entries",
                        {"start": start, "end": size, "limit": _PAGE})
-        rows = doc.get("entries")
-        if not isinstance(rows, list) or not rows:
-            raise ProofError(f"{partner} sent no entries from leaf {start}")
-        for row in rows:
-            if not isinstance(row, dict) or row.get("index") != start:
-                raise ProofError(f"{partner} sent leaves out of order at {start}")
-            yield start, _b64_hash(row.get("leaf_hash"), f"leaf {start}"), row.get("entry")
+        for row in wire.read_entries(doc, start, partner):
+            yield row.index, row.leaf_hash, row.entry
             start += 1
 
 
-def _our_entries(partner: str, client: httpx.Client, cp: Checkpoint,
+def _our_entries(partner: str, client: PartnerClient, cp: Checkpoint,
                  out: LogVerification) -> list[tuple[int, Entry]]:
     leaves: list[bytes] = []
     ours: list[tuple[int, Entry]] = []
@@ -159,8 +140,6 @@ def _our_entries(partner: str, client: httpx.Client, cp: Checkpoint,
         leaves.append(leaf)
         if text is None:
             continue
-        if not isinstance(text, str):
-            raise EntryError(f"leaf {index} of {partner} carries a malformed entry")
         entry = Entry.from_json(text.encode())
         if entry.leaf_hash != leaf:
             raise ProofError(f"entry {index} of {partner} does not hash to its leaf")
@@ -172,12 +151,12 @@ def _our_entries(partner: str, client: httpx.Client, cp: Checkpoint,
     return ours
 
 
-def _check_inclusion(partner: str, client: httpx.Client, cp: Checkpoint, index: int,
+def _check_inclusion(partner: str, client: PartnerClient, cp: Checkpoint, index: int,
                      entry: Entry) -> None:
     """(4) One release entry is in the checkpointed tree."""
-    doc = get_json(client, partner, "/ledger/proofs/inclusion",
+    doc = client.get_json("/ledger/proofs/inclusion",
                    {"index": index, "size": cp.size})
-    proof = decode_proof(doc.get("proof"), f"inclusion proof of leaf {index}")
+    proof = wire.read_inclusion(doc, index, cp.size, f"inclusion proof of leaf {index}")
     verify_inclusion(entry.leaf_hash, index, cp.size, proof, cp.root)
 
 
@@ -201,7 +180,7 @@ def _check_received(node: Node, partner: str, releases: list[Entry],
             out.mismatched.append(label)
 
 
-def verify_partner_log(node: Node, partner: str, client: httpx.Client) -> LogVerification:
+def verify_partner_log(node: Node, partner: str, client: PartnerClient) -> LogVerification:
     """Steps (1)-(5) of the module docstring for one partner."""
     out = LogVerification(partner, origin_of(partner))
     cp = fetch_checkpoint(node, partner, client)  # (1)

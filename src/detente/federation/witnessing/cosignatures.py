@@ -9,22 +9,13 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from detente.federation.schema import cosignatures
 from detente.ledger import Checkpoint, Cosignature
+from detente.store.engine import writer
 
 __all__ = ["CosignatureBook", "cosignatures"]
 
-_metadata = sa.MetaData()
 
-cosignatures = sa.Table(
-    "ledger_cosignatures",
-    _metadata,
-    sa.Column("size", sa.BigInteger, primary_key=True, autoincrement=False),
-    sa.Column("witness", sa.String(256), primary_key=True),
-    sa.Column("root", sa.LargeBinary, nullable=False),
-    sa.Column("key_hash", sa.LargeBinary, nullable=False),
-    sa.Column("timestamp", sa.BigInteger, nullable=False),
-    sa.Column("signature", sa.LargeBinary, nullable=False),
-)
 
 
 class CosignatureBook:
@@ -32,7 +23,6 @@ class CosignatureBook:
 
     def __init__(self, engine: sa.Engine) -> None:
         self._engine = engine
-        _metadata.create_all(engine)
 
     def add(self, checkpoint: Checkpoint, cosig: Cosignature) -> None:
         """Keep ``cosig`` (already verified by the caller); a newer one replaces an older."""
@@ -40,7 +30,7 @@ class CosignatureBook:
         key = (t.c.size == checkpoint.size) & (t.c.witness == cosig.name)
         values = {"root": checkpoint.root, "key_hash": cosig.key_hash,
                   "timestamp": cosig.timestamp, "signature": cosig.signature}
-        with self._engine.begin() as conn:
+        with writer(self._engine).begin() as conn:
             row = conn.execute(sa.select(t.c.timestamp).where(key)).first()
             if row is None:
                 conn.execute(t.insert().values(size=checkpoint.size, witness=cosig.name,

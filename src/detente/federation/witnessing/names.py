@@ -14,6 +14,7 @@ from nacl.signing import VerifyKey
 from detente.errors import NotFoundError
 from detente.ledger import Witness
 from detente.node import Node
+from detente.store.engine import writer
 
 __all__ = ["known_partner_of_origin", "name_of_origin", "node_witness", "origin_of", "partner_key",
            "witness_keys"]
@@ -43,7 +44,7 @@ def node_witness(node: Node) -> Witness:
     """This node's witness over the logs of every partner it knows."""
     origins = {origin_of(p.name): {origin_of(p.name): VerifyKey(p.public_key)}
                for p in node.partners.all()}
-    return Witness(node.store.engine, origin_of(node.name), node.signing_key, origins)
+    return Witness(writer(node.store.engine), origin_of(node.name), node.signing_key, origins)
 
 
 def known_partner_of_origin(node: Node, origin: str) -> str | None:

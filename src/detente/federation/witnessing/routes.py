@@ -18,7 +18,6 @@ GET    ``/ledger/witnessed``                         the partners' checkpoints t
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
 import orjson
@@ -33,17 +32,13 @@ from detente.federation.http.auth import read_body
 from detente.federation.http.endpoint import int_param, json_response, partner_endpoint
 from detente.federation.witnessing.cosignatures import CosignatureBook
 from detente.federation.witnessing.names import node_witness, origin_of
-from detente.ledger import Checkpoint, CheckpointError, SignatureError
+from detente.ledger import Checkpoint, CheckpointError, SignatureError, wire
 from detente.node import Node
 
 __all__ = ["MAX_ENTRIES_PAGE", "ledger_routes"]
 
 MAX_ENTRIES_PAGE = 1000
 _MAX_COSIGN_BODY = 64 * 1024
-
-
-def b64(value: bytes) -> str:
-    return base64.b64encode(value).decode()
 
 
 class _LedgerService:
@@ -57,8 +52,8 @@ class _LedgerService:
     def checkpoint(self) -> dict[str, Any]:
         signed = self.node.ledger.checkpoint()
         cosigned = self.book.attach(signed)
-        return {"origin": signed.origin, "size": signed.size, "root": b64(signed.root),
-                "note": cosigned.to_note(), "witnesses": self.book.witnesses(signed)}
+        return wire.checkpoint_doc(signed.origin, signed.size, signed.root,
+                                   cosigned.to_note(), self.book.witnesses(signed))
 
     def inclusion(self, index: int, size: int | None) -> dict[str, Any]:
         ledger = self.node.ledger
@@ -66,15 +61,14 @@ class _LedgerService:
         if index >= size:
             raise NotFoundError(f"leaf {index} is outside a tree of size {size}")
         proof = ledger.inclusion_proof(index, size)
-        return {"index": index, "size": size, "leaf_hash": b64(ledger.leaf_hash(index)),
-                "proof": [b64(p) for p in proof]}
+        return wire.inclusion_doc(index, size, ledger.leaf_hash(index), proof)
 
     def consistency(self, old: int, new: int | None) -> dict[str, Any]:
         new = self._within(new, "new")
         if old > new:
             raise ValidationError(f"old size {old} is larger than new size {new}")
         proof = self.node.ledger.consistency_proof(old, new)
-        return {"old": old, "new": new, "proof": [b64(p) for p in proof]}
+        return wire.consistency_doc(old, new, proof)
 
     def _within(self, size: int | None, what: str) -> int:
         current = self._size()
@@ -89,11 +83,11 @@ class _LedgerService:
         limit = max(1, min(limit, MAX_ENTRIES_PAGE))
         stop = min(end, start + limit)
         rows = self.node.ledger.entries_for(partner, start, stop) if start < stop else []
-        out = [{"index": v.index, "leaf_hash": b64(v.leaf_hash),
-                "entry": None if v.entry is None else v.entry.canonical.decode()} for v in rows]
+        out = [wire.EntryRow(v.index, v.leaf_hash,
+                             None if v.entry is None else v.entry.canonical.decode())
+               for v in rows]
         more = stop < end
-        return {"start": start, "end": end, "entries": out, "more": more,
-                "next": stop if more else None}
+        return wire.entries_doc(start, end, out, more, stop if more else None)
 
     def cosign(self, partner: str, body: bytes) -> dict[str, Any]:
         # (1) the body is {"note": <our checkpoint, cosigned>}, and we signed that checkpoint
@@ -170,7 +164,7 @@ def ledger_routes(node: Node) -> list[BaseRoute]:
         return json_response(await run_in_threadpool(svc.witnessed))
 
     def route(path: str, handler: Any, method: str = "GET") -> Route:
-        return Route(path, partner_endpoint(node, handler), methods=[method])
+        return Route(path, partner_endpoint(handler), methods=[method])
 
     return [
         route("/ledger/checkpoint", checkpoint),

@@ -19,17 +19,13 @@ it is recorded (evidence + alarm) and reported in the :class:`WitnessResult`.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
-
 from detente.errors import DetenteError
-from detente.federation.http.partner_client import get_json, open_partner_client, post_json
+from detente.federation.http.client import PartnerClient, open_partner_client
 from detente.federation.witnessing.names import (
     known_partner_of_origin,
     node_witness,
@@ -41,18 +37,16 @@ from detente.ledger import (
     CheckpointError,
     Cosignature,
     EquivocationError,
-    ProofError,
     StaleCheckpointError,
     Witness,
+    wire,
 )
-from detente.ledger.hashing import HASH_SIZE
 from detente.node import Node
 
-__all__ = ["WitnessResult", "decode_proof", "fetch_checkpoint", "fetch_consistency",
+__all__ = ["WitnessResult", "fetch_checkpoint", "fetch_consistency",
            "witness_partner"]
 
-_MAX_PROOF = 128
-ClientFactory = Callable[[str], AbstractContextManager[httpx.Client]]
+ClientFactory = Callable[[str], AbstractContextManager[PartnerClient]]
 
 
 @dataclass
@@ -80,28 +74,12 @@ class WitnessResult:
                 "gossip_checked": self.gossip_checked, "problems": self.problems}
 
 
-def decode_proof(value: Any, what: str) -> list[bytes]:
-    """A proof as the ledger endpoints send it: a list of base64 32-byte hashes."""
-    if not isinstance(value, list) or len(value) > _MAX_PROOF:
-        raise ProofError(f"{what} is not a list of at most {_MAX_PROOF} hashes")
-    out = []
-    for i, item in enumerate(value):
-        try:
-            raw = base64.b64decode(str(item).encode("ascii"), validate=True)
-        except (binascii.Error, UnicodeEncodeError):
-            raise ProofError(f"{what} element {i} is not base64") from None
-        if not isinstance(item, str) or len(raw) != HASH_SIZE:
-            raise ProofError(f"{what} element {i} is not a {HASH_SIZE}-byte hash")
-        out.append(raw)
-    return out
 
 
-def fetch_checkpoint(node: Node, partner: str, client: httpx.Client) -> Checkpoint:
+def fetch_checkpoint(node: Node, partner: str, client: PartnerClient) -> Checkpoint:
     """(1) The partner's latest checkpoint, signed by the partner's own key."""
-    doc = get_json(client, partner, "/ledger/checkpoint")
-    note = doc.get("note")
-    if not isinstance(note, str):
-        raise CheckpointError(f"{partner} sent a checkpoint without a note")
+    doc = client.get_json("/ledger/checkpoint")
+    note = wire.read_note(doc, f"{partner}'s checkpoint")
     origin = origin_of(partner)
     checkpoint = Checkpoint.from_note(note, {origin: partner_key(node, partner)})
     if checkpoint.origin != origin:
@@ -110,16 +88,14 @@ def fetch_checkpoint(node: Node, partner: str, client: httpx.Client) -> Checkpoi
     return checkpoint
 
 
-def fetch_consistency(partner: str, client: httpx.Client, old: int, new: int) -> list[bytes]:
+def fetch_consistency(partner: str, client: PartnerClient, old: int, new: int) -> list[bytes]:
     """(2) The consistency proof between two sizes of the partner's log (empty if equal)."""
     if old == new:
         return []
     small, large = min(old, new), max(old, new)
-    doc = get_json(client, partner, "/ledger/proofs/consistency",
+    doc = client.get_json("/ledger/proofs/consistency",
                    {"old": small, "new": large})
-    if doc.get("old") != small or doc.get("new") != large:
-        raise ProofError(f"{partner} answered a consistency proof for other sizes")
-    return decode_proof(doc.get("proof"), f"consistency proof from {partner}")
+    return wire.read_consistency(doc, small, large, f"consistency proof from {partner}")
 
 
 def _observe(witness: Witness, checkpoint: Checkpoint, proof: Sequence[bytes],
@@ -140,7 +116,7 @@ def _observe(witness: Witness, checkpoint: Checkpoint, proof: Sequence[bytes],
     return None
 
 
-def witness_partner(node: Node, partner_name: str, client: httpx.Client, *,
+def witness_partner(node: Node, partner_name: str, client: PartnerClient, *,
                     clients: ClientFactory | None = None) -> WitnessResult:
     """Witness ``partner_name``'s log through ``client`` (steps (1)-(5) above).
 
@@ -157,7 +133,7 @@ def witness_partner(node: Node, partner_name: str, client: httpx.Client, *,
         partner_name, client, last.size, checkpoint.size)
     cosig = _observe(witness, checkpoint, proof, result)  # (3)
     if cosig is not None:
-        post_json(client, partner_name, "/ledger/cosignatures",  # (4)
+        client.post_json("/ledger/cosignatures",  # (4)
                   {"note": checkpoint.with_cosignature(cosig).to_note()})
         result.cosigned = True
     try:
@@ -167,9 +143,9 @@ def witness_partner(node: Node, partner_name: str, client: httpx.Client, *,
     return result
 
 
-def _gossip(node: Node, witness: Witness, via: str, client: httpx.Client,
+def _gossip(node: Node, witness: Witness, via: str, client: PartnerClient,
             clients: ClientFactory | None, result: WitnessResult) -> None:
-    doc = get_json(client, via, "/ledger/witnessed")
+    doc = client.get_json("/ledger/witnessed")
     listed = doc.get("checkpoints")
     if not isinstance(listed, list):
         raise CheckpointError(f"{via} sent a malformed list of witnessed checkpoints")

@@ -1,0 +1,97 @@
+"""Trust expiry runs where the documents say: inside ``detente serve`` (the upkeep thread,
+every ``trust_expire_interval_s``) and each round of ``detente sync --watch``; and a tier
+change caused by expiry reaches the release path by itself."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import anyio
+import pytest
+
+from detente.assembly import Upkeep, build_app
+from detente.federation.exchange.intake import receive
+from detente.federation.exchange.pull import sync_forever
+from detente.node import Node
+from detente.stix.timestamps import format_micros, now_micros
+
+DAY = 86_400_000_000
+
+
+def _expiring_report(node: Node) -> str:
+    """A partner's indicator whose valid_until passed a day ago, never confirmed."""
+    start = now_micros() - 3 * DAY
+    body = {"type": "indicator", "spec_version": "2.1", "id": f"indicator--{uuid.uuid4()}",
+            "created": format_micros(start), "modified": format_micros(start),
+            "pattern_type": "stix", "pattern": "[ipv4-addr:value = '203.0.113.50']",
+            "valid_from": format_micros(start), "valid_until": format_micros(start + DAY)}
+    receive(node, "fr", [body], None)
+    return str(body["id"])
+
+
+@pytest.fixture
+def node(tmp_path: Path) -> Iterator[Node]:
+    n = Node.init(tmp_path / "us", "us")
+    other = Node.init(tmp_path / "fr", "fr")
+    n.partners.add("fr", url="http://127.0.0.1:9", public_key=other.public_key_b64, tier=2,
+                   identity_id=other.identity_id)
+    other.close()
+    yield n
+    n.close()
+
+
+def test_upkeep_runs_its_tasks_on_schedule_and_survives_a_failing_one() -> None:
+    ran = threading.Event()
+    calls: list[str] = []
+
+    def broken() -> None:
+        calls.append("broken")
+        raise RuntimeError("boom")
+
+    def counted() -> None:
+        calls.append("counted")
+        ran.set()
+
+    worker = Upkeep(node=None, interval_s=0.01, tasks=(broken, counted))  # type: ignore[arg-type]
+    worker.start()
+    try:
+        assert ran.wait(10)
+    finally:
+        worker.stop()
+    assert calls[:2] == ["broken", "counted"]
+
+
+def test_serve_upkeep_expires_reports(node: Node) -> None:
+    _expiring_report(node)
+    assert node.trust.summary("fr").counts.expired == 0
+    worker = Upkeep.for_node(node)
+    assert worker.interval_s == 3600  # the documented default
+    worker.run_once()
+    assert node.trust.summary("fr").counts.expired == 1
+
+
+def test_serve_starts_and_stops_the_upkeep_with_the_app(node: Node,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    started = threading.Event()
+    monkeypatch.setattr(Upkeep, "start", lambda self: started.set())
+    monkeypatch.setattr(Upkeep, "stop", lambda self: None)
+    async def serve(upkeep: bool) -> None:
+        app = build_app(node, upkeep=upkeep)
+        async with app.router.lifespan_context(app):
+            pass
+
+    anyio.run(serve, True)
+    assert started.is_set()
+    started.clear()
+    anyio.run(serve, False)
+    assert not started.is_set()
+
+
+def test_sync_watch_expires_reports_each_round(node: Node) -> None:
+    _expiring_report(node)
+    sync_forever(node, ["nobody-to-pull"], interval_s=0, rounds=1,
+                 sleep=lambda _s: None)
+    assert node.trust.summary("fr").counts.expired == 1
