@@ -203,9 +203,21 @@ def export(
     type_: Annotated[list[str] | None, typer.Option("--type")] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o")] = None,
     all_versions: Annotated[bool, typer.Option("--all-versions")] = False,
+    format_: Annotated[str, typer.Option(
+        "--format", help="stix (a bundle) or misp (a MISP feed directory, --output DIR)")]
+    = "stix",
+    partner: Annotated[str | None, typer.Option(
+        "--partner", help="with --format misp: only what this partner is served")] = None,
 ) -> None:
-    """Write stored objects as one STIX bundle (to stdout or --output)."""
+    """Write stored objects as one STIX bundle (to stdout or --output), or as a MISP feed."""
     node = open_node(home)
+    if format_ == "misp":
+        _export_misp(node, output, partner, bool(type_) or all_versions)
+        return
+    if format_ != "stix" or partner is not None:
+        raise UsageError(f"--format {format_}" if format_ != "stix" else
+                         "--partner goes with --format misp",
+                         hint="--format stix (default) or --format misp --output DIR")
     query = Query(types=tuple(type_ or ()), versions=("all",) if all_versions else ("last",))
     bodies = [o.body for o in node.store.iter_all(query)]
     data = make_bundle(bodies)
@@ -214,3 +226,19 @@ def export(
     else:
         output.write_bytes(data + b"\n")
         console.print(f"wrote {len(bodies)} objects to {output}")
+
+
+def _export_misp(node: Node, output: Path | None, partner: str | None, filtered: bool) -> None:
+    from detente.misp.export import export_misp_feed
+
+    if output is None or filtered:
+        raise UsageError("--format misp writes a feed directory: give --output DIR "
+                         "(--type and --all-versions do not apply)")
+    summary = export_misp_feed(node, output, partner)
+    for problem in summary.problems:
+        err_console.print(f"[yellow]not exported:[/] {problem}", highlight=False,
+                          soft_wrap=True)
+    console.print(f"wrote a MISP feed of {summary.events} events ({summary.attributes} "
+                  f"attributes, from {summary.objects} objects) to {output}", highlight=False)
+    if summary.problems:
+        raise typer.Exit(1)

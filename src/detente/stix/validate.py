@@ -92,7 +92,7 @@ def fold_id_case(obj: object) -> dict[str, Any] | None:
     return folded if changed[0] else None
 
 
-def _fold_id(value: object, changed: list[bool]) -> object:
+def _fold_id(value: Any, changed: list[bool]) -> Any:
     if isinstance(value, str) and rules.ANY_CASE_ID_RE.fullmatch(value):
         lower = value.lower()
         if lower != value:
@@ -106,9 +106,9 @@ def _fold(value: Any, changed: list[bool]) -> Any:
         return [_fold(item, changed) for item in value]
     if not isinstance(value, dict):
         return value
-    out: dict[str, Any] = {}
-    for key, item in value.items():
-        key = _fold_id(key, changed)  # extension-definition ids used as keys
+    out: dict[Any, Any] = {}
+    for given, item in value.items():
+        key = _fold_id(given, changed)  # extension-definition ids used as keys
         if key == "id" or (isinstance(key, str) and key.endswith("_ref")):
             out[key] = _fold_id(item, changed)
         elif isinstance(key, str) and key.endswith("_refs") and isinstance(item, list):
