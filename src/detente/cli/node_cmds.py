@@ -69,7 +69,9 @@ def identity(home: HomeOption = None, as_json: JsonOption = False) -> None:
 
 def _expand(paths: list[Path]) -> Iterator[Path]:
     for path in paths:
-        if path.is_dir():
+        if (path / "manifest.json").is_file():
+            yield path  # a MISP feed directory: iter_objects reads it by its manifest
+        elif path.is_dir():
             yield from sorted(
                 p for p in path.rglob("*") if p.is_file() and p.suffix in {".json", ".jsonl"}
             )
@@ -104,12 +106,14 @@ def _print_summary(summary: IngestSummary) -> None:
 
 
 def ingest(
-    paths: Annotated[list[Path], typer.Argument(help="bundles, objects, JSON Lines, dirs")],
+    paths: Annotated[list[Path], typer.Argument(
+        help="bundles, objects, JSON Lines, MISP events, MISP feed dirs, dirs")],
     home: HomeOption = None,
     strict: Annotated[bool, typer.Option("--strict", help="all or nothing")] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Validate and store STIX 2.1 content; valid objects are kept even if others fail."""
+    """Validate and store STIX 2.1 content (MISP events are converted with misp-stix);
+    valid objects are kept even if others fail."""
     node = open_node(home)
     show_progress = err_console.is_terminal and not as_json
     with Progress(

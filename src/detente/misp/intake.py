@@ -13,10 +13,13 @@ not be converted.  Forms recognised (the ones MISP writes):
 Hand-written on top of misp-stix, with the reason for each:
 
 (1) MISP semantics misp-stix leaves to the consumer: an event's tags apply to every
-    attribute in it, but misp-stix marks only the report it makes of the event.  A detente
-    node releases nothing unmarked (fail closed), so the report's ``object_marking_refs``
-    (the event's TLP) are added to every object the report references — as a union with the
-    object's own markings, so an attribute's own, stricter TLP still applies.
+    attribute in it, but misp-stix marks only the report it makes of the event; and an
+    attribute's own TLP lands on its observed-data and indicator, not on the observable
+    (``file``, ``url``…) that holds the value.  A detente node releases nothing unmarked
+    (fail closed) and decides each object on its own markings, so an observed-data's
+    markings are added to the observables it references, then the report's (the event's
+    TLP) to every object the report references — always as a union, so the strictest
+    marking (an attribute's TLP:RED inside a TLP:WHITE event) decides.
 (2) An event without a ``uuid`` is refused: misp-stix would invent one, and every ingest of
     the same file would then create new objects instead of recognising duplicates.
 (3) A feed directory's manifest names the files to read; a key that is not a UUID (e.g.
@@ -175,20 +178,25 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _propagate_report_markings(objects: list[dict[str, Any]]) -> None:
-    """(1) The event's markings (on its report) onto every object the report references."""
+    """(1) Markings onto what they cover: an observed-data's (an attribute's own TLP) onto
+    the observables holding its values, then the event's (on its report) onto every object
+    the report references.  Always a union: the strictest marking decides."""
     by_id = {o.get("id"): o for o in objects}
-    for report in [o for o in objects if o.get("type") in ("report", "grouping")]:
-        markings = report.get("object_marking_refs")
-        if not isinstance(markings, list) or not markings:
-            continue
-        for ref in report.get("object_refs", []):
-            target = by_id.get(ref)
-            if target is None or target.get("type") == "marking-definition":
-                continue
-            own = target.get("object_marking_refs")
-            merged = list(own) if isinstance(own, list) else []
-            merged += [m for m in markings if m not in merged]
-            target["object_marking_refs"] = merged
+    for kind in (("observed-data",), ("report", "grouping")):
+        for container in [o for o in objects if o.get("type") in kind]:
+            markings = container.get("object_marking_refs")
+            if isinstance(markings, list) and markings:
+                for ref in container.get("object_refs", []):
+                    _add_markings(by_id.get(ref), markings)
+
+
+def _add_markings(target: dict[str, Any] | None, markings: list[Any]) -> None:
+    if target is None or target.get("type") == "marking-definition":
+        return
+    own = target.get("object_marking_refs")
+    merged = list(own) if isinstance(own, list) else []
+    merged += [m for m in markings if m not in merged]
+    target["object_marking_refs"] = merged
 
 
 # -- feed directories ----------------------------------------------------------------------
