@@ -53,13 +53,14 @@ class Position(int):
     for objects converted from MISP, the event they came from."""
 
     line: int | None
-    within: str | None
+    within: str | None = None  # set only for converted MISP objects (the common case is free)
 
     def __new__(cls, index: int, line: int | None = None, within: str | None = None
                 ) -> Position:
         self = super().__new__(cls, index)
         self.line = line
-        self.within = within
+        if within is not None:
+            self.within = within
         return self
 
     def describe(self) -> str:
@@ -198,7 +199,9 @@ class _Counter:
             if not isinstance(objects, list):
                 yield self.next(line), DecodeFailure("bundle 'objects' is not an array", line)
                 return
-            items = objects
+            for item in objects:  # a bundle holds STIX objects, never MISP events
+                yield self.next(line), item
+            return
         else:
             items = (document,)
         for item in items:
