@@ -9,6 +9,8 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from detente.stix import DecodeFailure, Position, iter_objects, validate
 from detente.stix.vocab import TLP_1_0_IDS
@@ -78,6 +80,31 @@ def test_an_attributes_own_stricter_tlp_is_kept_beside_the_events() -> None:
     assert marked
     for obj in marked:
         assert {TLP_1_0_IDS["red"], TLP_1_0_IDS["white"]} <= set(obj["object_marking_refs"])
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.lists(st.sampled_from(["tlp:red", "tlp:amber", "tlp:green", None]),
+                min_size=9, max_size=9))
+def test_every_object_holding_an_attribute_carries_its_tlp_and_the_events(
+    tags: list[str | None],
+) -> None:
+    """Whatever TLP each attribute of the event carries, every STIX object made from an
+    attribute carries that TLP and the event's: nothing is decided on less."""
+    event = load(XORIST)
+    for attribute, tag in zip(event["Event"]["Attribute"], tags, strict=True):
+        if tag is not None:
+            attribute["Tag"] = [{"name": tag}]
+    objects, failures, _ = read(orjson.dumps(event))
+    assert failures == []
+    for attribute, tag in zip(event["Event"]["Attribute"], tags, strict=True):
+        made = [o for o in objects if o["id"].endswith(attribute["uuid"])
+                and o["type"] != "relationship"]
+        assert made, attribute["uuid"]
+        for obj in made:
+            markings = set(obj["object_marking_refs"])
+            assert TLP_1_0_IDS["white"] in markings
+            if tag is not None:
+                assert TLP_1_0_IDS[tag.split(":")[1]] in markings, (tag, obj["id"])
 
 
 def test_every_form_misp_writes_gives_the_same_objects(tmp_path: Path) -> None:
