@@ -224,3 +224,54 @@ def test_objects_built_with_stix2_validate_and_round_trip() -> None:
         assert got.id == built.id and got.type == built.type
         again = stix2.parse(got.raw.decode(), allow_custom=False)
         assert orjson.loads(again.serialize()) == data == orjson.loads(got.raw)
+
+
+# -- identifiers with upper-case hex (RFC 4122: case-insensitive on input) ------------------
+
+
+def _upper_hex(identifier: str, mask: list[bool]) -> str:
+    type_, uuid_ = identifier.split("--", 1)
+    return type_ + "--" + "".join(c.upper() if up else c for c, up in zip(uuid_, mask, strict=True))
+
+
+def test_upper_case_hex_is_folded_in_the_id_and_every_reference() -> None:
+    ext = "extension-definition--d83fce45-ef58-4c6c-a3f4-1fbc32e98c6e"
+    given = indicator(
+        id=IND.upper().replace("INDICATOR", "indicator"),
+        created_by_ref=IDENTITY.replace("f431f809", "F431F809"),
+        object_marking_refs=[GREEN_1_0.replace("34098fce", "34098FCE")],
+        granular_markings=[{"selectors": ["name"], "marking_ref": GREEN_1_0.upper()
+                            .replace("MARKING-DEFINITION", "marking-definition")}],
+        extensions={ext.replace("d83fce45", "D83FCE45"): {"extension_type": "property-extension"}},
+        x_acme_note="NOT-AN-ID stays",
+    )
+    got = validate(given)
+    assert got.id == IND and got.created_by_ref == IDENTITY
+    assert got.body["object_marking_refs"] == [GREEN_1_0]
+    assert got.body["granular_markings"][0]["marking_ref"] == GREEN_1_0
+    assert list(got.body["extensions"]) == [ext]
+    assert got.body["x_acme_note"] == "NOT-AN-ID stays"
+    assert given["id"] != IND  # the caller's dict is untouched
+    assert got.raw == orjson.dumps(got.body)
+
+
+def test_a_recased_copy_is_the_same_object_not_a_second_one() -> None:
+    """The attack the old refusal guarded against: a partner re-cases the id of an object we
+    hold, hoping it is stored as a new object (or that an echo of ours goes unnoticed)."""
+    ours = validate(indicator())
+    theirs = validate(indicator(id=IND.replace("8e2e2d2b", "8E2E2D2B")))
+    assert theirs.key == ours.key and theirs.digest == ours.digest
+
+
+@given(st.lists(st.booleans(), min_size=36, max_size=36))
+def test_any_casing_of_the_hex_validates_to_the_lower_case_object(mask: list[bool]) -> None:
+    recased = indicator(id=_upper_hex(IND, mask), created_by_ref=_upper_hex(IDENTITY, mask))
+    got = validate(recased)
+    assert got.raw == validate(indicator()).raw
+
+
+def test_an_upper_case_type_is_still_refused() -> None:
+    with pytest.raises(StixValidationError, match="does not start with the object's type"):
+        validate(indicator(id="INDICATOR--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f"))
+    with pytest.raises(StixValidationError, match="is not <type>--<RFC 4122"):
+        validate(indicator(id="indicator--8E2E2D2B-17D4-4CBF-C38F-98EE46B3CD3F"))  # variant

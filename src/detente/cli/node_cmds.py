@@ -68,7 +68,9 @@ def identity(home: HomeOption = None, as_json: JsonOption = False) -> None:
 
 def _expand(paths: list[Path]) -> Iterator[Path]:
     for path in paths:
-        if path.is_dir():
+        if (path / "manifest.json").is_file():
+            yield path  # a MISP feed directory: iter_objects reads it by its manifest
+        elif path.is_dir():
             yield from sorted(
                 p for p in path.rglob("*") if p.is_file() and p.suffix in {".json", ".jsonl"}
             )
@@ -103,12 +105,14 @@ def _print_summary(summary: IngestSummary) -> None:
 
 
 def ingest(
-    paths: Annotated[list[Path], typer.Argument(help="bundles, objects, JSON Lines, dirs")],
+    paths: Annotated[list[Path], typer.Argument(
+        help="bundles, objects, JSON Lines, MISP events, MISP feed dirs, dirs")],
     home: HomeOption = None,
     strict: Annotated[bool, typer.Option("--strict", help="all or nothing")] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Validate and store STIX 2.1 content; valid objects are kept even if others fail."""
+    """Validate and store STIX 2.1 content (MISP events are converted with misp-stix);
+    valid objects are kept even if others fail."""
     node = open_node(home)
     show_progress = err_console.is_terminal and not as_json
     with Progress(
@@ -202,9 +206,21 @@ def export(
     type_: Annotated[list[str] | None, typer.Option("--type")] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o")] = None,
     all_versions: Annotated[bool, typer.Option("--all-versions")] = False,
+    format_: Annotated[str, typer.Option(
+        "--format", help="stix (a bundle) or misp (a MISP feed directory, --output DIR)")]
+    = "stix",
+    partner: Annotated[str | None, typer.Option(
+        "--partner", help="with --format misp: only what this partner is served")] = None,
 ) -> None:
-    """Write stored objects as one STIX bundle (to stdout or --output)."""
+    """Write stored objects as one STIX bundle (to stdout or --output), or as a MISP feed."""
     node = open_node(home)
+    if format_ == "misp":
+        _export_misp(node, output, partner, bool(type_) or all_versions)
+        return
+    if format_ != "stix" or partner is not None:
+        raise UsageError(f"--format {format_}" if format_ != "stix" else
+                         "--partner goes with --format misp",
+                         hint="--format stix (default) or --format misp --output DIR")
     query = Query(types=tuple(type_ or ()), versions=("all",) if all_versions else ("last",))
     bodies = [o.body for o in node.store.iter_all(query)]
     data = make_bundle(bodies)
@@ -213,3 +229,19 @@ def export(
     else:
         output.write_bytes(data + b"\n")
         console.print(f"wrote {len(bodies)} objects to {output}")
+
+
+def _export_misp(node: Node, output: Path | None, partner: str | None, filtered: bool) -> None:
+    from detente.misp.export import export_misp_feed
+
+    if output is None or filtered:
+        raise UsageError("--format misp writes a feed directory: give --output DIR "
+                         "(--type and --all-versions do not apply)")
+    summary = export_misp_feed(node, output, partner)
+    for problem in summary.problems:
+        err_console.print(f"[yellow]not exported:[/] {problem}", highlight=False,
+                          soft_wrap=True)
+    console.print(f"wrote a MISP feed of {summary.events} events ({summary.attributes} "
+                  f"attributes, from {summary.objects} objects) to {output}", highlight=False)
+    if summary.problems:
+        raise typer.Exit(1)

@@ -10,7 +10,12 @@ Accepted forms (detected from the content):
   2.1; an object without ``type`` whose ``objects`` is a list is read as a bundle too, since
   published files have that mistake and the objects inside are what matters);
 * a single object; a JSON array of objects;
-* JSON Lines: one object, bundle or array per line, read line by line in constant memory.
+* JSON Lines: one object, bundle or array per line, read line by line in constant memory;
+* MISP events (``{"Event": ...}`` alone, in an array or per line; ``{"response": [...]}`` as
+  MISP's REST API answers; a MISP feed directory): each event is converted to STIX 2.1 by
+  :mod:`detente.misp` (CIRCL's misp-stix) and its objects are yielded like any others, their
+  :class:`Position` naming the event.  An event that cannot be converted is one
+  :class:`DecodeFailure` naming the event and the reason; the other events still go on.
 
 The envelope itself is not validated (its id is not stored); each item goes to ``validate``.
 """
@@ -44,25 +49,37 @@ class DecodeFailure:
 
 
 class Position(int):
-    """1-based index of an item in the input (an ``int``), with its line in JSON Lines."""
+    """1-based index of an item in the input (an ``int``), with its line in JSON Lines and,
+    for objects converted from MISP, the event they came from."""
 
     line: int | None
+    within: str | None = None  # set only for converted MISP objects (the common case is free)
 
-    def __new__(cls, index: int, line: int | None = None) -> Position:
+    def __new__(cls, index: int, line: int | None = None, within: str | None = None
+                ) -> Position:
         self = super().__new__(cls, index)
         self.line = line
+        if within is not None:
+            self.within = within
         return self
 
     def describe(self) -> str:
-        """``object 17 (line 17)`` or ``object 17``."""
-        where = f"object {int(self)}"
-        return where if self.line is None else f"{where} (line {self.line})"
+        """``object 17 (line 17)``, ``object 17`` or ``object 3 (MISP event <uuid> …)``."""
+        where = [f"line {self.line}"] if self.line is not None else []
+        if self.within is not None:
+            where.append(self.within)
+        text = f"object {int(self)}"
+        return f"{text} ({', '.join(where)})" if where else text
 
 
 def iter_objects(source: Source) -> Iterator[tuple[int, object | DecodeFailure]]:
-    """Every raw item of the input with its :class:`Position`; failures never raise."""
+    """Every raw item of the input with its :class:`Position`; failures never raise.
+
+    A path may also name a MISP feed directory (``manifest.json`` and ``<uuid>.json``)."""
     if isinstance(source, bytes):
         yield from _iter_stream(io.BytesIO(source))
+    elif isinstance(source, str | os.PathLike) and os.path.isdir(source):
+        yield from _iter_feed_dir(source)
     elif isinstance(source, str | os.PathLike):
         with open(source, "rb") as stream:
             yield from _iter_stream(stream)
@@ -126,15 +143,51 @@ def _iter_lines(
         yield from counter.expand(document, number)
 
 
+def _iter_feed_dir(path: str | os.PathLike[str]) -> Iterator[tuple[int, object | DecodeFailure]]:
+    from detente.misp.intake import MispError, is_feed_dir, read_feed_dir
+
+    counter = _Counter()
+    if not is_feed_dir(path):
+        yield counter.next(None), DecodeFailure(
+            f"{path} is a directory without a MISP manifest.json: name the files to read")
+        return
+    try:
+        for event in read_feed_dir(path):
+            yield from counter.misp_event(event, None)
+    except MispError as exc:
+        yield counter.next(None), DecodeFailure(exc.message)
+
+
 class _Counter:
     """Numbers the items as they are yielded, across lines and bundles."""
 
     def __init__(self) -> None:
         self.index = 0
 
-    def next(self, line: int | None) -> Position:
+    def next(self, line: int | None, within: str | None = None) -> Position:
         self.index += 1
-        return Position(self.index, line)
+        return Position(self.index, line, within)
+
+    def misp(self, document: dict[str, Any], line: int | None
+             ) -> Iterator[tuple[int, object | DecodeFailure]]:
+        from detente.misp.intake import iter_events
+
+        for event in iter_events(document):
+            yield from self.misp_event(event, line)
+
+    def misp_event(self, event: Any, line: int | None
+                   ) -> Iterator[tuple[int, object | DecodeFailure]]:
+        from detente.misp.intake import MispError, convert_event, describe_problems
+
+        try:
+            objects, problems = convert_event(event)
+        except MispError as exc:  # the message names the event
+            yield self.next(line), DecodeFailure(exc.message, line)
+            return
+        for obj in objects:
+            yield self.next(line, event.label), obj
+        if problems:
+            yield self.next(line), DecodeFailure(describe_problems(event, problems), line)
 
     def expand(
         self, document: object, line: int | None
@@ -146,11 +199,21 @@ class _Counter:
             if not isinstance(objects, list):
                 yield self.next(line), DecodeFailure("bundle 'objects' is not an array", line)
                 return
-            items = objects
+            for item in objects:  # a bundle holds STIX objects, never MISP events
+                yield self.next(line), item
+            return
         else:
             items = (document,)
         for item in items:
-            yield self.next(line), item
+            if type(item) is dict and "type" not in item and _is_misp(item):
+                yield from self.misp(item, line)
+            else:
+                yield self.next(line), item
+
+
+def _is_misp(document: dict[str, Any]) -> bool:
+    """``{"Event": ...}`` or ``{"response": [...]}`` (see :mod:`detente.misp.intake`)."""
+    return "Event" in document or isinstance(document.get("response"), list)
 
 
 def _is_bundle(document: object) -> bool:

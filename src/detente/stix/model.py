@@ -2,7 +2,8 @@
 
 A :class:`StixObject` exists only after validation (``detente.stix.validate``): holding
 one means the id, type, version and references were checked.  ``body`` is the object as
-received (custom properties kept), ``raw`` its compact JSON as stored, and ``digest`` the
+received (custom properties kept; identifiers with upper-case hex folded to lower case),
+``raw`` its compact JSON as stored, and ``digest`` the
 SHA-256 of its sorted-key JSON, which tells a harmless duplicate from a version conflict.
 """
 

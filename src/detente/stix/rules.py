@@ -13,6 +13,7 @@ import re
 from typing import Final
 
 __all__ = [
+    "ANY_CASE_ID_RE",
     "BASE64_RE",
     "BOOL_PROPS",
     "EXTENSION_NAME_RE",
@@ -33,10 +34,17 @@ __all__ = [
 #: 2.9 type names: a-z, 0-9, hyphen; no leading, trailing or double hyphen (length 3-250 is
 #: checked apart: a counted repeat here would cost more than the check).
 TYPE_RE: Final = re.compile(r"[a-z0-9](?:-?[a-z0-9])+")
-#: 2.9 identifiers: ``<type>--<RFC 4122 UUID>`` (versions 1-5, variant 10xx), lower-case hex.
+#: 2.9 identifiers: ``<type>--<RFC 4122 UUID>`` (versions 1-5, variant 10xx), lower-case hex,
+#: as RFC 4122 outputs them and as a node stores them.
 ID_RE: Final = re.compile(
     r"([a-z0-9](?:-?[a-z0-9])+)--"
     r"[0-9a-f]{8}-[0-9a-f]{4}-[1-5][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"
+)
+#: The same with hex in either case: RFC 4122 reads hex case-insensitively on input, so
+#: ``validate`` folds such an identifier to lower case (see ``validate.fold_id_case``).
+ANY_CASE_ID_RE: Final = re.compile(
+    r"[a-z0-9](?:-?[a-z0-9])+--"
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[1-5][0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}"
 )
 _UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[1-5][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"
 IDENTITY_ID_RE: Final = re.compile("identity--" + _UUID)

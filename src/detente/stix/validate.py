@@ -18,6 +18,14 @@ pass over the top-level properties, from the tables in :mod:`detente.stix.rules`
 
 Custom properties and objects that are well formed are kept as they are.  Every refusal is
 a :class:`~detente.stix.errors.StixValidationError` naming the object and property path.
+
+Identifiers with upper-case hex in their UUID (``relationship--…-E9034ac98aba`` in the OASIS
+examples) are accepted and folded to lower case, in the id and in every reference
+(:func:`fold_id_case`): RFC 4122 reads hex case-insensitively on input and writes it lower
+case.  Folding, rather than storing the id as given, keeps one object one store key: a
+partner re-casing an id cannot turn our object into a second one or hide an echo, and a
+reference written in either case finds its object.  The fold is a slow path taken only
+after the fast checks refused the object, so lower-case input costs nothing more.
 """
 
 from __future__ import annotations
@@ -36,7 +44,7 @@ from detente.stix.model import UNVERSIONED, StixObject
 from detente.stix.patterns import check_pattern
 from detente.stix.timestamps import normalise, parse_timestamp
 
-__all__ = ["validate", "validate_bytes"]
+__all__ = ["fold_id_case", "validate", "validate_bytes"]
 
 #: (datetime to the microsecond, nine-digit fraction, the timestamp as received)
 _Stamp = tuple[datetime, str, str]
@@ -61,7 +69,56 @@ def validate_bytes(data: bytes) -> StixObject:
 
 
 def validate(obj: object) -> StixObject:
-    """Check one STIX 2.1 object and return it as a :class:`StixObject`."""
+    """Check one STIX 2.1 object and return it as a :class:`StixObject`.
+
+    Identifiers with upper-case hex are folded to lower case (the returned ``body`` and
+    ``raw`` hold the folded form; the caller's dict is not changed)."""
+    try:
+        return _validate(obj)
+    except StixValidationError:
+        folded = fold_id_case(obj)
+        if folded is None:
+            raise
+    return _validate(folded)
+
+
+def fold_id_case(obj: object) -> dict[str, Any] | None:
+    """A copy of ``obj`` with every identifier (``id``, ``*_ref``, ``*_refs``, extension
+    keys) that has upper-case hex folded to lower case; None if there is none."""
+    if not isinstance(obj, dict):
+        return None
+    changed = [False]
+    folded = _fold(obj, changed)
+    return folded if changed[0] else None
+
+
+def _fold_id(value: Any, changed: list[bool]) -> Any:
+    if isinstance(value, str) and rules.ANY_CASE_ID_RE.fullmatch(value):
+        lower = value.lower()
+        if lower != value:
+            changed[0] = True
+            return lower
+    return value
+
+
+def _fold(value: Any, changed: list[bool]) -> Any:
+    if isinstance(value, list):
+        return [_fold(item, changed) for item in value]
+    if not isinstance(value, dict):
+        return value
+    out: dict[Any, Any] = {}
+    for given, item in value.items():
+        key = _fold_id(given, changed)  # extension-definition ids used as keys
+        if key == "id" or (isinstance(key, str) and key.endswith("_ref")):
+            out[key] = _fold_id(item, changed)
+        elif isinstance(key, str) and key.endswith("_refs") and isinstance(item, list):
+            out[key] = [_fold_id(ref, changed) for ref in item]
+        else:
+            out[key] = _fold(item, changed)
+    return out
+
+
+def _validate(obj: object) -> StixObject:
     if not isinstance(obj, dict):
         raise _fail("input", "", f"not a JSON object (got {_json_type(obj)})")
     type_, where = _check_type_and_id(obj)
@@ -93,7 +150,7 @@ def _check_type_and_id(obj: dict[str, Any]) -> tuple[str, str]:
     if not id_.startswith(type_ + "--"):
         raise _fail(type_, "id", f"{id_!r} does not start with the object's type {type_!r}")
     if not rules.ID_RE.fullmatch(id_):
-        raise _fail(type_, "id", f"{id_!r} is not <type>--<RFC 4122 UUID> (lower-case hex)")
+        raise _fail(type_, "id", f"{id_!r} is not <type>--<RFC 4122 UUID>")
     return type_, id_
 
 
