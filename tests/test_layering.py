@@ -1,6 +1,6 @@
 """The layers of ``src/detente``, read from the imports themselves (``ast``).
 
-  capabilities   stix store partners policy release ledger trust deconflict fingerprint
+  capabilities   stix misp store partners policy release ledger trust deconflict fingerprint
                  (+ the shared modules errors, settings)
   composition    node (the composition root), schema (every package's tables, created once)
   network        federation (http, taxii, exchange, witnessing, psi), usecases
@@ -19,7 +19,7 @@ from collections import defaultdict
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "detente"
-CAPABILITIES = {"stix", "store", "partners", "policy", "release", "ledger", "trust",
+CAPABILITIES = {"stix", "store", "partners", "policy", "release", "ledger", "trust", "misp",
                 "deconflict", "fingerprint", "errors", "settings"}
 COMPOSITION = {"node", "schema"}
 NETWORK = {"federation", "usecases"}

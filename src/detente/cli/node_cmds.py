@@ -232,7 +232,7 @@ def export(
 
 
 def _export_misp(node: Node, output: Path | None, partner: str | None, filtered: bool) -> None:
-    from detente.misp.export import export_misp_feed
+    from detente.usecases.misp_export import export_misp_feed
 
     if output is None or filtered:
         raise UsageError("--format misp writes a feed directory: give --output DIR "
