@@ -65,6 +65,16 @@ def _write_private(path: Path, data: bytes) -> None:
         tmp.unlink()
 
 
+def _owner_only_sqlite(url: str) -> None:
+    """Create a SQLite store file 0600 before SQLite does (it would use the umask, 0644
+    usually); SQLite gives its -wal and -shm files the database file's permissions."""
+    if not url.startswith("sqlite:///"):
+        return
+    path = Path(url.removeprefix("sqlite:///"))
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 def _identity_object(name: str) -> dict[str, Any]:
     ts = format_micros(now_micros())[:-4] + "Z"  # millisecond precision, as STIX examples
     return {
@@ -229,7 +239,8 @@ class Node:
                 f"{home} already holds a detente node; refusing to overwrite it",
                 hint="choose another --home, or remove the old one yourself",
             )
-        home.mkdir(parents=True, exist_ok=True)
+        home.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(home, 0o700)  # the home holds every object, TLP:RED included: owner only
         values: dict[str, Any] = {"name": name, "communities": communities}
         if store_url:
             values["store"] = store_url
@@ -242,7 +253,10 @@ class Node:
         identity = _identity_object(name)
         (home / IDENTITY_FILE).write_bytes(orjson.dumps(identity, option=orjson.OPT_INDENT_2))
         write_settings(home, values)
+        for written in (home / IDENTITY_FILE, home / "detente.toml"):
+            os.chmod(written, 0o600)
         settings = load_settings(home)
+        _owner_only_sqlite(str(settings["store"]))
         store = open_store(str(settings["store"]), create=True)
         create_schema(store)
         node = cls(home, settings, key, identity, store)

@@ -34,12 +34,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("url", "http://127.0.0.1:8000", "the URL partners use to reach this node"),
     Setting("host", "127.0.0.1", "address `detente serve` binds to"),
     Setting("port", 8000, "port `detente serve` binds to"),
+    Setting("trusted_proxies", "", "comma-separated addresses of reverse proxies whose "
+            "X-Forwarded-For/-Proto `serve` believes; empty: none (the peer address counts)"),
     Setting("communities", "", "comma-separated communities this node belongs to"),
     Setting("default_marking", "", "TLP applied to objects without one (clear, green, "
                                     "amber); empty: such objects are never released"),
     Setting("max_request_bytes", 10 * 1024 * 1024, "largest TAXII request body accepted"),
     Setting("page_limit", 1000, "largest TAXII page served"),
-    Setting("signature_window_s", 300, "accepted clock skew of signed requests, seconds"),
+    Setting("signature_window_s", 300, "largest accepted age of a signed request, seconds "
+            "(its 'created' may also be up to 30 s in the future)"),
     Setting("trust_expire_interval_s", 3600, "how often `serve` and `sync --watch` mark "
             "partners' reports whose valid_until passed with no outcome as expired, seconds"),
     Setting("fingerprint_secret_file", "fingerprint.key",

@@ -6,11 +6,14 @@ partner_cmds); partner nodes authenticate with request signatures.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from detente.cli.app import HomeOption, err_console, open_node
+
+if TYPE_CHECKING:
+    from detente.node import Node
 
 
 def register(app: typer.Typer) -> None:
@@ -39,4 +42,16 @@ def serve(
     base = f"http://{bind_host}:{bind_port}"
     err_console.print(f"serving node [bold]{node.name}[/]: TAXII {base}/taxii2/, analyst UI "
                       f"{base}/ (operators: 'detente operator add NAME')", highlight=False)
-    uvicorn.run(app, host=bind_host, port=bind_port, log_level="warning")
+    uvicorn.run(app, host=bind_host, port=bind_port, log_level="warning",
+                **proxy_options(node))
+
+
+def proxy_options(node: Node) -> dict[str, Any]:
+    """uvicorn's forwarded-header handling: off unless the operator names its proxies.
+
+    uvicorn's default trusts X-Forwarded-For from 127.0.0.1, so any local client could
+    rotate the header and pass for another address (the UI's per-address login limit)."""
+    proxies = [p.strip() for p in str(node.settings["trusted_proxies"]).split(",") if p.strip()]
+    if not proxies:
+        return {"proxy_headers": False, "forwarded_allow_ips": ""}
+    return {"proxy_headers": True, "forwarded_allow_ips": ",".join(proxies)}

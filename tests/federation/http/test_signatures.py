@@ -22,7 +22,12 @@ from tests.federation.fed_fixtures import (
 
 from detente.federation.http.errors import RequestSignatureError
 from detente.federation.http.nonces import NonceCache
-from detente.federation.http.signatures import NodeAuth, sign_request, verify_response
+from detente.federation.http.signatures import (
+    CLOCK_SKEW_S,
+    NodeAuth,
+    sign_request,
+    verify_response,
+)
 from detente.federation.taxii.server import create_app
 from detente.node import Node
 from detente.partners import Partner
@@ -89,6 +94,38 @@ def test_stale_and_future_signatures_are_refused(nodes: Any) -> None:
         _refused(_send(client, _signed(client, others["fr"], created=old)), "age")
         future = datetime.now(UTC) + timedelta(seconds=2 * window + 5)
         _refused(_send(client, _signed(client, others["fr"], created=future)), "future")
+
+
+def test_the_accepted_age_is_exactly_the_window(nodes: Any) -> None:
+    """Documented: at most signature_window_s old, at most CLOCK_SKEW_S ahead."""
+    us, others = nodes
+    window = int(us.settings["signature_window_s"])
+    now = datetime.now(UTC)
+    with client_for(create_app(us)) as client:
+        inside = _send(client, _signed(client, others["fr"],
+                                       created=now - timedelta(seconds=window - 10)))
+        assert inside.status_code == 200, inside.text
+        _refused(_send(client, _signed(client, others["fr"],
+                                       created=now - timedelta(seconds=window + 10))), "age")
+        ahead = _send(client, _signed(client, others["fr"],
+                                      created=now + timedelta(seconds=CLOCK_SKEW_S - 10)))
+        assert ahead.status_code == 200, ahead.text
+        _refused(_send(client, _signed(client, others["fr"], created=now + timedelta(
+            seconds=CLOCK_SKEW_S + 10))), "future")
+
+
+def test_a_foreign_signature_label_is_refused_before_any_effect(nodes: Any) -> None:
+    """A valid signature under another label used to pass, the POST was stored with its
+    receipt, and only signing the response failed (500). Now: 401, nothing stored."""
+    us, others = nodes
+    pushed = indicator()
+    size = us.ledger.size()
+    with client_for(create_app(us)) as client:
+        body = orjson.dumps({"objects": [pushed]})
+        r = _send(client, _signed(client, others["fr"], "POST", INBOX, body, label="evil"))
+        _refused(r, "label")
+    assert us.store.get(pushed["id"]) is None
+    assert us.ledger.size() == size
 
 
 def test_unknown_partner_and_forged_key_are_refused(nodes: Any, tmp_path: Path) -> None:

@@ -44,6 +44,19 @@ def fr(nodes: tuple[Node, dict[str, Node]]) -> Iterator[httpx.Client]:
         yield client
 
 
+def test_discovery_names_the_configured_url_not_the_host_header(
+        nodes: tuple[Node, dict[str, Node]]) -> None:
+    """A client's Host header is never reflected into api_roots/default (finding 7)."""
+    us, _ = nodes
+    client, secret = us.partners.add_client("reader", "fr")
+    with basic_client(us, client.user, secret) as c:
+        d = c.get("/taxii2/", headers={"Host": "evil.example:666"})
+    assert d.status_code == 200, d.text
+    assert d.json()["default"] == "http://testserver/taxii2/api1/"
+    assert d.json()["api_roots"] == ["http://testserver/taxii2/api1/"]
+    assert "evil" not in d.text
+
+
 def test_discovery_api_root_and_collections(fr: httpx.Client) -> None:
     d = fr.get("/taxii2/")
     assert d.status_code == 200 and d.headers["content-type"] == TAXII

@@ -6,9 +6,12 @@ receiving node looks up in its partner book.  A request signature covers ``@meth
 sha-256) and ``content-type``; its parameters are ``created``, ``keyid``, ``nonce``, ``alg``
 and the tag ``detente-request``.  Verification (``verify_request``):
 
-  (1) exactly one signature tagged ``detente-request``, algorithm ed25519;
+  (1) exactly one signature labelled ``detente`` and tagged ``detente-request``, algorithm
+      ed25519 (a signature under another label is refused here, before any effect: the
+      response is signed over the request's ``detente`` signature);
   (2) the key id names a known partner, whose key verifies the signature;
-  (3) ``created`` within ``signature_window_s`` of our clock (past or future);
+  (3) ``created`` at most ``signature_window_s`` in the past, and at most
+      :data:`CLOCK_SKEW_S` in the future (a partner's clock running ahead);
   (4) every required component covered, and the signed authority is this node's;
   (5) the body matches the signed ``content-digest``;
   (6) the nonce was never seen within the window (persisted: survives a restart).
@@ -59,6 +62,8 @@ __all__ = [
 ]
 
 LABEL = "detente"
+#: how far in the future a signature's ``created`` may be (clocks differ a little)
+CLOCK_SKEW_S = 30
 REQUEST_TAG = "detente-request"
 RESPONSE_TAG = "detente-response"
 _REQUEST_COMPONENTS = ("@method", "@authority", "@path", "@query")
@@ -170,8 +175,9 @@ def _signer(signer: Signer) -> HTTPMessageSigner:
 
 # -- requests -------------------------------------------------------------------------
 def sign_request(request: httpx.Request, signer: Signer, *, nonce: str | None = None,
-                 created: datetime | None = None) -> httpx.Request:
-    """Sign an httpx request in place (adds Content-Digest for a body); returns it."""
+                 created: datetime | None = None, label: str = LABEL) -> httpx.Request:
+    """Sign an httpx request in place (adds Content-Digest for a body); returns it.
+    (``label`` other than ``detente`` only to show that a node refuses it.)"""
     body = request.read()
     has_body = bool(body) or request.method in {"POST", "PUT", "PATCH"}
     covered = list(_REQUEST_COMPONENTS)
@@ -183,7 +189,7 @@ def sign_request(request: httpx.Request, signer: Signer, *, nonce: str | None = 
     try:
         _signer(signer).sign(
             view, key_id=signer.name, created=created or datetime.now(UTC),
-            nonce=nonce or secrets.token_urlsafe(18), label=LABEL, tag=REQUEST_TAG,
+            nonce=nonce or secrets.token_urlsafe(18), label=label, tag=REQUEST_TAG,
             covered_component_ids=covered, body=body if has_body else None,
         )
     except HTTPMessageSignaturesException as exc:
@@ -191,10 +197,16 @@ def sign_request(request: httpx.Request, signer: Signer, *, nonce: str | None = 
     return request
 
 
-def _verifier(keys: HTTPSignatureKeyResolver, window_s: int) -> HTTPMessageVerifier:
+def _verifier(keys: HTTPSignatureKeyResolver) -> HTTPMessageVerifier:
     verifier = HTTPMessageVerifier(signature_algorithm=algorithms.ED25519, key_resolver=keys)
-    verifier.max_clock_skew = timedelta(seconds=window_s)
+    verifier.max_clock_skew = timedelta(seconds=CLOCK_SKEW_S)
     return verifier
+
+
+def _max_age(window_s: int) -> timedelta:
+    """The library accepts ``created + max_age >= now - skew``: so that the accepted age
+    is exactly ``window_s``, ``max_age`` is the window less the skew."""
+    return timedelta(seconds=max(0, window_s - CLOCK_SKEW_S))
 
 
 def _required(headers: Fields, has_body: bool) -> list[str]:
@@ -218,15 +230,18 @@ def verify_request(
     """Verify a signed request (steps (1)-(6) above); raises :class:`RequestSignatureError`."""
     headers = Fields(message.headers.items())
     keys = _PartnerKeys(lookup)
-    verifier = _verifier(keys, window_s)
+    verifier = _verifier(keys)
     has_body = bool(body) or message.method in {"POST", "PUT", "PATCH"}
     try:  # (1)-(4): one tagged signature, known key, fresh, components covered
         (result,) = verifier.verify(
-            message, max_age=timedelta(seconds=window_s), expect_tag=REQUEST_TAG,
+            message, max_age=_max_age(window_s), expect_tag=REQUEST_TAG,
             require_components=_required(headers, has_body),
         )
     except (HTTPMessageSignaturesException, ValueError) as exc:
         raise _refusal(keys, exc) from None
+    if result.label != LABEL:
+        raise RequestSignatureError(f"signature label {result.label[:40]!r} is not {LABEL!r}",
+                                    hint=f'sign with the label "{LABEL}" (RFC 9421 §4.1)')
     _check_params(result.parameters)
     authority = result.covered_components.get('"@authority"', "")
     if authority.lower() not in {a.lower() for a in authorities}:
@@ -283,10 +298,10 @@ def verify_response(response: httpx.Response, partner: Partner, *, window_s: int
     request = MessageView(response.request.method, str(response.request.url),
                           response.request.headers)
     view = ResponseView(response.status_code, response.headers, request)
-    verifier = _verifier(_PartnerKeys(lambda _k: partner), window_s)
+    verifier = _verifier(_PartnerKeys(lambda _k: partner))
     try:
         (result,) = verifier.verify(
-            view, max_age=timedelta(seconds=window_s), expect_tag=RESPONSE_TAG,
+            view, max_age=_max_age(window_s), expect_tag=RESPONSE_TAG,
             require_components=[*_RESPONSE_COMPONENTS, "content-digest"], body=response.read(),
         )
     except (HTTPMessageSignaturesException, ValueError) as exc:

@@ -74,7 +74,9 @@ def _json(value: Any, status: int = 200, headers: dict[str, str] | None = None) 
 
 
 def _root_url(request: Request) -> str:
-    return f"{str(request.base_url).rstrip('/')}/taxii2/{API_ROOT}/"
+    """The API root at the node's configured public URL — never the request's ``Host``
+    header, which a client chooses."""
+    return f"{str(_service(request).node.settings['url']).rstrip('/')}/taxii2/{API_ROOT}/"
 
 
 @endpoint
