@@ -120,7 +120,7 @@ def page_all(client: httpx.Client, limit: int) -> tuple[int, float, list[float]]
         r.raise_for_status()
         env = orjson.loads(r.content)
         per_page.append(time.perf_counter() - t)
-        count += len(env["objects"])
+        count += len(env.get("objects", []))
         if not env["more"]:
             return count, time.perf_counter() - t0, per_page
         params = {"limit": limit, "next": env["next"]}

@@ -79,3 +79,12 @@ sync_cursors = sa.Table(
     sa.Column("last_run", sa.BigInteger),
     sa.Column("last_error", sa.Text),
 )
+
+#: http.throttle
+auth_failures = sa.Table(
+    "auth_failures",
+    metadata,
+    sa.Column("address", sa.Text, primary_key=True),
+    sa.Column("window", sa.BigInteger, nullable=False),
+    sa.Column("failures", sa.Integer, nullable=False),
+)

@@ -48,7 +48,7 @@ class ManInTheMiddle(httpx.HTTPTransport):
         headers = list(response.headers.raw)
         if self.mode == "alter":
             doc = orjson.loads(body)
-            doc["objects"].append(indicator_forged())
+            doc.get("objects", []).append(indicator_forged())
             return httpx.Response(response.status_code, headers=headers,
                                   content=orjson.dumps(doc), request=request)
         if self.first is None:

@@ -21,6 +21,7 @@ from detente.federation.http.signatures import NodeAuth
 from detente.federation.taxii.server import create_app
 from detente.node import Node
 from detente.partners import Partner
+from detente.settings import Settings
 from detente.store import Query
 
 pytestmark = pytest.mark.live
@@ -32,6 +33,8 @@ def live_server(node: Node) -> Iterator[str]:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
+    # discovery names the node's configured URL: the one it is served at here
+    node.settings = Settings({**node.settings, "url": f"http://127.0.0.1:{port}"})
     app = create_app(node, authorities=[f"127.0.0.1:{port}"])
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)

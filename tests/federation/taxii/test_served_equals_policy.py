@@ -76,7 +76,7 @@ def _seed(node: Node, partners: list[dict[str, Any]], markings: list[dict[str, A
         if o["marking"] is not None and defs:
             refs.append(defs[o["marking"] % len(defs)]["id"])
         origin = o["origin"] if o["origin"] == "local" or o["origin"] in known else "local"
-        for v in range(o["versions"]):
+        for v in range(o.get("versions", [])):
             body = _indicator(i, v, refs, o["description"])
             node.store.put_many([validate(body)], Provenance(origin=origin))
 
@@ -104,7 +104,7 @@ def _served(client: httpx.Client) -> list[bytes]:
         r = client.get(f"{ROOT}/collections/releases/objects/", params=params)
         assert r.status_code == 200, r.text
         env = r.json()
-        out += [orjson.dumps(o) for o in env["objects"]]
+        out += [orjson.dumps(o) for o in env.get("objects", [])]
         if not env["more"]:
             return out
         params = {**params, "next": env["next"]}

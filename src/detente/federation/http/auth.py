@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
+import hmac
+import secrets
+import threading
 import time
 from dataclasses import dataclass
 from enum import StrEnum
@@ -23,6 +25,7 @@ from detente.errors import AuthError, ForbiddenError
 from detente.federation.http.errors import RequestSignatureError, TooLargeError
 from detente.federation.http.nonces import NonceCache
 from detente.federation.http.signatures import MessageView, VerifiedRequest, verify_request
+from detente.federation.http.throttle import FailureLimiter, TooManyFailures
 from detente.node import Node
 from detente.partners import Client
 
@@ -31,6 +34,9 @@ __all__ = ["Gate", "Kind", "Principal", "authenticate", "default_authorities", "
 
 _CREDENTIAL_TTL_S = 30.0
 _CACHE_MAX = 1024
+#: argon2 checks allowed at once (each takes ~64 MiB for ~50 ms)
+_CONCURRENT_HASHES = 2
+_HASH_WAIT_S = 5.0
 
 
 class Kind(StrEnum):
@@ -80,14 +86,29 @@ class Gate:
         self.max_body = int(node.settings["max_request_bytes"])
         self.authorities = authorities or default_authorities(node)
         self._clients: dict[bytes, tuple[Client, float]] = {}
+        self._cache_key = secrets.token_bytes(32)
+        self._hashing = threading.BoundedSemaphore(_CONCURRENT_HASHES)
+        self.failures = FailureLimiter(node.store.engine)
 
-    def client(self, user: str, secret: str) -> Client:
-        """Check a credential (argon2, slow) with a short-lived cache of successes."""
-        key = hashlib.sha256(f"{user}\0{secret}".encode()).digest()
-        hit = self._clients.get(key)
+    def client(self, user: str, secret: str, address: str = "unknown") -> Client:
+        """Check a credential: (1) a recent success, cached under a keyed digest, needs no
+        hash; (2) an address over its failure budget is refused before any hashing; (3) at
+        most :data:`_CONCURRENT_HASHES` argon2 checks (~64 MiB each) run at once; (4) a
+        failure is counted against the address (in the database: every worker sees it)."""
+        key = hmac.digest(self._cache_key, f"{user}\0{secret}".encode(), "sha256")
+        hit = self._clients.get(key)                                           # (1)
         if hit is not None and hit[1] > time.monotonic():
             return hit[0]
-        client = self.node.partners.authenticate_client(user, secret)
+        self.failures.check(address)                                           # (2)
+        if not self._hashing.acquire(timeout=_HASH_WAIT_S):                    # (3)
+            raise TooManyFailures("too many credential checks at once; try again shortly")
+        try:
+            client = self.node.partners.authenticate_client(user, secret)
+        except AuthError:
+            self.failures.failed(address)                                      # (4)
+            raise
+        finally:
+            self._hashing.release()
         if len(self._clients) >= _CACHE_MAX:
             self._clients.clear()
         self._clients[key] = (client, time.monotonic() + _CREDENTIAL_TTL_S)
@@ -162,7 +183,8 @@ async def authenticate(request: Request) -> Principal:
         raise AuthError("authentication required",
                         hint="sign the request (partner nodes) or send HTTP Basic or bearer "
                              "credentials from 'detente client add'")
-    client = await run_in_threadpool(gate.client, user, secret)
+    address = request.client.host if request.client is not None else "unknown"
+    client = await run_in_threadpool(gate.client, user, secret, address)
     if client.partner is None:
         return Principal(Kind.OPERATOR, None, client.name)
     return Principal(Kind.CLIENT, client.partner, client.name)

@@ -12,6 +12,7 @@ stored version whose origin is a partner of this node.  The operator reads nothi
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import uuid
 from dataclasses import dataclass, replace
@@ -75,7 +76,10 @@ def collections_for(node: Node) -> list[Collection]:
     base = node.identity_id
 
     def cid(alias: str) -> str:
-        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"detente:{base}/{alias}"))
+        # TAXII 2.1 §2 and §5.2.1: an RFC 4122 *version 4* UUID; derived from the node's
+        # identity so it is stable across restarts (the version and variant bits set)
+        digest = hashlib.sha256(f"detente:{base}/{alias}".encode()).digest()
+        return str(uuid.UUID(bytes=digest[:16], version=4))
 
     return [
         Collection(RELEASES, cid(RELEASES), f"Releases of {node.name}",

@@ -162,8 +162,15 @@ def _head(listing: Listing, token: str | None) -> bytes:
 
 
 def _envelope(listing: Listing, token: str | None) -> bytes:
+    """TAXII 2.1 §2: a list property with no values is omitted, never ``[]``."""
+    if not listing.rows:
+        return _head(listing, token) + b"}"
     return (_head(listing, token) + b',"objects":['
             + b",".join(r.body for r in listing.rows) + b"]}")
+
+
+def _list_member(name: bytes, values: list[Any]) -> bytes:
+    return b"," + name + b":" + orjson.dumps(values) if values else b""
 
 
 @endpoint
@@ -187,16 +194,16 @@ async def get_versions(request: Request, principal: Principal) -> Response:
     listing, token = await _page(request, principal, object_id=oid, default_versions=("all",))
     if not listing.rows and "next" not in request.query_params:
         raise NotFoundError(f"no object {oid} in this collection")
-    body = _head(listing, token) + b',"versions":' + orjson.dumps(
-        [r.version for r in listing.rows]) + b"}"
+    body = _head(listing, token) + _list_member(
+        b'"versions"', [r.version for r in listing.rows]) + b"}"
     return taxii_response(body, headers=_date_headers(listing))
 
 
 @endpoint
 async def get_manifest(request: Request, principal: Principal) -> Response:
     listing, token = await _page(request, principal)
-    body = _head(listing, token) + b',"objects":' + orjson.dumps(
-        [r.manifest() for r in listing.rows]) + b"}"
+    body = _head(listing, token) + _list_member(
+        b'"objects"', [r.manifest() for r in listing.rows]) + b"}"
     return taxii_response(body, headers=_date_headers(listing))
 
 

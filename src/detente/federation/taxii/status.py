@@ -24,19 +24,22 @@ __all__ = ["StatusBook", "status_resource"]
 
 
 def status_resource(status_id: str, result: IntakeResult) -> dict[str, Any]:
-    """The TAXII 2.1 status resource of one intake."""
-    return {
+    """The TAXII 2.1 status resource of one intake (§2: a list property with no values is
+    omitted, never ``[]``)."""
+    doc: dict[str, Any] = {
         "id": status_id,
         "status": "complete",
         "request_timestamp": format_micros(result.received_at),
         "total_count": result.total,
         "success_count": len(result.successes),
-        "successes": [d.to_json() for d in result.successes],
         "failure_count": len(result.failures),
-        "failures": [d.to_json() for d in result.failures],
         "pending_count": 0,
-        "pendings": [],
     }
+    if result.successes:
+        doc["successes"] = [d.to_json() for d in result.successes]
+    if result.failures:
+        doc["failures"] = [d.to_json() for d in result.failures]
+    return doc
 
 
 class StatusBook:
