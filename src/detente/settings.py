@@ -43,6 +43,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("page_limit", 1000, "largest TAXII page served"),
     Setting("signature_window_s", 300, "largest accepted age of a signed request, seconds "
             "(its 'created' may also be up to 30 s in the future)"),
+    Setting("push_objects_per_day", 100_000, "objects each partner may push to our inbox "
+            "per day (UTC); past it the inbox answers 429"),
     Setting("trust_expire_interval_s", 3600, "how often `serve` and `sync --watch` mark "
             "partners' reports whose valid_until passed with no outcome as expired, seconds"),
     Setting("fingerprint_secret_file", "fingerprint.key",

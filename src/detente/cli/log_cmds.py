@@ -93,6 +93,32 @@ def show(
     console.print(table)
 
 
+@log_app.command("refused")
+def refused(
+    home: HomeOption = None,
+    partner: Annotated[str | None, typer.Option("--partner")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1)] = 50,
+    as_json: JsonOption = False,
+) -> None:
+    """Pushes refused for objects their sender may not see (the sender was answered as
+    for an unknown id; this is the operator's record), newest first."""
+    from detente.federation.exchange.intake import refused_writes
+    from detente.stix.timestamps import format_micros
+
+    rows = refused_writes(open_node(home), partner, limit)
+    if as_json:
+        _dump([{"partner": r.partner, "object": r.object_id, "version": r.version,
+                "reason": r.reason, "at": format_micros(r.at)} for r in rows])
+        return
+    if not rows:
+        console.print("no refused writes")
+        return
+    table = Table("time", "partner", "object", "version", "reason")
+    for r in rows:
+        table.add_row(format_micros(r.at), r.partner, r.object_id, r.version, r.reason)
+    console.print(table)
+
+
 @log_app.command("prove")
 def prove(
     object_id: Annotated[str, typer.Option("--object", help="the released object's id")],

@@ -88,3 +88,25 @@ auth_failures = sa.Table(
     sa.Column("window", sa.BigInteger, nullable=False),
     sa.Column("failures", sa.Integer, nullable=False),
 )
+
+#: exchange.intake: writes refused for an object the sender may not see (the operator's
+#: record; the sender was answered exactly as for an unknown id)
+refused_writes = sa.Table(
+    "refused_writes",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("partner", sa.Text, nullable=False, index=True),
+    sa.Column("object_id", sa.Text, nullable=False),
+    sa.Column("version", sa.Text, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("at", sa.BigInteger, nullable=False),
+)
+
+#: exchange.intake: objects each partner pushed per day (the push budget)
+push_budget = sa.Table(
+    "push_budget",
+    metadata,
+    sa.Column("partner", sa.Text, primary_key=True),
+    sa.Column("day", sa.BigInteger, nullable=False),
+    sa.Column("objects", sa.BigInteger, nullable=False),
+)

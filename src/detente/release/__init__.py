@@ -6,6 +6,7 @@ from detente.release.records import (
     first_releases,
     iter_release_records,
     iter_views_after,
+    released_ids,
     released_versions,
 )
 from detente.release.serve import ReleasedView, ReleasePage, read_releases
@@ -21,6 +22,7 @@ __all__ = [
     "iter_release_records",
     "iter_views_after",
     "read_releases",
+    "released_ids",
     "released_versions",
     "view_hash",
 ]

@@ -13,7 +13,7 @@ from detente.release.schema import releases
 from detente.store.engine import reader
 
 __all__ = ["ReleaseRecord", "first_releases", "iter_release_records", "iter_views_after",
-           "released_versions"]
+           "released_ids", "released_versions"]
 
 _IN_CHUNK = 400
 
@@ -122,3 +122,17 @@ def first_releases(conn: sa.Connection, object_ids: Iterable[str]) -> dict[tuple
             if seq is not None:
                 out[(str(partner), str(oid))] = int(seq)
     return out
+
+
+def released_ids(engine: sa.Engine, partner: str, object_ids: Iterable[str]) -> set[str]:
+    """Those of ``object_ids`` of which any version was ever released to ``partner``
+    (withdrawn ones too: it has seen them)."""
+    wanted = sorted(set(object_ids))
+    found: set[str] = set()
+    with reader(engine).connect() as conn:
+        for start in range(0, len(wanted), _IN_CHUNK):
+            stmt = sa.select(releases.c.object_id).distinct().where(
+                releases.c.partner == partner,
+                releases.c.object_id.in_(wanted[start:start + _IN_CHUNK]))
+            found.update(r[0] for r in conn.execute(stmt))
+    return found

@@ -18,6 +18,19 @@ For each batch, :meth:`Intake.receive`:
 and :meth:`Intake.close`, once per run, (6) refreshes the earned tiers: a tier that
 changed reaches the release policy through the node's one wiring (``Node.trust``).
 
+When the sender reads our answer (a TAXII push: ``answers_sender``), two more rules hold:
+
+  (0) the push is budgeted per partner (``push_objects_per_day``; 429 past it), counted
+      before anything else is done;
+  (7) an object the sender may not see — an id we hold that was never released to it and
+      that it never sent us — is answered exactly as an unknown id would be: a plain
+      success, whatever happened to it (refused as ours, refused by the versioning rules,
+      a duplicate of a version we hold, an echo of a release to someone else).  Nothing
+      is stored for it; the refused write is recorded for the operator
+      (``refused_writes``, :func:`refused_writes`), never told to the sender.  Refusals
+      that depend only on what the sender wrote (invalid STIX, an object claiming to be
+      created by this node) are answered as they are.
+
 Every route therefore counts, flags and learns from the same object identically; the
 intake-parity test (``tests/federation/exchange/test_parity.py``) runs the same cases
 through all three.
@@ -36,14 +49,19 @@ import sqlalchemy as sa
 
 from detente.errors import DetenteError
 from detente.federation.exchange.echo import Echo, EchoIndex
+from detente.federation.schema import push_budget
+from detente.federation.schema import refused_writes as refused_table
 from detente.ledger import Entry
 from detente.node import Node
+from detente.release import released_ids
 from detente.stix.model import StixObject
 from detente.stix.timestamps import format_micros, now_micros
 from detente.stix.validate import validate
 from detente.store.base import LOCAL, Outcome, Provenance, PutResult, StoredObject
+from detente.store.engine import writer
 
-__all__ = ["Detail", "Intake", "IntakeResult", "Received", "Source", "receive"]
+__all__ = ["Detail", "Intake", "IntakeResult", "PushBudgetExceeded", "Received",
+           "RefusedWrite", "Source", "receive", "refused_writes"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +79,23 @@ class Source:
     def partner(cls, node: Node, name: str) -> Source:
         """A known partner (a removed partner cannot send: NotFoundError)."""
         return cls(name, node.partners.get(name).identity_id)
+
+
+class PushBudgetExceeded(DetenteError):
+    """The partner pushed its objects for today (``push_objects_per_day``)."""
+
+    http_status = 429
+
+
+@dataclass(frozen=True, slots=True)
+class RefusedWrite:
+    """A write refused for an object its sender may not see (the operator's record)."""
+
+    partner: str
+    object_id: str
+    version: str
+    reason: str
+    at: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +137,8 @@ class IntakeResult:
     updated: int = 0
     duplicates: int = 0
     echoes: int = 0
+    #: answered as plain successes, for objects the sender may not see (rule (7))
+    concealed: int = 0
 
     @property
     def partner(self) -> str:
@@ -135,9 +172,10 @@ class Intake:
     :meth:`close`) so tiers are refreshed once at the end of the run."""
 
     def __init__(self, node: Node, source: Source, *, trust: bool = True,
-                 echoes: bool = True) -> None:
+                 echoes: bool = True, answers_sender: bool = False) -> None:
         self.node, self.source = node, source
         self.trust = trust
+        self.answers_sender = answers_sender and source.is_partner
         self.check_echoes = echoes and source.is_partner
         self._echo_index: EchoIndex | None = None
         self._pending: list[StoredObject] = []
@@ -159,6 +197,8 @@ class Intake:
         With ``conn`` (a strict, all-or-nothing ingest) the batch joins that transaction
         and its trust evidence waits until :meth:`close` (after the caller committed)."""
         result = IntakeResult(self.source.name, now_micros())
+        if self.answers_sender:
+            self._spend(len(objects))                                            # (0)
         where = list(positions) if positions is not None else [str(i) for i in
                                                                  range(len(objects))]
         valid, at = self._validated(objects, where, result)                      # (1)
@@ -167,6 +207,8 @@ class Intake:
         if valid:
             held = self.node.store.held({o.id for o in valid})
             self._store(valid, at, echoes, held, signature, result, conn)        # (4)
+        if self.answers_sender:
+            self._conceal(result)                                                # (7)
         if result.stored and self.trust:                                         # (5)
             stored = [self._stored_object(r, result.received_at, signature)
                       for r in result.stored]
@@ -315,6 +357,61 @@ class Intake:
         self.node.trust.observe(stored, refresh=False)
         self.observed = True
 
+    # -- (0) and (7): when the sender reads the answer ------------------------------------
+    def _spend(self, count: int) -> None:
+        t = push_budget.c
+        limit = int(self.node.settings["push_objects_per_day"])
+        day = now_micros() // 86_400_000_000
+        with writer(self.node.store.engine).begin() as conn:
+            row = conn.execute(sa.select(t.day, t.objects).where(
+                t.partner == self.source.name)).first()
+            used = int(row.objects) if row is not None and int(row.day) == day else 0
+            if used + count > limit:
+                raise PushBudgetExceeded(
+                    f"{self.source.name} pushed {used} of its {limit} objects for today; "
+                    f"{count} more refused", hint="push again tomorrow (UTC), or ask the "
+                    "node's operator to raise push_objects_per_day")
+            if row is None:
+                conn.execute(push_budget.insert().values(partner=self.source.name, day=day,
+                                                         objects=count))
+            else:
+                conn.execute(push_budget.update().where(t.partner == self.source.name)
+                             .values(day=day, objects=used + count))
+
+    def _conceal(self, result: IntakeResult) -> None:
+        """(7) Answer as for an unknown id wherever the truth would name an object the
+        sender may not see; record the refused write for the operator."""
+        mine = f"claims to be created by this node ({self.node.identity_id})"
+        suspects = {d.id for d in result.failures if mine not in (d.message or "")}
+        suspects |= {d.id for d in result.successes if d.message}
+        if not suspects:
+            return
+        visible = released_ids(self.node.store.engine, self.source.name, suspects)
+        visible |= self.node.store.held(suspects - visible, (self.source.name,))
+        hidden = suspects - visible
+        if not hidden:
+            return
+        records: list[dict[str, Any]] = []
+        kept: list[Detail] = []
+        for d in result.failures:
+            if d.id in hidden and mine not in (d.message or ""):
+                records.append(self._record_refusal(d, result.received_at))
+                result.successes.append(Detail(d.id, d.version, None, d.position))
+            else:
+                kept.append(d)
+        result.failures = kept
+        for i, d in enumerate(result.successes):
+            if d.id in hidden and d.message:
+                records.append(self._record_refusal(d, result.received_at))
+                result.successes[i] = Detail(d.id, d.version, None, d.position)
+        result.concealed += len(records)
+        with writer(self.node.store.engine).begin() as conn:
+            conn.execute(refused_table.insert(), records)
+
+    def _record_refusal(self, d: Detail, at: int) -> dict[str, Any]:
+        return {"partner": self.source.name, "object_id": d.id, "version": d.version,
+                "reason": d.message or "refused", "at": at}
+
     # -- end of the run ---------------------------------------------------------------
     def discard(self) -> None:
         """Forget evidence waiting on a transaction the caller rolled back."""
@@ -336,9 +433,23 @@ _OBSERVE_CHUNK = 2000
 
 def receive(node: Node, partner: str, objects: Sequence[Any],
             signature: str | None) -> IntakeResult:
-    """One batch from a partner, start to finish (the TAXII inbox)."""
-    with Intake(node, Source.partner(node, partner)) as intake:
+    """One batch pushed by a partner to our inbox, start to finish: budgeted, and answered
+    without naming anything the partner may not see (rules (0) and (7))."""
+    with Intake(node, Source.partner(node, partner), answers_sender=True) as intake:
         return intake.receive(objects, signature=signature)
+
+
+def refused_writes(node: Node, partner: str | None = None,
+                   limit: int = 1000) -> list[RefusedWrite]:
+    """Writes refused for objects their sender may not see, newest first (the operator's
+    view: ``detente log refused``)."""
+    t = refused_table.c
+    stmt = sa.select(t.partner, t.object_id, t.version, t.reason, t.at).order_by(
+        t.id.desc()).limit(limit)
+    if partner is not None:
+        stmt = stmt.where(t.partner == partner)
+    with node.store.engine.connect() as conn:
+        return [RefusedWrite(r[0], r[1], r[2], r[3], int(r[4])) for r in conn.execute(stmt)]
 
 
 def _receipt(partner: str, obj: StixObject) -> Entry:
