@@ -13,8 +13,8 @@ production.  The roles:
   lie (an attribution indicator, confidence 85) every third day among trivial truths;
 * a colluding pair (own accuracy 0.3) who re-send each other's reports a day later;
 * an echo-launderer (own accuracy 0.5) who re-sends half the time what we released to it;
-* in a third scenario, *clique*: three colluders (own accuracy 0.3) re-sending their
-  leader's reports about what we cannot check (no outcome ever arrives), among honest and
+* in a third scenario, *clique*: three colluders re-sending their leader's
+  fabrications about what we cannot check (no outcome ever arrives), among honest and
   noisy partners who overlap on the same public pool.  detente is compared with its own
   pairwise-only model (cliques off) reading the same tables, and false merges (linked
   pairs of honest or non-colluding partners) are counted in this and the attack scenario.
@@ -76,10 +76,10 @@ ROLES = {
 ATTACKERS = ("onoff1", "onoff2")
 COLLUDERS = ("collude1", "collude2")
 #: the clique scenario: honest and noisy partners overlapping on the same public pool of
-#: indicators, and three colluders (own accuracy 0.3) who re-send their leader's reports
+#: indicators, and three colluders who re-send their leader's fabrications
 CLIQUE = ("clique1", "clique2", "clique3")
 CLIQUE_ROLES = {**{n: ROLES[n] for n in ("honest1", "honest2", "honest3", "noisy1", "noisy2")},
-                **dict.fromkeys(CLIQUE, 0.3)}
+                **dict.fromkeys(CLIQUE, 0.0)}
 
 
 # -- the plain Beta Reputation System -------------------------------------------------------
