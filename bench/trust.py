@@ -14,7 +14,7 @@ production.  The roles:
 * a colluding pair (own accuracy 0.3) who re-send each other's reports a day later;
 * an echo-launderer (own accuracy 0.5) who re-sends half the time what we released to it;
 * in a third scenario, *clique*: three colluders re-sending their leader's
-  fabrications about what we cannot check (no outcome ever arrives), among honest and
+  fabrications about what we cannot check (no outcome ever arrives, no expiry), among honest and
   noisy partners who overlap on the same public pool.  detente is compared with its own
   pairwise-only model (cliques off) reading the same tables, and false merges (linked
   pairs of honest or non-colluding partners) are counted in this and the attack scenario.
@@ -252,6 +252,8 @@ class World:
         for name in senders:
             claim, true, important, trivial, echo = self.choose(name, day)
             body = self.body(claim, important, trivial)
+            if name in CLIQUE:  # as in issue 14's attack: claims that never expire
+                del body["valid_until"]
             rep = Report(body["id"], name, claim, true, important, day, echo)
             batch.append((name, body, rep))
         for _ in range(2):  # our own reports, released to partners
