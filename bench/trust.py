@@ -12,7 +12,12 @@ production.  The roles:
 * two on-off attackers: accurate *trivial* reports for ``build`` days, then an important
   lie (an attribution indicator, confidence 85) every third day among trivial truths;
 * a colluding pair (own accuracy 0.3) who re-send each other's reports a day later;
-* an echo-launderer (own accuracy 0.5) who re-sends half the time what we released to it.
+* an echo-launderer (own accuracy 0.5) who re-sends half the time what we released to it;
+* in a third scenario, *clique*: three colluders re-sending their leader's
+  fabrications about what we cannot check (no outcome ever arrives, no expiry), among honest and
+  noisy partners who overlap on the same public pool.  detente is compared with its own
+  pairwise-only model (cliques off) reading the same tables, and false merges (linked
+  pairs of honest or non-colluding partners) are counted in this and the attack scenario.
 
 The plain Beta Reputation System (Jøsang & Ismail 2002) runs side by side on the *same*
 event stream: every corroboration counts (echoes, colluders), no forgetting, no importance;
@@ -38,7 +43,7 @@ import tempfile
 import time
 import uuid
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +55,7 @@ from nacl.signing import SigningKey  # noqa: E402
 from detente.ledger import Ledger  # noqa: E402
 from detente.partners import PartnerBook  # noqa: E402
 from detente.release import Releaser  # noqa: E402
+from detente.schema import create_schema
 from detente.stix.timestamps import format_micros, now_micros  # noqa: E402
 from detente.stix.validate import validate  # noqa: E402
 from detente.stix.vocab import TLP_2_0_IDS  # noqa: E402
@@ -70,6 +76,11 @@ ROLES = {
 }
 ATTACKERS = ("onoff1", "onoff2")
 COLLUDERS = ("collude1", "collude2")
+#: the clique scenario: honest and noisy partners overlapping on the same public pool of
+#: indicators, and three colluders who re-send their leader's fabrications
+CLIQUE = ("clique1", "clique2", "clique3")
+CLIQUE_ROLES = {**{n: ROLES[n] for n in ("honest1", "honest2", "honest3", "noisy1", "noisy2")},
+                **dict.fromkeys(CLIQUE, 0.0)}
 
 
 # -- the plain Beta Reputation System -------------------------------------------------------
@@ -135,17 +146,18 @@ class Report:
 
 
 class World:
-    def __init__(self, tmp: Path, seed: int, *, build: int) -> None:
+    def __init__(self, tmp: Path, seed: int, *, build: int,
+                 roles: dict[str, float] | None = None) -> None:
+        self.roles = ROLES if roles is None else roles
         self.rng = random.Random(seed)
         self.now = T0
         self.store = open_store(f"sqlite:///{tmp / f'trust-{seed}-{build}.db'}", create=True)
+        create_schema(self.store)  # every table, as a node has them
         self.ledger = Ledger(self.store.engine, "detente/bench")
         self.trust = TrustEngine(self.store.engine, self.store, ledger=self.ledger,
                                  config=TrustConfig(clock=lambda: self.now))
-        self.trust.create()
         self.book = PartnerBook(self.store.engine, tier_source=self.trust.tier)
-        self.book.create()
-        for name in ROLES:
+        for name in self.roles:
             key = base64.b64encode(bytes(SigningKey.generate().verify_key)).decode()
             self.book.add(name, url=f"http://127.0.0.1/{name}", public_key=key, tier=1)
         self.releaser = Releaser(self.store, self.book, node_name="us",
@@ -170,6 +182,8 @@ class World:
         self.echo_linked = 0
         self.brs_echo_counted = 0
         self.brs_acted: dict[str, int] = defaultdict(int)
+        self.clique_graded = 0
+        self.clique_probable = 0
 
     @staticmethod
     def _ip(true: bool, n: int) -> str:
@@ -208,7 +222,7 @@ class World:
     # -- one partner's report --------------------------------------------------------------
     def choose(self, name: str, day: int) -> tuple[str, bool, bool, bool, bool]:
         """(claim, true, important, trivial, echo)."""
-        rng, rel = self.rng, ROLES[name]
+        rng, rel = self.rng, self.roles[name]
         if name in ATTACKERS:
             lie = day >= self.build and (day - self.build) % 3 == 0
             return (self.false_claim(), False, True, False, False) if lie else \
@@ -220,6 +234,11 @@ class World:
             mine = [r for r in self.reports if r.partner == partner and r.day == day - 1]
             if mine and rng.random() < 0.8:
                 r = mine[0]
+                return r.claim, r.true, r.important, False, False
+        if name in CLIQUE[1:]:  # the leader reports; the others re-send it a day later
+            lead = [r for r in self.reports if r.partner == CLIQUE[0] and r.day == day - 1]
+            if lead and rng.random() < 0.9:
+                r = lead[0]
                 return r.claim, r.true, r.important, False, False
         true = rng.random() < rel
         u = rng.random()
@@ -233,6 +252,8 @@ class World:
         for name in senders:
             claim, true, important, trivial, echo = self.choose(name, day)
             body = self.body(claim, important, trivial)
+            if name in CLIQUE:  # as in issue 14's attack: claims that never expire
+                del body["valid_until"]
             rep = Report(body["id"], name, claim, true, important, day, echo)
             batch.append((name, body, rep))
         for _ in range(2):  # our own reports, released to partners
@@ -274,6 +295,10 @@ class World:
             if name == "local":
                 continue
             suspicious = rep.echo or name in COLLUDERS
+            if name in CLIQUE:
+                g = self.trust.grade(rep.object_id)
+                self.clique_graded += 1
+                self.clique_probable += g.credibility <= 2
             if not (rep.important or suspicious):
                 continue
             g = self.trust.grade(rep.object_id)
@@ -290,8 +315,8 @@ class World:
     def _outcomes(self, day: int) -> None:
         sightings = []
         for rep in self.reports:
-            if rep.resolved or rep.partner == "local" or rep.echo:
-                continue
+            if rep.resolved or rep.partner == "local" or rep.echo or rep.partner in CLIQUE:
+                continue  # the clique reports what we cannot check: no outcome ever comes
             p = 0.5 if rep.important else (0.15 if rep.true else 0.08)
             if self.rng.random() >= p:
                 continue
@@ -332,12 +357,13 @@ class World:
                 self.brs.expire(rep.claim, rep.object_id, rep.partner)
 
     def _release(self) -> None:
-        self.releaser.catch_up("launder")
+        if "launder" in self.roles:
+            self.releaser.catch_up("launder")
         self.trust.tier_changes()
         self.released_claims = [r.claim for r in self.reports if r.partner == "local"]
 
     def _watch(self, day: int) -> None:
-        for name in ROLES:
+        for name in self.roles:
             p = self.book.get(name)
             self.max_tier[name] = max(self.max_tier[name], self.book.tier_of(p))
         for name in ATTACKERS:
@@ -364,6 +390,43 @@ def accuracy(tmp: Path, seed: int) -> tuple[list[float], list[float], list[float
         brs.append((w.brs.mean(name) - hidden) ** 2)
         floor.append(((sum(r.true for r in own) + 1) / (len(own) + 2) - hidden) ** 2)
     return errs, brs, floor
+
+
+@dataclass
+class CliqueRun:
+    """The clique scenario of one seed: detente and the pairwise-only model side by side."""
+
+    grades: dict[str, str]
+    pairwise_grades: dict[str, str]
+    low: float
+    pairwise_low: float
+    graded: int
+    probable: int
+    honest_pairs: int
+    honest_merged: int
+    clique_pairs_linked: int
+
+
+def clique_scenario(tmp: Path, seed: int, days: int) -> CliqueRun:
+    """Three colluders re-send each other's reports among honest partners who overlap on
+    the same public pool; the pairwise-only model (cliques off) reads the same tables."""
+    w = World(tmp, 2000 + seed, build=10_000, roles=CLIQUE_ROLES)
+    for day in range(days):
+        w.round(day, list(CLIQUE_ROLES))
+    pairwise = TrustEngine(w.store.engine, w.store, config=replace(
+        w.trust.config, clique_min_joint=10**9))
+    model = w.trust._model()  # the benchmark reads the model's clique tests directly
+    honest = [n for n in CLIQUE_ROLES if n not in CLIQUE]
+    tested = [(p, q) for i, p in enumerate(honest) for q in honest[i + 1:]]
+    cfg = w.trust.config
+    return CliqueRun(
+        {n: source_grade(w.trust.reliability(n), cfg) for n in CLIQUE},
+        {n: source_grade(pairwise.reliability(n), cfg) for n in CLIQUE},
+        max(w.trust.reliability(n).low for n in CLIQUE),
+        max(pairwise.reliability(n).low for n in CLIQUE),
+        w.clique_graded, w.clique_probable, len(tested),
+        sum(model.cliques.linked(p, q) for p, q in tested),
+        sum(model.cliques.linked(p, q) for i, p in enumerate(CLIQUE) for q in CLIQUE[i + 1:]))
 
 
 def brs_lies_to_detect(w: World, name: str) -> int:
@@ -401,6 +464,9 @@ def main() -> None:
     floor: list[float] = []
     acted, brs_acted, detect, brs_detect, colluder_tiers, brs_colluder = [], [], [], [], [], []
     false_confirmed = false_probable = brs_false = echo_sent = echo_linked = brs_echo = 0
+    clique_days = 30 if args.quick else 60
+    runs: list[CliqueRun] = []
+    others_pairs = others_merged = 0
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         for seed in range(seeds):
@@ -414,6 +480,17 @@ def main() -> None:
                 brs_acted.append(w.brs_acted[name])
                 detect.append(w.detected_at.get(name, w.lies[name] + 1))
                 brs_detect.append(brs_lies_to_detect(w, name))
+            others = [n for n in ROLES if n not in COLLUDERS]
+            model = w.trust._model()  # the clique tests of the attack run's final model
+            for i, p in enumerate(others):
+                for q in others[i + 1:]:
+                    others_pairs += 1
+                    others_merged += model.cliques.linked(p, q)
+            run = clique_scenario(tmp, seed, clique_days)
+            runs.append(run)
+            print(f"  clique: grades {run.grades} (pairwise only {run.pairwise_grades}), "
+                  f"{run.clique_pairs_linked}/3 clique pairs linked, honest pairs merged "
+                  f"{run.honest_merged}/{run.honest_pairs}")
             for name in COLLUDERS:
                 colluder_tiers.append(w.max_tier[name])
                 brs_colluder.append(brs_tier(w, name, build + lie_days))
@@ -444,9 +521,23 @@ def main() -> None:
           f"{echo_linked}, counted as corroboration by BRS {brs_echo}")
     print(f"echo/colluder reports graded 1: detente {false_confirmed}; false ones graded <= 2:"
           f" detente {false_probable}, BRS {brs_false}")
-    print(f"RESULT trust rmse_20={rmse:.3f} brs_rmse_20={brs_rmse:.3f} "
+    best = min(g for r in runs for g in r.grades.values())
+    pairwise_best = min(g for r in runs for g in r.pairwise_grades.values())
+    low = max(r.low for r in runs)
+    pairwise_low = max(r.pairwise_low for r in runs)
+    graded, probable = sum(r.graded for r in runs), sum(r.probable for r in runs)
+    honest_pairs = sum(r.honest_pairs for r in runs) + others_pairs
+    merged = sum(r.honest_merged for r in runs) + others_merged
+    print(f"clique of three ({clique_days} days): best grade detente {best} (lower bound "
+          f"{low:.3f}), pairwise only {pairwise_best} ({pairwise_low:.3f}); clique reports "
+          f"graded <= 2: {probable}/{graded}")
+    print(f"false merges of honest or non-colluding partners: {merged}/{honest_pairs} pairs")
+    print(f"RESULT trust rmse_20={rmse:.3f} floor_20={floor_rmse:.3f} "
+          f"rmse_over_floor={rmse / floor_rmse:.2f} brs_rmse_20={brs_rmse:.3f} "
           f"lies_acted_per_attacker={lies_acted} brs_lies_acted={brs_lies:.1f} "
-          f"false_confirmed={false_confirmed}")
+          f"false_confirmed={false_confirmed} clique_grade={best} "
+          f"clique_grade_pairwise={pairwise_best} clique_low={low:.3f} "
+          f"clique_probable={probable}/{graded} false_merges={merged}/{honest_pairs}")
 
 
 if __name__ == "__main__":

@@ -56,6 +56,14 @@ class TrustConfig:
     #: (1, 2) makes a first joint claim with no third support weigh 1/4
     pair_prior_good: float = 1.0
     pair_prior_bad: float = 2.0
+    # -- collusion: cliques (``trust/cliques.py``) -----------------------------------
+    #: two partners count as one source when their joint claims exceed independent
+    #: reporting (given each claim's popularity) with p <= alpha / pairs tested ...
+    clique_alpha: float = 1e-3
+    #: ... on at least this many joint claims ...
+    clique_min_joint: int = 5
+    #: ... and at least this many times the number independent reporting would give
+    clique_min_lift: float = 2.0
     # -- importance ---------------------------------------------------------------------
     type_importance: Mapping[str, float] = field(default_factory=lambda: dict(_TYPE_IMPORTANCE))
     high_labels: frozenset[str] = _HIGH_LABELS
@@ -109,6 +117,10 @@ class TrustConfig:
             raise TrustConfigError("corroboration_lr must be > 1 and expiry_lr in (0, 1]")
         if not 0 < self.late_weight <= 1:
             raise TrustConfigError("late_weight must be in (0, 1]")
+        if not 0 < self.clique_alpha < 1 or self.clique_min_joint < 1 \
+                or self.clique_min_lift < 1:
+            raise TrustConfigError("clique_alpha must be in (0, 1), clique_min_joint >= 1 and "
+                              "clique_min_lift >= 1")
         unknown = set(self.topics) - TOPIC_KINDS
         if unknown:
             raise TrustConfigError(f"unknown topic kinds {sorted(unknown)}",

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 
 from detente.store.base import LOCAL
 from detente.trust.betadist import beta_quantile
+from detente.trust.cliques import CliqueFinder
 from detente.trust.config import TrustConfig
 
 __all__ = ["Counts", "Fact", "Link", "Model", "Reliability", "Support"]
@@ -136,7 +137,13 @@ class Model:
         self.refuted = self._claims_with("refuted")
         self.partners = sorted(p for p in self.by_partner if p != LOCAL)
         self._neighbours = self._index_links()
-        self.pairs = self._pair_weights()
+        joint = self._joint_claims()
+        self.cliques = CliqueFinder(
+            {c: frozenset(f.partner for f in fs) for c, fs in self.by_claim.items()},
+            {key: len(claims) for key, claims in joint.items()},
+            alpha=config.clique_alpha, min_joint=config.clique_min_joint,
+            min_lift=config.clique_min_lift, never=frozenset({LOCAL}))
+        self.pairs = self._pair_weights(joint)
         self.rel = self._solve()
 
     # -- structure ----------------------------------------------------------------------
@@ -154,15 +161,27 @@ class Model:
             out[b.id].append((link, a))
         return out
 
-    def _pair_weights(self) -> dict[tuple[str, str], float]:
-        stats: dict[tuple[str, str], _Pair] = defaultdict(_Pair)
+    def _joint_claims(self) -> dict[tuple[str, str], dict[str, list[tuple[Fact, Fact]]]]:
+        """(P, Q) -> the claims both assert with an independent link -> the linked facts."""
+        out: dict[tuple[str, str], dict[str, list[tuple[Fact, Fact]]]] = defaultdict(dict)
         for link in self.links:
             a, b = self.facts.get(link.first), self.facts.get(link.later)
             if not link.independent or a is None or b is None or LOCAL in (a.partner, b.partner):
                 continue
-            pair = stats[_pair_key(a.partner, b.partner)]
+            if a.partner == b.partner:
+                continue
+            claims = out[_pair_key(a.partner, b.partner)]
             for c in a.claims & b.claims:
-                self._classify(pair, c, a, b)
+                claims.setdefault(c, []).append((a, b))
+        return out
+
+    def _pair_weights(self, joint: dict[tuple[str, str], dict[str, list[tuple[Fact, Fact]]]]
+                      ) -> dict[tuple[str, str], float]:
+        stats: dict[tuple[str, str], _Pair] = defaultdict(_Pair)
+        for key, claims in joint.items():
+            for c, facts in claims.items():
+                for a, b in facts:
+                    self._classify(stats[key], c, a, b)
         cfg = self.config
         return {key: (len(p.supported) + cfg.pair_prior_good)
                 / (len(p.joint) + cfg.pair_prior_good + cfg.pair_prior_bad)
@@ -170,15 +189,21 @@ class Model:
                 for key, p in stats.items()}
 
     def _classify(self, pair: _Pair, claim: str, a: Fact, b: Fact) -> None:
+        """A third party supports a joint claim only when it is linked to neither member
+        (a clique's members are not each other's third parties)."""
         pair.joint.add(claim)
         members = {a.partner, b.partner}
         if claim in self.confirmed or any(
-                g.partner not in members for g in self.by_claim.get(claim, ())):
+                g.partner not in members and not self._linked_to(g.partner, members)
+                for g in self.by_claim.get(claim, ())):
             pair.supported.add(claim)
         if claim in self.confirmed:
             pair.good.add(claim)
         if claim in self.refuted or (a.outcome == "expired" and b.outcome == "expired"):
             pair.bad.add(claim)
+
+    def _linked_to(self, source: str, others: Iterable[str]) -> bool:
+        return any(self.cliques.linked(source, o) for o in others)
 
     def pair_weight(self, p: str, q: str) -> float:
         if LOCAL in (p, q):
@@ -195,22 +220,36 @@ class Model:
             return _NO_SUPPORT
         rel = self.rel_means() if rel is None else rel
         best: dict[str, float] = {}
-        excluded: dict[str, str] = {}
+        set_aside: dict[str, tuple[int, str]] = {}
         for link, other in neighbours:
             if other.partner == fact.partner:
                 continue
             if not (link.independent and other.counts and fact.counts):
-                excluded.setdefault(other.partner, link.reason if not link.independent
-                                    else "its report is an echo or revoked")
+                # the reason of its earliest report (intake order: the same on any backend)
+                why = (other.seq, link.reason if not link.independent
+                       else "its report is an echo or revoked")
+                set_aside[other.partner] = min(set_aside.get(other.partner, why), why)
                 continue
             r_q = 1.0 if other.partner == LOCAL else rel.get(other.partner, self._prior_mean)
             late = self.config.late_weight if other.seq < fact.seq else 1.0
             e = self.pair_weight(fact.partner, other.partner) * r_q * late
             best[other.partner] = max(best.get(other.partner, 0.0), e)
-        for p in best:
-            excluded.pop(p, None)
-        sources = tuple(sorted(best.items(), key=lambda kv: -kv[1]))
-        return Support(sum(best.values()), sources, tuple(sorted(excluded.items())))
+        excluded = {p: why for p, (_, why) in set_aside.items()}
+        counted: dict[str, float] = {}
+        for q, e in sorted(best.items(), key=lambda kv: (-kv[1], kv[0])):
+            # a clique counts as one source: its best member, and not for its own members
+            peer = next((p for p in (fact.partner, *counted) if self.cliques.linked(q, p)),
+                        None)
+            if peer is None:
+                counted[q] = e
+                excluded.pop(q, None)
+                continue
+            test = self.cliques.test(q, peer)
+            note = test.why() if test is not None else "their claims co-occur beyond chance"
+            excluded[q] = (f"in a clique with {peer}: {note}" if peer == fact.partner
+                           else f"counts as one source with {peer}: {note}")
+        sources = tuple(counted.items())
+        return Support(sum(counted.values()), sources, tuple(sorted(excluded.items())))
 
     @property
     def _prior_mean(self) -> float:
