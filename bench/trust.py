@@ -55,7 +55,7 @@ from nacl.signing import SigningKey  # noqa: E402
 from detente.ledger import Ledger  # noqa: E402
 from detente.partners import PartnerBook  # noqa: E402
 from detente.release import Releaser  # noqa: E402
-from detente.schema import create_schema
+from detente.schema import create_schema  # noqa: E402
 from detente.stix.timestamps import format_micros, now_micros  # noqa: E402
 from detente.stix.validate import validate  # noqa: E402
 from detente.stix.vocab import TLP_2_0_IDS  # noqa: E402
