@@ -1,22 +1,28 @@
 """The node's append-only Merkle log, persisted with SQLAlchemy Core.
 
-Appends are batched: one transaction per batch, the batch's hashes computed in Python from
-the right-edge frontier kept in ``ledger_head``, rows written with one ``executemany``. A
-batch is stored whole or not at all, so a process killed at any moment leaves a consistent
-log, and :meth:`Ledger.append_many` can join a caller's transaction (the release path writes
-its release record and the ledger entry together). Reads go through the raw DBAPI
-connection: proofs read O(log n) rows by primary key, and on SQLite a read must not open a
-write transaction (detente's engine begins every SQLAlchemy transaction IMMEDIATE).
+Appends are batched: one transaction per batch. (1) The head row (size and right-edge
+frontier) is read and locked inside the transaction, so appends from several processes are
+serialised by the database; (2) the batch's leaf and node hashes are computed in one tight
+loop over :mod:`hashlib`; (3) hashes and entries are written as tiles and bundles (see
+:mod:`detente.ledger.tiles`), about ``2k / 64`` rows for ``k`` entries, with one
+``executemany`` per table; (4) the head moves. A batch is stored whole or not at all, so a
+process killed at any moment leaves a consistent log, and :meth:`Ledger.append_many` can
+join a caller's transaction (the release path writes its release record and the ledger
+entry together). Reads go through the raw DBAPI connection: a proof reads the head and then
+at most two tiles per stratum in one query, and on SQLite a read must not open a write
+transaction (detente's engine begins every SQLAlchemy transaction IMMEDIATE).
 """
 
 from __future__ import annotations
 
 import hashlib
+import struct
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from nacl.signing import SigningKey
 
@@ -28,6 +34,15 @@ from detente.ledger.errors import EntryError, LedgerStoreError
 from detente.ledger.hashing import HASH_SIZE, fold_right, subtrees
 from detente.ledger.note import check_name
 from detente.ledger.proofs import Node, assemble, consistency_ranges, inclusion_ranges
+from detente.ledger.tiles import (
+    MAX_ENTRY,
+    TILE_HEIGHT,
+    bottom_slots,
+    bundle_pieces,
+    locate,
+    split_bundle,
+    tile_key,
+)
 from detente.ledger.visibility import VisibleEntry, visible_to
 from detente.ledger.witness import Equivocation, list_alarms
 from detente.store.engine import is_postgres, make_engine
@@ -52,6 +67,9 @@ class LedgerStatus:
 class Ledger:
     """An append-only log of :class:`Entry` with proofs, checkpoints and alarms."""
 
+    TILE_HEIGHT = TILE_HEIGHT
+    """Tile height given to a *new* store; an existing store keeps the one in its head."""
+
     def __init__(
         self,
         engine: sa.Engine,
@@ -66,31 +84,65 @@ class Ledger:
         self.key_name = check_name(key_name or origin)
         self._pg = is_postgres(engine)
         self._ph = "%s" if self._pg else "?"
+        if sa.inspect(engine).has_table("ledger_entries"):
+            raise LedgerStoreError(
+                "this store holds a ledger in the pre-release one-row-per-leaf layout, "
+                "which this version does not read: start a new store"
+            )
         schema.metadata.create_all(engine)
-        self._ensure_head()
+        self._tile_height = self._ensure_head()
+        # Statements differ by placeholder and dialect only (no outside text in them).
+        # SQLite's || yields TEXT, even on BLOBs: cast the grown tile back.
+        ph = self._ph
+        grow = "ledger_tiles.hashes || excluded.hashes"
+        if not self._pg:
+            grow = f"CAST({grow} AS BLOB)"
+        lock = " FOR UPDATE" if self._pg else ""
+        self._lock_head = f"SELECT size, frontier FROM ledger_head WHERE id = 1{lock}"  # noqa: S608
+        self._move_head = (
+            f"UPDATE ledger_head SET size = {ph}, root = {ph}, frontier = {ph} WHERE id = 1"  # noqa: S608
+        )
+        self._put_tiles = (
+            f"INSERT INTO ledger_tiles (tile, hashes) VALUES ({ph}, {ph}) "  # noqa: S608
+            f"ON CONFLICT (tile) DO UPDATE SET hashes = {grow}"
+        )
+        self._put_bundles = (
+            f"INSERT INTO ledger_bundles (first, sizes, entries) VALUES ({ph}, {ph}, {ph})"  # noqa: S608
+        )
 
     @classmethod
     def open(cls, url: str, origin: str, **kwargs: Any) -> Ledger:
         """Open (creating if needed) the ledger stored at ``url``."""
         return cls(make_engine(url), origin, **kwargs)
 
-    def _ensure_head(self) -> None:
+    def _ensure_head(self) -> int:
+        """Create the head row if there is none; return the ledger's tile height."""
         for _attempt in range(2):
             try:
                 with self._engine.begin() as conn:
-                    row = conn.execute(sa.select(schema.head.c.origin)).one_or_none()
+                    row = conn.execute(
+                        sa.select(schema.head.c.origin, schema.head.c.tile_height)
+                    ).one_or_none()
                     if row is None:
                         conn.execute(
                             schema.head.insert().values(
-                                id=1, origin=self.origin, size=0, root=EMPTY_ROOT, frontier=b""
+                                id=1,
+                                origin=self.origin,
+                                size=0,
+                                root=EMPTY_ROOT,
+                                frontier=b"",
+                                tile_height=self.TILE_HEIGHT,
                             )
                         )
-                        return
+                        return self.TILE_HEIGHT
             except sa.exc.IntegrityError:
                 continue  # another process created it first: read it again
             if row.origin != self.origin:
                 raise LedgerStoreError(f"this database holds the ledger of {row.origin!r}")
-            return
+            if not 1 <= row.tile_height <= 16:
+                raise LedgerStoreError(f"ledger head has a bad tile height {row.tile_height!r}")
+            return int(row.tile_height)
+        raise LedgerStoreError("could not create or read the ledger head")
 
     # -- appending ------------------------------------------------------------------------
 
@@ -108,50 +160,92 @@ class Ledger:
             if not isinstance(e, Entry):
                 raise EntryError(f"ledger entries must be Entry, not {type(e).__name__}")
         if conn is None:
-            with self._engine.begin() as own:
-                return self._append(own, entries)
+            return self._append_own(entries)
         if not conn.in_transaction():
             raise UsageError("append_many(conn=...) needs a connection inside a transaction")
-        return self._append(conn, entries)
+        # The DBAPI cursor of the caller's connection: same transaction, none of Core's
+        # per-statement work (a one-entry append is five statements).
+        cur = conn.connection.cursor()
+        try:
+            return self._append_with(cur, entries)
+        finally:
+            cur.close()
 
-    def _append(self, conn: sa.Connection, entries: Sequence[Entry]) -> range:
+    def _append_own(self, entries: Sequence[Entry]) -> range:
+        """Append in a transaction of our own, on a pooled DBAPI connection.
+
+        SQLite: ``BEGIN IMMEDIATE`` takes the write lock first, as detente's engine does for
+        every writer; PostgreSQL: the driver opens the transaction and the head row's
+        ``FOR UPDATE`` serialises appenders. Committed on success, rolled back otherwise.
+        """
+        raw = self._engine.raw_connection()
+        try:
+            cur = raw.cursor()
+            try:
+                if not self._pg:
+                    cur.execute("BEGIN IMMEDIATE")
+                done = self._append_with(cur, entries)
+            except BaseException:
+                raw.rollback()
+                raise
+            finally:
+                cur.close()
+            raw.commit()
+            return done
+        finally:
+            raw.close()
+
+    def _append_with(self, cur: Any, entries: Sequence[Entry]) -> range:
         # (1) lock the head and read the size and right-edge frontier
-        lock = " FOR UPDATE" if self._pg else ""
-        row = conn.exec_driver_sql(
-            f"SELECT size, frontier FROM ledger_head WHERE id = 1{lock}"  # noqa: S608
-        ).one()
-        start: int = row[0]
-        stack = self._decode_frontier(start, row[1])
+        cur.execute(self._lock_head)
+        row = cur.fetchone()
+        start: int = int(row[0])
+        stack = self._decode_frontier(start, bytes(row[1]))
         if not entries:
             return range(start, start)
-        # (2) hash the batch: each leaf, then every subtree it completes (a binary counter:
-        # leaf ``seq`` completes one subtree per trailing one bit of ``seq``)
-        rows, seq, sha, push, pop = [], start, _sha256, stack.append, stack.pop
-        for e in entries:
-            data = e.canonical
-            h = sha(b"\x00" + data).digest()
-            blob = h
+        # (2) hash the batch: every leaf, then the subtrees each leaf completes (a binary
+        # counter: leaf ``seq`` completes one subtree per trailing one bit of ``seq``).
+        # Hashes of the bottom stratum go to ``low`` in post-order (the order of the
+        # bottom tiles' slots), higher ones to their tile in ``high``.
+        tall = self._tile_height
+        datas = [e.canonical for e in entries]
+        sha = _sha256
+        leaves = [sha(b"\x00" + d).digest() for d in datas]
+        low: list[bytes] = []
+        high: dict[int, list[bytes]] = {}
+        seq, push, pop, add = start, stack.append, stack.pop, low.append
+        for h in leaves:
+            add(h)
             if seq & 1:
-                parts, s = [h], seq
+                s, height = seq, 0
                 while s & 1:
                     h = sha(b"\x01" + pop() + h).digest()
-                    parts.append(h)
+                    height += 1
                     s >>= 1
-                blob = b"".join(parts)
+                    if height < tall:
+                        add(h)
+                    else:
+                        stratum = height // tall
+                        key = tile_key(stratum, seq >> (tall * (stratum + 1)))
+                        high.setdefault(key, []).append(h)
             push(h)
-            rows.append((seq, e.kind, e.partner, data, blob))
             seq += 1
-        # (3) write the rows, (4) move the head; both commit together
-        ph = self._ph
-        conn.exec_driver_sql(
-            f"INSERT INTO ledger_entries (seq, kind, partner, entry, hashes) "  # noqa: S608
-            f"VALUES ({ph}, {ph}, {ph}, {ph}, {ph})",
-            rows,
-        )
-        conn.exec_driver_sql(
-            f"UPDATE ledger_head SET size = {ph}, root = {ph}, frontier = {ph} WHERE id = 1",  # noqa: S608
-            (seq, fold_right(stack), b"".join(stack)),
-        )
+        # (3) grow the tiles and bundles (the first of each may be a partial one)
+        tiles, bundles = [], []
+        base = bottom_slots(start, tall)
+        for bundle, a, b in bundle_pieces(start, seq, tall):
+            part = datas[a - start : b - start]
+            cut = bottom_slots(b, tall) - base
+            tiles.append((tile_key(0, bundle), b"".join(low[bottom_slots(a, tall) - base : cut])))
+            sizes = [len(d) for d in part]
+            if max(sizes) > MAX_ENTRY:
+                raise EntryError(f"a ledger entry is longer than {MAX_ENTRY} bytes")
+            bundles.append((a, struct.pack(f">{len(sizes)}H", *sizes), b"".join(part)))
+        tiles.extend((key, b"".join(hs)) for key, hs in high.items())
+        cur.executemany(self._put_tiles, tiles)
+        cur.executemany(self._put_bundles, bundles)
+        # (4) move the head; everything commits together
+        cur.execute(self._move_head, (seq, fold_right(stack), b"".join(stack)))
         return range(start, seq)
 
     @staticmethod
@@ -186,20 +280,21 @@ class Ledger:
         return size
 
     def _lookup(self, cur: Any, nodes: list[Node]) -> dict[Node, bytes]:
-        seqs = sorted({((i + 1) << h) - 1 for h, i in nodes})
+        tall = self._tile_height
+        where = {node: locate(node[0], node[1], tall) for node in nodes}
+        keys = sorted({key for key, _ in where.values()})
         found: dict[int, bytes] = {}
-        for chunk in range(0, len(seqs), 500):
-            part = seqs[chunk : chunk + 500]
+        for chunk in range(0, len(keys), 500):
+            part = keys[chunk : chunk + 500]
             marks = ", ".join([self._ph] * len(part))
-            cur.execute(f"SELECT seq, hashes FROM ledger_entries WHERE seq IN ({marks})", part)  # noqa: S608
-            found.update((int(s), bytes(b)) for s, b in cur.fetchall())
+            cur.execute(f"SELECT tile, hashes FROM ledger_tiles WHERE tile IN ({marks})", part)  # noqa: S608
+            found.update((int(k), bytes(b)) for k, b in cur.fetchall())
         out = {}
-        for h, i in nodes:
-            blob = found.get(((i + 1) << h) - 1, b"")
-            value = blob[h * HASH_SIZE : (h + 1) * HASH_SIZE]
+        for node, (key, at) in where.items():
+            value = found.get(key, b"")[at : at + HASH_SIZE]
             if len(value) != HASH_SIZE:
-                raise LedgerStoreError(f"subtree hash ({h}, {i}) is missing from the ledger")
-            out[(h, i)] = value
+                raise LedgerStoreError(f"subtree hash {node} is missing from the ledger")
+            out[node] = value
         return out
 
     def size(self) -> int:
@@ -251,30 +346,53 @@ class Ledger:
 
     def entries(self, start: int = 0, end: int | None = None) -> list[tuple[int, Entry]]:
         """Entries ``[start, end)`` with their indices."""
-        return [(i, Entry.from_json(body)) for i, _p, body, _h in self._rows(start, end)]
+        return [(i, Entry.from_json(body)) for i, body in self._rows(start, end)]
 
     def entries_for(
         self, partner: str, start: int = 0, end: int | None = None
     ) -> list[VisibleEntry]:
         """Leaves ``[start, end)`` as ``partner`` may see them (see :mod:`.visibility`)."""
         out = []
-        for i, owner, body, hashes in self._rows(start, end):
+        for i, body in self._rows(start, end):
+            try:
+                owner = orjson.loads(body).get("partner")
+            except (orjson.JSONDecodeError, AttributeError):
+                raise LedgerStoreError(f"ledger entry {i} is not a JSON object") from None
             if owner == partner:
                 out.append(visible_to(partner, i, Entry.from_json(body)))
             else:
-                out.append(VisibleEntry(i, hashes[:HASH_SIZE], None))
+                out.append(VisibleEntry(i, _sha256(b"\x00" + body).digest(), None))
         return out
 
-    def _rows(self, start: int, end: int | None) -> list[tuple[int, str | None, bytes, bytes]]:
+    def _rows(self, start: int, end: int | None) -> list[tuple[int, bytes]]:
+        """The stored bytes of leaves ``[start, end)`` (clipped to the log), with indices."""
         with self._cursor() as cur:
             end = self._checked_size(cur, end)
+            start = max(0, start)
+            if start >= end:
+                return []
             ph = self._ph
+            # a piece never crosses a multiple of the bundle width: the one holding
+            # ``start`` begins less than one width before it
             cur.execute(
-                "SELECT seq, partner, entry, hashes FROM ledger_entries "  # noqa: S608
-                f"WHERE seq >= {ph} AND seq < {ph} ORDER BY seq",
-                (start, end),
+                "SELECT first, sizes, entries FROM ledger_bundles "  # noqa: S608
+                f"WHERE first > {ph} AND first < {ph} ORDER BY first",
+                (start - (1 << self._tile_height), end),
             )
-            return [(int(s), p, bytes(e), bytes(h)) for s, p, e, h in cur.fetchall()]
+            rows = cur.fetchall()
+        out: list[tuple[int, bytes]] = []
+        at = None
+        for first, sizes, data in rows:
+            first = int(first)
+            if at is not None and first != at:
+                raise LedgerStoreError(f"ledger entries {at}..{first} are missing")
+            for k, body in enumerate(split_bundle(bytes(sizes), bytes(data))):
+                if start <= first + k < end:
+                    out.append((first + k, body))
+            at = first + len(sizes) // 2
+        if len(out) != end - start:
+            raise LedgerStoreError(f"ledger entries {start}..{end} are not all stored")
+        return out
 
     # -- checkpoints and status -----------------------------------------------------------
 
