@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import resource
 import shutil
@@ -144,12 +145,13 @@ class Detente:
         ledger, size = self.ledger, self.ledger.size()
         root = ledger.root()
         rng = random.Random(1)
-        inc, con = [], []
+        inc, con, cpu = [], [], []
         for k in range(samples):
             index = rng.randrange(size)
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             proof = ledger.inclusion_proof(index, size)
             inc.append(time.perf_counter() - t0)
+            cpu.append(time.process_time() - c0)
             old = rng.randrange(1, size)
             t0 = time.perf_counter()
             cproof = ledger.consistency_proof(old, size)
@@ -161,6 +163,7 @@ class Detente:
         return {
             "proof_ms": statistics.median(inc) * 1e3,
             "proof_p99_ms": inc[int(len(inc) * 0.99) - 1] * 1e3,
+            "proof_cpu_ms": statistics.fmean(cpu) * 1e3,
             "consistency_ms": statistics.median(con) * 1e3,
         }
 
@@ -245,8 +248,9 @@ def main() -> None:
     at_size = mine.proofs(args.samples)
     log(
         f"detente: {rate:,.0f} appends/s (entry build {mine.appended / mine.build:,.0f}/s), "
-        f"inclusion {at_size['proof_ms']:.3f} ms (p99 {at_size['proof_p99_ms']:.3f}), "
-        f"consistency {at_size['consistency_ms']:.3f} ms at {size:,}"
+        f"inclusion {at_size['proof_ms']:.3f} ms (p99 {at_size['proof_p99_ms']:.3f}, CPU "
+        f"{at_size['proof_cpu_ms']:.3f}), consistency {at_size['consistency_ms']:.3f} ms "
+        f"at {size:,}"
     )
     # (2) pymerkle at N, same bytes, batches and pragmas
     theirs: dict[str, float | str] = {"append_per_s": float("nan"), "single_per_s": float("nan")}
@@ -273,8 +277,8 @@ def main() -> None:
         at_large = mine.proofs(args.samples)
         log(
             f"detente at {large:,}: {large_rate:,.0f} appends/s on the way, inclusion "
-            f"{at_large['proof_ms']:.3f} ms (p99 {at_large['proof_p99_ms']:.3f}), consistency "
-            f"{at_large['consistency_ms']:.3f} ms"
+            f"{at_large['proof_ms']:.3f} ms (p99 {at_large['proof_p99_ms']:.3f}, CPU "
+            f"{at_large['proof_cpu_ms']:.3f}), consistency {at_large['consistency_ms']:.3f} ms"
         )
     peak = rss_mb()
     db_mb = sum(p.stat().st_size for p in OUT.glob("ledger.db*")) / 2**20 if args.url is None else 0
@@ -294,7 +298,10 @@ def main() -> None:
         f"single_per_s={mine_single:.0f} "
         f"pymerkle_single_per_s={float(theirs['single_per_s']):.0f} "
         f"proof_ms_{small}={at_size['proof_ms']:.3f} proof_ms_{big}={at_large['proof_ms']:.3f} "
-        f"consistency_ms_{big}={at_large['consistency_ms']:.3f} rss_mb_{big}={peak:.0f}",
+        f"consistency_ms_{big}={at_large['consistency_ms']:.3f} "
+        f"proof_cpu_ms_{small}={at_size['proof_cpu_ms']:.3f} "
+        f"proof_cpu_ms_{big}={at_large['proof_cpu_ms']:.3f} rss_mb_{big}={peak:.0f} "
+        f"load={os.getloadavg()[0]:.1f}",
         flush=True,
     )
 

@@ -35,11 +35,11 @@ from detente.ledger.hashing import HASH_SIZE, fold_right, subtrees
 from detente.ledger.note import check_name
 from detente.ledger.proofs import Node, assemble, consistency_ranges, inclusion_ranges
 from detente.ledger.tiles import (
+    KEY_SHIFT,
     MAX_ENTRY,
     TILE_HEIGHT,
     bottom_slots,
     bundle_pieces,
-    locate,
     split_bundle,
     tile_key,
 )
@@ -275,26 +275,68 @@ class Ledger:
         current = self._head(cur)[0]
         if size is None:
             return current
-        if not isinstance(size, int) or not 0 <= size <= current:
+        return self._within(size, current)
+
+    @staticmethod
+    def _as_size(size: object) -> int:
+        """A requested tree size, before it is checked against the log."""
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise LedgerStoreError(f"size {size!r} is outside the log")
+        return size
+
+    @staticmethod
+    def _within(size: object, current: int) -> int:
+        if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size <= current:
             raise LedgerStoreError(f"size {size!r} is outside the log (size {current})")
         return size
 
-    def _lookup(self, cur: Any, nodes: list[Node]) -> dict[Node, bytes]:
+    def _lookup(self, cur: Any, nodes: list[Node], size: int) -> list[bytes]:
+        """The hashes of complete subtrees of the tree of ``size``, in order, in one query.
+
+        The query also reads the log's current size, so a ``size`` past the end is refused
+        without a separate read of the head.
+        """
+        if not nodes:
+            self._checked_size(cur, size)
+            return []
+        # tiles.locate, inlined: this runs for every node of every proof
         tall = self._tile_height
-        where = {node: locate(node[0], node[1], tall) for node in nodes}
-        keys = sorted({key for key, _ in where.values()})
+        mask = (1 << tall) - 1
+        keys, slots = [], []
+        for height, index in nodes:
+            if height < tall:
+                last = ((index + 1) << height) - 1
+                key, rel = last >> tall, height
+            else:
+                stratum, rel = divmod(height, tall)
+                last = ((index + 1) << rel) - 1
+                key = stratum << KEY_SHIFT | last >> tall
+            j = last & mask
+            keys.append(key)
+            slots.append((2 * j - j.bit_count() + rel) << 5)  # x HASH_SIZE
+        wanted = list(set(keys))
         found: dict[int, bytes] = {}
-        for chunk in range(0, len(keys), 500):
-            part = keys[chunk : chunk + 500]
+        current = -1
+        for chunk in range(0, len(wanted), 500):
+            part = wanted[chunk : chunk + 500]
             marks = ", ".join([self._ph] * len(part))
-            cur.execute(f"SELECT tile, hashes FROM ledger_tiles WHERE tile IN ({marks})", part)  # noqa: S608
-            found.update((int(k), bytes(b)) for k, b in cur.fetchall())
-        out = {}
-        for node, (key, at) in where.items():
+            cur.execute(
+                "SELECT tile, hashes, (SELECT size FROM ledger_head WHERE id = 1) "  # noqa: S608
+                f"FROM ledger_tiles WHERE tile IN ({marks})",
+                part,
+            )
+            for key, blob, now in cur.fetchall():
+                found[key] = blob
+                current = now
+        if current < 0:  # no tile at all: an empty log, or a damaged one
+            current = self._head(cur)[0]
+        self._within(size, int(current))
+        out = []
+        for key, at in zip(keys, slots, strict=True):
             value = found.get(key, b"")[at : at + HASH_SIZE]
             if len(value) != HASH_SIZE:
-                raise LedgerStoreError(f"subtree hash {node} is missing from the ledger")
-            out[node] = value
+                raise LedgerStoreError(f"a subtree hash (tile {key:#x}) is missing from the ledger")
+            out.append(bytes(value))
         return out
 
     def size(self) -> int:
@@ -307,29 +349,28 @@ class Ledger:
         with self._cursor() as cur:
             if size is None:
                 return self._head(cur)[1]
-            size = self._checked_size(cur, size)
-            if size == 0:
+            if self._as_size(size) == 0:
                 return EMPTY_ROOT
-            nodes = list(subtrees(0, size))
-            found = self._lookup(cur, nodes)
-            return fold_right([found[n] for n in nodes])
+            return fold_right(self._lookup(cur, list(subtrees(0, size)), size))
 
     def inclusion_proof(self, index: int, size: int | None = None) -> list[bytes]:
         """The RFC 9162 inclusion proof of leaf ``index`` in the tree of ``size``."""
         with self._cursor() as cur:
-            size = self._checked_size(cur, size)
+            size = self._head(cur)[0] if size is None else self._as_size(size)
             if not isinstance(index, int) or not 0 <= index < size:
+                self._checked_size(cur, size)  # a size past the end is the first error
                 raise LedgerStoreError(f"leaf {index!r} is outside a tree of size {size}")
-            return assemble(inclusion_ranges(index, size), lambda n: self._lookup(cur, n))
+            return assemble(inclusion_ranges(index, size), lambda n: self._lookup(cur, n, size))
 
     def consistency_proof(self, old_size: int, new_size: int | None = None) -> list[bytes]:
         """The RFC 9162 consistency proof from ``old_size`` to ``new_size`` (default: now)."""
         with self._cursor() as cur:
-            new_size = self._checked_size(cur, new_size)
-            if not isinstance(old_size, int) or not 0 <= old_size <= new_size:
-                raise LedgerStoreError(f"old size {old_size!r} is outside 0..{new_size}")
-            ranges = consistency_ranges(old_size, new_size)
-            return assemble(ranges, lambda n: self._lookup(cur, n))
+            new = self._head(cur)[0] if new_size is None else self._as_size(new_size)
+            if not isinstance(old_size, int) or not 0 <= old_size <= new:
+                self._checked_size(cur, new)
+                raise LedgerStoreError(f"old size {old_size!r} is outside 0..{new}")
+            ranges = consistency_ranges(old_size, new)
+            return assemble(ranges, lambda n: self._lookup(cur, n, new))
 
     def leaf_hash(self, index: int) -> bytes:
         return self._lookup_one(index)[1]
