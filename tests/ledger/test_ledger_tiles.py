@@ -200,6 +200,20 @@ def test_default_tiles_across_the_first_stratum_boundary(tmp_path: Path) -> None
         engine.dispose()
 
 
+def test_full_tiles_stay_in_the_table_pages(engine: sa.Engine) -> None:
+    Ledger(engine, ORIGIN).append_many(ENTRIES[:128])
+    with engine.connect() as conn:
+        full = conn.exec_driver_sql(
+            f"SELECT length(hashes) FROM ledger_tiles WHERE tile = {tile_key(0, 0)}"
+        ).scalar()
+        assert full == tile_slots(TILE_HEIGHT) * HASH_SIZE == 4032
+        if engine.dialect.name == "postgresql":
+            options = conn.exec_driver_sql(
+                "SELECT reloptions FROM pg_class WHERE relname = 'ledger_tiles'"
+            ).scalar()
+            assert "toast_tuple_target=8160" in options
+
+
 def test_an_existing_store_keeps_its_tile_height(engine: sa.Engine) -> None:
     Height2(engine, ORIGIN).append_many(ENTRIES[:30])
     reopened = Ledger(engine, ORIGIN)  # default height 6, but the store says 2

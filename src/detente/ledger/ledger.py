@@ -299,21 +299,15 @@ class Ledger:
         if not nodes:
             self._checked_size(cur, size)
             return []
-        # tiles.locate, inlined: this runs for every node of every proof
+        # tiles.locate, inlined and as comprehensions: this runs for every node of every
+        # proof. ``spots``: (stratum, height in the stratum, last base node under the node)
         tall = self._tile_height
         mask = (1 << tall) - 1
-        keys, slots = [], []
-        for height, index in nodes:
-            if height < tall:
-                last = ((index + 1) << height) - 1
-                key, rel = last >> tall, height
-            else:
-                stratum, rel = divmod(height, tall)
-                last = ((index + 1) << rel) - 1
-                key = stratum << KEY_SHIFT | last >> tall
-            j = last & mask
-            keys.append(key)
-            slots.append((2 * j - j.bit_count() + rel) << 5)  # x HASH_SIZE
+        spots = [(h // tall, h % tall, ((i + 1) << (h % tall)) - 1) for h, i in nodes]
+        keys = [s << KEY_SHIFT | last >> tall for s, _, last in spots]
+        slots = [
+            (2 * (last & mask) - (last & mask).bit_count() + rel) << 5 for _, rel, last in spots
+        ]
         wanted = list(set(keys))
         found: dict[int, bytes] = {}
         current = -1
@@ -331,12 +325,12 @@ class Ledger:
         if current < 0:  # no tile at all: an empty log, or a damaged one
             current = self._head(cur)[0]
         self._within(size, int(current))
-        out = []
-        for key, at in zip(keys, slots, strict=True):
-            value = found.get(key, b"")[at : at + HASH_SIZE]
+        out = [
+            found.get(key, b"")[at : at + HASH_SIZE] for key, at in zip(keys, slots, strict=True)
+        ]
+        for key, value in zip(keys, out, strict=True):
             if len(value) != HASH_SIZE:
                 raise LedgerStoreError(f"a subtree hash (tile {key:#x}) is missing from the ledger")
-            out.append(bytes(value))
         return out
 
     def size(self) -> int:

@@ -138,7 +138,7 @@ def inclusion_ranges(index: int, size: int) -> list[Range]:
     ranges: list[Range] = []
     start, end, m = 0, size, index
     while end - start > 1:
-        k = split_point(end - start)
+        k = 1 << (end - start - 1).bit_length() - 1  # split_point, inlined
         if m < k:
             ranges.append((start + k, end))
             end = start + k

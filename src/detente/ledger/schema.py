@@ -16,6 +16,8 @@ This layout replaced one row per leaf before the first release; a store holding 
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 
 __all__ = [
@@ -40,16 +42,16 @@ tiles = sa.Table(
     sa.Column("hashes", sa.LargeBinary, nullable=False),
 )
 
-# A full tile (4,032 bytes) is past PostgreSQL's default TOAST threshold (about 2 KB): keep
-# tiles in the table's own pages, where a proof reads them with one index lookup each,
-# instead of compressing (hashes do not compress) and moving them out of line.
-sa.event.listen(
-    tiles,
-    "after_create",
-    sa.DDL("ALTER TABLE ledger_tiles SET (toast_tuple_target = 8160)").execute_if(
-        dialect="postgresql"
-    ),
-)
+
+def _keep_tiles_inline(_target: sa.Table, connection: sa.Connection, **_kw: Any) -> None:
+    """A full tile (4,032 bytes) is past PostgreSQL's default TOAST threshold (about 2 KB):
+    keep tiles in the table's own pages, where a proof reads each with one index lookup,
+    instead of compressing them (hashes do not compress) and moving them out of line."""
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql("ALTER TABLE ledger_tiles SET (toast_tuple_target = 8160)")
+
+
+sa.event.listen(tiles, "after_create", _keep_tiles_inline)
 
 bundles = sa.Table(
     "ledger_bundles",
