@@ -34,11 +34,12 @@ from detente.ledger import (
     verify_consistency,
     verify_inclusion,
 )
-from detente.ledger.hashing import HASH_SIZE
+from detente.ledger.hashing import HASH_SIZE, subtrees
 from detente.ledger.tiles import (
     TILE_HEIGHT,
     bottom_slots,
     bundle_pieces,
+    grow,
     locate,
     tile_key,
     tile_slots,
@@ -106,6 +107,34 @@ def test_bundle_pieces_cover_the_range_without_crossing_a_bundle(
     assert [i for _, a, b in pieces for i in range(a, b)] == list(range(start, start + count))
     for bundle, a, b in pieces:
         assert a >> tall == (b - 1) >> tall == bundle
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    batches=st.lists(st.integers(1, 150), min_size=1, max_size=8),
+    tall=st.sampled_from([1, 2, 3, 6]),
+)
+def test_grow_builds_every_tile_slot_by_slot(batches: list[int], tall: int) -> None:
+    """Batches hashed by ``grow`` leave each tile holding exactly its nodes in slot order."""
+    leaves = [make_entry(i).canonical for i in range(sum(batches))]
+    ref = RefTree(leaves)
+    stored: dict[int, bytes] = {}
+    frontier: list[bytes] = []
+    start = 0
+    for n in batches:
+        hashes = [ref.node(0, i) for i in range(start, start + n)]
+        tiles, frontier = grow(hashes, start, frontier, tall)
+        assert len({key for key, _ in tiles}) == len(tiles)  # one piece per tile per batch
+        for key, piece in tiles:
+            stored[key] = stored.get(key, b"") + piece
+        start += n
+        expected = [ref.node(h, i) for h, i in subtrees(0, start)]
+        assert frontier == expected  # the new right edge, largest first
+    want: dict[int, list[tuple[int, bytes]]] = {}
+    for height, index in complete_nodes(start):
+        key, at = locate(height, index, tall)
+        want.setdefault(key, []).append((at, ref.node(height, index)))
+    assert stored == {k: b"".join(h for _, h in sorted(v)) for k, v in want.items()}
 
 
 # -- the stored log against the reference --------------------------------------------------
@@ -329,6 +358,18 @@ def test_canonical_bytes_equal_rfc8785(
     assert entry.canonical == rfc8785.dumps(entry.to_dict())
     assert Entry.from_json(entry.canonical) == entry
     assert len(entry.canonical) < 2**16
+
+
+def test_an_entry_too_long_for_a_bundle_is_refused_before_anything_is_written(
+    engine: sa.Engine,
+) -> None:
+    ledger = Ledger(engine, ORIGIN)
+    ledger.append_many(ENTRIES[:3])
+    huge = make_entry(3)
+    object.__setattr__(huge, "canonical", b"x" * 70_000)  # no valid Entry is this long
+    with pytest.raises(EntryError, match="longer than 65535 bytes"):
+        ledger.append_many([ENTRIES[3], huge])
+    assert ledger.size() == 3 and ledger.root() == REF.root(3)
 
 
 def test_entries_with_unsafe_characters_are_refused() -> None:

@@ -16,7 +16,8 @@ transaction (detente's engine begins every SQLAlchemy transaction IMMEDIATE).
 from __future__ import annotations
 
 import hashlib
-import struct
+import sys
+from array import array
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -38,10 +39,9 @@ from detente.ledger.tiles import (
     KEY_SHIFT,
     MAX_ENTRY,
     TILE_HEIGHT,
-    bottom_slots,
     bundle_pieces,
+    grow,
     split_bundle,
-    tile_key,
 )
 from detente.ledger.visibility import VisibleEntry, visible_to
 from detente.ledger.witness import Equivocation, list_alarms
@@ -203,45 +203,26 @@ class Ledger:
         stack = self._decode_frontier(start, bytes(row[1]))
         if not entries:
             return range(start, start)
-        # (2) hash the batch: every leaf, then the subtrees each leaf completes (a binary
-        # counter: leaf ``seq`` completes one subtree per trailing one bit of ``seq``).
-        # Hashes of the bottom stratum go to ``low`` in post-order (the order of the
-        # bottom tiles' slots), higher ones to their tile in ``high``.
+        # (2) hash the batch: the leaves, then level by level the subtrees they complete,
+        # laid out as the tiles' new bytes (see tiles.grow)
         tall = self._tile_height
         datas = [e.canonical for e in entries]
         sha = _sha256
-        leaves = [sha(b"\x00" + d).digest() for d in datas]
-        low: list[bytes] = []
-        high: dict[int, list[bytes]] = {}
-        seq, push, pop, add = start, stack.append, stack.pop, low.append
-        for h in leaves:
-            add(h)
-            if seq & 1:
-                s, height = seq, 0
-                while s & 1:
-                    h = sha(b"\x01" + pop() + h).digest()
-                    height += 1
-                    s >>= 1
-                    if height < tall:
-                        add(h)
-                    else:
-                        stratum = height // tall
-                        key = tile_key(stratum, seq >> (tall * (stratum + 1)))
-                        high.setdefault(key, []).append(h)
-            push(h)
-            seq += 1
-        # (3) grow the tiles and bundles (the first of each may be a partial one)
-        tiles, bundles = [], []
-        base = bottom_slots(start, tall)
-        for bundle, a, b in bundle_pieces(start, seq, tall):
-            part = datas[a - start : b - start]
-            cut = bottom_slots(b, tall) - base
-            tiles.append((tile_key(0, bundle), b"".join(low[bottom_slots(a, tall) - base : cut])))
-            sizes = [len(d) for d in part]
-            if max(sizes) > MAX_ENTRY:
-                raise EntryError(f"a ledger entry is longer than {MAX_ENTRY} bytes")
-            bundles.append((a, struct.pack(f">{len(sizes)}H", *sizes), b"".join(part)))
-        tiles.extend((key, b"".join(hs)) for key, hs in high.items())
+        tiles, stack = grow([sha(b"\x00" + d).digest() for d in datas], start, stack, tall)
+        seq = start + len(datas)
+        # (3) the entries' bundles (pieces never cross a multiple of the bundle width), with
+        # their sizes as big-endian uint16
+        try:
+            sizes = array("H", [len(d) for d in datas])
+        except OverflowError:
+            raise EntryError(f"a ledger entry is longer than {MAX_ENTRY} bytes") from None
+        if sys.byteorder == "little":
+            sizes.byteswap()
+        table = sizes.tobytes()
+        bundles = [
+            (a, table[2 * (a - start) : 2 * (b - start)], b"".join(datas[a - start : b - start]))
+            for _bundle, a, b in bundle_pieces(start, seq, tall)
+        ]
         cur.executemany(self._put_tiles, tiles)
         cur.executemany(self._put_bundles, bundles)
         # (4) move the head; everything commits together

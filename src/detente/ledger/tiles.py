@@ -19,13 +19,16 @@ keeping *every* node hash, so that a proof never recomputes a subtree:
   their bytes; the partial last bundle grows at its end like a partial tile.
 
 Hand-written because no library stores a Merkle tree in SQL tables: this module is the index
-arithmetic only (pure functions, property-tested against a naive enumeration), and
+arithmetic and :func:`grow`, which hashes a batch into tile contents (pure functions,
+property-tested against a naive enumeration and a naive tree), and
 :mod:`detente.ledger.ledger` does the I/O.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
+from functools import lru_cache
 
 from detente.ledger.errors import LedgerStoreError
 from detente.ledger.hashing import HASH_SIZE
@@ -36,6 +39,7 @@ __all__ = [
     "TILE_HEIGHT",
     "bottom_slots",
     "bundle_pieces",
+    "grow",
     "locate",
     "split_bundle",
     "tile_key",
@@ -107,3 +111,86 @@ def split_bundle(sizes: bytes, data: bytes) -> list[bytes]:
     if at != len(data):
         raise LedgerStoreError("ledger bundle sizes do not add up to its bytes")
     return out
+
+
+@lru_cache(maxsize=8)
+def _post_order(tile_height: int) -> tuple[tuple[int, int], ...]:
+    """The slots of a full tile in order, as (relative height, index within the tile)."""
+    out = []
+    for j in range(1 << tile_height):
+        out.append((0, j))
+        rel = 0
+        while (j >> rel) & 1 and rel + 1 < tile_height:
+            rel += 1
+            out.append((rel, j >> rel))
+    return tuple(out)
+
+
+def grow(
+    leaves: list[bytes], start: int, frontier: list[bytes], tile_height: int
+) -> tuple[list[tuple[int, bytes]], list[bytes]]:
+    """Hash leaves ``[start, start + len(leaves))`` onto a tree of ``start`` leaves.
+
+    ``frontier`` holds the complete subtrees of the old tree, largest first (one per set bit
+    of ``start``). Returns the bytes to add to each tile (whole tiles, or the new end of a
+    partial one, keyed by :func:`tile_key`) and the new frontier.
+
+    (1) The tree is hashed level by level: the new nodes of a level are its indices
+    ``[start >> h, end >> h)``; when the first is odd its left sibling is the old frontier's
+    subtree of that height, and an odd last one is the new frontier's. (2) Each stratum's
+    nodes go to their tiles in post-order: a tile made only of new nodes through one fixed
+    permutation, the (at most two) tiles at the ends of the batch node by node.
+    """
+    end = start + len(leaves)
+    sha = hashlib.sha256
+    old = dict(
+        zip(
+            [h for h in range(start.bit_length() - 1, -1, -1) if start >> h & 1],
+            frontier,
+            strict=True,
+        )
+    )
+    levels: list[list[bytes]] = []
+    front: list[bytes] = []
+    row, h = leaves, 0
+    while end >> h:  # (1)
+        levels.append(row)
+        if start >> h & 1:
+            row = [old[h], *row]
+        if end >> h & 1:
+            front.append(row[-1])
+        pairs = zip(row[0::2], row[1::2], strict=False)  # an odd last node waits
+        row = [sha(b"\x01" + a + b).digest() for a, b in pairs]
+        h += 1
+    tiles: list[tuple[int, bytes]] = []
+    width = 1 << tile_height
+    for base in range(0, len(levels), tile_height):  # (2)
+        first, stop = start >> base, end >> base  # new nodes of the stratum's base height
+        if first == stop:
+            break
+        rels = range(min(tile_height, len(levels) - base))
+        for t in range(first >> tile_height, ((stop - 1) >> tile_height) + 1):
+            key = tile_key(base // tile_height, t)
+            if first <= t * width and (t + 1) * width <= stop:
+                at = [(t << (tile_height - r)) - (start >> (base + r)) for r in rels]
+                tiles.append(
+                    (
+                        key,
+                        b"".join(
+                            [levels[base + r][at[r] + k] for r, k in _post_order(tile_height)]
+                        ),
+                    )
+                )
+                continue
+            slotted = []
+            for r in rels:
+                h = base + r
+                lo = max(start >> h, t << (tile_height - r))
+                hi = min(end >> h, (t + 1) << (tile_height - r))
+                for i in range(lo, hi):
+                    last = ((i + 1) << r) - 1
+                    j = last & (width - 1)
+                    slotted.append((2 * j - j.bit_count() + r, levels[h][i - (start >> h)]))
+            slotted.sort()
+            tiles.append((key, b"".join([value for _, value in slotted])))
+    return tiles, front[::-1]
