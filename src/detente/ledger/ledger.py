@@ -1,16 +1,17 @@
 """The node's append-only Merkle log, persisted with SQLAlchemy Core.
 
-Appends are batched: one transaction per batch. (1) The head row (size and right-edge
+Appends are batched, one transaction per batch: (1) the head row (size and right-edge
 frontier) is read and locked inside the transaction, so appends from several processes are
-serialised by the database; (2) the batch's leaf and node hashes are computed in one tight
-loop over :mod:`hashlib`; (3) hashes and entries are written as tiles and bundles (see
-:mod:`detente.ledger.tiles`), about ``2k / 64`` rows for ``k`` entries, with one
-``executemany`` per table; (4) the head moves. A batch is stored whole or not at all, so a
-process killed at any moment leaves a consistent log, and :meth:`Ledger.append_many` can
-join a caller's transaction (the release path writes its release record and the ledger
-entry together). Reads go through the raw DBAPI connection: a proof reads the head and then
-at most two tiles per stratum in one query, and on SQLite a read must not open a write
-transaction (detente's engine begins every SQLAlchemy transaction IMMEDIATE).
+serialised by the database; (2) the batch's leaf and node hashes are computed level by
+level with :mod:`hashlib` (:func:`~detente.ledger.tiles.grow`); (3) they are written as
+tiles, the entries as bundles (see :mod:`detente.ledger.tiles`), about ``3k / 64`` rows for
+``k`` entries, one ``executemany`` per table; (4) the head moves. A batch is stored whole or
+not at all, so a process killed at any moment leaves a consistent log, and
+:meth:`Ledger.append_many` can join a caller's transaction (the release path writes its
+release record and the ledger entry together). Statements go to the DBAPI cursor directly.
+A proof reads at most two tiles per stratum, and the log's size, in one query; on SQLite a
+read must not open a write transaction (detente's engine begins every SQLAlchemy
+transaction IMMEDIATE), hence the raw pooled connection for reads.
 """
 
 from __future__ import annotations

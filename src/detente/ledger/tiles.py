@@ -173,14 +173,8 @@ def grow(
             key = tile_key(base // tile_height, t)
             if first <= t * width and (t + 1) * width <= stop:
                 at = [(t << (tile_height - r)) - (start >> (base + r)) for r in rels]
-                tiles.append(
-                    (
-                        key,
-                        b"".join(
-                            [levels[base + r][at[r] + k] for r, k in _post_order(tile_height)]
-                        ),
-                    )
-                )
+                order = _post_order(tile_height)
+                tiles.append((key, b"".join([levels[base + r][at[r] + k] for r, k in order])))
                 continue
             slotted = []
             for r in rels:
