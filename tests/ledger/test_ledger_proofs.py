@@ -33,11 +33,11 @@ def hexes(items: list[bytes]) -> list[str]:
 
 
 def gen_inclusion(ref: RefTree, index: int, size: int) -> list[bytes]:
-    return assemble(inclusion_ranges(index, size), lambda ns: {n: ref.node(*n) for n in ns})
+    return assemble(inclusion_ranges(index, size), lambda ns: [ref.node(*n) for n in ns])
 
 
 def gen_consistency(ref: RefTree, old: int, new: int) -> list[bytes]:
-    return assemble(consistency_ranges(old, new), lambda ns: {n: ref.node(*n) for n in ns})
+    return assemble(consistency_ranges(old, new), lambda ns: [ref.node(*n) for n in ns])
 
 
 def leaves(n: int) -> list[bytes]:

@@ -10,7 +10,7 @@ O(log n) stored hashes by primary key.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from detente.ledger.errors import ConsistencyProofError, InclusionProofError, ProofError
 from detente.ledger.hashing import HASH_SIZE, fold_right, node_hash, split_point, subtrees
@@ -138,7 +138,7 @@ def inclusion_ranges(index: int, size: int) -> list[Range]:
     ranges: list[Range] = []
     start, end, m = 0, size, index
     while end - start > 1:
-        k = split_point(end - start)
+        k = 1 << (end - start - 1).bit_length() - 1  # split_point, inlined
         if m < k:
             ranges.append((start + k, end))
             end = start + k
@@ -172,10 +172,29 @@ def consistency_ranges(old_size: int, new_size: int) -> list[Range]:
 
 
 def assemble(
-    ranges: Iterable[Range], lookup: Callable[[list[Node]], Mapping[Node, bytes]]
+    ranges: Iterable[Range], lookup: Callable[[list[Node]], Sequence[bytes]]
 ) -> list[bytes]:
-    """Hash each range from its complete subtrees, fetched in one ``lookup`` call."""
-    plan = [list(subtrees(a, b)) for a, b in ranges]
-    wanted = sorted({node for nodes in plan for node in nodes})
-    found = lookup(wanted)
-    return [fold_right([found[node] for node in nodes]) for nodes in plan]
+    """Hash each range from its complete subtrees, all fetched in one ``lookup`` call.
+
+    ``lookup`` gets the subtrees as a list and returns their hashes in the same order.
+    """
+    nodes: list[Node] = []
+    counts: list[int] = []
+    for a, b in ranges:
+        width = b - a
+        if width & (width - 1) == 0 and a & (width - 1) == 0:  # one complete subtree
+            height = width.bit_length() - 1
+            nodes.append((height, a >> height))
+            counts.append(1)
+        else:
+            parts = list(subtrees(a, b))
+            nodes.extend(parts)
+            counts.append(len(parts))
+    found = lookup(nodes)
+    if len(found) != len(nodes):
+        raise ProofError(f"lookup returned {len(found)} hashes for {len(nodes)} subtrees")
+    out, at = [], 0
+    for n in counts:
+        out.append(found[at] if n == 1 else fold_right(found[at : at + n]))
+        at += n
+    return out

@@ -1,40 +1,64 @@
 """The ledger's tables (all prefixed ``ledger_``), created by the ledger itself.
 
-Storage layout: one row per leaf. Row ``seq`` holds the entry's canonical JSON and
-``hashes``: the leaf hash followed by the hash of every complete subtree that leaf
-completes, lowest first. The complete subtree of height ``h`` and index ``i`` is therefore
-slot ``h`` of row ``(i+1)·2^h − 1``: every stored hash is one primary-key read away, a proof
-reads O(log n) rows, and appends only ever add rows at the end of the primary key (the
-B-tree's cheapest insert). ``ledger_head`` keeps the size and the right-edge frontier (the
-hashes of the complete subtrees that make up the current tree), so an append reads one row.
+Storage layout (see :mod:`detente.ledger.tiles`): ``ledger_tiles`` holds every complete
+subtree hash, grouped into tiles of ``2^(T+1) - 2`` hashes keyed by stratum and index, and
+``ledger_bundles`` the entries' canonical bytes, keyed by their first leaf, each row at most
+``2^T`` leaves and never across a multiple of ``2^T``. Appends add bytes at the end of at
+most one partial tile per stratum and insert new rows only (bundle rows are never
+rewritten), so a batch of ``k`` entries writes about ``3k / 2^T`` rows, not ``k``.
+``ledger_head`` keeps the size, the root, the right-edge frontier (the hashes of the complete
+subtrees that make up the current tree, read and written in the appending transaction) and
+the tile height ``T``.
+
+This layout replaced one row per leaf before the first release; a store holding the old
+``ledger_entries`` table is refused (:class:`~detente.ledger.LedgerStoreError`), not migrated.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 
 __all__ = [
+    "bundles",
     "checkpoints",
-    "entries",
     "equivocations",
     "head",
     "metadata",
+    "tiles",
     "witnessed",
 ]
 
 metadata = sa.MetaData()
 
-# INTEGER PRIMARY KEY on SQLite makes seq the rowid itself (no second index).
-_Seq = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+# INTEGER PRIMARY KEY on SQLite makes the key the rowid itself (no second index).
+_Key = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
-entries = sa.Table(
-    "ledger_entries",
+tiles = sa.Table(
+    "ledger_tiles",
     metadata,
-    sa.Column("seq", _Seq, primary_key=True, autoincrement=False),
-    sa.Column("kind", sa.String(40), nullable=False),
-    sa.Column("partner", sa.String(256), nullable=True),
-    sa.Column("entry", sa.LargeBinary, nullable=False),
+    sa.Column("tile", _Key, primary_key=True, autoincrement=False),
     sa.Column("hashes", sa.LargeBinary, nullable=False),
+)
+
+
+def _keep_tiles_inline(_target: sa.Table, connection: sa.Connection, **_kw: Any) -> None:
+    """A full tile (4,032 bytes) is past PostgreSQL's default TOAST threshold (about 2 KB):
+    keep tiles in the table's own pages, where a proof reads each with one index lookup,
+    instead of compressing them (hashes do not compress) and moving them out of line."""
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql("ALTER TABLE ledger_tiles SET (toast_tuple_target = 8160)")
+
+
+sa.event.listen(tiles, "after_create", _keep_tiles_inline)
+
+bundles = sa.Table(
+    "ledger_bundles",
+    metadata,
+    sa.Column("first", _Key, primary_key=True, autoincrement=False),
+    sa.Column("sizes", sa.LargeBinary, nullable=False),
+    sa.Column("entries", sa.LargeBinary, nullable=False),
 )
 
 head = sa.Table(
@@ -45,6 +69,7 @@ head = sa.Table(
     sa.Column("size", sa.BigInteger, nullable=False),
     sa.Column("root", sa.LargeBinary, nullable=False),
     sa.Column("frontier", sa.LargeBinary, nullable=False),
+    sa.Column("tile_height", sa.SmallInteger, nullable=False),
 )
 
 checkpoints = sa.Table(
