@@ -41,7 +41,8 @@ def status(home: HomeOption = None, as_json: JsonOption = False) -> None:
     doc = {
         "origin": st.origin, "size": st.size, "root": base64.b64encode(st.root).decode(),
         "checkpoint": checkpoint.to_note(),
-        "alarms": [{"origin": a.origin, "kind": a.kind, "detail": a.detail} for a in alarms],
+        "alarms": [{"id": a.id, "origin": a.origin, "kind": a.kind, "detail": a.detail}
+                   for a in alarms],
     }
     if as_json:
         _dump(doc)
@@ -52,7 +53,9 @@ def status(home: HomeOption = None, as_json: JsonOption = False) -> None:
         console.print(f"[bold red]{len(alarms)} equivocation alarm(s)[/]: a partner's log "
                       "showed two histories that cannot both be true")
         for a in alarms:
-            console.print(f"  {a.origin}: {a.kind} — {a.detail}", highlight=False)
+            console.print(f"  #{a.id} {a.origin}: {a.kind} — {a.detail}", highlight=False)
+        console.print("export one with 'detente log evidence N' (checkable by anyone "
+                      "holding that partner's key: 'detente log check-evidence')")
     else:
         console.print("no equivocation alarms")
 
@@ -154,6 +157,63 @@ def prove(
     console.print(checkpoint.to_note(), highlight=False, markup=False)
 
 
+@log_app.command("evidence")
+def evidence(
+    alarm: Annotated[int, typer.Argument(help="the alarm's number (detente log status --json)")],
+    home: HomeOption = None,
+    output: Annotated[str | None, typer.Option(
+        "--output", help="write the evidence file here (default: standard output)")] = None,
+) -> None:
+    """Export one equivocation alarm as an evidence file (detente-evidence/v1) that anyone
+    holding the accused partner's public key can check (detente log check-evidence)."""
+    node = open_node(home)
+    found = [a for a in node.ledger.alarms() if a.id == alarm]
+    if not found:
+        raise NotFoundError(f"no equivocation alarm {alarm}",
+                            hint="'detente log status --json' lists the alarms")
+    data = found[0].evidence().to_json() + b"\n"
+    if output is None:
+        sys.stdout.write(data.decode())
+        return
+    with open(output, "wb") as f:
+        f.write(data)
+    console.print(f"evidence of alarm {alarm} written to {output}", highlight=False)
+
+
+@log_app.command("check-evidence")
+def check_evidence_cmd(
+    file: Annotated[str, typer.Argument(help="an evidence file (detente-evidence/v1)")],
+    key: Annotated[str, typer.Option(
+        "--key", help="the accused partner's public key: base64 (as 'detente partner show' "
+                      "prints it) or a C2SP verifier key")],
+    as_json: JsonOption = False,
+) -> None:
+    """Check equivocation evidence with nothing but the accused partner's public key: exit 0
+    when it proves the partner showed two histories that cannot both be true, 1 when not."""
+    from detente.federation.witnessing.evidence import check_evidence, read_key
+    from detente.ledger import Evidence
+
+    try:
+        with open(file, "rb") as f:
+            data = f.read(1 << 21)
+    except OSError as exc:
+        raise NotFoundError(f"cannot read {file}: {exc.strerror}") from None
+    name, verify_key = read_key(key)
+    ev = Evidence.from_json(data)
+    verdict = check_evidence(ev, verify_key, name)
+    if as_json:
+        _dump({"holds": verdict.holds, "origin": ev.origin, "kind": ev.kind,
+               "reason": verdict.reason})
+    elif verdict.holds:
+        console.print(f"[bold red]EVIDENCE HOLDS[/] ({ev.kind}, {ev.origin}): ", end="")
+        console.print(verdict.reason, highlight=False, markup=False)
+    else:
+        console.print(f"[bold]evidence does NOT hold[/] ({ev.kind}, {ev.origin}): ", end="")
+        console.print(verdict.reason, highlight=False, markup=False)
+    if not verdict.holds:
+        raise typer.Exit(1)
+
+
 @log_app.command("verify")
 def verify(
     home: HomeOption = None,
@@ -192,9 +252,9 @@ def _print_verification(r: Any) -> None:
     mark = "[green]ok[/]" if r.ok else "[bold red]FAILED[/]"
     console.print(f"{r.partner} ({r.origin}): {mark}", highlight=False)
     if r.size:
-        seen = "never witnessed" if r.witnessed_size is None else (
-            f"consistent with witnessed size {r.witnessed_size}" if r.consistent
-            else f"NOT consistent with witnessed size {r.witnessed_size}")
+        seen = "first checkpoint seen of this log" if r.witnessed_size is None else (
+            f"consistent with the largest seen (size {r.witnessed_size})" if r.consistent
+            else f"NOT consistent with the largest seen (size {r.witnessed_size})")
         console.print(f"  checkpoint size {r.size}, {seen}; root "
                       f"{'recomputed' if r.root_matches else 'DOES NOT MATCH'}; cosigned by "
                       f"{', '.join(r.cosigned_by) or 'no known witness'}", highlight=False)

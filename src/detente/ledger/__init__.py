@@ -17,18 +17,21 @@ from detente.ledger.errors import (
     LedgerError,
     LedgerStoreError,
     ProofError,
+    ReferenceMovedError,
     SignatureError,
     StaleCheckpointError,
 )
+from detente.ledger.evidence import Evidence, EvidenceError, SignedExchange, Verdict
 from detente.ledger.ledger import EMPTY_ROOT, Ledger, LedgerStatus
 from detente.ledger.note import format_vkey, parse_vkey
 from detente.ledger.proofs import verify_consistency, verify_inclusion
 from detente.ledger.visibility import VisibleEntry
-from detente.ledger.witness import Equivocation, Witness, list_alarms
+from detente.ledger.witness import REFUSED, Equivocation, Witness, list_alarms
 
 __all__ = [
     "EMPTY_ROOT",
     "KNOWN_KINDS",
+    "REFUSED",
     "Checkpoint",
     "CheckpointError",
     "ConsistencyProofError",
@@ -37,14 +40,19 @@ __all__ = [
     "EntryError",
     "Equivocation",
     "EquivocationError",
+    "Evidence",
+    "EvidenceError",
     "InclusionProofError",
     "Ledger",
     "LedgerError",
     "LedgerStatus",
     "LedgerStoreError",
     "ProofError",
+    "ReferenceMovedError",
     "SignatureError",
+    "SignedExchange",
     "StaleCheckpointError",
+    "Verdict",
     "VisibleEntry",
     "Witness",
     "format_vkey",

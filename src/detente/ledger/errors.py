@@ -17,6 +17,7 @@ __all__ = [
     "LedgerError",
     "LedgerStoreError",
     "ProofError",
+    "ReferenceMovedError",
     "SignatureError",
     "StaleCheckpointError",
 ]
@@ -56,6 +57,11 @@ class LedgerStoreError(StoreError):
 
 class StaleCheckpointError(ConflictError):
     """A witness was shown a checkpoint smaller than one it already cosigned."""
+
+
+class ReferenceMovedError(ConflictError):
+    """Another round moved the largest checkpoint seen of a log while a proof was asked
+    against the old one: ask again (never an alarm)."""
 
 
 class EquivocationError(ConflictError):

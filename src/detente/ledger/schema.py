@@ -24,8 +24,10 @@ __all__ = [
     "bundles",
     "checkpoints",
     "equivocations",
+    "evidence",
     "head",
     "metadata",
+    "seen",
     "tiles",
     "witnessed",
 ]
@@ -99,4 +101,23 @@ equivocations = sa.Table(
     sa.Column("second_note", sa.Text, nullable=False),
     sa.Column("proof", sa.Text, nullable=False),
     sa.Column("detail", sa.Text, nullable=False),
+)
+
+seen = sa.Table(
+    "ledger_seen",
+    metadata,
+    # per origin, the LARGEST signed checkpoint this node has seen of that log (witnessing,
+    # gossip, `log verify`): every later view must be consistent with it
+    sa.Column("origin", sa.String(256), primary_key=True),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("root", sa.LargeBinary, nullable=False),
+    sa.Column("note", sa.Text, nullable=False),
+)
+
+evidence = sa.Table(
+    "ledger_evidence",
+    metadata,
+    # the third-party-checkable evidence file (detente.ledger.evidence) of one alarm
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("document", sa.Text, nullable=False),
 )

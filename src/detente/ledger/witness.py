@@ -1,10 +1,14 @@
 """Witnessing other nodes' logs (C2SP tlog-witness semantics) and equivocation evidence.
 
-A witness remembers, per origin, the last checkpoint it cosigned. It cosigns a new
-checkpoint only if it is provably an extension of that one; a log that shows two different
-trees to two parties (a split view) is caught as soon as one witness sees both. The evidence
-kept is self-contained and checkable by anyone holding the origin's public key: the two
-signed notes and the proof that was offered.
+A witness remembers, per origin, the last checkpoint it cosigned (``ledger_witnessed``)
+and the LARGEST signed checkpoint it has seen of that log at all (``ledger_seen``: from
+witnessing, gossip or ``log verify``). Every later view must be consistent with the
+largest one seen: a larger checkpoint extends it, a smaller one is a prefix of it (the log
+proves it), so a log that truncates its unwitnessed tail cannot go unnoticed. It cosigns a
+new checkpoint only if it is provably an extension; a log that shows two different trees
+to two parties (a split view) is caught as soon as one witness sees both. The evidence kept
+(:mod:`detente.ledger.evidence`) is checkable by anyone holding the origin's public key:
+the two signed notes and the log's own signed answer to the consistency request.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from nacl.signing import SigningKey, VerifyKey
@@ -23,20 +28,27 @@ from detente.ledger.checkpoint import Checkpoint, Cosignature
 from detente.ledger.errors import (
     ConsistencyProofError,
     EquivocationError,
+    ReferenceMovedError,
     SignatureError,
     StaleCheckpointError,
+)
+from detente.ledger.evidence import (
+    CONFLICTING_ROOT,
+    INCONSISTENT,
+    ROLLBACK,
+    Evidence,
+    EvidenceError,
+    SignedExchange,
 )
 from detente.ledger.note import check_name
 from detente.ledger.proofs import verify_consistency
 from detente.store.engine import writer
 
-__all__ = ["CONFLICTING_ROOT", "INCONSISTENT", "Equivocation", "Witness", "list_alarms"]
+__all__ = ["CONFLICTING_ROOT", "INCONSISTENT", "REFUSED", "ROLLBACK", "Equivocation", "Witness",
+           "list_alarms"]
 
-CONFLICTING_ROOT = "conflicting-root"
-"""Two signed checkpoints of the same size with different roots: conclusive."""
-INCONSISTENT = "inconsistent"
-"""A consistency proof between two signed checkpoints failed; conclusive unless the origin
-produces a valid proof between the same two checkpoints (which it cannot for a split view)."""
+REFUSED = None
+"""As a consistency proof: the log answered (signed) that it has no tree of the larger size."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +63,17 @@ class Equivocation:
     second_note: str
     proof: tuple[bytes, ...]
     detail: str
+    document: str | None = None
+
+    def evidence(self) -> Evidence:
+        """The third-party-checkable evidence file (``detente log evidence``)."""
+        if self.document is not None:
+            try:
+                return Evidence.from_json(self.document.encode())
+            except EvidenceError:
+                pass  # a row written by hand: fall back to what the alarm row says
+        return Evidence(self.origin, self.kind, self.detected_at, self.detail, self.first_note,
+                        self.second_note)
 
 
 def _encode_proof(proof: Sequence[bytes]) -> str:
@@ -63,9 +86,11 @@ def _decode_proof(text: str) -> tuple[bytes, ...]:
 
 def list_alarms(engine: sa.Engine) -> list[Equivocation]:
     """All equivocation evidence stored in this node's database, oldest first."""
-    t = schema.equivocations
+    t, ev = schema.equivocations, schema.evidence
+    query = (sa.select(t, ev.c.document).select_from(t.outerjoin(ev, ev.c.id == t.c.id))
+             .order_by(t.c.id))
     with engine.connect() as conn:
-        rows = conn.execute(sa.select(t).order_by(t.c.id)).all()
+        rows = conn.execute(query).all()
     return [
         Equivocation(
             r.id,
@@ -76,9 +101,17 @@ def list_alarms(engine: sa.Engine) -> list[Equivocation]:
             r.second_note,
             _decode_proof(r.proof),
             r.detail,
+            r.document,
         )
         for r in rows
     ]
+
+
+_ANY: Any = object()
+
+
+def _same(a: Checkpoint | None, b: Checkpoint | None) -> bool:
+    return a is b is None or (a is not None and b is not None and a.same_tree(b))
 
 
 class Witness:
@@ -98,7 +131,8 @@ class Witness:
         self._key = signing_key
         self._origins = {origin: dict(keys) for origin, keys in origins.items()}
         self._clock = clock
-        schema.metadata.create_all(self._engine, tables=[schema.witnessed, schema.equivocations])
+        schema.metadata.create_all(self._engine, tables=[
+            schema.witnessed, schema.seen, schema.equivocations, schema.evidence])
 
     @property
     def verify_key(self) -> VerifyKey:
@@ -106,23 +140,59 @@ class Witness:
 
     def last_seen(self, origin: str) -> Checkpoint | None:
         """The last checkpoint of ``origin`` this witness cosigned."""
-        t = schema.witnessed
         with self._engine.connect() as conn:
-            row = conn.execute(sa.select(t.c.note).where(t.c.origin == origin)).first()
+            return self._read(conn, schema.witnessed, origin)
+
+    def largest_seen(self, origin: str) -> Checkpoint | None:
+        """The largest signed checkpoint of ``origin`` seen so far (cosigned or not): the
+        one every later view must be consistent with."""
+        with self._engine.connect() as conn:
+            return self._largest(conn, origin, self._read(conn, schema.witnessed, origin))
+
+    def _read(self, conn: sa.Connection, t: sa.Table, origin: str, *,
+              lock: bool = False) -> Checkpoint | None:
+        query = sa.select(t.c.note).where(t.c.origin == origin)
+        row = conn.execute(query.with_for_update() if lock else query).first()
         if row is None:
             return None
         return Checkpoint.from_note(row.note, self._origins.get(origin, {}))
 
-    def observe(
-        self, checkpoint: Checkpoint, consistency_proof: Sequence[bytes] = ()
-    ) -> Cosignature:
-        """Cosign ``checkpoint`` if it extends the last one seen from its origin.
+    def _largest(self, conn: sa.Connection, origin: str, last: Checkpoint | None, *,
+                 lock: bool = False) -> Checkpoint | None:
+        seen = self._read(conn, schema.seen, origin, lock=lock)
+        if seen is None or (last is not None and last.size > seen.size):
+            return last  # rows written before ledger_seen existed
+        return seen
 
-        ``consistency_proof`` goes from the last seen size to ``checkpoint.size`` (or, for an
-        older checkpoint offered by gossip, from ``checkpoint.size`` to the last seen size).
+    def observe(
+        self, checkpoint: Checkpoint, consistency_proof: Sequence[bytes] | None = (), *,
+        reference: Checkpoint | None = _ANY, response: SignedExchange | None = None,
+    ) -> Cosignature:
+        """Cosign ``checkpoint`` if it extends the largest one seen from its origin.
+
+        ``consistency_proof`` goes between the largest seen size and ``checkpoint.size``
+        (smaller first), as the origin answered it (``response``: its signed answer, kept as
+        evidence); :data:`REFUSED` when the origin answered that it has no tree of the
+        larger size. ``reference`` is the checkpoint the proof was asked against: if another
+        round moved it meanwhile, :class:`ReferenceMovedError` (ask again), never an alarm.
         Raises :class:`EquivocationError` after storing the evidence, or
         :class:`StaleCheckpointError` for an older but consistent checkpoint.
         """
+        self._check(checkpoint, consistency_proof, reference, response, cosign=True)
+        # (5) cosign
+        return Cosignature.create(checkpoint, self._key, self.name, int(self._clock()))
+
+    def see(
+        self, checkpoint: Checkpoint, consistency_proof: Sequence[bytes] | None = (), *,
+        reference: Checkpoint | None = _ANY, response: SignedExchange | None = None,
+    ) -> None:
+        """Remember ``checkpoint`` without cosigning it (``log verify``): the same checks as
+        :meth:`observe`, and an older checkpoint proved to be a prefix is fine."""
+        self._check(checkpoint, consistency_proof, reference, response, cosign=False)
+
+    def _check(self, checkpoint: Checkpoint, proof: Sequence[bytes] | None,
+               reference: Checkpoint | None, response: SignedExchange | None, *,
+               cosign: bool) -> None:
         # (1) only known origins, signed by their own keys (checked again here: fail closed)
         keys = self._origins.get(checkpoint.origin)
         if not keys:
@@ -131,57 +201,63 @@ class Witness:
             )
         checkpoint.verify(keys)
         with self._engine.begin() as conn:
-            # (2) the last seen checkpoint, locked against a concurrent observe
-            last = self._locked_last(conn, checkpoint.origin)
-            problem = None if last is None else self._compare(last, checkpoint, consistency_proof)
-            # (3) remember the new checkpoint, unless it conflicts
+            # (2) the last cosigned and the largest seen, locked against a concurrent round
+            last = self._read(conn, schema.witnessed, checkpoint.origin, lock=True)
+            largest = self._largest(conn, checkpoint.origin, last, lock=True)
+            if reference is not _ANY and not _same(reference, largest):
+                raise ReferenceMovedError(
+                    f"the largest checkpoint seen of {checkpoint.origin!r} changed meanwhile")
+            # (3) every view must be consistent with the largest one seen
+            problem = None if largest is None else self.conflict(largest, checkpoint, proof)
             if problem is None:
-                self._remember(conn, checkpoint, replace_row=last is not None)
-        if last is not None and problem is not None:
+                if cosign and largest is not None and checkpoint.size < largest.size:
+                    raise StaleCheckpointError(
+                        f"checkpoint {checkpoint.size} of {checkpoint.origin!r} is older than "
+                        f"one seen ({largest.size})")
+                # (4) remember it: the largest seen, and what we cosign
+                if largest is None or checkpoint.size > largest.size:
+                    self._store(conn, schema.seen, checkpoint)
+                if cosign:
+                    self._store(conn, schema.witnessed, checkpoint)
+        if largest is not None and problem is not None:
             kind, detail = problem
-            evidence = self._record(last, checkpoint, consistency_proof, kind, detail)
+            evidence = self._record(largest, checkpoint, proof, kind, detail, response)
             raise EquivocationError(
                 f"{checkpoint.origin!r} equivocated: {detail}", evidence_id=evidence
             )
-        # (4) cosign
-        return Cosignature.create(checkpoint, self._key, self.name, int(self._clock()))
-
-    def _locked_last(self, conn: sa.Connection, origin: str) -> Checkpoint | None:
-        t = schema.witnessed
-        query = sa.select(t.c.note).where(t.c.origin == origin).with_for_update()
-        row = conn.execute(query).first()
-        return None if row is None else Checkpoint.from_note(row.note, self._origins[origin])
 
     @staticmethod
-    def _compare(
-        last: Checkpoint, new: Checkpoint, proof: Sequence[bytes]
+    def conflict(
+        reference: Checkpoint, new: Checkpoint, proof: Sequence[bytes] | None
     ) -> tuple[str, str] | None:
-        """``None`` if ``new`` may be cosigned; raises for stale; else (kind, detail)."""
-        if new.size == last.size:
-            if new.root != last.root:
+        """``None`` if ``new`` can be reconciled with ``reference``, else (kind, detail)."""
+        if new.size == reference.size:
+            if new.root != reference.root:
                 return CONFLICTING_ROOT, f"two roots for size {new.size}"
             return None
-        old, young = (last, new) if new.size > last.size else (new, last)
+        old, young = (reference, new) if new.size > reference.size else (new, reference)
+        if proof is REFUSED:
+            if young is reference:
+                return ROLLBACK, (f"it signed a tree of size {young.size}, and now has no "
+                                  f"such tree (size {old.size}): its log was rolled back")
+            return INCONSISTENT, (f"size {old.size} to {young.size}: it refused to prove "
+                                  "consistency with a checkpoint it had just signed")
         try:
             verify_consistency(old.size, young.size, old.root, young.root, proof)
         except ConsistencyProofError as exc:
             return INCONSISTENT, f"size {old.size} to {young.size}: {exc.message}"
-        if new.size < last.size:
-            raise StaleCheckpointError(
-                f"checkpoint {new.size} of {new.origin!r} is older than cosigned {last.size}"
-            )
         return None
 
-    def _remember(self, conn: sa.Connection, cp: Checkpoint, *, replace_row: bool) -> None:
-        t = schema.witnessed
+    @staticmethod
+    def _store(conn: sa.Connection, t: sa.Table, cp: Checkpoint) -> None:
         values = {"size": cp.size, "root": cp.root, "note": cp.to_note()}
-        if replace_row:
-            conn.execute(t.update().where(t.c.origin == cp.origin).values(**values))
-        else:
+        done = conn.execute(t.update().where(t.c.origin == cp.origin).values(**values))
+        if not done.rowcount:
             conn.execute(t.insert().values(origin=cp.origin, **values))
 
     def _record(
-        self, first: Checkpoint, second: Checkpoint, proof: Sequence[bytes], kind: str, detail: str
+        self, first: Checkpoint, second: Checkpoint, proof: Sequence[bytes] | None, kind: str,
+        detail: str, response: SignedExchange | None,
     ) -> int:
         when = datetime.fromtimestamp(self._clock(), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         row = {
@@ -190,10 +266,14 @@ class Witness:
             "detected_at": when,
             "first_note": first.to_note(),
             "second_note": second.to_note(),
-            "proof": _encode_proof(proof),
+            "proof": _encode_proof(proof or ()),
             "detail": detail,
         }
+        document = Evidence(first.origin, kind, when, detail, row["first_note"],
+                            row["second_note"], response).to_json().decode()
         with self._engine.begin() as conn:
             result = conn.execute(schema.equivocations.insert().values(**row))
             key = result.inserted_primary_key
-        return int(key[0]) if key is not None else 0
+            ident = int(key[0]) if key is not None else 0
+            conn.execute(schema.evidence.insert().values(id=ident, document=document))
+        return ident

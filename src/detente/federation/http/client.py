@@ -78,9 +78,11 @@ class PartnerRefusedError(SyncError):
     ``status`` and ``code`` are its HTTP status and TAXII ``error_code``."""
 
     def __init__(self, partner: str, message: str, *, hint: str | None = None,
-                 status: int = 0, code: str = "error") -> None:
+                 status: int = 0, code: str = "error", reply: Reply | None = None) -> None:
         super().__init__(partner, message, hint=hint)
         self.status, self.code = status, code
+        #: the refusal itself when the partner signed it for our request (evidence)
+        self.reply = reply
 
 
 class PartnerProtocolError(SyncError):
@@ -121,6 +123,8 @@ class Reply:
     status: int
     headers: httpx.Headers
     body: bytes
+    #: the request this answers, as sent (signed): a signed answer is bound to it
+    request: httpx.Request | None = None
 
     @property
     def evidence(self) -> str:
@@ -188,7 +192,11 @@ class PartnerClient:
     def get_json(self, path: str, params: Mapping[str, object] | None = None
                  ) -> dict[str, Any]:
         """GET a JSON document (ledger endpoints) under the partner's URL."""
-        return self._request("GET", self.url(path), params=_strings(params)).json()
+        return self.get_reply(path, params).json()
+
+    def get_reply(self, path: str, params: Mapping[str, object] | None = None) -> Reply:
+        """GET under the partner's URL, keeping the signed answer (evidence)."""
+        return self._request("GET", self.url(path), params=_strings(params))
 
     def post_json(self, path: str, doc: object) -> dict[str, Any]:
         return self._request("POST", self.url(path), content=orjson.dumps(doc),
@@ -285,7 +293,7 @@ class PartnerClient:
         if status in _RETRY_STATUSES:
             raise _Retry(f"{request.method} {request.url.path} answered HTTP {status}")
         if status >= 300:
-            raise self._refusal(request, status, body)
+            raise self._refusal(request, status, body, self._signed(request, response, body))
         media, params = parse_media(response.headers.get("content-type", ""))
         wanted, _ = parse_media(expect)
         if media != wanted or (media == "application/taxii+json"
@@ -294,7 +302,16 @@ class PartnerClient:
                 self.name, f"answered with media type "
                 f"{response.headers.get('content-type') or 'none'!r}, not {expect}")
         self._verify(request, response, body)
-        return Reply(self.name, status, response.headers, body)
+        return Reply(self.name, status, response.headers, body, request)
+
+    def _signed(self, request: httpx.Request, response: httpx.Response, body: bytes
+                ) -> Reply | None:
+        """A refusal as a :class:`Reply` if the partner signed it for our request."""
+        try:
+            self._verify(request, response, body)
+        except ResponseSignatureError:
+            return None
+        return Reply(self.name, response.status_code, response.headers, body, request)
 
     def _verify(self, request: httpx.Request, response: httpx.Response, body: bytes) -> None:
         copy = httpx.Response(response.status_code, headers=response.headers, content=body,
@@ -310,7 +327,8 @@ class PartnerClient:
                 "partner changed its key (see 'detente partner rotate-key')") from None
 
 
-    def _refusal(self, request: httpx.Request, status: int, body: bytes) -> DetenteError:
+    def _refusal(self, request: httpx.Request, status: int, body: bytes,
+                 signed: Reply | None = None) -> DetenteError:
         """The partner's refusal with its own reason (its TAXII error message, bounded)."""
         doc = _error_doc(body)
         text = _text(doc.get("description")) or _text(doc.get("title")) or \
@@ -323,7 +341,8 @@ class PartnerClient:
                                   reason=str(_text(details.get("reason"))), hint=hint)
         return PartnerRefusedError(
             self.name, f"{request.method} {request.url.path} answered HTTP {status}: {text}",
-            hint=hint, status=status, code=_text(doc.get("error_code")) or "error")
+            hint=hint, status=status, code=_text(doc.get("error_code")) or "error",
+            reply=signed)
 
 
 _OCTETS = "application/octet-stream"

@@ -57,6 +57,7 @@ __all__ = [
     "VerifiedRequest",
     "sign_request",
     "sign_response_headers",
+    "verify_recorded_response",
     "verify_request",
     "verify_response",
 ]
@@ -310,6 +311,43 @@ def verify_response(response: httpx.Response, partner: Partner, *, window_s: int
     if result.parameters.get("keyid") != partner.name:
         raise RequestSignatureError(
             f"response signed by {result.parameters.get('keyid')!r}, not {partner.name!r}")
+
+
+class _OneKey(HTTPSignatureKeyResolver):
+    def __init__(self, key_id: str, public_key: bytes) -> None:
+        self.key_id, self.public_key = key_id, public_key
+
+    def resolve_public_key(self, key_id: str) -> Ed25519PublicKey | None:
+        if key_id != self.key_id:
+            return None
+        return Ed25519PublicKey.from_public_bytes(self.public_key)
+
+
+#: a recorded answer is evidence: its age does not matter, only who signed it for what
+_EVIDENCE_AGE = timedelta(days=365 * 100)
+
+
+def verify_recorded_response(method: str, url: str,
+                             request_headers: Sequence[tuple[str, str]], status: int,
+                             headers: Sequence[tuple[str, str]], body: bytes, *,
+                             key_id: str, public_key: bytes) -> None:
+    """Check, long after the fact, that ``key_id``/``public_key`` signed this answer (status,
+    content type, Content-Digest of ``body``) to exactly this request (method, authority,
+    path, query and the request's own signature). Raises :class:`RequestSignatureError`."""
+    request = MessageView(method, url, Fields(request_headers))
+    view = ResponseView(status, Fields(headers), request)
+    verifier = _verifier(_OneKey(key_id, public_key))
+    try:
+        (result,) = verifier.verify(
+            view, max_age=_EVIDENCE_AGE, expect_tag=RESPONSE_TAG,
+            require_components=[*_RESPONSE_COMPONENTS, "content-digest"], body=body,
+        )
+    except (HTTPMessageSignaturesException, ValueError, KeyError, TypeError,
+            IndexError) as exc:
+        raise RequestSignatureError(f"response signature refused: {exc or type(exc).__name__}"
+                                    ) from None
+    if result.label != LABEL or result.parameters.get("keyid") != key_id:
+        raise RequestSignatureError(f"response is not signed by {key_id!r}")
 
 
 class NodeAuth(httpx.Auth):

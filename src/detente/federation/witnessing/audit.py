@@ -4,8 +4,12 @@
 
   (1) fetch the partner's latest checkpoint, signed by its key; verify the cosignatures
       it carries from witnesses we know;
-  (2) check it is consistent with the last checkpoint of that log we witnessed (a failure
-      is stored as equivocation evidence and raises the alarm);
+  (2) check it is consistent with the LARGEST checkpoint of that log we have seen
+      (witnessed, gossiped, or fetched by an earlier ``log verify``), and remember it when it
+      is larger: a smaller one must be proved a prefix of the larger, so a log that truncated
+      its unwitnessed tail fails here. An answer that does not reconcile is asked again
+      before it becomes evidence (the partner's signed answers, checkable by anyone with its
+      key: ``detente log check-evidence``) and raises the alarm;
   (3) fetch every leaf up to the checkpoint (ours in full, others' as hashes), check each
       entry of ours hashes to its leaf, and recompute the root from all leaves;
   (4) check the inclusion proof of every ``release`` entry addressed to us;
@@ -27,16 +31,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from detente.errors import DetenteError
 from detente.federation.http.client import PartnerClient
 from detente.federation.witnessing.names import node_witness, origin_of, witness_keys
-from detente.federation.witnessing.witness import fetch_checkpoint, fetch_consistency
+from detente.federation.witnessing.witness import fetch_checkpoint, reconcile
 from detente.ledger import (
     Checkpoint,
     Entry,
     EquivocationError,
     ProofError,
-    verify_consistency,
     verify_inclusion,
     wire,
 )
@@ -99,26 +101,19 @@ def _root(leaves: list[bytes]) -> bytes:
 
 def _check_consistency(node: Node, partner: str, client: PartnerClient, cp: Checkpoint,
                        out: LogVerification) -> None:
-    """(2) Against the last checkpoint we witnessed; a failure becomes evidence."""
+    """(2) Against the largest checkpoint seen; a failure becomes evidence."""
     witness = node_witness(node)
-    last = witness.last_seen(cp.origin)
-    if last is None:
-        return
-    out.witnessed_size = last.size
-    proof = fetch_consistency(partner, client, last.size, cp.size)
-    old, new = (last, cp) if last.size <= cp.size else (cp, last)
+    largest = witness.largest_seen(cp.origin)
+    out.witnessed_size = None if largest is None else largest.size
     try:
-        verify_consistency(old.size, new.size, old.root, new.root, proof)
-        out.consistent = True
-    except ProofError as exc:
+        reconcile(witness, partner, client, cp, cosign=False)
+    except EquivocationError as eq:
         out.consistent = False
-        out.problems.append(f"not consistent with the checkpoint we witnessed: {exc.message}")
-        try:
-            witness.observe(cp, proof)  # stores the evidence and raises
-        except EquivocationError as eq:
-            out.equivocations.extend([eq.evidence_id] if eq.evidence_id is not None else [])
-        except DetenteError:
-            pass
+        out.problems.append(f"not consistent with the largest checkpoint seen: {eq.message}")
+        out.equivocations.extend([eq.evidence_id] if eq.evidence_id is not None else [])
+        return
+    if largest is not None:
+        out.consistent = True
 
 
 def _leaves(partner: str, client: PartnerClient, size: int) -> Iterator[tuple[int, bytes, Any]]:

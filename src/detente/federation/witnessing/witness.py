@@ -4,8 +4,13 @@
 
   (1) fetch the partner's latest checkpoint and verify it is signed by the partner's key
       (key name and origin ``detente/<partner>``);
-  (2) fetch the consistency proof from the last checkpoint of that log we witnessed;
-  (3) ``Witness.observe`` it: a split view or a rewritten history stores the evidence and
+  (2) fetch the consistency proof between it and the LARGEST checkpoint of that log we
+      have seen (witnessed, gossiped or fetched by ``log verify``), keeping the partner's
+      signed answer — a signed 404 ("no tree of that size") when its log was rolled back;
+  (3) ``Witness.observe`` it: an answer that does not reconcile is asked again (a fresh
+      request, up to :data:`ATTEMPTS`), so a transient or truncated answer never becomes
+      an alarm; only then a split view, a rewritten or rolled-back history stores the
+      evidence (:mod:`detente.ledger.evidence`: checkable with the partner's key alone) and
       raises the alarm that ``detente log status`` shows;
   (4) hand our cosignature back to the partner;
   (5) gossip: compare the partner's own record of the *other* logs it witnessed with ours;
@@ -19,13 +24,19 @@ it is recorded (evidence + alarm) and reported in the :class:`WitnessResult`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
 from detente.errors import DetenteError
-from detente.federation.http.client import PartnerClient, open_partner_client
+from detente.federation.http.client import (
+    PartnerClient,
+    PartnerRefusedError,
+    SyncError,
+    open_partner_client,
+)
+from detente.federation.witnessing.evidence import exchange_of
 from detente.federation.witnessing.names import (
     known_partner_of_origin,
     node_witness,
@@ -33,18 +44,26 @@ from detente.federation.witnessing.names import (
     partner_key,
 )
 from detente.ledger import (
+    REFUSED,
     Checkpoint,
     CheckpointError,
     Cosignature,
     EquivocationError,
+    ProofError,
+    ReferenceMovedError,
+    SignedExchange,
     StaleCheckpointError,
     Witness,
     wire,
 )
+from detente.ledger.evidence import CONFLICTING_ROOT
 from detente.node import Node
 
-__all__ = ["WitnessResult", "fetch_checkpoint", "fetch_consistency",
+__all__ = ["ATTEMPTS", "WitnessResult", "fetch_checkpoint", "fetch_consistency", "reconcile",
            "witness_partner"]
+
+#: how many times an answer that does not reconcile is asked again before it is evidence
+ATTEMPTS = 3
 
 ClientFactory = Callable[[str], AbstractContextManager[PartnerClient]]
 
@@ -98,13 +117,61 @@ def fetch_consistency(partner: str, client: PartnerClient, old: int, new: int) -
     return wire.read_consistency(doc, small, large, f"consistency proof from {partner}")
 
 
-def _observe(witness: Witness, checkpoint: Checkpoint, proof: Sequence[bytes],
-             result: WitnessResult, *, gossip: bool = False) -> Cosignature | None:
+def _signed_proof(partner: str, client: PartnerClient, reference: Checkpoint | None,
+                  cp: Checkpoint) -> tuple[list[bytes] | None, SignedExchange | None]:
+    """(2) The consistency proof between ``reference`` and ``cp`` with the partner's signed
+    answer; :data:`REFUSED` when the partner signed "no tree of that size" for the larger
+    one, and the larger one is a checkpoint it signed before (a rollback)."""
+    if reference is None or reference.size == cp.size:
+        return [], None
+    small, large = sorted((reference.size, cp.size))
+    try:
+        reply = client.get_reply("/ledger/proofs/consistency", {"old": small, "new": large})
+    except PartnerRefusedError as exc:
+        if exc.status == 404 and exc.reply is not None and large == reference.size:
+            return REFUSED, exchange_of(exc.reply)
+        raise
+    proof = wire.read_consistency(reply.json(), small, large,
+                                  f"consistency proof from {partner}")
+    return proof, exchange_of(reply)
+
+
+def reconcile(witness: Witness, partner: str, client: PartnerClient, cp: Checkpoint, *,
+              cosign: bool) -> Cosignature | None:
+    """(2)-(3) Reconcile ``cp`` with the largest checkpoint of its log seen so far and
+    remember it (``cosign``: and cosign it). Raises :class:`EquivocationError` (evidence
+    stored) only after :data:`ATTEMPTS` answers failed to reconcile; a fetch that keeps
+    failing raises its own error, which is no evidence."""
+    for attempt in range(1, ATTEMPTS + 1):
+        final = attempt == ATTEMPTS
+        reference = witness.largest_seen(cp.origin)
+        try:
+            proof, answer = _signed_proof(partner, client, reference, cp)
+        except (SyncError, ProofError):
+            if final:
+                raise
+            continue  # a truncated, unsigned or malformed answer: ask again
+        problem = None if reference is None else Witness.conflict(reference, cp, proof)
+        if problem is not None and problem[0] != CONFLICTING_ROOT and not final:
+            continue  # ask again before anything becomes an alarm
+        try:
+            if cosign:
+                return witness.observe(cp, proof, reference=reference, response=answer)
+            witness.see(cp, proof, reference=reference, response=answer)
+            return None
+        except ReferenceMovedError:
+            if final:
+                raise
+    return None  # not reached: the final attempt returns or raises
+
+
+def _observe(result: WitnessResult, step: Callable[[], Cosignature | None], *,
+             gossip: bool = False) -> Cosignature | None:
     """(3) Observe; the cosignature, or None. Equivocation is recorded (evidence id), not
     raised; an older consistent checkpoint is a problem of the partner's own answer, and
     harmless in gossip (another witness may simply be behind us)."""
     try:
-        return witness.observe(checkpoint, proof)
+        return step()
     except EquivocationError as exc:
         if exc.evidence_id is not None:
             result.equivocations.append(exc.evidence_id)
@@ -127,11 +194,10 @@ def witness_partner(node: Node, partner_name: str, client: PartnerClient, *,
     result = WitnessResult(partner_name, origin)
     checkpoint = fetch_checkpoint(node, partner_name, client)  # (1)
     result.size = checkpoint.size
-    last = witness.last_seen(origin)
+    last = witness.largest_seen(origin)
     result.previous_size = None if last is None else last.size
-    proof = [] if last is None else fetch_consistency(  # (2)
-        partner_name, client, last.size, checkpoint.size)
-    cosig = _observe(witness, checkpoint, proof, result)  # (3)
+    cosig = _observe(result, lambda: reconcile(  # (2), (3)
+        witness, partner_name, client, checkpoint, cosign=True))
     if cosig is not None:
         client.post_json("/ledger/cosignatures",  # (4)
                   {"note": checkpoint.with_cosignature(cosig).to_note()})
@@ -168,12 +234,13 @@ def _check_gossip(node: Node, witness: Witness, other: str, note: Any,
         raise CheckpointError("gossiped checkpoint has no note")
     origin = origin_of(other)
     gossiped = Checkpoint.from_note(note, {origin: partner_key(node, other)})
-    last = witness.last_seen(origin)
+    last = witness.largest_seen(origin)
     if last is None or last.same_tree(gossiped):
         return  # nothing of ours to compare with, or the same tree
-    proof: list[bytes] = []
-    if gossiped.size != last.size:
-        opener = clients or (lambda name: open_partner_client(node, name))
-        with opener(other) as other_client:
-            proof = fetch_consistency(other, other_client, last.size, gossiped.size)
-    _observe(witness, gossiped, proof, result, gossip=True)
+    if gossiped.size == last.size:  # two roots for one size: no proof to ask for
+        _observe(result, lambda: witness.observe(gossiped, (), reference=last), gossip=True)
+        return
+    opener = clients or (lambda name: open_partner_client(node, name))
+    with opener(other) as other_client:
+        _observe(result, lambda: reconcile(witness, other, other_client, gossiped,
+                                           cosign=True), gossip=True)
