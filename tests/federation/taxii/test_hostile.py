@@ -142,6 +142,7 @@ def test_hostile_objects_fail_one_by_one(nodes: Any, fr: httpx.Client) -> None:
     us, _ = nodes
     ours = indicator("clear")
     put(us, ours)
+    us.releaser.catch_up("fr")  # fr was released ours: refusals about it keep their reason
     objects: list[Any] = [
         None, 1, "indicator", [], {"type": "indicator"},
         indicator(pattern="[ipv4-addr:value = "),

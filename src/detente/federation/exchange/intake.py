@@ -106,6 +106,9 @@ class Detail:
     version: str
     message: str | None = None
     position: str | None = None
+    #: the message would tell something about what this node holds (rule (7)): never
+    #: set for refusals that depend only on what the sender wrote
+    about_held: bool = False
 
     def to_json(self) -> dict[str, str]:
         out = {"id": self.id, "version": self.version}
@@ -247,7 +250,11 @@ class Intake:
             if obj.created_by_ref == ours:
                 reason = f"{obj.id} claims to be created by this node ({ours}); refused"
             elif obj.id in local:
-                reason = f"{obj.id} was created on this node: partners cannot add versions of it"
+                result.failures.append(Detail(
+                    obj.id, _version_of(obj, result.received_at),
+                    f"{obj.id} was created on this node: partners cannot add versions of it",
+                    pos, about_held=True))
+                continue
             else:
                 kept.append(obj)
                 kept_at.append(pos)
@@ -284,10 +291,12 @@ class Intake:
             version = _version_of(obj, result.received_at)
             if echoes[i].how == "support":
                 result.duplicates += 1
-                result.successes.append(Detail(obj.id, version, "already stored", at[i]))
+                result.successes.append(Detail(obj.id, version, "already stored", at[i],
+                                               about_held=True))
             else:
                 result.echoes += 1
-                result.successes.append(Detail(obj.id, version, "echo of our release", at[i]))
+                result.successes.append(Detail(obj.id, version, "echo of our release", at[i],
+                                               about_held=True))
         # plain objects in one put, each flagged content echo with its own flags
         groups: list[tuple[list[int], dict[str, Any] | None]] = [
             ([i for i in range(len(valid)) if i not in echoes], None)]
@@ -330,10 +339,11 @@ class Intake:
                 result.new += 1
         elif r.outcome is Outcome.DUPLICATE or self._held_from_elsewhere(obj, r):
             result.duplicates += 1
-            result.successes.append(Detail(obj.id, version, "already stored", pos))
+            result.successes.append(Detail(obj.id, version, "already stored", pos,
+                                           about_held=True))
         else:
             result.failures.append(Detail(obj.id, version, r.reason or "refused by the store",
-                                          pos))
+                                          pos, about_held=True))
 
     def _held_from_elsewhere(self, obj: StixObject, r: PutResult) -> bool:
         """A version conflict with the view of the same version another partner sent us
@@ -381,9 +391,7 @@ class Intake:
     def _conceal(self, result: IntakeResult) -> None:
         """(7) Answer as for an unknown id wherever the truth would name an object the
         sender may not see; record the refused write for the operator."""
-        mine = f"claims to be created by this node ({self.node.identity_id})"
-        suspects = {d.id for d in result.failures if mine not in (d.message or "")}
-        suspects |= {d.id for d in result.successes if d.message}
+        suspects = {d.id for d in [*result.failures, *result.successes] if d.about_held}
         if not suspects:
             return
         visible = released_ids(self.node.store.engine, self.source.name, suspects)
@@ -394,14 +402,14 @@ class Intake:
         records: list[dict[str, Any]] = []
         kept: list[Detail] = []
         for d in result.failures:
-            if d.id in hidden and mine not in (d.message or ""):
+            if d.id in hidden and d.about_held:
                 records.append(self._record_refusal(d, result.received_at))
                 result.successes.append(Detail(d.id, d.version, None, d.position))
             else:
                 kept.append(d)
         result.failures = kept
         for i, d in enumerate(result.successes):
-            if d.id in hidden and d.message:
+            if d.id in hidden and d.about_held:
                 records.append(self._record_refusal(d, result.received_at))
                 result.successes[i] = Detail(d.id, d.version, None, d.position)
         result.concealed += len(records)
