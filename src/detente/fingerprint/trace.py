@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from detente.fingerprint import ch_lists, ch_numbers, ch_text, code
@@ -220,7 +220,21 @@ def _score(
     suspects = _suspects(read, holders, hits, n, eps)
     evidence = tuple(_evidence(e, reads) for e in entries)
     erased = sum(len(e.slots) for e in entries) - len(read)
-    return _report(suspects, evidence, eps, n, len(read), erased, artifact)
+    report = _report(suspects, evidence, eps, n, len(read), erased, artifact)
+    return _with_need(report, ctx.params.positions_target)
+
+
+def _with_need(report: TraceReport, target: int) -> TraceReport:
+    """Say how many more objects like the matched ones would reach ``target`` positions."""
+    if report.verdict != "no-accusation":
+        return replace(report, positions_needed=target)
+    matched = max(1, len(report.evidence))
+    per_object = report.positions_read / matched
+    if per_object <= 0:
+        more: int | None = None
+    else:
+        more = max(0, math.ceil((target - report.positions_read) / per_object))
+    return replace(report, positions_needed=target, more_objects_needed=more)
 
 
 def _suspects(
