@@ -205,7 +205,7 @@ def main() -> int:
         ns, cs, per_cell, rungs, reports = (100,), (1, 3), 1, {300: 2, 600: 2}, 2
     else:  # the target rung gets the most trials
         ns, cs, per_cell, rungs, reports = (
-            (50, 100, 500), (1, 2, 3, 4), 4, {300: 10, 450: 10, 600: 40, 800: 10}, 8
+            (50, 100, 500), (1, 2, 3, 4), 3, {300: 6, 450: 6, 600: 24, 800: 6}, 6
         )
     synthetic = [o for _ in range(reports) for o in synthetic_report(rng, rng.randint(20, 60))]
     real = real_objects(full_attack=not args.quick)

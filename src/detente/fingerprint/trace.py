@@ -85,12 +85,14 @@ def _match_object(obj: JSON, index: ReleaseIndex, ctx: ChannelContext) -> tuple[
     An object that carries an id we never released needs stronger content evidence than one
     whose id was stripped: it is more likely someone else's object on the same subject.
     """
-    units = object_units(obj, ctx.dictionary)
     stix_id = obj.get("id")
     if isinstance(stix_id, str) and stix_id in index.by_id:
         versions = index.by_id[stix_id]
         exact = [e for e in versions if e.modified and e.modified == obj.get("modified")]
-        return (exact[0] if exact else _best(versions, units, 0.0, 0)), "id"
+        if exact:
+            return exact[0], "id"
+        return _best(versions, object_units(obj, ctx.dictionary), 0.0, 0), "id"
+    units = object_units(obj, ctx.dictionary)
     kind = obj.get("type")
     candidates = {
         e.object_key: e
