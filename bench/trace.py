@@ -2,13 +2,14 @@
 
 Two kinds of content are released to n = 50, 100 and 500 partners: seeded synthetic reports
 (prose-heavy, 20-60 objects each) and *real* content (a slice of MITRE ATT&CK for ICS 17.1
-vendored in tests/data — the whole bundle from ../shared/data in the full run when present —
-and the OASIS corpus in tests/data/stix-real; ATT&CK is mostly relationships with one short
-sentence each).  Colluders (c = 1..4) merge their copies with each attack of
-``bench/_fpsim.py`` — the four narrow merges (interleave, majority, minority, random) and the
-three that compare copies (scrub: every differing place replaced by a canonical value;
-erasure; foreign: a value none of them holds) — and the merged leak is traced with a total
-false-accusation target epsilon = 1e-3.
+vendored in tests/data and the OASIS corpus in tests/data/stix-real; in the full run, at n =
+100, the whole ATT&CK bundle from ../shared/data when present; ATT&CK is mostly
+relationships with one short sentence each). The n = 500 worlds are cut to 120 synthetic and
+300 real objects to keep the run bounded. Colluders (c = 1..4) merge their copies with each
+attack of ``bench/_fpsim.py`` — the four narrow merges (interleave, majority, minority,
+random) and the three that compare copies (scrub: every differing place replaced by a
+canonical value; erasure; foreign: a value none of them holds) — and the merged leak is
+traced with a total false-accusation target epsilon = 1e-3.
 
 (1) The broad table: random slices (1 object to a few hundred), every n, c and attack.
 (2) The ladder for the target, c = 3, n = 100: slices cut to a budget of positions
@@ -205,20 +206,24 @@ def main() -> int:
         ns, cs, per_cell, rungs, reports = (100,), (1, 3), 1, {300: 2, 600: 2}, 2
     else:  # the target rung gets the most trials
         ns, cs, per_cell, rungs, reports = (
-            (50, 100, 500), (1, 2, 3, 4), 3, {300: 6, 450: 6, 600: 24, 800: 6}, 6
+            (50, 100, 500), (1, 2, 3, 4), 2, {300: 4, 450: 4, 600: 12, 800: 4}, 6
         )
     synthetic = [o for _ in range(reports) for o in synthetic_report(rng, rng.randint(20, 60))]
-    real = real_objects(full_attack=not args.quick)
+    vendored = real_objects()
+    full = vendored if args.quick else real_objects(full_attack=True)
     trials: list[Trial] = []
     ladder: list[Trial] = []
     for n in ns:
+        # the whole ATT&CK bundle where the target is measured (n = 100); the vendored
+        # slice and corpus elsewhere, cut at n = 500 to keep the run bounded
+        real = full if n == 100 else vendored[: 300 if n == 500 else None]
         for kind, objects in (("synthetic", synthetic), ("real", real)):
-            if n == 500:  # keep the n = 500 world to the vendored real content
-                objects = objects[:600]
+            if n == 500:
+                objects = objects[:300 if kind == "real" else 120]
             world = build(fp, kind, objects, n)
             most = 80 if kind == "synthetic" else 900
             for c, attack in cells(cs):
-                for _ in range(per_cell):
+                for _ in range(1 if n == 500 else per_cell):
                     pick = random_slice(rng, world, most)
                     trials.append(run_trial(fp, world, c, attack, pick, rng))
             trials.append(innocence(fp, world))

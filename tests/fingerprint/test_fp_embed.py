@@ -130,7 +130,9 @@ def test_params_are_validated() -> None:
     with pytest.raises(ParamsError):
         FingerprintParams(epsilon=2.0)
     with pytest.raises(ParamsError):
-        FingerprintParams(list_chunk=9)
+        FingerprintParams(positions_target=0)
+    with pytest.raises(ParamsError):
+        FingerprintParams(plain_types=frozenset({"x"}), marked_types=frozenset({"x"}))
 
 
 def test_capacity_on_the_real_corpus_is_positive_for_reports() -> None:
