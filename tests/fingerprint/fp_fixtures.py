@@ -6,8 +6,9 @@ import random
 from dataclasses import dataclass
 from functools import cache
 
+from bench._fpsim import release_all, synthetic_report
+
 from detente.fingerprint import Fingerprinter, Release
-from detente.fingerprint._simulation import release_all, synthetic_report
 from detente.fingerprint.index import ReleaseIndex
 from detente.fingerprint.slots import JSON
 

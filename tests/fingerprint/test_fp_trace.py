@@ -9,6 +9,7 @@ import random
 import re
 
 import pytest
+from bench._fpsim import release_all, synthetic_report
 from tests.fingerprint.fp_fixtures import SECRET, world
 
 from detente.fingerprint import (
@@ -18,7 +19,6 @@ from detente.fingerprint import (
     Release,
     ReleaseRecordError,
 )
-from detente.fingerprint._simulation import ATTACKS, merge, release_all, synthetic_report
 from detente.fingerprint.slots import JSON
 
 
@@ -78,18 +78,6 @@ def test_a_retyped_text_excerpt_names_its_recipient() -> None:
     assert report.positions_read >= 40
     assert [s.partner for s in report.accused] == ["partner-14"]
     assert {e.how for e in report.evidence} <= {"text", "indicator"}
-
-
-@pytest.mark.parametrize("attack", ATTACKS)
-@pytest.mark.parametrize("colluders", [2, 3])
-def test_merged_copies_accuse_only_colluders(attack: str, colluders: int) -> None:
-    w = world()
-    rng = random.Random(f"{attack}-{colluders}")
-    gang = rng.sample(w.partners, colluders)
-    merged = merge([w.views[p] for p in gang], attack, rng)
-    accused, verdict = _trace(merged)
-    assert verdict == "accused"
-    assert accused and set(accused) <= set(gang)
 
 
 def test_an_artifact_that_was_never_released_accuses_nobody() -> None:

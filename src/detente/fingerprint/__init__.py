@@ -3,7 +3,8 @@
 Public surface: :class:`Fingerprinter` (``embed``, ``trace``, ``capacity``),
 :class:`FingerprintParams`, the records the release path keeps (:class:`EmbedResult`,
 :class:`EmbedRecord`, :class:`Release`), :class:`Artifact`, :class:`TraceReport`,
-:class:`Suspect` and the errors.  See ``docs/fingerprinting.md``.
+:class:`Suspect`, the release rule (:func:`fingerprinted`, :func:`decide`: is a view
+fingerprinted, and why) and the errors.  See ``docs/fingerprinting.md``.
 """
 
 from detente.fingerprint.artifact import Artifact
@@ -16,6 +17,7 @@ from detente.fingerprint.errors import (
 )
 from detente.fingerprint.fingerprinter import Fingerprinter
 from detente.fingerprint.params import FingerprintParams
+from detente.fingerprint.policy import FingerprintDecision, decide, fingerprinted
 from detente.fingerprint.records import EmbedRecord, EmbedResult, Release, ReleaseRecordLike
 from detente.fingerprint.report import MatchedRelease, Suspect, TraceReport
 
@@ -24,6 +26,7 @@ __all__ = [
     "ArtifactError",
     "EmbedRecord",
     "EmbedResult",
+    "FingerprintDecision",
     "FingerprintError",
     "FingerprintParams",
     "Fingerprinter",
@@ -35,4 +38,6 @@ __all__ = [
     "Suspect",
     "TraceReport",
     "VariantDictionaryError",
+    "decide",
+    "fingerprinted",
 ]

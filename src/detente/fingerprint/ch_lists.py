@@ -1,15 +1,26 @@
-"""Channel 1: the order of unordered lists (``object_refs``, ``labels``, ...).
+"""Channel 1: the order of lists no consumer reads in order (``labels``, ``aliases``...).
 
-Elements are put in a keyed order and cut into chunks of up to ``list_chunk`` elements; the
-order inside a chunk of ``k`` elements is one symbol of a ``k!``-ary alphabet.  Reading
-only needs the chunk's elements to appear in the artifact (in any company), so a copied,
-re-serialised or extended list still reads.  The first ``external_references`` entry is
-pinned: tools read it as the object's canonical reference (e.g. the ATT&CK id).
+Only lists that STIX defines as unordered *and* that no receiving tool is known to read in
+order are used: open-vocabulary lists, ``aliases``, ``external_references`` and ATT&CK's
+``x_mitre_platforms`` and ``x_mitre_data_sources``.  Never ``object_refs`` (MISP rebuilds
+attributes from its order), never ``kill_chain_phases``, never any other ``*_refs`` list.
+The first ``external_references`` entry stays first when it carries an ``external_id``
+(tools read it as the object's canonical reference, e.g. the ATT&CK id); an alias equal
+to the object's name stays first (ATT&CK's convention).
+
+Binary code, tree of swaps.  The elements are put in a keyed order and split into a
+balanced binary tree; every internal node is one *binary* position (keep or swap its two
+subtrees), so a list of ``k`` elements carries ``k - 1`` positions.  Every partner's list is
+one of the orders the tree allows: each subtree occupies a contiguous block.  A node is read
+only if its elements form one block of the artifact's list made of its two children's
+blocks; a list sorted or shuffled by colluders breaks that for most nodes, which then read
+as erasures.  Binary positions matter: wherever colluders' copies differ at a node, *both*
+symbols are held by the coalition, so whatever order they choose for that node (a copy's or
+a canonical one) still accuses them.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from detente.fingerprint.keyed import keyed_hex, plain_hex
@@ -17,11 +28,10 @@ from detente.fingerprint.slots import JSON, ChannelContext, Slot, canonical_json
 
 NAME = "list"
 UNORDERED_LISTS = (
-    "object_refs",
     "labels",
-    "external_references",
-    "kill_chain_phases",
     "aliases",
+    "x_mitre_aliases",
+    "external_references",
     "roles",
     "sectors",
     "goals",
@@ -33,16 +43,17 @@ UNORDERED_LISTS = (
     "indicator_types",
     "infrastructure_types",
     "report_types",
-    "where_sighted_refs",
-    "observed_data_refs",
-    "sample_refs",
-    "operating_system_refs",
     "architecture_execution_envs",
     "implementation_languages",
     "capabilities",
-    "object_marking_refs",
+    "x_mitre_platforms",
+    "x_mitre_data_sources",
 )
-_PINNED_FIRST = frozenset({"external_references"})
+#: Lists whose order receiving tools rely on: never reordered (documentation and tests).
+ORDERED_LISTS = frozenset({"object_refs", "kill_chain_phases", "granular_markings"})
+_PINNED_FIRST = frozenset({"external_references"})  # when its first entry names an id
+_NAME_FIRST = frozenset({"aliases", "x_mitre_aliases"})
+_MAX_ELEMENTS = 64
 
 
 def handle(element: Any) -> str:
@@ -50,101 +61,105 @@ def handle(element: Any) -> str:
     return plain_hex(canonical_json(element), length=12)
 
 
-def _chunk_sizes(count: int, chunk: int) -> list[int]:
-    sizes = [chunk] * (count // chunk) + ([count % chunk] if count % chunk else [])
-    if len(sizes) > 1 and sizes[-1] == 1:
-        sizes[-2] -= 1
-        sizes[-1] = 2
-    return [s for s in sizes if s >= 2]
-
-
 def _split(view: JSON, name: str) -> tuple[list[Any], list[Any]] | None:
     value = view.get(name)
     if not isinstance(value, list) or len(value) < 2:
         return None
-    pinned = value[:1] if name in _PINNED_FIRST else []
+    pinned = []
+    if name in _PINNED_FIRST and isinstance(value[0], dict) and "external_id" in value[0]:
+        pinned = value[:1]
+    if name in _NAME_FIRST and value[0] == view.get("name"):
+        pinned = value[:1]
     rest = value[len(pinned) :]
     handles = [handle(e) for e in rest]
-    if len(rest) < 2 or len(set(handles)) != len(handles):
+    if not 2 <= len(rest) <= _MAX_ELEMENTS or len(set(handles)) != len(handles):
         return None
     return pinned, rest
 
 
+def _nodes(items: list[str]) -> list[tuple[list[str], list[str]]]:
+    """Internal nodes of the balanced tree over ``items``: (left leaves, right leaves)."""
+    if len(items) < 2:
+        return []
+    mid = len(items) // 2
+    left, right = items[:mid], items[mid:]
+    return [(left, right), *_nodes(left), *_nodes(right)]
+
+
 def plan(view: JSON, object_key: str, ctx: ChannelContext) -> list[Slot]:
-    """The list-order slots of one view."""
+    """The list-order positions of one view: ``k - 1`` binary positions per list."""
     slots: list[Slot] = []
     for name in UNORDERED_LISTS:
         split = _split(view, name)
         if split is None:
             continue
-        handles = sorted(
+        leaves = sorted(
             (handle(e) for e in split[1]),
             key=lambda h: keyed_hex(ctx.secret, "order", object_key, name, h),
         )
-        start = 0
-        for size in _chunk_sizes(len(handles), ctx.params.list_chunk):
-            items = handles[start : start + size]
-            position = plain_hex(object_key, NAME, name, *items)
+        for left, right in _nodes(leaves):
+            position = plain_hex(object_key, NAME, name, *left, "|", *right)
             slots.append(
-                Slot(position, NAME, math.factorial(size), {"field": name, "items": items})
+                Slot(position, NAME, 2, {"field": name, "left": left, "right": right})
             )
-            start += size
     return slots
 
 
+def _arrange(leaves: list[str], swaps: dict[tuple[str, ...], int]) -> list[str]:
+    if len(leaves) < 2:
+        return list(leaves)
+    mid = len(leaves) // 2
+    left, right = _arrange(leaves[:mid], swaps), _arrange(leaves[mid:], swaps)
+    return right + left if swaps.get(tuple(leaves), 0) else left + right
+
+
 def write(view: JSON, assigned: list[tuple[Slot, int]], ctx: ChannelContext) -> list[Slot]:
-    """Rewrite each marked list: pinned head, then every chunk in its symbol's order."""
+    """Rewrite each marked list: pinned head, then the tree with each node's swap applied."""
     by_field: dict[str, list[tuple[Slot, int]]] = {}
     for slot, symbol in assigned:
         by_field.setdefault(slot.loc["field"], []).append((slot, symbol))
-    for name, chunks in by_field.items():
+    written: list[Slot] = []
+    for name, nodes in by_field.items():
         split = _split(view, name)
         if split is None:
             continue
         pinned, rest = split
         element = {handle(e): e for e in rest}
-        placed: set[str] = set()
-        out = list(pinned)
-        for slot, symbol in chunks:
-            items: list[str] = slot.loc["items"]
-            out.extend(element[items[k]] for k in permutation(len(items), symbol))
-            placed.update(items)
-        out.extend(e for h, e in element.items() if h not in placed)
-        view[name] = out
-    return [slot for slot, _ in assigned]
+        root = max(nodes, key=lambda n: len(n[0].loc["left"]) + len(n[0].loc["right"]))[0]
+        leaves = [*root.loc["left"], *root.loc["right"]]
+        if set(leaves) != set(element):
+            continue
+        swaps = {tuple(s.loc["left"] + s.loc["right"]): sym for s, sym in nodes}
+        view[name] = [*pinned, *(element[h] for h in _arrange(leaves, swaps))]
+        written.extend(slot for slot, _ in nodes)
+    return written
 
 
 def read(obj: JSON, slot: Slot) -> int | None:
-    """The symbol the artifact's list shows for this chunk, or None (erased)."""
+    """The node's symbol in the artifact's list, or None (erased: missing or not a block)."""
     value = obj.get(slot.loc["field"])
     if not isinstance(value, list):
         return None
-    where: dict[str, int] = {}
-    for index, element in enumerate(value):
-        where.setdefault(handle(element), index)
-    items: list[str] = slot.loc["items"]
-    if not all(h in where for h in items):
+    left: list[str] = slot.loc["left"]
+    right: list[str] = slot.loc["right"]
+    mine = set(left) | set(right)
+    # (1) the artifact's order of this node's elements, foreign elements ignored
+    order = [h for h in (handle(e) for e in value) if h in mine]
+    if len(order) != len(mine) or len(set(order)) != len(order):
         return None
-    order = sorted(range(len(items)), key=lambda k: where[items[k]])
-    return permutation_index(order)
+    # (2) the node's elements must form one block of the artifact's list (every served
+    # order has that property; an added element inside the block erases the node)
+    if not _is_block(value, mine):
+        return None
+    # (3) and consist of its two children's blocks, in one order or the other
+    head = set(order[: len(left)])
+    if head == set(left):
+        return 0
+    if set(order[: len(right)]) == set(right):
+        return 1
+    return None
 
 
-def permutation(size: int, index: int) -> list[int]:
-    """The ``index``-th permutation of ``range(size)`` (Lehmer code)."""
-    pool = list(range(size))
-    out: list[int] = []
-    for k in range(size, 0, -1):
-        digit, index = divmod(index, math.factorial(k - 1))
-        out.append(pool.pop(digit))
-    return out
-
-
-def permutation_index(order: list[int]) -> int:
-    """Inverse of :func:`permutation`."""
-    pool = sorted(order)
-    index = 0
-    for k, value in enumerate(order):
-        digit = pool.index(value)
-        index += digit * math.factorial(len(order) - k - 1)
-        pool.pop(digit)
-    return index
+def _is_block(value: list[Any], mine: set[str]) -> bool:
+    where = [k for k, e in enumerate(value) if handle(e) in mine]
+    return bool(where) and where[-1] - where[0] + 1 == len(where)

@@ -1,25 +1,20 @@
-"""Channel 3: sub-threshold digits of coordinates and of timestamps.
+"""Channel 3: coordinates, moved within the precision the object itself states.
 
-Coordinates: a ``location``'s latitude and longitude move by whole micro-degrees, at most
-``max_metres`` (and never more than half the object's own stated ``precision``); the
-offset is one symbol of a ``2h + 1``-ary alphabet.
+A ``location`` that states its ``precision`` (metres) has each of latitude and longitude
+moved by ``+d`` or ``-d`` (one *binary* position each), with ``d`` at most a third of the
+stated precision and at most ``max_metres``; a location without a stated precision is left
+alone (adding digits would claim a precision the source never gave).  Anything else than
+the two marked values (a rounded or re-projected coordinate) reads as an erasure.
 
-Timestamps: digits are *appended below the precision the timestamp states* (a timestamp
-given to the second (or as ``.000``) gains milliseconds, one given to the millisecond gains
-microseconds;
-never more than six fractional digits, which every STIX parser accepts), so the instant
-moves by less than its own stated precision.  Only observation and validity times are
-marked: ``first_seen``/``last_seen``, ``first_observed``/``last_observed`` and
-``valid_from``/``valid_until``.  ``created`` and ``modified`` identify the object version
-and ``published`` is a fact recipients cross-check, so they are never touched.  A
-start/end pair that falls within the same second is left alone so that the order of the
-pair can never flip.
+Timestamps are never marked: ``created``/``modified`` identify the object version, and any
+other timestamp would gain digits below the precision it was stated with (a timestamp given
+to the second must not gain milliseconds).  ``TIME_PAIRS`` lists the observation and
+validity times that content matching ignores.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from typing import Any
 
 from detente.fingerprint.keyed import plain_hex
@@ -34,7 +29,6 @@ TIME_PAIRS = (
     ("first_observed", "last_observed"),
     ("valid_from", "valid_until"),
 )
-_TIMESTAMP = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]00:00)")
 
 
 def _number(value: Any) -> float | None:
@@ -55,78 +49,48 @@ def _coordinate_slots(view: JSON, object_key: str, ctx: ChannelContext) -> list[
     if view.get("type") != "location":
         return []
     latitude = _number(view.get("latitude"))
-    metres = ctx.params.max_metres
     precision = _number(view.get("precision"))
-    if precision is not None and precision > 0:
-        metres = min(metres, precision / 2.0)
+    if latitude is None or precision is None or precision <= 0:
+        return []
+    metres = min(ctx.params.max_metres, precision / 3.0)
     slots: list[Slot] = []
     for name, limit in _COORDS:
         value = _number(view.get(name))
-        if value is None or latitude is None:
+        if value is None:
             continue
         shrink = math.cos(math.radians(latitude)) if name == "longitude" else 1.0
-        scale = _METRES_PER_DEGREE * shrink
-        half = min((ctx.params.max_number_q - 1) // 2, int(metres / (scale * _UNIT)))
-        base = round(value, 6)
-        if half < 1 or abs(base) + half * _UNIT > limit:
+        step = int(metres / (_METRES_PER_DEGREE * max(shrink, 1e-6) * _UNIT))
+        if step < 1 or abs(value) + step * _UNIT > limit:
             continue
-        loc = {"field": name, "base": base, "half": half}
-        slots.append(Slot(plain_hex(object_key, NAME, name), NAME, 2 * half + 1, loc))
-    return slots
-
-
-def _time_slots(view: JSON, object_key: str) -> list[Slot]:
-    slots: list[Slot] = []
-    for pair in TIME_PAIRS:
-        parsed = {name: _TIMESTAMP.fullmatch(str(view.get(name, ""))) for name in pair}
-        seconds = [m.group(1) for m in parsed.values() if m]
-        if len(seconds) == 2 and seconds[0] == seconds[1]:
-            continue
-        for name, match in parsed.items():
-            if not isinstance(view.get(name), str) or match is None:
-                continue
-            frac = match.group(2) or ""
-            frac = "" if not frac.strip("0") else frac  # ".000" states no sub-second fact
-            digits = min(3, 6 - len(frac))
-            if digits < 1:
-                continue
-            loc = {"field": name, "base": match.group(1), "frac": frac, "digits": digits}
-            slots.append(Slot(plain_hex(object_key, NAME, name), NAME, 10**digits, loc))
+        loc = {"field": name, "base": value, "step": step}
+        slots.append(Slot(plain_hex(object_key, NAME, name), NAME, 2, loc))
     return slots
 
 
 def plan(view: JSON, object_key: str, ctx: ChannelContext) -> list[Slot]:
-    """Coordinate and timestamp slots of one view."""
-    return _coordinate_slots(view, object_key, ctx) + _time_slots(view, object_key)
+    """Coordinate positions of one view (timestamps are never marked)."""
+    return _coordinate_slots(view, object_key, ctx)
 
 
 def write(view: JSON, assigned: list[tuple[Slot, int]], ctx: ChannelContext) -> list[Slot]:
-    """Set the marked digits."""
+    """Move each marked coordinate by one step down (symbol 0) or up (symbol 1)."""
     for slot, symbol in assigned:
         loc = slot.loc
-        if "half" in loc:
-            view[loc["field"]] = round(loc["base"] + (symbol - loc["half"]) * _UNIT, 6)
-        else:
-            digits = f"{symbol:0{loc['digits']}d}"
-            view[loc["field"]] = f"{loc['base']}.{loc['frac']}{digits}Z"
+        view[loc["field"]] = round(loc["base"] + (2 * symbol - 1) * loc["step"] * _UNIT, 9)
     return [slot for slot, _ in assigned]
 
 
 def read(obj: JSON, slot: Slot) -> int | None:
-    """The symbol shown by the artifact, or None when the digits are gone or foreign."""
+    """The symbol shown by the artifact, or None when the value is neither marked value."""
     loc = slot.loc
-    if "half" in loc:
-        value = _number(obj.get(loc["field"]))
-        if value is None:
-            return None
-        symbol = round((value - loc["base"]) / _UNIT) + loc["half"]
-        return symbol if 0 <= symbol < slot.q else None
-    raw = obj.get(loc["field"])
-    match = _TIMESTAMP.fullmatch(raw.strip()) if isinstance(raw, str) else None
-    if match is None or match.group(1) != loc["base"]:
+    if "step" not in loc:
         return None
-    frac = match.group(2) or ""
-    head, width = len(loc["frac"]), loc["digits"]
-    if not frac.startswith(loc["frac"]) or len(frac) < head + width:
+    value = _number(obj.get(loc["field"]))
+    if value is None:
         return None
-    return int(frac[head : head + width])
+    offset = (value - loc["base"]) / (loc["step"] * _UNIT)
+    if abs(offset - 1.0) < 0.25:
+        return 1
+    if abs(offset + 1.0) < 0.25:
+        return 0
+    return None

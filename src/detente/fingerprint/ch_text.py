@@ -1,6 +1,10 @@
-"""Channel 2: reviewed, meaning-preserving variants in prose (descriptions, report names).
+"""Channel 2: reviewed, meaning-preserving variants in prose (descriptions and the like).
 
-Each variant occurrence is one position whose alphabet is its variant group.  A position is
+Each variant occurrence is one *binary* position: its alphabet is the first two forms of
+its variant group (a third form, or any other rewording, reads as an erasure).  Binary
+matters against colluders who diff their copies: wherever their words differ, both forms
+are in the coalition, so whichever form (or canonical spelling) they keep still accuses
+them.  A position is
 identified by its group and the ``text_context`` normalised tokens either side (other
 variant occurrences in the context are replaced by their group, so the context is the
 same in every partner's copy).  Reading therefore needs no ids and no field names: it
@@ -8,10 +12,21 @@ survives re-typing (case, whitespace, punctuation), excerpts and copying into pl
 Only contexts that are unique within the object version become positions; occurrences
 glued to other text (``co.uk``, ``R&D``) or ending a sentence with an abbreviation are
 left alone.
+
+Faithfulness: a channel never rewrites what consumers match on.  Left alone are citation
+markers (``(Citation: X)`` must keep resolving to ``external_references[].source_name``),
+Markdown links (text and target), code spans, URLs, quoted strings, every occurrence of a
+string another property of the object holds (reference source names and descriptions,
+external ids, the object's name and aliases), and proper nouns: a variant written with a
+capital letter inside a sentence, or starting a sentence and followed by a capitalised
+word ("Israeli Defense Force", "Mobile Threat Defense", "Defence Intelligence").  Names
+(``name`` of any object) are never marked.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from detente.fingerprint.keyed import plain_hex
@@ -20,7 +35,19 @@ from detente.fingerprint.variants import Occurrence, VariantDictionary, tokenize
 
 NAME = "text"
 TEXT_FIELDS = ("description", "abstract", "content", "explanation", "objective")
-NAMED_TYPES = frozenset({"report", "grouping"})
+ALPHABET = 2
+_PROTECTED = re.compile(
+    r"\(Citation:[^)]*\)"  # ATT&CK citation markers
+    r"|!?\[[^\]]*\]\([^)]*\)"  # Markdown links and images: text and target
+    r"|`[^`]*`|<code>.*?</code>"  # code
+    r"|\b(?:https?|ftp)://\S+|\bwww\.\S+"  # URLs
+    r"|\"[^\"\n]*\"|“[^”\n]*”|‘[^’\n]*’"  # quoted strings
+    r"|(?<!\w)'[^'\n]{1,200}'(?!\w)",
+    re.S | re.I,
+)
+_REFERENCE_KEYS = ("source_name", "description", "external_id")
+_NAME_KEYS = ("name", "aliases", "x_mitre_aliases")
+_SENTENCE_ENDS = frozenset(".!?:;*•-\n")
 _OPENERS = frozenset("([{\"'“‘«")
 _CLOSERS = frozenset(")]}\"'”’».,;:!?")
 
@@ -36,15 +63,73 @@ class Keyed:
 
 
 def fields(view: JSON) -> list[str]:
-    """The prose fields of this view that the channel marks."""
-    names = [f for f in TEXT_FIELDS if isinstance(view.get(f), str)]
-    if view.get("type") in NAMED_TYPES and isinstance(view.get("name"), str):
-        names.append("name")
-    return names
+    """The prose fields of this view that the channel marks (never names)."""
+    return [f for f in TEXT_FIELDS if isinstance(view.get(f), str)]
 
 
-def keyed_occurrences(text: str, dictionary: VariantDictionary, context: int) -> list[Keyed]:
-    """All variant occurrences of ``text`` with their context keys."""
+def referenced_strings(view: JSON) -> list[str]:
+    """Strings other properties hold that prose may quote: never rewritten inside prose."""
+    out: list[str] = []
+    for key in _NAME_KEYS:
+        value = view.get(key)
+        values = value if isinstance(value, list) else [value]
+        out.extend(v for v in values if isinstance(v, str))
+    refs = view.get("external_references")
+    for ref in refs if isinstance(refs, list) else []:
+        if isinstance(ref, dict):
+            out.extend(ref[k] for k in _REFERENCE_KEYS if isinstance(ref.get(k), str))
+    return [s for s in out if len(s.strip()) >= 3]
+
+
+def protected_spans(text: str, references: Sequence[str] = ()) -> list[tuple[int, int]]:
+    """Character spans of ``text`` that no channel may change."""
+    spans = [(m.start(), m.end()) for m in _PROTECTED.finditer(text)]
+    lowered = text.casefold()
+    for ref in references:
+        needle = ref.casefold()
+        if len(needle) != len(ref):
+            continue
+        at = lowered.find(needle)
+        while at >= 0:
+            spans.append((at, at + len(needle)))
+            at = lowered.find(needle, at + 1)
+    return spans
+
+
+def _sentence_start(text: str, start: int) -> bool:
+    before = text[:start].rstrip(" \t\"'(“‘[")
+    return not before or before[-1] in _SENTENCE_ENDS
+
+
+def proper_noun(text: str, start: int, end: int) -> bool:
+    """True if the occurrence ``text[start:end]`` is (part of) a proper noun."""
+    words = re.findall(r"[^\W\d_]+", text[start:end])
+    if not words:
+        return False
+    capitals = [w for w in words if any(ch.isupper() for ch in w)]
+    initial = _sentence_start(text, start)
+    if len(capitals) > (1 if initial and words[0] in capitals else 0):
+        return True
+    if not initial and capitals:
+        return True
+    if initial and capitals:  # a capitalised sentence start followed by a capitalised word
+        following = re.match(r"[\s-]*([^\W\d_]+)", text[end:])
+        return bool(following and following.group(1)[:1].isupper())
+    return False
+
+
+def keyed_occurrences(
+    text: str,
+    dictionary: VariantDictionary,
+    context: int,
+    references: Sequence[str] | None = None,
+) -> list[Keyed]:
+    """All variant occurrences of ``text`` with their context keys.
+
+    ``references`` (the strings other properties hold, see :func:`referenced_strings`)
+    turns on the faithfulness guards for ``writable``; reading does not need them.
+    """
+    shielded = protected_spans(text, references) if references is not None else []
     tokens = tokenize(text)
     occs = dictionary.scan(tokens)
     stream = [t.norm for t in tokens]
@@ -61,7 +146,12 @@ def keyed_occurrences(text: str, dictionary: VariantDictionary, context: int) ->
         surface = dictionary.groups[occ.group][occ.symbol]
         stop = occ.end + 1 if surface.endswith(".") and text[occ.end : occ.end + 1] == "." else None
         end = stop or occ.end
-        out.append(Keyed(occ, key, _writable(text, occ.start, end, surface), end))
+        writable = _writable(text, occ.start, end, surface)
+        if references is not None and writable:
+            writable = not proper_noun(text, occ.start, end) and not any(
+                a < end and occ.start < b for a, b in shielded
+            )
+        out.append(Keyed(occ, key, writable, end))
     return out
 
 
@@ -82,15 +172,19 @@ def plan(view: JSON, object_key: str, ctx: ChannelContext) -> list[Slot]:
     """Text slots: writable occurrences whose key is unique within the object version."""
     seen: dict[str, int] = {}
     candidates: list[tuple[str, Keyed]] = []
+    references = referenced_strings(view)
     for name in fields(view):
-        for k in keyed_occurrences(view[name], ctx.dictionary, ctx.params.text_context):
+        occurrences = keyed_occurrences(
+            view[name], ctx.dictionary, ctx.params.text_context, references
+        )
+        for k in occurrences:
             seen[k.key] = seen.get(k.key, 0) + 1
             candidates.append((name, k))
     return [
         Slot(
             plain_hex(object_key, NAME, k.key),
             NAME,
-            len(ctx.dictionary.groups[k.occ.group]),
+            ALPHABET,
             {"field": name, "key": k.key, "group": k.occ.group},
         )
         for name, k in candidates
@@ -108,7 +202,7 @@ def write(view: JSON, assigned: list[tuple[Slot, int]], ctx: ChannelContext) -> 
         original = view.get(name)
         if not isinstance(original, str):
             continue
-        text = _substitute(original, wanted, ctx)
+        text = _substitute(original, wanted, ctx, referenced_strings(view))
         got = read_text(text, ctx.dictionary, ctx.params.text_context)
         if all(got.get(key) == symbol for key, (_, symbol) in wanted.items()):
             view[name] = text
@@ -116,8 +210,13 @@ def write(view: JSON, assigned: list[tuple[Slot, int]], ctx: ChannelContext) -> 
     return written
 
 
-def _substitute(text: str, wanted: dict[str, tuple[Slot, int]], ctx: ChannelContext) -> str:
-    occs = keyed_occurrences(text, ctx.dictionary, ctx.params.text_context)
+def _substitute(
+    text: str,
+    wanted: dict[str, tuple[Slot, int]],
+    ctx: ChannelContext,
+    references: Sequence[str],
+) -> str:
+    occs = keyed_occurrences(text, ctx.dictionary, ctx.params.text_context, references)
     for k in reversed(occs):
         if k.key not in wanted or not k.writable:
             continue

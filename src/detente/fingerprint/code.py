@@ -77,7 +77,7 @@ def log_mgf(pis: Sequence[float], lam: float) -> float:
 
 
 def _golden_min(
-    f: Callable[[float], float], lo: float, hi: float, iters: int = 80
+    f: Callable[[float], float], lo: float, hi: float, iters: int = 56
 ) -> tuple[float, float]:
     """Minimise a unimodal function of ``log lambda`` by golden-section search."""
     a, b = math.log(lo), math.log(hi)

@@ -1,13 +1,16 @@
-"""The fingerprinter: one node secret, the code, and the four channels.
+"""The fingerprinter: one node secret, the binary code, and the channels.
 
 Hand-written: no library implements Tardos-family codes, and none embeds them in STIX.
-``embed`` is called by the release path for every view it serves; ``trace`` is called by
-the CLI and the analyst UI with a leaked artifact and the node's release records.
+``embed`` is called by the release path for every view it serves (and returns views the
+policy leaves plain untouched, without a fingerprint id); ``trace`` is called by the CLI
+and the analyst UI with a leaked artifact and the node's release records.
 """
 
 from __future__ import annotations
 
 import copy
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
 
@@ -15,16 +18,18 @@ from detente.fingerprint import ch_lists, ch_numbers, ch_text, decoys
 from detente.fingerprint.artifact import Artifact
 from detente.fingerprint.errors import FingerprintError
 from detente.fingerprint.index import ReleaseIndex
-from detente.fingerprint.keyed import bias_vector, draw_symbol, keyed_hex
+from detente.fingerprint.keyed import bias_vector, draw_symbol, keyed_hex, plain_hex
 from detente.fingerprint.params import FingerprintParams
+from detente.fingerprint.policy import FingerprintDecision, decide
 from detente.fingerprint.records import EmbedRecord, EmbedResult, PositionRecord, ReleaseRecordLike
 from detente.fingerprint.report import TraceReport
-from detente.fingerprint.slots import JSON, ChannelContext, Slot, markable
+from detente.fingerprint.slots import JSON, ChannelContext, Slot, canonical_json, markable
 from detente.fingerprint.trace import run_trace
 from detente.fingerprint.variants import VariantDictionary, default_dictionary
 
 _CHANNELS = (ch_lists, ch_text, ch_numbers)
 _MIN_SECRET = 16
+_PLAN_CACHE = 4096
 
 
 class Fingerprinter:
@@ -42,6 +47,10 @@ class Fingerprinter:
         self.params = params or FingerprintParams()
         self._ctx = ChannelContext(secret, self.params, dictionary or default_dictionary())
         self._bias: dict[tuple[str, int], tuple[float, ...]] = {}
+        # the release path embeds one object version for many partners in a row: its
+        # positions depend on the view and the object key only, so they are planned once
+        self._lock = threading.Lock()
+        self._plans: OrderedDict[tuple[str, str], list[list[Slot]]] = OrderedDict()
 
     def __repr__(self) -> str:
         return f"Fingerprinter(secret=<hidden>, params={self.params!r})"
@@ -62,6 +71,14 @@ class Fingerprinter:
         return draw_symbol(self._ctx.secret, position, partner, self.bias(position, q))
 
     # -- embedding --------------------------------------------------------------------
+    def decide(self, view: JSON) -> FingerprintDecision:
+        """Whether ``view`` is fingerprinted under this node's parameters, and why."""
+        return decide(view, self.params)
+
+    def fingerprinted(self, view: JSON) -> bool:
+        """True if ``embed`` marks ``view`` (False: released unmodified)."""
+        return decide(view, self.params).fingerprinted
+
     def plan(self, view: JSON, object_key: str) -> list[Slot]:
         """Every position this view offers, in channel order."""
         if not markable(view):
@@ -80,13 +97,15 @@ class Fingerprinter:
         """The partner's view with its symbols embedded, and the record of what was embedded.
 
         Deterministic for (object_key, partner, secret): serving the same object version to
-        the same partner twice yields the same bytes.
+        the same partner twice yields the same bytes.  A view the policy leaves plain (by
+        default TLP:CLEAR) comes back unmodified, with an empty record and no fingerprint id.
         """
         _check_embed_args(view, partner, object_key)
         served: JSON = copy.deepcopy(view)
+        if not self.fingerprinted(view):
+            return EmbedResult(served, EmbedRecord("", partner, object_key), ())
         written: list[PositionRecord] = []
-        for ch in _CHANNELS:
-            slots = ch.plan(view, object_key, self._ctx) if markable(view) else []
+        for ch, slots in zip(_CHANNELS, self._planned(view, object_key), strict=True):
             assigned = [(s, self.symbol(s.position, s.q, partner)) for s in slots]
             kept = {s.position for s in ch.write(served, assigned, self._ctx)}
             written.extend(PositionRecord(s, sym) for s, sym in assigned if s.position in kept)
@@ -97,6 +116,22 @@ class Fingerprinter:
         decoy_rows = ({"id": decoy["id"], "value": decoys.decoy_value(decoy)},) if decoy else ()
         record = EmbedRecord(fid, partner, object_key, tuple(written), decoy_rows)
         return EmbedResult(served, record, (decoy,) if decoy else ())
+
+    def _planned(self, view: JSON, object_key: str) -> list[list[Slot]]:
+        """Per channel, the positions of this view (cached for the next partners)."""
+        key = (object_key, plain_hex(canonical_json(view), length=32))
+        with self._lock:
+            plans = self._plans.get(key)
+            if plans is not None:
+                self._plans.move_to_end(key)
+                return plans
+        marks = markable(view)
+        plans = [ch.plan(view, object_key, self._ctx) if marks else [] for ch in _CHANNELS]
+        with self._lock:
+            self._plans[key] = plans
+            while len(self._plans) > _PLAN_CACHE:
+                self._plans.popitem(last=False)
+        return plans
 
     # -- tracing ----------------------------------------------------------------------
     def index(self, releases: Iterable[ReleaseRecordLike]) -> ReleaseIndex:

@@ -13,7 +13,10 @@ from typing import Any, Protocol
 from detente.fingerprint.errors import ReleaseRecordError
 from detente.fingerprint.slots import JSON, Slot
 
-RECORD_VERSION = 1
+RECORD_VERSION = 2
+#: Version-1 records (before issue 17: large alphabets, timestamp digits, list chunks) are
+#: still accepted as evidence of a release, but their positions are not read.
+_LEGACY_VERSIONS = frozenset({1})
 CHANNELS = frozenset({"list", "text", "number"})
 
 
@@ -64,8 +67,13 @@ class EmbedRecord:
     @classmethod
     def from_json(cls, doc: Any) -> EmbedRecord:
         """Parse and validate a stored record; anything malformed is a ReleaseRecordError."""
+        if isinstance(doc, dict) and doc.get("v") in _LEGACY_VERSIONS:
+            try:
+                return cls(str(doc["fingerprint_id"]), str(doc["partner"]), str(doc["object_key"]))
+            except KeyError as exc:
+                raise ReleaseRecordError(f"malformed embed record: {exc!r}") from exc
         if not isinstance(doc, dict) or doc.get("v") != RECORD_VERSION:
-            raise ReleaseRecordError("embed record is not a version-1 detente record")
+            raise ReleaseRecordError(f"embed record is not a version-{RECORD_VERSION} record")
         try:
             positions = tuple(PositionRecord.from_json(p) for p in doc["positions"])
             decoys = tuple(dict(d) for d in doc.get("decoys", []))
@@ -98,8 +106,14 @@ class EmbedResult:
     decoys: tuple[JSON, ...] = ()
 
     @property
-    def fingerprint_id(self) -> str:
-        return self.record.fingerprint_id
+    def fingerprinted(self) -> bool:
+        """False when the policy released the view unmodified."""
+        return bool(self.record.fingerprint_id)
+
+    @property
+    def fingerprint_id(self) -> str | None:
+        """The opaque id for the ledger entry, or None for an unmodified view."""
+        return self.record.fingerprint_id or None
 
 
 class ReleaseRecordLike(Protocol):

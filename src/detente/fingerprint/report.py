@@ -75,6 +75,11 @@ class TraceReport:
     suspects: tuple[Suspect, ...] = ()
     evidence: tuple[MatchedRelease, ...] = ()
     notes: tuple[str, ...] = field(default=())
+    #: positions at which the design catches a coalition of three (``positions_target``)
+    positions_needed: int | None = None
+    #: when nobody is accused: how many more objects like the matched ones the trace would
+    #: need to read ``positions_needed`` positions (None: they carry no readable position)
+    more_objects_needed: int | None = None
 
     @property
     def accused(self) -> tuple[Suspect, ...]:
@@ -90,6 +95,8 @@ class TraceReport:
             "positions_erased": self.positions_erased,
             "suspects": [s.to_json() for s in self.suspects],
             "evidence": [e.to_json() for e in self.evidence],
+            "positions_needed": self.positions_needed,
+            "more_objects_needed": self.more_objects_needed,
             "notes": list(self.notes),
         }
 
@@ -119,5 +126,25 @@ class TraceReport:
                 f"sent to {len(e.partners)} partner(s)"
                 for e in self.evidence[: limit * 3]
             )
+        if self.verdict == "no-accusation" and self.positions_needed:
+            lines.append(self.need_text())
         lines.extend(f"note: {n}" for n in self.notes)
         return "\n".join(lines)
+
+    def need_text(self) -> str:
+        """What it would take to accuse: more objects of the kind matched."""
+        if self.more_objects_needed is None:
+            return (
+                "more evidence needed: the matched objects carry no readable fingerprint "
+                "position (plain releases, or every position erased)"
+            )
+        if self.more_objects_needed == 0:
+            return (
+                f"{self.positions_read} positions read (>= {self.positions_needed}, enough "
+                "to catch up to three colluders): the leak did not come from these "
+                "recipients alone, or more than three colluded"
+            )
+        return (
+            f"more evidence needed: about {self.more_objects_needed} more object(s) of the "
+            f"same kind ({self.positions_needed} positions to catch a coalition of three)"
+        )

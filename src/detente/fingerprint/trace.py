@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from detente.fingerprint import ch_lists, ch_numbers, ch_text, code
@@ -85,12 +85,14 @@ def _match_object(obj: JSON, index: ReleaseIndex, ctx: ChannelContext) -> tuple[
     An object that carries an id we never released needs stronger content evidence than one
     whose id was stripped: it is more likely someone else's object on the same subject.
     """
-    units = object_units(obj, ctx.dictionary)
     stix_id = obj.get("id")
     if isinstance(stix_id, str) and stix_id in index.by_id:
         versions = index.by_id[stix_id]
         exact = [e for e in versions if e.modified and e.modified == obj.get("modified")]
-        return (exact[0] if exact else _best(versions, units, 0.0, 0)), "id"
+        if exact:
+            return exact[0], "id"
+        return _best(versions, object_units(obj, ctx.dictionary), 0.0, 0), "id"
+    units = object_units(obj, ctx.dictionary)
     kind = obj.get("type")
     candidates = {
         e.object_key: e
@@ -220,7 +222,21 @@ def _score(
     suspects = _suspects(read, holders, hits, n, eps)
     evidence = tuple(_evidence(e, reads) for e in entries)
     erased = sum(len(e.slots) for e in entries) - len(read)
-    return _report(suspects, evidence, eps, n, len(read), erased, artifact)
+    report = _report(suspects, evidence, eps, n, len(read), erased, artifact)
+    return _with_need(report, ctx.params.positions_target)
+
+
+def _with_need(report: TraceReport, target: int) -> TraceReport:
+    """Say how many more objects like the matched ones would reach ``target`` positions."""
+    if report.verdict != "no-accusation":
+        return replace(report, positions_needed=target)
+    matched = max(1, len(report.evidence))
+    per_object = report.positions_read / matched
+    if per_object <= 0:
+        more: int | None = None
+    else:
+        more = max(0, math.ceil((target - report.positions_read) / per_object))
+    return replace(report, positions_needed=target, more_objects_needed=more)
 
 
 def _suspects(

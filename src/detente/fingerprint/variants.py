@@ -98,8 +98,9 @@ class VariantDictionary:
             for i, surface in enumerate(variants)
         ]
         self._by_first: dict[str, list[Form]] = {}
-        for form in sorted(self.forms, key=lambda f: -len(f.pattern)):
+        for form in sorted(self.forms, key=lambda f: -len(f.pattern)):  # longest first
             self._by_first.setdefault(form.pattern[0], []).append(form)
+        self._numeric = [*self._by_first.get("{n}", []), *self._by_first.get("{y}", [])]
         self._validate()
 
     @classmethod
@@ -149,10 +150,11 @@ class VariantDictionary:
         return found
 
     def _match_at(self, tokens: list[Token], i: int) -> Occurrence | None:
-        candidates = self._by_first.get(tokens[i].norm, [])
-        if tokens[i].norm[:1].isdigit():
-            candidates = candidates + self._by_first.get("{n}", []) + self._by_first.get("{y}", [])
-        for form in sorted(candidates, key=lambda f: -len(f.pattern)):
+        norm = tokens[i].norm
+        candidates = self._by_first.get(norm, ())
+        if norm[:1].isdigit():
+            candidates = sorted([*candidates, *self._numeric], key=lambda f: -len(f.pattern))
+        for form in candidates:
             end = i + len(form.pattern)
             if end > len(tokens):
                 continue

@@ -1,32 +1,49 @@
-"""A seeded synthetic world and the collusion attacks, shared by the tests and the benchmark.
-
-Not part of the public surface.  The synthetic reports look like ISIS-in-Syria intelligence:
+"""A seeded world (synthetic reports and real content) and the collusion attacks, shared by
+the fingerprint tests and ``bench/trace.py``.  Test and benchmark support: not shipped in
+the package.  The synthetic reports look like ISIS-in-Syria intelligence:
 indicators with prose descriptions, threat actors with aliases and roles, malware, locations
 and a report whose ``object_refs`` list them.  ``random.Random`` is fine here: nothing
 secret is drawn from it (the node secret is a parameter).
 
-The adversary knows the scheme and the public variant dictionary but not the secret, and
-obeys the marking assumption only where it must: wherever the colluders' copies differ it
-picks per position (majority, minority, random) or per object (interleaving).
+The adversary knows the scheme and the public variant dictionary but not the secret.  It
+compares its copies: wherever they differ (a word, a list, a number) it can do what it
+likes there, and only there.  :data:`ATTACKS`:
+
+* ``interleave`` — each object taken whole from one colluder in turn;
+* ``majority`` / ``minority`` / ``random`` — per differing word, list or value, the value
+  most / least of them hold, or a random one of theirs;
+* ``scrub`` — diff-and-scrub: every differing place replaced by a neutral, canonical value
+  (differing lists sorted, differing words normalised to one spelling, differing numbers
+  rounded);
+* ``erasure`` — every differing place removed (word dropped, list or value deleted);
+* ``foreign`` — every differing place replaced by a value none of them holds (lists
+  shuffled, words replaced by a form outside the variant pair, numbers moved).
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import random
 import uuid
 from collections import Counter
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
-from detente.fingerprint.ch_lists import UNORDERED_LISTS
+from detente.fingerprint import Fingerprinter, Release
 from detente.fingerprint.ch_text import keyed_occurrences
-from detente.fingerprint.fingerprinter import Fingerprinter
-from detente.fingerprint.records import Release
-from detente.fingerprint.slots import JSON
+from detente.fingerprint.slots import JSON, canonical_json, markable
 from detente.fingerprint.variants import VariantDictionary, default_dictionary
+from detente.stix.vocab import TLP_2_0_IDS
 
-ATTACKS = ("interleave", "majority", "minority", "random")
+NARROW = ("interleave", "majority", "minority", "random")
+BROAD = ("scrub", "erasure", "foreign")
+ATTACKS = NARROW + BROAD
+ROOT = Path(__file__).resolve().parent.parent
+ATTACK_SLICE = ROOT / "tests" / "data" / "attack-ics-slice.json"
+STIX_REAL = ROOT / "tests" / "data" / "stix-real"
+ATTACK_FULL = ROOT.parent / "shared" / "data" / "attack-ics-17.1.json"
 T = TypeVar("T")
 
 _SENTENCES = (
@@ -140,6 +157,7 @@ def synthetic_object(rng: random.Random, kind: str, stamp: str) -> JSON:
             country="SY",
             latitude=round(rng.uniform(33.0, 37.0), 4),
             longitude=round(rng.uniform(36.0, 41.0), 4),
+            precision=30.0,
         )
     return obj
 
@@ -161,6 +179,41 @@ def synthetic_report(rng: random.Random, size: int) -> list[JSON]:
     return [*objects, report]
 
 
+# -- real content -------------------------------------------------------------------------
+def _objects_of(doc: Any) -> list[JSON]:
+    if isinstance(doc, dict) and isinstance(doc.get("objects"), list):
+        return [o for o in doc["objects"] if isinstance(o, dict)]
+    if isinstance(doc, list):
+        return [o for o in doc if isinstance(o, dict)]
+    return [doc] if isinstance(doc, dict) and "type" in doc else []
+
+
+def real_objects(*, full_attack: bool = False) -> list[JSON]:
+    """Real published content that would be fingerprinted: ATT&CK ICS (the vendored slice,
+    or the whole 17.1 bundle when ``full_attack`` and it is present) and the OASIS corpus;
+    SDOs and SROs only, one version each, marked TLP:GREEN (what the node would share)."""
+    docs: list[Any] = []
+    source = ATTACK_FULL if full_attack and ATTACK_FULL.is_file() else ATTACK_SLICE
+    docs.append(json.loads(source.read_text("utf-8")))
+    for path in sorted(STIX_REAL.glob("*.json")):
+        try:
+            docs.append(json.loads(path.read_text("utf-8")))
+        except json.JSONDecodeError:
+            continue
+    seen: set[str] = set()
+    out: list[JSON] = []
+    for doc in docs:
+        for obj in _objects_of(doc):
+            key = f"{obj.get('id')}|{obj.get('modified', '')}"
+            if not markable(obj) or key in seen or obj.get("revoked") or obj.get(
+                "x_mitre_deprecated"
+            ):
+                continue
+            seen.add(key)
+            out.append({**obj, "object_marking_refs": [TLP_2_0_IDS["green"]]})
+    return out
+
+
 def release_all(
     fp: Fingerprinter, objects: Sequence[JSON], partners: Sequence[str]
 ) -> tuple[list[Release], dict[str, list[JSON]]]:
@@ -178,8 +231,8 @@ def release_all(
 
 # -- the adversary ----------------------------------------------------------------------
 def choose(values: Sequence[T], attack: str, rng: random.Random) -> T:
-    """Pick one colluder's value at a position where copies may differ."""
-    if attack == "random":
+    """Pick one colluder's value at a place where copies differ (narrow attacks)."""
+    if attack in ("random", "interleave"):
         return rng.choice(list(values))
     counts = Counter(_freeze(v) for v in values)
     target = max(counts.values()) if attack == "majority" else min(counts.values())
@@ -188,76 +241,109 @@ def choose(values: Sequence[T], attack: str, rng: random.Random) -> T:
 
 
 def _freeze(value: Any) -> str:
-    return repr(value)
+    return canonical_json(value)
+
+
+_DROP = object()
 
 
 def merge(
     copies: Sequence[Sequence[JSON]],
     attack: str,
     rng: random.Random,
-    chunk: int = 4,
     dictionary: VariantDictionary | None = None,
 ) -> list[JSON]:
     """Merge colluders' copies (aligned object lists) with one of :data:`ATTACKS`."""
+    if attack not in ATTACKS:
+        raise ValueError(f"unknown attack {attack!r}")
     words = dictionary or default_dictionary()
     out: list[JSON] = []
     for k, versions in enumerate(zip(*copies, strict=True)):
         if attack == "interleave":
             out.append(copy.deepcopy(versions[k % len(versions)]))
         else:
-            out.append(_merge_object(list(versions), attack, rng, chunk, words))
+            out.append(_merge_object(list(versions), attack, rng, words))
     return out
 
 
 def _merge_object(
-    versions: list[JSON], attack: str, rng: random.Random, chunk: int, words: VariantDictionary
+    versions: list[JSON], attack: str, rng: random.Random, words: VariantDictionary
 ) -> JSON:
     merged = copy.deepcopy(versions[0])
-    for name in merged:
+    for name in list(merged):
         values = [v.get(name) for v in versions]
         if all(_freeze(v) == _freeze(values[0]) for v in values):
             continue
-        if name in UNORDERED_LISTS and all(isinstance(v, list) for v in values):
-            merged[name] = _merge_list(values, attack, rng, chunk, name)
-        elif all(isinstance(v, str) for v in values) and name not in (
-            "first_seen",
-            "last_seen",
-            "valid_from",
-            "valid_until",
-        ):
-            merged[name] = _merge_text([str(v) for v in values], attack, rng, words)
+        if all(isinstance(v, str) for v in values):
+            value: Any = _merge_text([str(v) for v in values], attack, rng, words)
+        elif all(isinstance(v, list) for v in values):
+            value = _merge_list(values, attack, rng)
         else:
-            merged[name] = choose(values, attack, rng)
+            value = _merge_value(values, attack, rng)
+        if value is _DROP:
+            del merged[name]
+        else:
+            merged[name] = value
     return merged
 
 
-def _merge_list(
-    values: list[Any], attack: str, rng: random.Random, chunk: int, name: str
-) -> list[Any]:
-    head = 1 if name == "external_references" else 0
-    out = list(values[0][:head])
-    length = len(values[0])
-    start = head
-    while start < length:
-        width = chunk if length - start != chunk + 1 else chunk - 1
-        out.extend(choose([v[start : start + width] for v in values], attack, rng))
-        start += width
-    return out
+def _merge_list(values: list[Any], attack: str, rng: random.Random) -> Any:
+    if attack in NARROW:
+        return copy.deepcopy(choose(values, attack, rng))
+    if attack == "erasure":
+        return _DROP
+    items = list(values[0])
+    if attack == "scrub":
+        return sorted(items, key=_freeze)
+    held = {tuple(_freeze(e) for e in v) for v in values}
+    for _ in range(20):  # foreign: an order none of them holds
+        rng.shuffle(items)
+        if tuple(_freeze(e) for e in items) not in held:
+            break
+    return items
+
+
+def _merge_value(values: list[Any], attack: str, rng: random.Random) -> Any:
+    if attack in NARROW:
+        return choose(values, attack, rng)
+    if attack == "erasure":
+        return _DROP
+    numbers = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
+    if len(numbers) != len(values):
+        return choose(values, "random", rng) if attack == "foreign" else values[0]
+    if attack == "scrub":
+        return round(float(numbers[0]), 4)
+    return float(numbers[0]) + rng.choice((-1, 1)) * rng.uniform(5e-6, 5e-5)
 
 
 def _merge_text(
     values: list[str], attack: str, rng: random.Random, words: VariantDictionary
 ) -> str:
+    """Word-level: only the variant occurrences where copies differ are touched."""
     scans = [keyed_occurrences(v, words, 2) for v in values]
     if len({len(s) for s in scans}) != 1:
-        return choose(values, attack, rng)
+        return choose(values, "random" if attack in BROAD else attack, rng)
     text = values[0]
     for index in range(len(scans[0]) - 1, -1, -1):
-        picks = [
-            (s[index].occ.symbol, values[j][s[index].occ.start : s[index].end])
-            for j, s in enumerate(scans)
-        ]
-        _, surface = choose(picks, attack, rng)
-        occ = scans[0][index]
-        text = text[: occ.occ.start] + surface + text[occ.end :]
+        occs = [s[index] for s in scans]
+        surfaces = [values[j][o.occ.start : o.end] for j, o in enumerate(occs)]
+        if len({o.occ.symbol for o in occs}) == 1:
+            continue
+        first = occs[0]
+        group = words.groups[first.occ.group]
+        if attack in NARROW:
+            surface = choose(surfaces, attack, rng)
+        elif attack == "scrub":  # one canonical spelling, whoever held what
+            surface = words.render(first.occ.group, len(group) - 1, first.occ.number)
+        elif attack == "erasure":
+            surface = ""
+        else:  # foreign: a form outside the pair they hold, or a rewording
+            held = {o.occ.symbol for o in occs}
+            others = [k for k in range(len(group)) if k not in held]
+            surface = (
+                words.render(first.occ.group, others[0], first.occ.number)
+                if others
+                else surfaces[0][:3] + "."
+            )
+        text = text[: first.occ.start] + surface + text[first.end :]
     return text
