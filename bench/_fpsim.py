@@ -32,9 +32,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from detente.fingerprint import Fingerprinter, Release
-from detente.fingerprint.ch_text import keyed_occurrences
-from detente.fingerprint.slots import JSON, canonical_json, markable
-from detente.fingerprint.variants import VariantDictionary, default_dictionary
+from detente.fingerprint.channels.slots import JSON, canonical_json, markable
+from detente.fingerprint.channels.text import keyed_occurrences
+from detente.fingerprint.channels.variants import VariantDictionary, default_dictionary
 from detente.stix.vocab import TLP_2_0_IDS
 
 NARROW = ("interleave", "majority", "minority", "random")

@@ -46,8 +46,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._fpsim import ATTACKS, merge, real_objects, synthetic_report
 
 from detente.fingerprint import Artifact, Fingerprinter, FingerprintParams, Release
+from detente.fingerprint.channels.slots import JSON
 from detente.fingerprint.index import ReleaseIndex
-from detente.fingerprint.slots import JSON
 
 EPSILON = 1e-3
 BUCKETS = (0, 50, 100, 200, 400, 600, 10**9)

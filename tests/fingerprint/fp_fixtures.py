@@ -9,8 +9,8 @@ from functools import cache
 from bench._fpsim import release_all, synthetic_report
 
 from detente.fingerprint import Fingerprinter, Release
+from detente.fingerprint.channels.slots import JSON
 from detente.fingerprint.index import ReleaseIndex
-from detente.fingerprint.slots import JSON
 
 SECRET = bytes(range(32))
 

@@ -19,9 +19,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tests.fingerprint.fp_fixtures import SECRET, world
 
-from detente.fingerprint import Artifact, Fingerprinter, FingerprintParams, ch_lists
-from detente.fingerprint.slots import JSON, ChannelContext
-from detente.fingerprint.variants import default_dictionary
+from detente.fingerprint import Artifact, Fingerprinter, FingerprintParams
+from detente.fingerprint.channels import lists as ch_lists
+from detente.fingerprint.channels.slots import JSON, ChannelContext
+from detente.fingerprint.channels.variants import default_dictionary
 
 BIG = (20, 48, 11)  # partners, report size, seed: ~750 positions
 

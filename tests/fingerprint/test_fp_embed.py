@@ -16,8 +16,8 @@ from detente.fingerprint import (
     ParamsError,
     ReleaseRecordError,
 )
+from detente.fingerprint.channels.variants import default_dictionary
 from detente.fingerprint.index import canonical_stream
-from detente.fingerprint.variants import default_dictionary
 
 CORPUS = REAL_DATA
 LOCATION = {

@@ -25,9 +25,9 @@ from tests.fingerprint.fp_fixtures import SECRET
 from tests.realdata import REAL_DATA
 
 from detente.fingerprint import Fingerprinter, FingerprintParams
-from detente.fingerprint.ch_lists import ORDERED_LISTS
+from detente.fingerprint.channels.lists import ORDERED_LISTS
+from detente.fingerprint.channels.slots import JSON
 from detente.fingerprint.policy import decide, fingerprinted
-from detente.fingerprint.slots import JSON
 from detente.stix.vocab import TLP_1_0_IDS, TLP_2_0_IDS
 
 ATTACK_SLICE = Path(__file__).resolve().parents[1] / "data" / "attack-ics-slice.json"

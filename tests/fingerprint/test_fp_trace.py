@@ -19,7 +19,7 @@ from detente.fingerprint import (
     Release,
     ReleaseRecordError,
 )
-from detente.fingerprint.slots import JSON
+from detente.fingerprint.channels.slots import JSON
 
 
 def _trace(objects: list[JSON], partners: int = 20) -> tuple[list[str], str]:

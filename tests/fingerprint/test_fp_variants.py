@@ -10,14 +10,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from detente.fingerprint import VariantDictionaryError
-from detente.fingerprint.ch_text import read_text
-from detente.fingerprint.variants import VariantDictionary, default_dictionary, normalise
+from detente.fingerprint.channels.text import read_text
+from detente.fingerprint.channels.variants import (
+    VariantDictionary,
+    default_dictionary,
+    normalise,
+    tokenize,
+)
 
 WORDS = default_dictionary()
 
 
 def test_dictionary_has_at_least_150_reviewed_entries_with_notes() -> None:
-    doc = json.loads(resources.files("detente.fingerprint").joinpath("variants.json").read_text())
+    doc = json.loads(resources.files("detente.fingerprint.channels").joinpath("variants.json").read_text())
     reviewed = [e for e in doc["entries"] if e["reviewed"] is True]
     assert len(reviewed) >= 150
     assert all(e["notes"] and e["kind"] for e in reviewed)
@@ -68,7 +73,7 @@ def test_rendered_variants_read_back_as_written(parts: list, rnd) -> None:  # ty
     found = [
         (o.group, o.symbol)
         for o in WORDS.scan(
-            __import__("detente.fingerprint.variants", fromlist=["tokenize"]).tokenize(text)
+            tokenize(text)
         )
     ]
     assert found == expected or len(found) != len(expected)  # neighbours may merge; never misread

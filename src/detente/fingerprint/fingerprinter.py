@@ -14,8 +14,13 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
 
-from detente.fingerprint import ch_lists, ch_numbers, ch_text, decoys
 from detente.fingerprint.artifact import Artifact
+from detente.fingerprint.channels import decoys
+from detente.fingerprint.channels import lists as ch_lists
+from detente.fingerprint.channels import numbers as ch_numbers
+from detente.fingerprint.channels import text as ch_text
+from detente.fingerprint.channels.slots import JSON, ChannelContext, Slot, canonical_json, markable
+from detente.fingerprint.channels.variants import VariantDictionary, default_dictionary
 from detente.fingerprint.errors import FingerprintError
 from detente.fingerprint.index import ReleaseIndex
 from detente.fingerprint.keyed import bias_vector, draw_symbol, keyed_hex, plain_hex
@@ -23,9 +28,7 @@ from detente.fingerprint.params import FingerprintParams
 from detente.fingerprint.policy import FingerprintDecision, decide
 from detente.fingerprint.records import EmbedRecord, EmbedResult, PositionRecord, ReleaseRecordLike
 from detente.fingerprint.report import TraceReport
-from detente.fingerprint.slots import JSON, ChannelContext, Slot, canonical_json, markable
 from detente.fingerprint.trace import run_trace
-from detente.fingerprint.variants import VariantDictionary, default_dictionary
 
 _CHANNELS = (ch_lists, ch_text, ch_numbers)
 _MIN_SECRET = 16

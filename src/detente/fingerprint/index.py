@@ -12,11 +12,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from detente.fingerprint.ch_numbers import TIME_PAIRS
+from detente.fingerprint.channels.numbers import TIME_PAIRS
+from detente.fingerprint.channels.slots import JSON, Slot
+from detente.fingerprint.channels.variants import VariantDictionary, tokenize
 from detente.fingerprint.errors import ReleaseRecordError
 from detente.fingerprint.records import EmbedRecord, ReleaseRecordLike
-from detente.fingerprint.slots import JSON, Slot
-from detente.fingerprint.variants import VariantDictionary, tokenize
 
 if TYPE_CHECKING:
     from detente.fingerprint.fingerprinter import Fingerprinter

@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from detente.fingerprint.channels.slots import markable
 from detente.fingerprint.params import FingerprintParams
-from detente.fingerprint.slots import markable
 from detente.stix.vocab import tlp_level
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from detente.fingerprint.channels.slots import JSON, Slot
 from detente.fingerprint.errors import ReleaseRecordError
-from detente.fingerprint.slots import JSON, Slot
 
 RECORD_VERSION = 2
 #: Version-1 records (before issue 17: large alphabets, timestamp digits, list chunks) are

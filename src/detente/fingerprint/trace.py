@@ -17,10 +17,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from detente.fingerprint import ch_lists, ch_numbers, ch_text, code
+from detente.fingerprint import code
 from detente.fingerprint.artifact import Artifact
+from detente.fingerprint.channels import lists as ch_lists
+from detente.fingerprint.channels import numbers as ch_numbers
+from detente.fingerprint.channels import text as ch_text
+from detente.fingerprint.channels.decoys import GUESS_PROBABILITY
+from detente.fingerprint.channels.slots import JSON, ChannelContext
 from detente.fingerprint.code import ReadPosition
-from detente.fingerprint.decoys import GUESS_PROBABILITY
 from detente.fingerprint.index import (
     Entry,
     ReleaseIndex,
@@ -30,7 +34,6 @@ from detente.fingerprint.index import (
 )
 from detente.fingerprint.records import ReleaseRecordLike
 from detente.fingerprint.report import MatchedRelease, Suspect, TraceReport
-from detente.fingerprint.slots import JSON, ChannelContext
 
 if TYPE_CHECKING:
     from detente.fingerprint.fingerprinter import Fingerprinter

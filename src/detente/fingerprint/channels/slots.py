@@ -12,8 +12,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from detente.fingerprint.channels.variants import VariantDictionary
 from detente.fingerprint.params import FingerprintParams
-from detente.fingerprint.variants import VariantDictionary
 
 JSON = dict[str, Any]
 

@@ -188,5 +188,6 @@ def _overlaps(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
 @cache
 def default_dictionary() -> VariantDictionary:
     """The dictionary shipped as ``variants.json``."""
-    text = resources.files("detente.fingerprint").joinpath("variants.json").read_text("utf-8")
+    shipped = resources.files("detente.fingerprint.channels").joinpath("variants.json")
+    text = shipped.read_text("utf-8")
     return VariantDictionary.from_json(json.loads(text))

@@ -29,9 +29,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from detente.fingerprint.channels.slots import JSON, ChannelContext, Slot
+from detente.fingerprint.channels.variants import Occurrence, VariantDictionary, tokenize
 from detente.fingerprint.keyed import plain_hex
-from detente.fingerprint.slots import JSON, ChannelContext, Slot
-from detente.fingerprint.variants import Occurrence, VariantDictionary, tokenize
 
 NAME = "text"
 TEXT_FIELDS = ("description", "abstract", "content", "explanation", "objective")

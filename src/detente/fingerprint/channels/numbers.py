@@ -17,8 +17,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from detente.fingerprint.channels.slots import JSON, ChannelContext, Slot
 from detente.fingerprint.keyed import plain_hex
-from detente.fingerprint.slots import JSON, ChannelContext, Slot
 
 NAME = "number"
 _UNIT = 1e-6  # degrees

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import uuid
 
+from detente.fingerprint.channels.slots import JSON, ChannelContext
 from detente.fingerprint.keyed import keyed_bytes, keyed_hex
-from detente.fingerprint.slots import JSON, ChannelContext
 
 CONTAINERS = frozenset({"report", "grouping"})
 GUESS_PROBABILITY = 2.0**-64

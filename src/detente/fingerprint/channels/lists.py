@@ -23,8 +23,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from detente.fingerprint.channels.slots import JSON, ChannelContext, Slot, canonical_json
 from detente.fingerprint.keyed import keyed_hex, plain_hex
-from detente.fingerprint.slots import JSON, ChannelContext, Slot, canonical_json
 
 NAME = "list"
 UNORDERED_LISTS = (
