@@ -160,9 +160,9 @@ class Releaser:
             if obj is None:
                 continue
             released.add(ref)
-            row = judge.support_row(obj)
-            if row is not None:
-                support.append(row)
+            copy = judge.support_row(obj)
+            if copy is not None:
+                support.append(copy)
         return support
 
     def reevaluate(self, partner_name: str) -> ReleaseRun:
