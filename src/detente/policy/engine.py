@@ -95,7 +95,8 @@ def _prepare(obj: Any, ctx: NodeContext) -> Prepared:
             f"the object carries no TLP marking; the node default TLP:{default.upper()} applies."
         )
     namers = tuple(r for r in rules if r.names is not None and r.refusal is None)
-    return Prepared(obj, None, tuple(rules), namers, granular, tuple(notes), references(obj))
+    named = references(obj) if ctx.ref_visible is not None else ()
+    return Prepared(obj, None, tuple(rules), namers, granular, tuple(notes), named)
 
 
 def _refused(obj: Any, reason: str) -> Prepared:
