@@ -34,7 +34,7 @@ __all__ = ["Reference", "audience_view", "references"]
 Reference = tuple[Path, str]
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9-]*--\S+$")  # any STIX-shaped id (fail closed)
-#: support material released with the view (docs/policy.md "Support material")
+#: marking references: support material released with the view, not references here
 _MARKING_KEYS = frozenset({"object_marking_refs", "granular_markings"})
 
 
@@ -89,7 +89,7 @@ def audience_view(
                            f"({len(names) - len(kept)} of {len(names)} entries)")
             reasons.append(f"releasable_to keeps the {len(kept)} entries naming the recipient; "
                            "co-recipients are not shown.")
-        _rename(view, marking_name(ours), removed)
+            _rename(view, marking_name(ours), removed)
     for key, ext in extensions.items():
         if key != RELEASABILITY_EXTENSION_ID and isinstance(ext, dict):
             problem = reduce_acs(key, ext, names_recipient, removed, reasons)
@@ -99,10 +99,11 @@ def audience_view(
 
 
 def _rename(view: dict[str, Any], name: str, removed: list[str]) -> None:
-    """The generated name lists the audience: it follows the cut list.  A free-text
-    description may name it too: it is not sent."""
-    if view.get("name") != name:
+    """After a cut: the name (generated ones list the audience) follows the cut list, and a
+    free-text description, which may name the audience too, is not sent."""
+    if "name" in view and view["name"] != name:
         view["name"] = name
+        removed.append("name (rebuilt from the cut list)")
     if "description" in view:
         del view["description"]
         removed.append("description")
