@@ -40,29 +40,32 @@ _MARKING_KEYS = frozenset({"object_marking_refs", "granular_markings"})
 
 def references(obj: Mapping[str, Any]) -> tuple[Reference, ...]:
     """Every reference ``obj`` makes to another object, with its path (markings excluded)."""
-    return tuple(_walk(obj, ()))
+    # plain dicts and lists all the way down (a stored body is; anything else is copied
+    # into that shape first), so the walk needs no slow abstract-type checks
+    return tuple(_walk(obj if isinstance(obj, dict) else copy_json(obj), ()))
 
 
-def _walk(node: Any, path: Path) -> Iterator[Reference]:
-    if isinstance(node, Mapping):
-        for key, value in node.items():
-            if not isinstance(key, str) or (not path and key in _MARKING_KEYS):
+def _walk(node: dict[str, Any] | list[Any], path: Path) -> Iterator[Reference]:
+    items = node.items() if isinstance(node, dict) else enumerate(node)
+    for key, value in items:
+        kind = type(value)
+        if kind is str:
+            if isinstance(key, str) and key.endswith("_ref") and _ID.match(value):
+                yield (*path, key), value
+        elif kind is list:
+            if not path and key in _MARKING_KEYS:
                 continue
-            here = (*path, key)
-            if key.endswith("_ref") and isinstance(value, str):
-                if _ID.match(value):
-                    yield here, value
-            elif key.endswith("_refs") and isinstance(value, list):
+            if isinstance(key, str) and key.endswith("_refs"):
                 for i, item in enumerate(value):
-                    if isinstance(item, str) and _ID.match(item):
-                        yield (*here, i), item
-                    else:
-                        yield from _walk(item, (*here, i))
+                    if type(item) is str:
+                        if _ID.match(item):
+                            yield (*path, key, i), item
+                    elif type(item) in (dict, list):
+                        yield from _walk(item, (*path, key, i))
             else:
-                yield from _walk(value, here)
-    elif isinstance(node, list):
-        for i, item in enumerate(node):
-            yield from _walk(item, (*path, i))
+                yield from _walk(value, (*path, key))
+        elif kind is dict:
+            yield from _walk(value, (*path, key))
 
 
 def audience_view(
