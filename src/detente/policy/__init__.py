@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from detente.policy.engine import decide, matrix
+from detente.policy.engine import decide, matrix, support_view
 from detente.policy.errors import MalformedMarkingError, PolicyError
 from detente.policy.explain import explain
 from detente.policy.markings import (
@@ -48,4 +48,5 @@ __all__ = [
     "matrix",
     "releasability_marking",
     "releasability_schema",
+    "support_view",
 ]

@@ -8,8 +8,13 @@ The steps, labelled in the code:
 (3) every object-level rule must allow the recipient (most restrictive wins);
 (4) material received from a partner must also pass that partner's onward rules;
 (5) granular markings that deny strip their selectors; redact_below_tier rules strip theirs;
-    object_refs the recipient may not see are dropped;
-(6) the view is cut; removing a required property denies the whole object.
+    references (every ``*_ref``/``*_refs``) to objects the recipient may not see are dropped;
+(6) the view is cut; removing a required property (``relationship.target_ref``,
+    ``sighting.sighting_of_ref``, the last of ``object_refs``…) denies the whole object;
+(7) a marking definition's audience lists are cut to the entries naming the recipient.
+
+``support_view`` is the recipient's copy of a marking definition a released view
+references (steps 5-7 without the marking definition's own markings).
 """
 
 from __future__ import annotations
@@ -21,10 +26,11 @@ from typing import Any
 from detente.policy.checks import Who, check_onward, check_rule, who
 from detente.policy.markings import TLP_IDS, resolve_marking, tlp_rule
 from detente.policy.model import Decision, NodeContext, Recipient, Verdict
-from detente.policy.redact import Path, copy_json, cut, lookup, parse_selector
+from detente.policy.redact import Path, copy_json, cut, lookup, parse_selector, render_path
+from detente.policy.references import Reference, audience_view, references
 from detente.policy.rules import TLP_LEVELS, Rule, strictest_attribution, strictest_onward
 
-__all__ = ["decide", "matrix"]
+__all__ = ["decide", "matrix", "support_view"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +52,7 @@ class Prepared:
     namers: tuple[Rule, ...]
     granular: tuple[Granular, ...]
     notes: tuple[str, ...]
+    refs: tuple[Reference, ...] = ()
 
 
 def decide(obj: Mapping[str, Any], recipient: Recipient, ctx: NodeContext) -> Decision:
@@ -88,7 +95,8 @@ def _prepare(obj: Any, ctx: NodeContext) -> Prepared:
             f"the object carries no TLP marking; the node default TLP:{default.upper()} applies."
         )
     namers = tuple(r for r in rules if r.names is not None and r.refusal is None)
-    return Prepared(obj, None, tuple(rules), namers, granular, tuple(notes))
+    named = references(obj) if ctx.ref_visible is not None else ()
+    return Prepared(obj, None, tuple(rules), namers, granular, tuple(notes), named)
 
 
 def _refused(obj: Any, reason: str) -> Prepared:
@@ -133,9 +141,57 @@ def _decide(prep: Prepared, recipient: Recipient, ctx: NodeContext) -> Decision:
     if paths is None:
         return Decision.deny(*reasons, *allows)
     _redactions(prep.obj, applied, to, paths, reasons)
-    _hidden_refs(prep.obj, ctx, to, paths, reasons)
+    attribution = strictest_attribution(r.attribution for r in applied if r.refusal is None)
+    denial = _hidden_refs(prep.obj, prep.refs, ctx, to, attribution, paths, reasons)
+    if denial is not None:
+        return Decision.deny(denial, *allows, *reasons)
     # (6) the view
-    return _finish(prep.obj, paths, allows + reasons, applied)
+    decision = _finish(prep.obj, paths, allows + reasons, applied)
+    # (7) the audience
+    return _audience(decision, to) if prep.obj.get("type") == "marking-definition" else decision
+
+
+def support_view(md: Mapping[str, Any], recipient: Recipient, ctx: NodeContext) -> Decision:
+    """The recipient's copy of a marking definition that a view released to it references.
+
+    The marking travels as support (the recipient needs it to honour the view's handling
+    rules), whatever the marking definition's own markings say; but, like any view, it
+    names no object the recipient may not see (an optional ``created_by_ref`` is dropped)
+    and no co-recipient (step 7).  Denied when the marking names only other recipients."""
+    oid = md.get("id") if isinstance(md, Mapping) else None
+    if not isinstance(md, Mapping) or md.get("type") != "marking-definition":
+        return Decision.deny("not a marking definition: fail closed.")
+    if isinstance(oid, str) and oid in TLP_IDS:
+        reason = "a standard TLP marking-definition is public by definition."
+        return Decision(Verdict.ALLOW, (reason,), view=copy_json(md), onward="allowed")
+    to = who(recipient, ctx)
+    reason = f"marking definition referenced by a view released to {to.name}."
+    paths: list[Path] = []
+    reasons: list[str] = [reason]
+    denial = _hidden_refs(md, references(md), ctx, to, "may", paths, reasons)
+    if denial is not None:
+        return Decision.deny(denial, *reasons)
+    return _audience(_finish(md, paths, reasons, ()), to)
+
+
+def _audience(decision: Decision, to: Who) -> Decision:
+    """(7) Cut a marking definition's releasable_to / ACS permitted lists to the entries
+    that name ``to``: a view never tells its recipient who else may receive the object."""
+    if decision.view is None:
+        return decision
+    view, removed, reasons = audience_view(decision.view, to.keys.__contains__)
+    if view is None:
+        return Decision.deny(*reasons, *decision.reasons)
+    if not removed:
+        return decision
+    return Decision(
+        Verdict.ALLOW_REDACTED,
+        decision.reasons + tuple(reasons),
+        removed=decision.removed + tuple(removed),
+        view=view,
+        onward=decision.onward,
+        attribution=decision.attribution,
+    )
 
 
 def _findings(
@@ -204,18 +260,45 @@ def _redactions(
 
 
 def _hidden_refs(
-    obj: Mapping[str, Any], ctx: NodeContext, to: Who, paths: list[Path], reasons: list[str]
-) -> None:
-    refs = obj.get("object_refs")
-    if ctx.ref_visible is None or not isinstance(refs, list):
-        return
-    hidden = [i for i, ref in enumerate(refs) if not ctx.ref_visible(str(ref))]
-    if hidden:
-        paths.extend(("object_refs", i) for i in hidden)
-        reasons.append(
-            f"object_refs — {len(hidden)} of {len(refs)} references point to "
-            f"objects {to.name} may not see; they are dropped from the view."
-        )
+    obj: Mapping[str, Any], refs: Sequence[Reference], ctx: NodeContext, to: Who,
+    attribution: str, paths: list[Path], reasons: list[str],
+) -> str | None:
+    """(5) References to objects ``to`` may not see join ``paths`` (one reason per property);
+    the reason to deny when one cannot be removed.  The node's own identity and the
+    recipient's are known to the recipient.  A hidden ``created_by_ref`` stays when the
+    provider attribution rule is ``must``: the provider asked to be credited."""
+    if ctx.ref_visible is None:
+        return None
+    hidden: dict[str, list[Path]] = {}
+    for path, ref in refs:
+        if ref == ctx.identity_id or ref in to.keys or ctx.ref_visible(ref):
+            continue
+        if path == ("created_by_ref",) and attribution == "must":
+            reasons.append(
+                f"created_by_ref — names an identity {to.name} may not see; kept: the "
+                "provider attribution rule is must (the provider asked to be credited)."
+            )
+            continue
+        if len(path) > 2 or (len(path) == 2 and not isinstance(path[1], int)):
+            return (
+                f"{render_path(path)} — a nested reference to an object {to.name} may not "
+                "see cannot be removed safely: the whole object is denied."
+            )
+        hidden.setdefault(str(path[0]), []).append(path)
+    for prop, found in hidden.items():
+        paths.extend(found)
+        if len(found[0]) == 1:
+            reasons.append(
+                f"{prop} — points to an object {to.name} may not see; "
+                "it is removed from the view."
+            )
+        else:
+            total = len(obj[prop])
+            reasons.append(
+                f"{prop} — {len(found)} of {total} references point to "
+                f"objects {to.name} may not see; they are dropped from the view."
+            )
+    return None
 
 
 def _finish(

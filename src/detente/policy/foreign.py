@@ -9,13 +9,13 @@ and are noted.  Any other restrictive property denies, naming the property (fail
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from detente.policy.rules import ATTRIBUTION_ORDER, TLP_LEVELS, TLP_ONWARD, Rule, tlp_label
 from detente.stix.vocab import ACS_3_0_EXTENSION, IEP_2_0_EXTENSION
 
-__all__ = ["ACS_EXTENSION_ID", "IEP_EXTENSION_ID", "parse_acs", "parse_iep"]
+__all__ = ["ACS_EXTENSION_ID", "IEP_EXTENSION_ID", "parse_acs", "parse_iep", "reduce_acs"]
 
 IEP_EXTENSION_ID = IEP_2_0_EXTENSION
 ACS_EXTENSION_ID = ACS_3_0_EXTENSION
@@ -185,6 +185,33 @@ def _acs_onward(ext: Mapping[str, Any]) -> str | None:
 def _acs_note(source: str, ext: Mapping[str, Any]) -> str | None:
     if "public_release" in ext:
         return f"{source} records a public release; other markings still apply."
+    return None
+
+
+def reduce_acs(
+    key: str, ext: dict[str, Any], names_recipient: Callable[[str], bool],
+    removed: list[str], reasons: list[str],
+) -> str | None:
+    """Cut an ACS 3.0 marking's permitted lists (in place) to the entries naming the
+    recipient (``ALL`` stays whole); the problem when a list names only others."""
+    if key != ACS_EXTENSION_ID or not isinstance(ext.get("control_set"), dict):
+        return None
+    control = ext["control_set"]
+    for prop in ("permitted_organizations", "permitted_nationalities"):
+        if prop not in control:
+            continue
+        names = _strings(control[prop])
+        if "ALL" in names:
+            continue
+        kept = [n for n in names if names_recipient(n)]
+        if not kept:
+            return f"ACS 3.0 control_set.{prop} names only other recipients."
+        if len(kept) < len(names):
+            control[prop] = kept
+            removed.append(f"extensions.{key}.control_set.{prop} "
+                           f"({len(names) - len(kept)} of {len(names)} entries)")
+            reasons.append(f"ACS 3.0 {prop} keeps the {len(kept)} entries naming the "
+                           "recipient; co-recipients are not shown.")
     return None
 
 

@@ -48,8 +48,9 @@ class NodeContext:
     origin: str | None = None
     #: identity ids of known partners, by partner name (ACS permitted_organizations etc.)
     partner_identities: Mapping[str, str] = field(default_factory=dict)
-    #: may the recipient see the object with this id? (drops report object_refs);
-    #: None means refs are kept as they are
+    #: may the recipient see the object with this id?  Every ``*_ref``/``*_refs`` of a
+    #: view is checked with it (hidden ones are dropped, or the object denied when the
+    #: reference is required); None means refs are kept as they are
     ref_visible: Callable[[str], bool] | None = None
 
 

@@ -26,6 +26,7 @@ __all__ = [
     "RELEASABILITY_EXTENSION_ID",
     "check_releasability",
     "extension_definition",
+    "marking_name",
     "parse_releasability",
     "releasability_marking",
     "releasability_schema",
@@ -173,7 +174,7 @@ def releasability_marking(
         "spec_version": "2.1",
         "id": f"marking-definition--{uuid.uuid5(_NAMESPACE, seed)}",
         "created": created,
-        "name": _marking_name(ext),
+        "name": marking_name(ext),
         "extensions": {RELEASABILITY_EXTENSION_ID: ext},
     }
     if created_by_ref is not None:
@@ -207,7 +208,7 @@ def _extension_content(
     return ext
 
 
-def _marking_name(ext: Mapping[str, Any]) -> str:
+def marking_name(ext: Mapping[str, Any]) -> str:
     parts = []
     if "releasable_to" in ext:
         parts.append("to " + ", ".join(ext["releasable_to"]))

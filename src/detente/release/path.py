@@ -23,8 +23,8 @@ import sqlalchemy as sa
 
 from detente.errors import NotFoundError
 from detente.partners import Partner, PartnerBook
-from detente.policy import decide
-from detente.policy.model import Decision, NodeContext, Recipient, Verdict
+from detente.policy import decide, support_view
+from detente.policy.model import Decision, NodeContext, Recipient
 from detente.release.schema import cursors, releases
 from detente.stix.timestamps import now_micros
 from detente.store.base import LOCAL, Query, Store, StoredObject
@@ -130,7 +130,7 @@ class Releaser:
         supported = self._released_markings(partner.name)
         for chunk in _chunks(self.store.iter_all(query, page_size=BATCH), BATCH):
             rows = self._evaluate(chunk, judge, run)
-            rows += self._support_rows(rows, partner, supported)
+            rows += self._support_rows(rows, judge, supported)
             if not self._commit(partner, rows, [], (start, chunk[-1].date_added)):
                 break  # another caller released this range first: its work stands
             start = chunk[-1].date_added
@@ -143,9 +143,10 @@ class Releaser:
         with self.store.engine.connect() as conn:
             return {r[0] for r in conn.execute(stmt)}
 
-    def _support_rows(self, rows: list[_Row], partner: Partner, released: set[str]) -> list[_Row]:
+    def _support_rows(self, rows: list[_Row], judge: _Judge, released: set[str]) -> list[_Row]:
         """Marking definitions a released view references, released with it: the
-        recipient needs them to honour the handling rules (and nothing else reveals them)."""
+        recipient needs them to honour the handling rules.  Each is the recipient's own
+        copy (``policy.support_view``): same id, audience cut to the recipient."""
         needed: list[str] = []
         released.update(r.stored.id for r in rows if r.stored.type == "marking-definition")
         for row in rows:
@@ -159,9 +160,9 @@ class Releaser:
             if obj is None:
                 continue
             released.add(ref)
-            reason = f"marking definition referenced by a view released to {partner.name}"
-            decision = Decision(Verdict.ALLOW, (reason,), view=obj.body)
-            support.append(_Row(obj, decision, obj.raw, None, None))
+            copy = judge.support_row(obj)
+            if copy is not None:
+                support.append(copy)
         return support
 
     def reevaluate(self, partner_name: str) -> ReleaseRun:
@@ -178,7 +179,7 @@ class Releaser:
             if not chunk:
                 continue
             rows, withdraw = self._reconcile(chunk, judge, current, run)
-            rows += self._support_rows(rows, partner, supported)
+            rows += self._support_rows(rows, judge, supported)
             self._commit(partner, rows, withdraw, None)
         return run
 
@@ -207,7 +208,14 @@ class Releaser:
             decision = judge.decide(obj)
             served = current.get((obj.id, obj.version))
             if not decision.allowed and obj.type == "marking-definition" and served:
-                continue  # released as support for views that reference it: kept
+                # released as support for views that reference it: kept, as the
+                # recipient's copy of today (its audience may have changed)
+                support = judge.support_row(obj)
+                if support is not None and served[1] != view_hash(support.view):
+                    withdraw.append(served[0])
+                    rows.append(support)
+                    run.replaced += 1
+                continue
             if not decision.allowed:
                 run.denied += 1
                 if served is not None:
@@ -323,10 +331,15 @@ class Releaser:
 class _Judge:
     """The policy as it applies to one partner during one run.
 
-    Markings, partner identities and the partner's tier are read once, not per object;
-    whether the partner may see a referenced object is decided on that object's latest
-    stored version, without following its own references (no recursion), and cached for
-    the run."""
+    Markings, partner identities and the partner's tier are read once, not per object.
+    The policy decides which references a view may keep (``NodeContext.ref_visible``);
+    the judge supplies the lookup: a referenced object is visible when the policy allows
+    its latest stored version to this partner — references and all, so a relationship
+    whose target is hidden is itself hidden to a sighting of it — or when it came from
+    this partner.  Answers are cached for the run; a reference cycle, or a chain deeper
+    than ``MAX_REF_DEPTH``, counts as not visible (fail closed)."""
+
+    MAX_REF_DEPTH = 32
 
     def __init__(self, releaser: Releaser, partner: Partner,
                  markings: Mapping[str, Mapping[str, Any]], identities: Mapping[str, str]
@@ -335,6 +348,7 @@ class _Judge:
         self.recipient = releaser.recipient(partner)
         self.markings, self.identities = markings, identities
         self.visible: dict[str, bool] = {}
+        self.depth = 0
 
     def context(self, origin: str | None, refs: bool) -> NodeContext:
         r = self.releaser
@@ -352,9 +366,26 @@ class _Judge:
                 f"{obj.id} came from {self.partner.name}: never sent back to its source")
         return decide(obj.body, self.recipient, self.context(origin, refs=True))
 
+    def support_row(self, obj: StoredObject) -> _Row | None:
+        """The partner's copy of a marking definition its views reference (None: withheld,
+        it names only other recipients — the partner then holds an unknown marking and
+        fails closed)."""
+        origin = None if obj.provenance.origin == LOCAL else obj.provenance.origin
+        decision = support_view(obj.body, self.recipient, self.context(origin, refs=True))
+        if decision.view is None:
+            return None
+        return _Row(obj, decision, orjson.dumps(decision.view), None, None)
+
     def ref_visible(self, ref: str) -> bool:
         if ref not in self.visible:
-            self.visible[ref] = self._visible(ref)
+            if self.depth >= self.MAX_REF_DEPTH:
+                return False
+            self.visible[ref] = False  # while being decided: a cycle back to it sees False
+            self.depth += 1
+            try:
+                self.visible[ref] = self._visible(ref)
+            finally:
+                self.depth -= 1
         return self.visible[ref]
 
     def _visible(self, ref: str) -> bool:
@@ -364,7 +395,7 @@ class _Judge:
         origin = None if obj.provenance.origin == LOCAL else obj.provenance.origin
         if origin == self.partner.name:
             return True  # the partner's own object: it holds it already
-        return decide(obj.body, self.recipient, self.context(origin, refs=False)).allowed
+        return decide(obj.body, self.recipient, self.context(origin, refs=True)).allowed
 
 
 def _marking_refs(view: Mapping[str, Any]) -> list[str]:
