@@ -44,7 +44,7 @@ from detente.ledger.tiles import (
     tile_key,
     tile_slots,
 )
-from detente.store.engine import make_engine
+from detente.store.engine import make_engine, writer
 
 ORIGIN = "tiles.example/ledger"
 ENTRIES = [make_entry(i) for i in range(300)]
@@ -303,7 +303,7 @@ def test_concurrent_appenders_are_serialised_by_the_database(store_url: str) -> 
 
 
 def test_a_store_in_the_old_one_row_per_leaf_layout_is_refused(engine: sa.Engine) -> None:
-    with engine.begin() as conn:
+    with writer(engine).begin() as conn:
         conn.exec_driver_sql("CREATE TABLE ledger_entries (seq INTEGER PRIMARY KEY)")
     with pytest.raises(LedgerStoreError, match="pre-release"):
         Ledger(engine, ORIGIN)
@@ -312,7 +312,7 @@ def test_a_store_in_the_old_one_row_per_leaf_layout_is_refused(engine: sa.Engine
 def test_missing_or_torn_rows_are_domain_errors(engine: sa.Engine) -> None:
     ledger = Height2(engine, ORIGIN)
     ledger.append_many(ENTRIES[:40])
-    with engine.begin() as conn:
+    with writer(engine).begin() as conn:
         conn.exec_driver_sql(f"DELETE FROM ledger_tiles WHERE tile = {tile_key(1, 0)}")
         conn.exec_driver_sql("DELETE FROM ledger_bundles WHERE first = 8")
         conn.exec_driver_sql(
