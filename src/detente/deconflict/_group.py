@@ -6,7 +6,8 @@ symbols (the library rbcl bundles) are called through ctypes in tight loops that
 and write into one contiguous buffer of 32-byte elements. No cryptography is implemented in
 this module: hash-to-group, scalar multiplication, scalar inversion and randomness are all
 libsodium's (``crypto_core_ristretto255_from_hash``, ``crypto_scalarmult_ristretto255``,
-``crypto_core_ristretto255_scalar_invert``, ``crypto_core_ristretto255_scalar_random``).
+``crypto_core_ristretto255_is_valid_point``, ``crypto_core_ristretto255_scalar_invert``,
+``crypto_core_ristretto255_scalar_mul``, ``crypto_core_ristretto255_scalar_random``).
 
 Parallelism: ctypes releases the GIL for the duration of each foreign call, so a thread pool
 uses all cores without pickling anything (measured on 2 cores: 36.0 µs per multiplication on
@@ -18,6 +19,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import os
+import secrets
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -28,11 +30,14 @@ from detente.deconflict.errors import ProtocolError
 __all__ = [
     "ELEMENT_BYTES",
     "SCALAR_BYTES",
+    "check_elements",
     "cores",
     "hash_to_group",
     "invert",
     "multiply",
     "random_scalar",
+    "scalar_product",
+    "shuffled",
     "split",
 ]
 
@@ -49,6 +54,9 @@ _from_hash.restype = ctypes.c_int
 _scalarmult = _lib.crypto_scalarmult_ristretto255
 _scalarmult.argtypes = (ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p)
 _scalarmult.restype = ctypes.c_int
+_is_valid = _lib.crypto_core_ristretto255_is_valid_point
+_is_valid.argtypes = (ctypes.c_char_p,)
+_is_valid.restype = ctypes.c_int
 
 _pool: ThreadPoolExecutor | None = None
 
@@ -73,6 +81,25 @@ def random_scalar() -> bytes:
 def invert(scalar: bytes) -> bytes:
     """The inverse of a non-zero scalar mod the group order (libsodium)."""
     return bytes(rbcl.crypto_core_ristretto255_scalar_invert(scalar))
+
+
+def scalar_product(x: bytes, y: bytes) -> bytes:
+    """``x·y`` mod the group order (libsodium)."""
+    return bytes(rbcl.crypto_core_ristretto255_scalar_mul(x, y))
+
+
+def shuffled(elements: bytes) -> bytes:
+    """The same 32-byte elements in a uniformly random order (``secrets.SystemRandom``)."""
+    parts = split(elements)
+    secrets.SystemRandom().shuffle(parts)
+    return b"".join(parts)
+
+
+def check_elements(elements: bytes) -> None:
+    """Refuse (naming the first) any element that is not a canonical ristretto255 encoding."""
+    for i, element in enumerate(split(elements)):
+        if _is_valid(element) != 1:
+            raise ProtocolError(f"element {i} is not a valid ristretto255 group element")
 
 
 def split(blob: bytes) -> list[bytes]:
