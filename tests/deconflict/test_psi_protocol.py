@@ -11,9 +11,9 @@ from tests.deconflict.psi_helpers import items, pointers_for, responder, run_ses
 
 from detente.deconflict import (
     Item,
-    Pointer,
     Mode,
     Outcome,
+    Pointer,
     ProtocolError,
     QueryMessage,
     Requester,
