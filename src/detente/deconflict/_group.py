@@ -37,6 +37,7 @@ __all__ = [
     "multiply",
     "random_scalar",
     "scalar_product",
+    "set_threads",
     "shuffled",
     "split",
 ]
@@ -59,11 +60,24 @@ _is_valid.argtypes = (ctypes.c_char_p,)
 _is_valid.restype = ctypes.c_int
 
 _pool: ThreadPoolExecutor | None = None
+_threads: int | None = None  # None: one per core
 
 
 def cores() -> int:
     """How many worker threads batches are split over."""
-    return max(1, os.cpu_count() or 1)
+    return _threads or max(1, os.cpu_count() or 1)
+
+
+def set_threads(n: int | None) -> None:
+    """Split batches over ``n`` threads (None: one per core); benchmarks use 1 to compare
+    with a single-threaded anchor on equal terms."""
+    global _pool, _threads
+    if n is not None and n < 1:
+        raise ValueError("set_threads needs n >= 1 or None")
+    if _pool is not None:
+        _pool.shutdown()
+        _pool = None
+    _threads = n
 
 
 def _executor() -> ThreadPoolExecutor:
@@ -110,7 +124,7 @@ def split(blob: bytes) -> list[bytes]:
 def _ranges(n: int) -> list[tuple[int, int]]:
     if n <= 0:
         return []  # an empty set: nothing to hash or multiply
-    parts = 1 if n < _INLINE_BELOW else cores() * 2
+    parts = 1 if n < _INLINE_BELOW or cores() == 1 else cores() * 2
     step = -(-n // parts)
     return [(lo, min(n, lo + step)) for lo in range(0, n, step)]
 
