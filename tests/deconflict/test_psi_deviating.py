@@ -242,3 +242,15 @@ def test_modes_outside_the_responders_policy_are_refused(mode: Mode) -> None:
     with pytest.raises(WrongModeError, match=f"not offered in {mode} mode"):
         resp.answer(req.start(), partner="us")
     assert resp.records[-1].outcome is Outcome.REFUSED
+
+
+def test_a_reveal_in_another_mode_aborts_the_session() -> None:
+    resp = responder(THEIRS)
+    req = Requester(MINE, mode=Mode.CARDINALITY, partner="fr")
+    reveal = req.reveal(resp.answer(req.start(), partner="us"))
+    as_mutual = RevealMessage(reveal.session_id, reveal.elements, Mode.MUTUAL)
+    with pytest.raises(ProtocolError, match="reveal is for mutual mode, the session is"):
+        resp.conclude(as_mutual, partner="us")
+    assert resp.records[-1].outcome is Outcome.ABORTED and not resp.pending
+    with pytest.raises(ProtocolError, match="no session"):
+        resp.conclude(reveal, partner="us")  # the session is over

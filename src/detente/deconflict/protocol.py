@@ -481,10 +481,13 @@ class Responder:
         """(3)→(4): compare (cardinality, pointer) or learn the intersection (mutual), then
         send the opening. Each session accepts one reveal, from the partner it belongs to."""
         pending = self._pending.get(reveal.session_id)
-        if pending is None or pending.partner != partner or pending.mode is not reveal.mode:
+        if pending is None or pending.partner != partner:
             raise ProtocolError("no session of this mode is waiting for this reveal")
         del self._pending[reveal.session_id]
         try:
+            if pending.mode is not reveal.mode:
+                raise ProtocolError(f"reveal is for {reveal.mode} mode, the session is "
+                                    f"{pending.mode}")  # fmt: skip
             if len(reveal.elements) != 32 * pending.peer_count:
                 raise ProtocolError(
                     f"reveal has {len(reveal.elements) // 32} elements for our "
