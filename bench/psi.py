@@ -207,6 +207,14 @@ def compare(log2n: int, seed: int, t_mult: float, t_hash: float, single: bool
     out.update(t=secs, floor=fl, bytes=wire)
     print(f"{tag}  detente intersection, {threads} threads {secs:7.2f} s  {wire / n:5.1f} B/el"
           f"  found {found}  floor {fl:.2f} s ({secs / fl:.2f}x)")  # fmt: skip
+    om = openmined(n, n, seed)  # the anchor right after, so both see about the same load
+    out["om"] = om["seconds"]
+    print(f"{tag}  openmined 1 process {om['seconds']:7.2f} s  {om['bytes'] / n:5.1f} B/el  "
+          f"found {om['found']:.0f}  (1-min load average {os.getloadavg()[0]:.2f})")  # fmt: skip
+    om2 = openmined(n, n, seed, processes=threads)
+    out["om2"] = om2["seconds"]
+    print(f"{tag}  openmined {threads} processes (hash buckets) {om2['seconds']:7.2f} s  "
+          f"found {om2['found']:.0f}  (1-min load average {os.getloadavg()[0]:.2f})")  # fmt: skip
     if single:
         _group.set_threads(1)
         try:
@@ -220,14 +228,6 @@ def compare(log2n: int, seed: int, t_mult: float, t_hash: float, single: bool
     out["card"] = card
     print(f"{tag}  detente cardinality (responder compares), {threads} threads {card:7.2f} s "
           f" {wire_c / n:5.1f} B/el  count {found_c}")  # fmt: skip
-    om = openmined(n, n, seed)
-    out["om"] = om["seconds"]
-    print(f"{tag}  openmined 1 process {om['seconds']:7.2f} s  {om['bytes'] / n:5.1f} B/el  "
-          f"found {om['found']:.0f}")  # fmt: skip
-    om2 = openmined(n, n, seed, processes=threads)
-    out["om2"] = om2["seconds"]
-    print(f"{tag}  openmined {threads} processes (hash buckets) {om2['seconds']:7.2f} s  "
-          f"found {om2['found']:.0f}")  # fmt: skip
     print(f"{tag}  ratios: {threads} threads vs 1 process {om['seconds'] / secs:.2f}x; "
           f"equal cores ({threads} vs {threads}) {om2['seconds'] / secs:.2f}x"
           + (f"; 1 thread vs 1 process {om['seconds'] / out['t_1t']:.2f}x" if single else "")
