@@ -3,11 +3,17 @@
 Stdlib plus openmined-psi only, so bench/psi.py can also import :func:`item_sets` from here
 and both sides intersect exactly the same sets.
 
-    python _openmined_anchor.py N_CLIENT N_SERVER SEED FPR   → one JSON line
+    python _openmined_anchor.py N_CLIENT N_SERVER SEED FPR [BUCKET OF]   → one JSON line
+
+With ``BUCKET OF`` the process intersects only the items whose SHA-256 is ``BUCKET`` mod
+``OF`` on both sides (a hash partition: the union of the buckets' results is the whole
+intersection, and the work splits evenly). bench/psi.py runs ``OF`` such processes at once to
+give openmined-psi the same cores detente's thread pool gets.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import sys
@@ -24,14 +30,25 @@ def item_sets(n_client: int, n_server: int, seed: int) -> tuple[list[str], list[
     return client, server
 
 
-def run(n_client: int, n_server: int, seed: int, fpr: float) -> dict[str, float | int]:
+def in_bucket(item: str, bucket: int, of: int) -> bool:
+    return int.from_bytes(hashlib.sha256(item.encode()).digest()[:8], "big") % of == bucket
+
+
+def run(
+    n_client: int, n_server: int, seed: int, fpr: float, bucket: int = 0, of: int = 1
+) -> dict[str, float | int]:
     import private_set_intersection.python as psi  # only installed in the anchor venv
 
     client_items, server_items = item_sets(n_client, n_server, seed)
+    if of > 1:
+        client_items = [i for i in client_items if in_bucket(i, bucket, of)]
+        server_items = [i for i in server_items if in_bucket(i, bucket, of)]
     t0 = time.perf_counter()
     client = psi.client.CreateWithNewKey(True)
     server = psi.server.CreateWithNewKey(True)
-    setup = server.CreateSetupMessage(fpr, n_client, server_items, psi.DataStructure.GCS)
+    setup = server.CreateSetupMessage(
+        fpr, len(client_items), server_items, psi.DataStructure.GCS
+    )
     request = client.CreateRequest(client_items)
     wire_setup, wire_request = setup.SerializeToString(), request.SerializeToString()
     response = server.ProcessRequest(request)
@@ -48,4 +65,5 @@ def run(n_client: int, n_server: int, seed: int, fpr: float) -> dict[str, float 
 
 if __name__ == "__main__":
     a = sys.argv[1:]
-    print(json.dumps(run(int(a[0]), int(a[1]), int(a[2]), float(a[3]))))
+    extra = (int(a[4]), int(a[5])) if len(a) > 4 else (0, 1)
+    print(json.dumps(run(int(a[0]), int(a[1]), int(a[2]), float(a[3]), *extra)))

@@ -42,11 +42,11 @@ def run_session(
     req_items: list[Item], resp: Responder, mode: Mode, partner: str = "us"
 ) -> tuple[Result, Result | None, Requester]:
     """One session with every message serialised and parsed; returns (requester result,
-    responder result in mutual mode, the requester)."""
+    responder result in the modes with a reveal, the requester)."""
     req = Requester(req_items, mode=mode, partner="fr")
     query = QueryMessage.from_bytes(req.start().to_bytes())
     response = ResponseMessage.from_bytes(resp.answer(query, partner=partner).to_bytes())
-    if mode is not Mode.MUTUAL:
+    if mode is Mode.INTERSECTION:
         return req.finish(response), None, req
     reveal = RevealMessage.from_bytes(req.reveal(response).to_bytes())
     theirs, opening = resp.conclude(reveal, partner=partner)

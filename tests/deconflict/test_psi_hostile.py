@@ -131,14 +131,14 @@ def test_a_replayed_or_foreign_response_aborts_the_requester() -> None:
 def test_out_of_order_messages_are_refused() -> None:
     req = Requester(MINE, mode=Mode.MUTUAL, partner="fr")
     resp = responder(THEIRS)
-    early = OpeningMessage(req.session_id, b"\x00" * 32 * 3, 0)
+    early = OpeningMessage(req.session_id, b"\x00" * 32 * 3, 0, salt=b"s" * 32)
     with pytest.raises(ProtocolError, match="out of order"):
         req.conclude(early)  # before start()
     req2 = Requester(MINE, mode=Mode.MUTUAL, partner="fr")
     req2.start()
     with pytest.raises(ProtocolError, match="session already started"):
         req2.start()
-    with pytest.raises(ProtocolError, match="no mutual session is waiting"):
+    with pytest.raises(ProtocolError, match="no session of this mode is waiting"):
         resp.conclude(RevealMessage(req.session_id, b""), partner="us")
 
 
@@ -169,7 +169,8 @@ def test_a_broken_commitment_opening_aborts_mutual_mode() -> None:
     _, opening = resp.conclude(req.reveal(response), partner="us")
     swapped = _group.split(opening.elements)
     swapped[0], swapped[1] = swapped[1], swapped[0]
-    forged = OpeningMessage(opening.session_id, b"".join(swapped), opening.count)
+    forged = OpeningMessage(opening.session_id, b"".join(swapped), opening.count,
+                            salt=opening.salt)  # fmt: skip
     with pytest.raises(ProtocolError, match="commitment"):
         req.conclude(forged)
     assert req.record.outcome is Outcome.ABORTED
@@ -180,7 +181,8 @@ def test_a_lying_match_count_in_the_opening_aborts() -> None:
     resp = responder(THEIRS)
     response = resp.answer(req.start(), partner="us")
     _, opening = resp.conclude(req.reveal(response), partner="us")
-    liar = OpeningMessage(opening.session_id, opening.elements, opening.count - 1)
+    liar = OpeningMessage(opening.session_id, opening.elements, opening.count - 1,
+                          salt=opening.salt)  # fmt: skip
     with pytest.raises(ProtocolError, match="results disagree"):
         req.conclude(liar)
 
@@ -189,10 +191,10 @@ def test_a_reveal_from_another_partner_or_twice_is_refused() -> None:
     req = Requester(MINE, mode=Mode.MUTUAL, partner="fr")
     resp = responder(THEIRS)
     reveal = req.reveal(resp.answer(req.start(), partner="us"))
-    with pytest.raises(ProtocolError, match="no mutual session"):
+    with pytest.raises(ProtocolError, match="no session of this mode"):
         resp.conclude(reveal, partner="ru")
     resp.conclude(reveal, partner="us")
-    with pytest.raises(ProtocolError, match="no mutual session"):
+    with pytest.raises(ProtocolError, match="no session of this mode"):
         resp.conclude(reveal, partner="us")
 
 

@@ -107,7 +107,8 @@ def query(
     for label in outcome.matches or ():
         console.print(f"  match: {label}", highlight=False, markup=False)
     for p in outcome.pointers or ():
-        console.print(f"  conflict: handle {p.handle} — contact {p.contact}",
+        console.print(f"  conflict: handle {p.handle} (session {outcome.session_id}) — "
+                      f"contact {p.contact}",
                       highlight=False, markup=False)
     console.print(f"recorded in our ledger at #{outcome.ledger_index} (no items)",
                   highlight=False)
@@ -131,7 +132,7 @@ def load_operations(
     if as_json:
         _dump([{"name": o.name, "handle": o.handle} for o in stored])
         return
-    table = Table("operation", "handle (what a partner sees)", "contact")
+    table = Table("operation", "handle (partners see a fresh one per session)", "contact")
     for o in stored:
         table.add_row(o.name, o.handle, o.contact or "(node default)")
     console.print(table)

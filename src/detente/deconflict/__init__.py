@@ -7,10 +7,13 @@ Message in, message out, so the HTTP edge only carries bytes::
     response = responder.answer(QueryMessage.from_bytes(b), partner="us")   # (2)
     result = requester.finish(ResponseMessage.from_bytes(b2))   # (3)
 
-Mutual mode continues ``requester.reveal(response)`` → ``responder.conclude(reveal)`` →
-``requester.conclude(opening)``. Items come from the encoders (:func:`observable`,
-:func:`from_sco`, :func:`from_pattern`, :func:`name`, :meth:`Event.items`). Budgets refuse
-probing; every session leaves a :class:`SessionRecord` (never items) on both sides.
+That is intersection mode. Cardinality, pointer and mutual modes continue
+``requester.reveal(response)`` → ``responder.conclude(reveal)`` →
+``requester.conclude(opening)`` (the responder compares in cardinality and pointer modes;
+see :mod:`.protocol`); the modes a set is offered in are the responder's
+(``Responder(modes=…)``). Items come from the encoders (:func:`observable`, :func:`from_sco`,
+:func:`from_pattern`, :func:`name`, :meth:`Event.items`). Budgets refuse probing; every
+session leaves a :class:`SessionRecord` (never items) on both sides.
 """
 
 from detente.deconflict.budget import (

@@ -11,7 +11,9 @@ Every message starts with the same header::
 
 Type tags and mode tags are stable and never reused (old nodes refuse new ones clearly);
 the type of a message fixes its step: 1 query, 2 response, 3 reveal, 4 opening (3 and 4
-exist only in mutual mode). Lengths are u64-prefixed blobs; nothing may trail a message.
+exist in every mode but intersection). Lengths are u64-prefixed blobs; nothing may trail a
+message. Version 2 (this one) moved the comparison of cardinality and pointer modes to the
+responder and salted mutual mode's commitment; version-1 messages are refused by name.
 """
 
 from __future__ import annotations
@@ -27,7 +29,11 @@ from detente.deconflict.errors import ProtocolError, UnsupportedVersion
 
 __all__ = [
     "BOX_BYTES",
+    "BOX_ENTRY_BYTES",
+    "BOX_ID_BYTES",
+    "COMPARED_MODES",
     "PROTOCOL_VERSION",
+    "SALT_BYTES",
     "Message",
     "Mode",
     "OpeningMessage",
@@ -37,13 +43,16 @@ __all__ = [
     "parse_message",
 ]
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 MAGIC = b"DPSI"
 SESSION_ID_BYTES = 16
 SET_ID_BYTES = 16
 COMMITMENT_BYTES = 32
 MAX_ELEMENTS = 1 << 24
+SALT_BYTES = 32
 BOX_BYTES = 24 + 16 + 228  # secretbox nonce + MAC + padded (handle, contact)
+BOX_ID_BYTES = 16
+BOX_ENTRY_BYTES = BOX_ID_BYTES + BOX_BYTES
 
 
 class Mode(StrEnum):
@@ -62,11 +71,18 @@ _MODE_TAGS: dict[Mode, int] = {
     Mode.MUTUAL: 4,
 }
 _TAG_MODES = {tag: mode for mode, tag in _MODE_TAGS.items()}
+COMPARED_MODES = frozenset({Mode.CARDINALITY, Mode.POINTER})  # the responder compares
 
 
 def _check_session(session_id: bytes) -> None:
     if not isinstance(session_id, bytes) or len(session_id) != SESSION_ID_BYTES:
         raise ProtocolError(f"session id must be {SESSION_ID_BYTES} bytes")
+
+
+def _check_distinct(elements: bytes, what: str) -> None:
+    chunks = {elements[i : i + ELEMENT_BYTES] for i in range(0, len(elements), ELEMENT_BYTES)}
+    if len(chunks) != len(elements) // ELEMENT_BYTES:
+        raise ProtocolError(f"{what} repeats an element")
 
 
 def _check_elements(elements: bytes, what: str, *, allow_empty: bool = False) -> int:
@@ -123,11 +139,9 @@ class QueryMessage:
         _check_elements(self.elements, "query")
         if self.known_set and len(self.known_set) != SET_ID_BYTES:
             raise ProtocolError(f"known set id must be empty or {SET_ID_BYTES} bytes")
-        if self.known_set and self.mode is Mode.MUTUAL:
-            raise ProtocolError("mutual mode does not use prepared sets")
-        chunks = {self.elements[i : i + 32] for i in range(0, len(self.elements), 32)}
-        if len(chunks) != self.count:
-            raise ProtocolError("query repeats an element")
+        if self.known_set and self.mode is not Mode.INTERSECTION:
+            raise ProtocolError(f"{self.mode} mode does not use prepared sets")
+        _check_distinct(self.elements, "query")
 
     @property
     def count(self) -> int:
@@ -168,26 +182,28 @@ class ResponseMessage:
         self._validate_mode()
 
     def _validate_mode(self) -> None:
-        if self.mode is Mode.MUTUAL:
-            if self.elements or self.digest or self.boxes or self.set_id:
-                raise ProtocolError("mutual response carries only blinded items and a commitment")
+        if self.mode is not Mode.INTERSECTION:
+            if self.elements or self.digest or self.set_id:
+                raise ProtocolError(f"{self.mode} response carries only the responder's "
+                                    "blinded items (and boxes or a commitment)")
             n = _check_elements(self.peer_elements, "peer elements", allow_empty=True)
             if n != self.responder_size:
-                raise ProtocolError("mutual response: peer elements do not match its size")
-            if len(self.commitment) != COMMITMENT_BYTES:
-                raise ProtocolError(f"mutual response: commitment must be {COMMITMENT_BYTES} B")
+                raise ProtocolError(f"{self.mode} response: peer elements do not match its size")
+            wanted = COMMITMENT_BYTES if self.mode is Mode.MUTUAL else 0
+            if len(self.commitment) != wanted:
+                raise ProtocolError(f"{self.mode} response: commitment must be {wanted} bytes")
+            boxes = n * BOX_ENTRY_BYTES if self.mode is Mode.POINTER else 0
+            if len(self.boxes) != boxes:
+                raise ProtocolError(f"response: {len(self.boxes)} box bytes, expected {boxes}")
             return
         _check_elements(self.elements, "response elements")
-        if self.peer_elements or self.commitment:
-            raise ProtocolError(f"{self.mode} response must not carry mutual-mode fields")
+        if self.peer_elements or self.commitment or self.boxes:
+            raise ProtocolError("intersection response must not carry peer elements, boxes "
+                                "or a commitment (mutual-mode fields)")
         if len(self.set_id) != SET_ID_BYTES:
             raise ProtocolError(f"set id must be {SET_ID_BYTES} bytes")
         if self.digest is not None and self.digest.count != self.responder_size:
             raise ProtocolError("response: set digest size disagrees with responder size")
-        held = 0 if self.digest is None else self.digest.count
-        wanted = held * BOX_BYTES if self.mode is Mode.POINTER else 0
-        if len(self.boxes) != wanted:
-            raise ProtocolError(f"response: {len(self.boxes)} box bytes, expected {wanted}")
 
     @property
     def count(self) -> int:
@@ -223,7 +239,8 @@ class ResponseMessage:
 
 @dataclass(frozen=True)
 class RevealMessage:
-    """(3) mutual mode, requester → responder: the responder's items, doubly blinded."""
+    """(3) requester → responder (all modes but intersection): the responder's items,
+    doubly blinded; shuffled by the requester in cardinality and pointer modes."""
 
     TYPE_TAG: ClassVar[int] = 3
     STEP: ClassVar[int] = 3
@@ -234,8 +251,9 @@ class RevealMessage:
     def __post_init__(self) -> None:
         _check_session(self.session_id)
         _check_elements(self.elements, "reveal", allow_empty=True)
-        if self.mode is not Mode.MUTUAL:
-            raise ProtocolError("a reveal message exists only in mutual mode")
+        if self.mode is Mode.INTERSECTION:
+            raise ProtocolError("intersection mode has no reveal message")
+        _check_distinct(self.elements, "reveal")
 
     def to_bytes(self) -> bytes:
         return _write_header(self).blob(self.elements).getvalue()
@@ -251,7 +269,9 @@ class RevealMessage:
 
 @dataclass(frozen=True)
 class OpeningMessage:
-    """(4) mutual mode, responder → requester: opens the commitment of step (2)."""
+    """(4) responder → requester (all modes but intersection). Mutual: opens the commitment
+    of step (2) (``elements`` and ``salt``); cardinality: the count only; pointer: the count
+    and, per match, the element that opens that match's box."""
 
     TYPE_TAG: ClassVar[int] = 4
     STEP: ClassVar[int] = 4
@@ -259,21 +279,36 @@ class OpeningMessage:
     elements: bytes
     count: int
     mode: Mode = Mode.MUTUAL
+    salt: bytes = b""
 
     def __post_init__(self) -> None:
         _check_session(self.session_id)
-        n = _check_elements(self.elements, "opening")
-        if self.mode is not Mode.MUTUAL:
-            raise ProtocolError("an opening message exists only in mutual mode")
-        if not 0 <= self.count <= n:
+        if self.mode is Mode.INTERSECTION:
+            raise ProtocolError("intersection mode has no opening message")
+        if not 0 <= self.count <= MAX_ELEMENTS:
             raise ProtocolError(f"opening: match count {self.count} out of range")
+        if self.mode is Mode.MUTUAL:
+            n = _check_elements(self.elements, "opening")
+            if self.count > n:
+                raise ProtocolError(f"opening: match count {self.count} out of range")
+            if len(self.salt) != SALT_BYTES:
+                raise ProtocolError(f"opening: the salt must be {SALT_BYTES} bytes")
+            return
+        if self.salt:
+            raise ProtocolError(f"{self.mode} opening carries no salt")
+        n = _check_elements(self.elements, "opening", allow_empty=True)
+        wanted = self.count if self.mode is Mode.POINTER else 0
+        if n != wanted:
+            raise ProtocolError(f"{self.mode} opening: {n} elements for {self.count} matches")
+        _check_distinct(self.elements, "opening")
 
     def to_bytes(self) -> bytes:
-        return _write_header(self).blob(self.elements).u32(self.count).getvalue()
+        w = _write_header(self).blob(self.elements).u32(self.count)
+        return w.blob(self.salt).getvalue()
 
     @classmethod
     def _read(cls, h: _Header, r: Reader) -> OpeningMessage:
-        return cls(h.session_id, r.blob("elements"), r.u32("count"), h.mode)
+        return cls(h.session_id, r.blob("elements"), r.u32("count"), h.mode, r.blob("salt"))
 
     @classmethod
     def from_bytes(cls, data: bytes) -> OpeningMessage:

@@ -1,14 +1,18 @@
-"""The responder's blinded set: built once, sent compressed, reusable across sessions.
+"""The responder's blinded set (intersection mode) and its pointer boxes (pointer mode).
 
-A :class:`PreparedSet` is the responder's secret half: a key ``b`` and the Golomb-coded set
-of ``tag(b·H(y))`` over its items (plus, in pointer mode, one sealed box per item). A
-:class:`SetDigest` is what the requester receives and may keep: the coded set and the boxes,
-nothing that reveals an item without the key.
+A :class:`PreparedSet` is the responder's secret half for intersection mode: a key ``b`` and
+the Golomb-coded set of ``tag(b·H(y))`` over its items. A :class:`SetDigest` is what the
+requester receives and may keep: the coded set, nothing that reveals an item without the key.
 
-Tags and box keys are BLAKE2b (``hashlib``) of the 32-byte element with distinct
-personalisations; boxes are libsodium secretbox (PyNaCl). A box key is derived from
-``b·H(y)``, which a requester obtains only by having the responder blind its own copy of
-``y``: only a requester that holds the item can open its box.
+Pointer mode seals one box per item (:func:`seal_boxes`): libsodium secretbox (PyNaCl) under
+a key derived from ``d·H(y)``, ``d`` a fresh per-session secret of the responder, filed under
+an id derived from the same element. The responder hands out ``a·d·H(y)`` only for an item
+that matched, so only a requester that holds the item can open its box.
+
+Tags, box ids and box keys are BLAKE2b (``hashlib``) of the 32-byte element with distinct
+personalisations. Handles are replaced per session (:func:`session_handle`): a keyed BLAKE2b
+of the session id and the stable handle, so the same operation shows a different handle in
+every session and only the responder (holding the key) can map it back.
 """
 
 from __future__ import annotations
@@ -16,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import secrets
 import struct
-from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -28,12 +31,23 @@ from detente.deconflict._gcs import GolombSet, rice_bits
 from detente.deconflict._wire import Reader, Writer
 from detente.deconflict.errors import EncodingError, ProtocolError
 from detente.deconflict.items import Item
-from detente.deconflict.messages import BOX_BYTES, PROTOCOL_VERSION
+from detente.deconflict.messages import BOX_BYTES, BOX_ENTRY_BYTES, BOX_ID_BYTES, PROTOCOL_VERSION
 
-__all__ = ["Pointer", "PreparedSet", "SetDigest", "element_tags", "open_box"]
+__all__ = [
+    "Pointer",
+    "PreparedSet",
+    "SetDigest",
+    "box_id",
+    "element_tags",
+    "open_box",
+    "seal_boxes",
+    "session_handle",
+]
 
 _TAG_PERSON = b"dpsi1-tag"
 _KEY_PERSON = b"dpsi1-boxkey"
+_ID_PERSON = b"dpsi2-boxid"
+_HANDLE_PERSON = b"dpsi2-handle"
 _PLAIN_BYTES = BOX_BYTES - 24 - 16
 _DIGEST_MAGIC = b"DPSD"
 
@@ -78,6 +92,41 @@ def _box_key(element: bytes) -> bytes:
     return hashlib.blake2b(element, digest_size=32, person=_KEY_PERSON).digest()
 
 
+def box_id(element: bytes) -> bytes:
+    """Where the box opened by ``element`` is filed (sorted by id, so the order of the boxes
+    says nothing about the order of the items)."""
+    return hashlib.blake2b(element, digest_size=BOX_ID_BYTES, person=_ID_PERSON).digest()
+
+
+def session_handle(key: bytes, session_id: bytes, handle: str) -> str:
+    """The handle a requester sees for ``handle`` in one session: fresh per session."""
+    mac = hashlib.blake2b(session_id + handle.encode(), key=key, digest_size=10,
+                          person=_HANDLE_PERSON)  # fmt: skip
+    return "h-" + mac.hexdigest()
+
+
+def seal_boxes(keys: bytes, items: Sequence[Item], pointers: Mapping[Item, Pointer]) -> bytes:
+    """(P4) One ``id ‖ secretbox`` entry per item, the box sealed under the item's element in
+    ``keys`` (``d·H(y)``, in item order), entries sorted by id."""
+    out = []
+    for item, element in zip(items, _group.split(keys), strict=True):
+        pointer = pointers.get(item)
+        if pointer is None:
+            raise EncodingError(f"pointer mode: no pointer for item of kind {item.kind!r}")
+        box = nacl.secret.SecretBox(_box_key(element)).encrypt(pointer._plain())
+        out.append(box_id(element) + bytes(box))
+    out.sort()
+    return b"".join(out)
+
+
+def box_index(boxes: bytes) -> dict[bytes, bytes]:
+    """The boxes of a pointer-mode response by id."""
+    return {
+        boxes[i : i + BOX_ID_BYTES]: boxes[i + BOX_ID_BYTES : i + BOX_ENTRY_BYTES]
+        for i in range(0, len(boxes), BOX_ENTRY_BYTES)
+    }
+
+
 def open_box(box: bytes, element: bytes) -> Pointer | None:
     """Open the box of a matching element; ``None`` when it does not open (a GCS false hit)."""
     try:
@@ -93,15 +142,11 @@ class SetDigest:
 
     set_id: bytes
     golomb: GolombSet
-    boxes: bytes = b""
     _members: set[int] | None = field(default=None, compare=False, repr=False)
 
     @property
     def size(self) -> int:
         return self.golomb.count
-
-    def has_boxes(self) -> bool:
-        return bool(self.boxes) or self.golomb.count == 0
 
     def contains(self, values: Sequence[int]) -> list[bool]:
         if self._members is None:
@@ -114,34 +159,17 @@ class SetDigest:
         """For the requester's cache: ``"DPSD" | version | set id | k | count | streams``."""
         g = self.golomb
         w = Writer().raw(_DIGEST_MAGIC).u8(PROTOCOL_VERSION).raw(self.set_id)
-        return (
-            w.u8(g.bits)
-            .u32(g.count)
-            .blob(g.quotients)
-            .blob(g.remainders)
-            .blob(self.boxes)
-            .getvalue()
-        )
+        return w.u8(g.bits).u32(g.count).blob(g.quotients).blob(g.remainders).getvalue()
 
     @classmethod
     def from_bytes(cls, data: bytes) -> SetDigest:
         r = Reader(data, "set digest")
         if r.raw(4, "magic") != _DIGEST_MAGIC or r.u8("version") != PROTOCOL_VERSION:
-            raise ProtocolError("not a version-1 detente set digest")
+            raise ProtocolError(f"not a version-{PROTOCOL_VERSION} detente set digest")
         set_id, bits, count = r.raw(16, "set id"), r.u8("bits"), r.u32("count")
         golomb = GolombSet(count, bits, r.blob("quotients"), r.blob("remainders"))
-        boxes = r.blob("boxes")
         r.end()
-        if boxes and len(boxes) != count * BOX_BYTES:
-            raise ProtocolError("set digest: boxes do not match the set size")
-        return cls(set_id, golomb, boxes)
-
-    def box_for(self, value: int) -> bytes | None:
-        ordered = self.golomb.values()
-        i = bisect_left(ordered, value)
-        if i == len(ordered) or ordered[i] != value or not self.boxes:
-            return None
-        return self.boxes[i * BOX_BYTES : (i + 1) * BOX_BYTES]
+        return cls(set_id, golomb)
 
 
 @dataclass(frozen=True)
@@ -168,37 +196,14 @@ class PreparedSet:
         *,
         max_query_items: int,
         false_positive_rate: float,
-        pointers: Mapping[Item, Pointer] | None = None,
         key: bytes | None = None,
     ) -> PreparedSet:
-        """(P1) H(y) for every item; (P2) b·H(y); (P3) tags into a Golomb-coded set;
-        (P4) in pointer mode, seal each item's pointer under a key derived from b·H(y)."""
+        """(P1) H(y) for every item; (P2) b·H(y); (P3) tags into a Golomb-coded set."""
         b = key if key is not None else _group.random_scalar()
         blinded = _group.multiply(b, _group.hash_to_group([i.encoded() for i in items]))
         bits = rice_bits(max_query_items, false_positive_rate)
         tags = element_tags(blinded, max(1, len(items)) << bits)
-        by_tag = dict(zip(tags, range(len(items)), strict=True))
         golomb = GolombSet.build(tags, bits)  # a (~2**-bits) tag collision stays a duplicate
-        boxes = b""
-        if pointers is not None:
-            boxes = _seal_boxes(golomb.values(), by_tag, items, blinded, pointers)
-        digest = SetDigest(secrets.token_bytes(16), golomb, boxes)
+        digest = SetDigest(secrets.token_bytes(16), golomb)
         return cls(b, digest, max_query_items)
 
-
-def _seal_boxes(
-    ordered: list[int],
-    by_tag: dict[int, int],
-    items: Sequence[Item],
-    blinded: bytes,
-    pointers: Mapping[Item, Pointer],
-) -> bytes:
-    out = []
-    for value in ordered:
-        i = by_tag[value]
-        pointer = pointers.get(items[i])
-        if pointer is None:
-            raise EncodingError(f"pointer mode: no pointer for item of kind {items[i].kind!r}")
-        box = nacl.secret.SecretBox(_box_key(blinded[i * 32 : i * 32 + 32]))
-        out.append(bytes(box.encrypt(pointer._plain())))
-    return b"".join(out)

@@ -24,7 +24,7 @@ class Outcome(StrEnum):
     COMPLETED = "completed"
     REFUSED = "refused"  # a budget said no; ``reason`` names the limit
     ABORTED = "aborted"  # a message was malformed, replayed, out of order or inconsistent
-    PENDING = "pending"  # mutual mode: we are waiting for the partner's next step
+    PENDING = "pending"  # waiting for the partner's reveal; ends completed or aborted
 
 
 @dataclass(frozen=True)

@@ -22,17 +22,21 @@ from detente.deconflict import (
     BudgetExceeded,
     Event,
     Item,
+    Mode,
     PlaceTimeGrid,
+    ProtocolError,
     QueryMessage,
     Requester,
     ResponseMessage,
+    RevealMessage,
     conflicts,
     observable,
 )
 from detente.federation.http.client import PartnerRefusedError
 from detente.federation.http.render import ERROR_KEYS
 from detente.federation.psi.remote import ItemsSpec, run_query
-from detente.federation.psi.sets import own_set
+from detente.federation.psi.routes import _DeconflictService, aborted_sessions
+from detente.federation.psi.sets import DEFAULT_MODES, own_set, resolve_handle
 from detente.node import Node
 
 pytestmark = pytest.mark.live
@@ -94,7 +98,10 @@ def test_every_mode_equals_the_plain_intersection(fed: Federation) -> None:
         assert run_query(us, "fr", "cardinality", spec).count == len(expected)
         pointed = run_query(us, "fr", "pointer", spec)
         assert pointed.count == len(expected) and pointed.matches is None
-        assert pointed.pointers and all(p.handle.startswith("obj-") for p in pointed.pointers)
+        assert pointed.pointers and all(p.handle.startswith("h-") for p in pointed.pointers)
+        for p in pointed.pointers:  # fresh per session; only fr maps them back
+            real = resolve_handle(fr, pointed.session_id, p.handle)
+            assert real is not None and real.startswith("obj-")
         mutual = run_query(us, "fr", "mutual", spec)
         assert set(mutual.matches or ()) == expected
     # the responder learned the mutual intersection's size: it is in fr's ledger
@@ -112,8 +119,9 @@ def test_names_and_alignment(fed: Federation) -> None:
     aligned = ItemsSpec.from_json([actor("islamic  state"), actor("Jabhat al-Nusra"),
                                    actor("Free Syrian Army")], alignment=True)
     assert run_query(us, "fr", "cardinality", aligned).count == 2
-    with pytest.raises(PartnerRefusedError, match="cardinality mode only"):
-        run_query(us, "fr", "intersection", aligned)
+    for mode in ("intersection", "pointer", "mutual"):
+        with pytest.raises(PartnerRefusedError, match="answered in cardinality only"):
+            run_query(us, "fr", mode, aligned)
     with pytest.raises(PartnerRefusedError, match="no names to deconflict against"):
         run_query(fed.nodes["fr"], "us", "intersection", spec)  # us holds no names: 404
 
@@ -126,7 +134,7 @@ def ops(*rows: tuple[str, float, float, float, int, int]) -> list[dict[str, Any]
             for n, lat, lon, r, a, b in rows]
 
 
-def test_operations_in_pointer_and_intersection_modes(
+def test_operations_in_pointer_mode_only(
         fed: Federation, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     us, fr = fed.nodes["us"], fed.nodes["fr"]
     theirs = ops(("raqqa-north", 35.97, 39.01, 300, 0, 4), ("deir-ez-zor", 35.33, 40.14, 500,
@@ -142,24 +150,31 @@ def test_operations_in_pointer_and_intersection_modes(
                ("recon", 36.5, 41.0, 100, 0, 2))
     spec = ItemsSpec.operations_json(ours)
     got = run_query(us, "fr", "pointer", spec)
-    assert {(p.handle, p.contact) for p in got.pointers or ()} == {
-        (handles["raqqa-north"], "desk-raqqa-north")}
-    inter = run_query(us, "fr", "intersection", spec)
-    assert inter.matches == ("strike-1",)
-    grid = PlaceTimeGrid()  # no conflict the ground truth sees is missed
-    for o in ours:
-        for t in theirs:
-            a, b = (Event(d["latitude"], d["longitude"], d["radius_m"],
-                          datetime.fromisoformat(d["start"]), datetime.fromisoformat(d["end"]))
-                    for d in (o, t))
-            if conflicts(a, b, grid):
-                assert o["name"] in (inter.matches or ())
+    assert {p.contact for p in got.pointers or ()} == {"desk-raqqa-north"}
+    assert {resolve_handle(fr, got.session_id, p.handle) for p in got.pointers or ()} == {
+        handles["raqqa-north"]}
+    assert handles["raqqa-north"] not in {p.handle for p in got.pointers or ()}
+    again = run_query(us, "fr", "pointer", spec)  # a second session: another handle
+    assert {p.handle for p in again.pointers or ()}.isdisjoint(
+        {p.handle for p in got.pointers or ()})
+    grid = PlaceTimeGrid()  # the conflict the ground truth sees is the one found
+    truth = {t["name"] for o in ours for t in theirs if conflicts(
+        *(Event(d["latitude"], d["longitude"], d["radius_m"],
+                datetime.fromisoformat(d["start"]), datetime.fromisoformat(d["end"]))
+          for d in (o, t)), grid)}
+    assert truth == {"raqqa-north"}
+    for mode in ("intersection", "mutual", "cardinality"):  # never where and when
+        with pytest.raises(PartnerRefusedError, match="operations is answered in pointer only"):
+            run_query(us, "fr", mode, spec)
+    refused = [r for r in records(fr) if r.get("items") == "operations"
+               and r["outcome"] == "refused"]
+    assert len(refused) == 3
     mine = tmp_path / "us-ops.json"
     mine.write_bytes(orjson.dumps(ours))
     r = run(capsys, "deconflict", "fr", "--mode", "pointer", "--operations", str(mine),
             "--home", str(us.home))
     assert r.code == 0, r.err
-    assert handles["raqqa-north"] in r.out and "desk-raqqa-north" in r.out
+    assert "desk-raqqa-north" in r.out and handles["raqqa-north"] not in r.out
 
 
 def test_budgets_refuse_probing(fed: Federation, capsys: pytest.CaptureFixture[str]) -> None:
@@ -235,7 +250,7 @@ def test_hostile_messages_are_refused(fed: Federation) -> None:
         assert _post(client, wrong, reveal).status_code == 400
         assert _post(client, reveal_path, reveal).status_code == 200
         again = _post(client, reveal_path, reveal)  # replayed step 3
-        assert again.status_code == 400 and "no mutual session" in again.json()["description"]
+        assert again.status_code == 400 and "no session is waiting" in again.json()["description"]
     with httpx.Client(base_url=str(fr.settings["url"])) as anon:
         r = anon.post("/deconflict/query", content=query)
         assert r.status_code == 401 and tuple(r.json()) == ERROR_KEYS
@@ -276,3 +291,27 @@ def test_ledger_records_never_contain_items(
             assert e.object_id is None and e.view_hash is None
             text = e.canonical.decode()
             assert not any(s in text for s in secrets_), text
+
+
+def test_a_session_abandoned_after_step_2_is_recorded_aborted(fed: Federation) -> None:
+    """Issue 18 §2: a partner that stops after step (2) leaves an ``aborted`` record about
+    it (never ``pending`` for good), listed by :func:`aborted_sessions`."""
+    us, fr = fed.nodes["us"], fed.nodes["fr"]
+    now = [1000.0]
+    svc = _DeconflictService(fr, None, None, lambda: now[0], dict(DEFAULT_MODES))
+    for mode in ("mutual", "cardinality"):
+        req = Requester(ips(FR_IPS[:2]), mode=mode, partner="fr")
+        svc.query("us", "observables", None, req.start().to_bytes())
+    assert aborted_sessions(fr) == []
+    later = datetime.now(UTC) + timedelta(minutes=11)
+    assert len(aborted_sessions(fr, "us", now=later)) == 2  # visible before any sweep
+    now[0] += 601
+    svc.sweep()  # runs on every request; here by hand
+    rows = aborted_sessions(fr, "us")
+    assert {r["mode"] for r in rows} == {"mutual", "cardinality"}
+    assert all(r["outcome"] == "aborted" and r["partner"] == "us" and r["step"] == 2
+               and "abandoned" in r["reason"] for r in rows)
+    assert aborted_sessions(fr, "ru") == [] and aborted_sessions(us) == []
+    with pytest.raises(ProtocolError, match="no session is waiting"):
+        svc.reveal("us", req.session_id.hex(), RevealMessage(
+            req.session_id, b"", Mode.CARDINALITY).to_bytes())

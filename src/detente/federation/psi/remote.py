@@ -4,8 +4,9 @@
 
   (1) blind our items (``Requester.start``) and POST the query to the partner;
   (2) read its response (a budget refusal is raised with the limit it names);
-  (3) unblind and look up (``finish``); in mutual mode send the reveal and check the
-      opening against the partner's commitment (``reveal`` → ``conclude``);
+  (3) intersection: unblind and look up (``finish``); the other modes: send the reveal
+      and read the opening (``reveal`` → ``conclude``: the partner's count in cardinality
+      mode, the boxes of the matches in pointer mode, the checked commitment in mutual);
   (4) record the session in our ledger — mode, sizes, count, outcome, never items —
       whatever happened, then return or raise.
 """
@@ -19,7 +20,6 @@ from typing import Any
 
 from detente.deconflict import (
     Item,
-    Mode,
     OpeningMessage,
     Outcome,
     PlaceTimeGrid,
@@ -176,7 +176,7 @@ def _exchange(requester: Requester, spec: ItemsSpec, partner: str,
     query = requester.start()  # (1)
     answer = client.post_bytes("/deconflict/query", query.to_bytes(), _params(spec))
     response = ResponseMessage.from_bytes(answer)  # (2)
-    if requester.mode is not Mode.MUTUAL:
+    if not requester.needs_reveal:
         return requester.finish(response)  # (3)
     reveal = requester.reveal(response)
     path = f"/deconflict/sessions/{requester.session_id.hex()}/reveal"

@@ -5,15 +5,20 @@ see :mod:`detente.deconflict.messages`); refusals are TAXII error messages.
 
 * ``POST /deconflict/query?items=K[&grid=G]`` — body: step (1) ``QueryMessage``; answer:
   step (2) ``ResponseMessage``. ``K`` is ``observables``, ``names``, ``operations`` or
-  ``alignment`` (cardinality only); ``G`` the place-and-time grid (``r8:d500:b3600:s0``).
-* ``POST /deconflict/sessions/{session id hex}/reveal`` — mutual mode only; body: step (3)
-  ``RevealMessage``; answer: step (4) ``OpeningMessage``.
+  ``alignment``; the modes each kind is offered in are this node's policy
+  (:data:`~detente.federation.psi.sets.DEFAULT_MODES`: operations in pointer mode
+  only, alignment in cardinality only); ``G`` the place-and-time grid (``r8:d500:b3600:s0``).
+* ``POST /deconflict/sessions/{session id hex}/reveal`` — every mode but intersection; body:
+  step (3) ``RevealMessage``; answer: step (4) ``OpeningMessage``.
 
 Per request: (1) parse and validate the message (malformed, truncated, wrong type or step,
-wrong session → 400); (2) check the partner's budget and claim the session id (429 with
-the limit named; a replayed session id → 400); (3) answer over this node's own items of
-that kind; (4) record the session — mode, sizes, counts, outcome, never items — in the
-ledger as a ``deconfliction`` entry about that partner, refused and aborted ones included.
+wrong session → 400; a mode the kind is not offered in → 400, recorded as refused);
+(2) check the partner's budget and claim the session id (429 with the limit named; a
+replayed session id → 400); (3) answer over this node's own items of that kind; (4) record
+the session — mode, sizes, counts, outcome, never items — in the ledger as a
+``deconfliction`` entry about that partner, refused and aborted ones included. A session the
+partner leaves after step (2) is recorded ``aborted`` once it expires (checked on every
+request, :func:`aborted_sessions` also counts expired pending ones), never left pending.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from detente.deconflict import (
     Budgets,
     Mode,
     OpeningMessage,
+    Outcome,
     ProtocolError,
     QueryMessage,
     Responder,
@@ -49,12 +55,18 @@ from detente.errors import NotFoundError, ValidationError
 from detente.federation.http.auth import read_body
 from detente.federation.http.endpoint import partner_endpoint
 from detente.federation.psi.budgets import BudgetTable
-from detente.federation.psi.sets import KINDS, own_set, parse_grid
+from detente.federation.psi.sets import (
+    DEFAULT_MODES,
+    KINDS,
+    SESSION_HANDLE_KEY_FILE,
+    own_set,
+    parse_grid,
+)
 from detente.ledger import Entry
 from detente.node import Node
 from detente.store.engine import writer
 
-__all__ = ["PSI_MEDIA", "deconflict_routes", "session_entry"]
+__all__ = ["PSI_MEDIA", "aborted_sessions", "deconflict_routes", "session_entry"]
 
 PSI_MEDIA = "application/octet-stream"
 _PENDING_TTL_S = 600.0
@@ -89,10 +101,36 @@ class _Waiting:
     expires: float
 
 
+def aborted_sessions(node: Node, partner: str | None = None, *,
+                     now: datetime | None = None) -> list[dict[str, Any]]:
+    """Deconfliction sessions that ended ``aborted`` (oldest first), per this node's ledger,
+    counting a session still ``pending`` after the reveal deadline as aborted too (e.g. the
+    server stopped before it could record it). Each: the last record, as in the ledger."""
+    now = now or datetime.now(UTC)
+    last: dict[str, dict[str, Any]] = {}
+    for _i, e in node.ledger.entries():
+        if e.kind != "deconfliction" or (partner is not None and e.partner != partner):
+            continue
+        doc = orjson.loads(e.detail or "{}")
+        if isinstance(doc, dict) and doc.get("session_id"):
+            last[str(doc["session_id"])] = doc
+    out = []
+    for doc in last.values():
+        stale = doc.get("outcome") == Outcome.PENDING.value and (
+            now - datetime.fromisoformat(str(doc["at"]))).total_seconds() > _PENDING_TTL_S
+        if stale:
+            doc = {**doc, "outcome": Outcome.ABORTED.value,
+                   "reason": "abandoned by the partner after step 2 (expired)"}
+        if doc.get("outcome") == Outcome.ABORTED.value:
+            out.append(doc)
+    return out
+
+
 class _DeconflictService:
     def __init__(self, node: Node, budgets: Budgets | None, contact: str | None,
-                 clock: Callable[[], float]) -> None:
+                 clock: Callable[[], float], modes: dict[str, frozenset[Mode]]) -> None:
         self.node = node
+        self.modes = modes
         self.fixed_budgets = budgets
         self.table = BudgetTable(node.store.engine)
         self.book = SqlBudgetBook(writer(node.store.engine))
@@ -123,35 +161,51 @@ class _DeconflictService:
         if kind not in KINDS:
             raise ValidationError(f"unknown item kind {kind!r}", hint=f"one of {', '.join(KINDS)}")
         grid = parse_grid(grid_text) if kind == "operations" else None
+        self.sweep()
         query: QueryMessage = self._parse(partner, kind, body, QueryMessage, 1)  # (1)
-        if kind == "alignment" and query.mode is not Mode.CARDINALITY:
-            self.node.ledger.append(_hostile_entry(partner, kind, 1, "alignment is cardinality"))
-            raise WrongModeError("alignment is answered in cardinality mode only")
+        offered = self.modes.get(kind, frozenset())
+        if query.mode not in offered:
+            names = ", ".join(sorted(m.value for m in offered)) or "no mode"
+            self.node.ledger.append(_hostile_entry(partner, kind, 1, f"{query.mode} mode is "
+                                                   f"not offered for {kind}", "refused"))
+            raise WrongModeError(f"{kind} is answered in {names} only, not {query.mode}")
         mine = own_set(self.node, kind, grid=grid, contact=self.contact)
         if not mine.items:  # the PSI core cannot blind an empty set: say so plainly
             self.node.ledger.append(_hostile_entry(partner, kind, 1, "empty set", "refused"))
             raise NotFoundError(f"this node has no {kind} to deconflict against")
         budgets = self.fixed_budgets or self.table.budgets()
         responder = Responder(mine.items, book=self.book, budgets=budgets,
-                              pointers=mine.pointers, on_record=self._record(kind))
+                              pointers=mine.pointers, modes=offered,
+                              handle_key=self.node.secret_file(SESSION_HANDLE_KEY_FILE),
+                              on_record=self._record(kind))
         response: ResponseMessage = responder.answer(query, partner=partner)  # (2)-(4)
-        if query.mode is Mode.MUTUAL:
+        if query.mode is not Mode.INTERSECTION:
             self._park(query.session_id, _Waiting(responder, partner, kind,
                                                   self.clock() + _PENDING_TTL_S))
         return response.to_bytes()
 
-    def _park(self, session_id: bytes, waiting: _Waiting) -> None:
+    def sweep(self) -> None:
+        """Record every expired waiting session as aborted (the partner left after step 2)."""
         with self.lock:
             now = self.clock()
-            for sid in [s for s, w in self.waiting.items() if w.expires < now]:
-                del self.waiting[sid]
+            gone = [(s, self.waiting.pop(s)) for s, w in list(self.waiting.items())
+                    if w.expires < now]
+        for sid, w in gone:
+            w.responder.abandon(sid)
+
+    def _park(self, session_id: bytes, waiting: _Waiting) -> None:
+        with self.lock:
+            evicted = None
             if len(self.waiting) >= _MAX_PENDING:
                 oldest = min(self.waiting, key=lambda s: self.waiting[s].expires)
-                del self.waiting[oldest]
+                evicted = (oldest, self.waiting.pop(oldest))
             self.waiting[session_id] = waiting
+        if evicted is not None:
+            evicted[1].responder.abandon(evicted[0], reason="evicted: too many open sessions")
 
     def reveal(self, partner: str, sid_hex: str, body: bytes) -> bytes:
-        reveal: RevealMessage = self._parse(partner, "mutual", body, RevealMessage, 3)  # (1)
+        self.sweep()
+        reveal: RevealMessage = self._parse(partner, "reveal", body, RevealMessage, 3)  # (1)
         if reveal.session_id.hex() != sid_hex.lower():
             raise ProtocolError("the reveal's session id does not match the URL")
         with self.lock:
@@ -161,8 +215,8 @@ class _DeconflictService:
             else:
                 del self.waiting[reveal.session_id]
         if waiting is None:
-            self.node.ledger.append(_hostile_entry(partner, "mutual", 3, "no session waits"))
-            raise ProtocolError("no mutual session is waiting for this reveal "
+            self.node.ledger.append(_hostile_entry(partner, "reveal", 3, "no session waits"))
+            raise ProtocolError("no session is waiting for this reveal "
                                 "(unknown, already concluded, or expired)")
         opening: OpeningMessage
         _result, opening = waiting.responder.conclude(reveal, partner=partner)  # (3)-(4)
@@ -175,12 +229,14 @@ def _bytes_response(body: bytes) -> Response:
 
 def deconflict_routes(node: Node, *, budgets: Budgets | None = None,
                       contact: str | None = None,
-                      clock: Callable[[], float] = time.monotonic) -> list[BaseRoute]:
+                      clock: Callable[[], float] = time.monotonic,
+                      modes: dict[str, frozenset[Mode]] | None = None) -> list[BaseRoute]:
     """The ``/deconflict/…`` routes of ``node``. ``budgets`` fixes the budgets (default:
     the ``deconflict_budgets`` table, read per query); ``contact`` is the pointer-mode
     contact channel for items without their own (default: the node identity's
-    ``contact_information``, else the node URL)."""
-    svc = _DeconflictService(node, budgets, contact, clock)
+    ``contact_information``, else the node URL); ``modes`` the modes each item kind is
+    offered in (default :data:`DEFAULT_MODES`)."""
+    svc = _DeconflictService(node, budgets, contact, clock, dict(modes or DEFAULT_MODES))
     limit = int(node.settings["max_request_bytes"])
 
     async def query(request: Request, partner: str) -> Response:

@@ -10,8 +10,15 @@
   requester names.
 
 Pointer handles are opaque: an operation's random handle, or for a STIX object
-``obj-`` + HMAC-SHA256(node secret, object id) (16 hex digits); only this node can map a
-handle back. The contact is the operation's, or the node's deconfliction contact.
+``obj-`` + HMAC-SHA256(node secret, object id) (16 hex digits). A partner never sees these:
+each session shows it fresh ``h-…`` handles (keyed BLAKE2b of the session id and the stable
+handle, :func:`detente.deconflict.prepared.session_handle`), and :func:`resolve_handle` maps
+one back here. The contact is the operation's, or the node's deconfliction contact.
+
+Which modes each kind is offered in is this node's policy, :data:`DEFAULT_MODES` unless
+``deconflict_routes(modes=…)`` says otherwise: observables and names in every mode,
+operations in pointer mode only (never intersection or mutual: a partner would learn where
+and when our operations are), alignment in cardinality mode only.
 """
 
 from __future__ import annotations
@@ -31,12 +38,14 @@ from detente.deconflict import (
     EncodingError,
     Event,
     Item,
+    Mode,
     PlaceTimeGrid,
     Pointer,
     from_pattern,
     from_sco,
     name,
 )
+from detente.deconflict.prepared import session_handle
 from detente.errors import ValidationError
 from detente.federation.schema import operations_table
 from detente.node import Node
@@ -44,9 +53,11 @@ from detente.store.base import LOCAL, Query, StoredObject
 from detente.store.engine import writer
 
 __all__ = [
+    "DEFAULT_MODES",
     "KINDS",
     "NAMED_TYPES",
     "OBSERVABLE_TYPES",
+    "SESSION_HANDLE_KEY_FILE",
     "Operation",
     "OperationsBook",
     "OwnSet",
@@ -54,6 +65,7 @@ __all__ = [
     "own_set",
     "parse_grid",
     "parse_operations",
+    "resolve_handle",
 ]
 
 KINDS = ("observables", "names", "operations", "alignment")
@@ -62,6 +74,13 @@ OBSERVABLE_TYPES = ("indicator", "ipv4-addr", "ipv6-addr", "domain-name", "url",
 NAMED_TYPES = ("threat-actor", "intrusion-set", "campaign")
 _GRID = re.compile(r"r(\d{1,2}):d(\d{1,7}(?:\.\d{1,3})?):b(\d{1,9}):s(\d{1,9})")
 _HANDLE_KEY_FILE = "deconflict-handle.key"
+SESSION_HANDLE_KEY_FILE = "deconflict-session-handle.key"
+DEFAULT_MODES: dict[str, frozenset[Mode]] = {
+    "observables": frozenset(Mode),
+    "names": frozenset(Mode),
+    "operations": frozenset({Mode.POINTER}),
+    "alignment": frozenset({Mode.CARDINALITY}),
+}
 
 
 def format_grid(grid: PlaceTimeGrid) -> str:
@@ -275,6 +294,24 @@ def own_set(node: Node, kind: str, *, grid: PlaceTimeGrid | None = None,
         return _operations(node, grid or PlaceTimeGrid(), channel)
     raise ValidationError(f"unknown deconfliction item kind {kind!r}",
                           hint=f"one of {', '.join(KINDS)}")
+
+
+def resolve_handle(node: Node, session_id: str, handle: str) -> str | None:
+    """The stable handle (operation or ``obj-…``) behind the handle a partner saw in session
+    ``session_id`` (hex), or None: what the contact desk asks when a partner calls."""
+    try:
+        sid = bytes.fromhex(session_id)
+    except ValueError:
+        raise ValidationError(f"session id {session_id!r} is not hex") from None
+    key = node.secret_file(SESSION_HANDLE_KEY_FILE)
+    stable = [op.handle for op in OperationsBook(node.store.engine).all()]
+    secret = node.secret_file(_HANDLE_KEY_FILE)
+    types = tuple(dict.fromkeys(OBSERVABLE_TYPES + NAMED_TYPES))
+    stable += [_handle(secret, obj.id) for obj in _current_local(node, types)]
+    for real in stable:
+        if session_handle(key, sid, real) == handle:
+            return real
+    return None
 
 
 def unique(items: Iterable[Item]) -> list[Item]:
