@@ -42,6 +42,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("signature_window_s", 300, "accepted clock skew of signed requests, seconds"),
     Setting("trust_expire_interval_s", 3600, "how often `serve` and `sync --watch` mark "
             "partners' reports whose valid_until passed with no outcome as expired, seconds"),
+    Setting("release_interval_s", 1, "how often `serve` checks for content not yet released "
+            "to partners and releases it in the background, in chunks, seconds (0: never; "
+            "then run `detente release`)"),
     Setting("fingerprint_secret_file", "fingerprint.key",
             "file (in the home) holding the leak-attribution secret", secret=True),
 )
