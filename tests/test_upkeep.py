@@ -1,6 +1,7 @@
 """Trust expiry runs where the documents say: inside ``detente serve`` (the upkeep thread,
 every ``trust_expire_interval_s``) and each round of ``detente sync --watch``; and a tier
-change caused by expiry reaches the release path by itself."""
+change caused by expiry reaches the release path by itself.  The releaser runs on the same
+thread on its own interval (``release_interval_s``)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from detente.assembly import Upkeep, build_app
+from detente.assembly import Upkeep, UpkeepTask, build_app
 from detente.federation.exchange.intake import receive
 from detente.federation.exchange.pull import sync_forever
 from detente.node import Node
@@ -55,7 +56,7 @@ def test_upkeep_runs_its_tasks_on_schedule_and_survives_a_failing_one() -> None:
         calls.append("counted")
         ran.set()
 
-    worker = Upkeep(node=None, interval_s=0.01, tasks=(broken, counted))  # type: ignore[arg-type]
+    worker = Upkeep((UpkeepTask("broken", 0.01, broken), UpkeepTask("counted", 0.01, counted)))
     worker.start()
     try:
         assert ran.wait(10)
@@ -64,11 +65,34 @@ def test_upkeep_runs_its_tasks_on_schedule_and_survives_a_failing_one() -> None:
     assert calls[:2] == ["broken", "counted"]
 
 
+def test_upkeep_tasks_keep_their_own_intervals() -> None:
+    """A frequent task runs many times while a rare one has not run yet; a task with
+    interval 0 never runs."""
+    fast, slow, never = threading.Event(), [], []
+    count = [0]
+
+    def tick() -> None:
+        count[0] += 1
+        if count[0] >= 5:
+            fast.set()
+
+    worker = Upkeep((UpkeepTask("fast", 0.01, tick),
+                     UpkeepTask("slow", 3600, lambda: slow.append(1)),
+                     UpkeepTask("off", 0, lambda: never.append(1))))
+    worker.start()
+    try:
+        assert fast.wait(10)
+    finally:
+        worker.stop()
+    assert count[0] >= 5 and slow == [] and never == []
+
+
 def test_serve_upkeep_expires_reports(node: Node) -> None:
     _expiring_report(node)
     assert node.trust.summary("fr").counts.expired == 0
     worker = Upkeep.for_node(node)
-    assert worker.interval_s == 3600  # the documented default
+    assert worker.task("trust expiry").interval_s == 3600  # the documented defaults
+    assert worker.task("release").interval_s == 1
     worker.run_once()
     assert node.trust.summary("fr").counts.expired == 1
 
@@ -95,3 +119,33 @@ def test_sync_watch_expires_reports_each_round(node: Node) -> None:
     sync_forever(node, ["nobody-to-pull"], interval_s=0, rounds=1,
                  sleep=lambda _s: None)
     assert node.trust.summary("fr").counts.expired == 1
+
+
+def test_serve_upkeep_releases_new_content_in_the_background(node: Node) -> None:
+    """The release task of ``serve`` catches partners up by itself: an object stored
+    while the upkeep runs reaches the partner's collection without any TAXII request."""
+    from detente.release import read_releases
+    from detente.stix.validate import validate
+    from detente.stix.vocab import TLP_2_0_IDS
+    from detente.store import Provenance, Query
+
+    body = {"type": "indicator", "spec_version": "2.1", "id": f"indicator--{uuid.uuid4()}",
+            "created": "2024-01-01T00:00:00.000Z", "modified": "2024-01-01T00:00:00.000Z",
+            "pattern_type": "stix", "pattern": "[ipv4-addr:value = '198.51.100.9']",
+            "valid_from": "2024-01-01T00:00:00Z",
+            "object_marking_refs": [TLP_2_0_IDS["clear"]]}
+    worker = Upkeep.for_node(node)
+    release = worker.task("release")
+    worker.tasks = (UpkeepTask("release", 0.01, release.run),)
+    worker.start()
+    try:
+        node.store.put_many([validate(body)], Provenance())
+        ids: set[str] = set()
+        for _ in range(1000):
+            ids = {v.id for v in read_releases(node.store.engine, "fr", Query()).views}
+            if body["id"] in ids:
+                break
+            threading.Event().wait(0.01)
+    finally:
+        worker.stop()
+    assert body["id"] in ids

@@ -1,7 +1,8 @@
 """The node's whole HTTP surface in one place: TAXII, ledger, deconfliction and the UI.
 
 `detente serve`, the demo scenario and the live tests all build the app here, so what a
-partner can reach is the same everywhere.
+partner can reach is the same everywhere.  :class:`Upkeep` is the node's periodic work
+while it serves: trust expiry and the background releaser.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -20,11 +22,17 @@ from detente.federation.psi.routes import deconflict_routes
 from detente.federation.taxii.server import create_app
 from detente.federation.witnessing.routes import ledger_routes
 from detente.node import Node
+from detente.release import release_pending
 from detente.web.app import web_routes
 
-__all__ = ["Upkeep", "build_app"]
+__all__ = ["RELEASE_SLICE_S", "Upkeep", "UpkeepTask", "build_app"]
 
 log = logging.getLogger("detente.upkeep")
+
+#: longest a release turn runs before other upkeep tasks get theirs (it continues at once
+#: if work is left: a turn that overran its interval is due again immediately)
+RELEASE_SLICE_S = 30.0
+
 
 def _extra_routes(node: Node) -> list[BaseRoute]:
     """Every route beside TAXII: the ledger, deconfliction, key rotation, the UI at /."""
@@ -32,33 +40,73 @@ def _extra_routes(node: Node) -> list[BaseRoute]:
             *web_routes(node)]
 
 
+@dataclass(frozen=True, slots=True)
+class UpkeepTask:
+    """One periodic task: run every ``interval_s`` seconds (from the start of its last
+    run), never if ``interval_s`` is 0."""
+
+    name: str
+    interval_s: float
+    run: Callable[[], object]
+
+
 @dataclass
 class Upkeep:
-    """The node's periodic work while it serves, on one background thread: trust expiry
-    every ``trust_expire_interval_s`` (reports whose ``valid_until`` passed with no
-    outcome).  A failing task is logged and retried at its next turn, never fatal."""
+    """The node's periodic work while it serves, on one background thread, each task on
+    its own interval: trust expiry every ``trust_expire_interval_s`` (reports whose
+    ``valid_until`` passed with no outcome) and the releaser every ``release_interval_s``
+    (:func:`detente.release.release_pending`: every partner caught up with what was
+    stored since its cursor, in chunks, at most :data:`RELEASE_SLICE_S` per turn).  A
+    failing task is logged and retried at its next turn, never fatal; ``stop`` ends a
+    release turn between chunks."""
 
-    node: Node
-    interval_s: float
-    tasks: Sequence[Callable[[], object]] = ()
+    tasks: Sequence[UpkeepTask] = ()
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
     @classmethod
     def for_node(cls, node: Node) -> Upkeep:
-        return cls(node, float(node.settings["trust_expire_interval_s"]),
-                   (node.trust.expire,))
+        upkeep = cls()
+
+        def release() -> object:
+            return release_pending(node.releaser, should_stop=upkeep.stopping,
+                                   budget_s=RELEASE_SLICE_S)
+
+        upkeep.tasks = (
+            UpkeepTask("trust expiry", float(node.settings["trust_expire_interval_s"]),
+                       node.trust.expire),
+            UpkeepTask("release", float(node.settings["release_interval_s"]), release),
+        )
+        return upkeep
+
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def task(self, name: str) -> UpkeepTask:
+        return next(t for t in self.tasks if t.name == name)
+
+    @staticmethod
+    def _run(task: UpkeepTask) -> None:
+        try:
+            task.run()
+        except Exception:
+            log.exception("upkeep task %s failed", task.name)
 
     def run_once(self) -> None:
+        """Every task once, now (what one turn of each does; the tests call it)."""
         for task in self.tasks:
-            try:
-                task()
-            except Exception:
-                log.exception("upkeep task %s failed", getattr(task, "__name__", task))
+            self._run(task)
 
     def _loop(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            self.run_once()
+        active = [t for t in self.tasks if t.interval_s > 0]
+        due = {t.name: time.monotonic() + t.interval_s for t in active}
+        while active:
+            task = min(active, key=lambda t: due[t.name])
+            if self._stop.wait(max(0.0, due[task.name] - time.monotonic())):
+                return
+            started = time.monotonic()
+            self._run(task)
+            due[task.name] = started + task.interval_s
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="detente-upkeep", daemon=True)

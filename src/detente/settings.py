@@ -47,6 +47,9 @@ SETTINGS: tuple[Setting, ...] = (
             "per day (UTC); past it the inbox answers 429"),
     Setting("trust_expire_interval_s", 3600, "how often `serve` and `sync --watch` mark "
             "partners' reports whose valid_until passed with no outcome as expired, seconds"),
+    Setting("release_interval_s", 1, "how often `serve` checks for content not yet released "
+            "to partners and releases it in the background, in chunks, seconds (0: never; "
+            "then run `detente release`)"),
     Setting("fingerprint_secret_file", "fingerprint.key",
             "file (in the home) holding the leak-attribution secret", secret=True),
 )

@@ -15,6 +15,7 @@ import httpx
 from detente.federation.http.signatures import NodeAuth
 from detente.federation.taxii.server import create_app
 from detente.node import Node
+from detente.release import release_pending
 from detente.stix.validate import validate
 from detente.stix.vocab import TLP_2_0_IDS
 from detente.store import Provenance
@@ -110,5 +111,11 @@ def indicator(marking: str | None = "green", **extra: Any) -> dict[str, Any]:
     return body
 
 
-def put(node: Node, *objs: dict[str, Any], origin: str = "local") -> None:
+def put(node: Node, *objs: dict[str, Any], origin: str = "local",
+        release: bool = True) -> None:
+    """Store ``objs`` and (``release``) release them to the partners with
+    :func:`detente.release.release_pending` — what ``detente serve``'s background releaser
+    does within a second; a TAXII read never does it."""
     node.store.put_many([validate(o) for o in objs], Provenance(origin=origin))
+    if release:
+        release_pending(node.releaser)

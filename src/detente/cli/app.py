@@ -66,6 +66,7 @@ def _register() -> None:
         node_cmds,
         partner_cmds,
         policy_cmds,
+        release_cmds,
         serve_cmds,
         sync_cmds,
         trace_cmds,
@@ -73,8 +74,8 @@ def _register() -> None:
         web_cmds,
     )
 
-    for module in (node_cmds, partner_cmds, policy_cmds, serve_cmds, sync_cmds, log_cmds,
-                   trust_cmds, deconflict_cmds, trace_cmds, web_cmds, demo_cmds):
+    for module in (node_cmds, partner_cmds, policy_cmds, release_cmds, serve_cmds, sync_cmds,
+                   log_cmds, trust_cmds, deconflict_cmds, trace_cmds, web_cmds, demo_cmds):
         module.register(app)
 
 

@@ -12,9 +12,11 @@ import typer
 from rich.table import Table
 
 from detente.cli.app import HomeOption, console, open_node
+from detente.cli.release_cmds import progress_bar, run_progress
 from detente.ledger import Entry
 from detente.node import Node
 from detente.partners import TIER_NAMES, Partner
+from detente.release import ReleaseRun
 from detente.stix.timestamps import format_micros
 
 partner_app = typer.Typer(help="Partners: other nodes this node shares with.",
@@ -82,15 +84,19 @@ def partner_add(
     identity: Annotated[str | None, typer.Option("--identity",
                                                  help="its STIX identity id")] = None,
 ) -> None:
-    """Add a partner; what it may receive is evaluated at once."""
+    """Add a partner.  What it may receive is released in the background by ``detente
+    serve`` (or at once by ``detente release --partner NAME``): adding it never waits for
+    a catch-up over the whole store."""
     node = open_node(home)
     p = node.partners.add(name, url=url, public_key=key,
                           communities=frozenset(community or []), tier=tier,
                           identity_id=identity)
     _record(node, "policy-change", p.name, f"partner added at tier {tier}")
-    run = node.releaser.catch_up(p.name)
+    pending = node.store.count()
     console.print(f"added partner [bold]{p.name}[/] (tier {tier}, {TIER_NAMES[tier]}); "
-                  f"{run.released} object versions released to it, {run.denied} withheld")
+                  f"{pending:,} stored object versions to evaluate for it: 'detente serve' "
+                  f"releases them in the background, or run 'detente release --partner "
+                  f"{p.name}' now", highlight=False)
 
 
 @partner_app.command("list")
@@ -135,13 +141,23 @@ def partner_show(name: str, home: HomeOption = None, as_json: JsonOption = False
                       highlight=False)
 
 
+def _reevaluate(node: Node, name: str) -> ReleaseRun:
+    """Re-decide what was released to ``name`` (everything up to its cursor), with a
+    progress bar: views now denied are withdrawn before the command returns."""
+    evaluated = node.releaser.cursors().get(name)
+    total = node.store.count() if evaluated is not None and evaluated == \
+        node.store.last_added() else None
+    with progress_bar("re-evaluating", total, enabled=True) as advance:
+        return node.releaser.reevaluate(name, on_progress=run_progress(advance))
+
+
 def _cap(node: Node, name: str, why: str, **values: int | None) -> None:
     field, value = next(iter(values.items()))
     node.partners.update(name, **values, cap_reason=why)
     label = "cap (max tier)" if field == "max_tier" else "floor (min tier)"
     detail = f"{label} {'removed' if value is None else value}: {why}"
     _record(node, "cap", name, detail)
-    run = node.releaser.reevaluate(name)
+    run = _reevaluate(node, name)
     tier = node.partners.tier_of(node.partners.get(name))
     console.print(f"{name}: {detail}; tier now {tier} ({TIER_NAMES[tier]}); "
                   f"{run.released} newly released, {run.replaced} views replaced, "
@@ -207,7 +223,7 @@ def partner_set_tier(name: str, tier: Annotated[int, typer.Argument(min=0, max=4
     node = open_node(home)
     node.partners.update(name, base_tier=tier)
     _record(node, "tier-change", name, f"operator set tier {tier}")
-    run = node.releaser.reevaluate(name)
+    run = _reevaluate(node, name)
     console.print(f"{name}: tier {tier}; {run.released} newly released, {run.replaced} "
                   f"views replaced, {run.withdrawn} withdrawn")
 

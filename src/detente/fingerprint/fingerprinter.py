@@ -33,6 +33,8 @@ from detente.fingerprint.trace import run_trace
 _CHANNELS = (ch_lists, ch_text, ch_numbers)
 _MIN_SECRET = 16
 _PLAN_CACHE = 4096
+#: keyed laws kept: memory stays bounded whatever the number of views released
+_BIAS_CACHE = 16_384
 
 
 class Fingerprinter:
@@ -60,14 +62,19 @@ class Fingerprinter:
 
     # -- the code ---------------------------------------------------------------------
     def bias(self, position: str, q: int) -> tuple[float, ...]:
-        """``p_i``: the keyed symbol distribution of one position (cached)."""
-        key = (position, q)
-        if key not in self._bias:
-            p = self.params
-            self._bias[key] = bias_vector(
+        """``p_i``: the keyed symbol distribution of one position (cached, bounded: the
+        uniform law of a large alphabet once per ``q`` — it does not depend on the
+        position — and the keyed laws of the most recent positions)."""
+        p = self.params
+        key = ("", q) if q > p.dirichlet_max_q else (position, q)
+        hit = self._bias.get(key)
+        if hit is None:
+            if len(self._bias) >= _BIAS_CACHE:
+                self._bias.clear()
+            hit = self._bias[key] = bias_vector(
                 self._ctx.secret, position, q, p.cutoff, p.dirichlet_max_q
             )
-        return self._bias[key]
+        return hit
 
     def symbol(self, position: str, q: int, partner: str) -> int:
         """The partner's symbol at a position: a keyed draw from ``p_i``."""

@@ -1,6 +1,6 @@
 """The release path: nothing leaves a node except through here."""
 
-from detente.release.path import Embedder, Releaser, ReleaseRun, view_hash
+from detente.release.path import CatchUpStep, Embedder, Releaser, ReleaseRun, view_hash
 from detente.release.records import (
     ReleaseRecord,
     first_releases,
@@ -10,9 +10,12 @@ from detente.release.records import (
     released_versions,
 )
 from detente.release.serve import ReleasedView, ReleasePage, read_releases
+from detente.release.worker import PendingRun, release_pending
 
 __all__ = [
+    "CatchUpStep",
     "Embedder",
+    "PendingRun",
     "ReleasePage",
     "ReleaseRecord",
     "ReleaseRun",
@@ -22,6 +25,7 @@ __all__ = [
     "iter_release_records",
     "iter_views_after",
     "read_releases",
+    "release_pending",
     "released_ids",
     "released_versions",
     "view_hash",

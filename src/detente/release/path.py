@@ -12,8 +12,9 @@ partner can fetch always equals what ``policy matrix`` says.
 
 from __future__ import annotations
 
+import enum
 import hashlib
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -29,7 +30,8 @@ from detente.release.schema import cursors, releases
 from detente.stix.timestamps import now_micros
 from detente.store.base import LOCAL, Query, Store, StoredObject
 
-__all__ = ["Embedder", "ReleaseRun", "Releaser", "SupportsAppend", "view_hash"]
+__all__ = ["BATCH", "CatchUpStep", "Embedder", "ReleaseRun", "Releaser", "SupportsAppend",
+           "view_hash"]
 
 BATCH = 500
 
@@ -48,8 +50,15 @@ def view_hash(view: bytes) -> str:
     return hashlib.sha256(view).hexdigest()
 
 
+#: denials a run keeps as examples (the count is exact; the reasons of every denial are
+#: for `policy explain`, not for a run's memory)
+DENIAL_EXAMPLES = 50
+
+
 @dataclass
 class ReleaseRun:
+    """What one run did for one partner: counts, and the first denials as examples."""
+
     partner: str
     evaluated: int = 0
     released: int = 0
@@ -57,6 +66,39 @@ class ReleaseRun:
     withdrawn: int = 0
     replaced: int = 0
     denials: list[tuple[str, str]] = field(default_factory=list)
+
+    def deny(self, object_id: str, reasons: Iterable[str]) -> None:
+        self.denied += 1
+        if len(self.denials) < DENIAL_EXAMPLES:
+            self.denials.append((object_id, "; ".join(reasons)))
+
+    def add(self, other: ReleaseRun) -> None:
+        self.evaluated += other.evaluated
+        self.released += other.released
+        self.denied += other.denied
+        self.withdrawn += other.withdrawn
+        self.replaced += other.replaced
+        self.denials += other.denials[: max(0, DENIAL_EXAMPLES - len(self.denials))]
+
+
+@dataclass(frozen=True, slots=True)
+class CatchUpStep:
+    """One chunk of a catch-up: what it did and the cursor to continue from."""
+
+    run: ReleaseRun
+    cursor: int | None
+    #: nothing is left after ``cursor`` (or the partner is gone)
+    done: bool
+    #: the chunk was dropped (another releaser moved the cursor, or the partner's policy
+    #: inputs changed meanwhile) and must be evaluated again from ``cursor``
+    retried: bool = False
+
+
+class _Commit(enum.Enum):
+    DONE = "done"
+    LOST = "lost"  # the cursor moved: another releaser committed this range
+    STALE = "stale"  # the partner's policy inputs changed while the chunk was decided
+    PARTNER_GONE = "partner gone"
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,23 +160,71 @@ class Releaser:
         return [(j.partner, j.decide(obj)) for j in self._judges(self.partners.all())]
 
     # -- releasing ----------------------------------------------------------------
-    def catch_up(self, partner_name: str) -> ReleaseRun:
-        """Evaluate every version stored since the last run for this partner."""
+    def catch_up(self, partner_name: str, *,
+                 on_progress: Callable[[ReleaseRun], None] | None = None,
+                 should_stop: Callable[[], bool] | None = None) -> ReleaseRun:
+        """Evaluate every version stored since the last run for this partner, one chunk
+        (:data:`BATCH` versions, one transaction) at a time: memory holds one chunk, and a
+        process killed at any moment leaves whole chunks behind, the cursor after the last.
+        ``on_progress`` gets the running totals after each chunk; ``should_stop`` ends the
+        run between chunks (the rest is released by the next run)."""
         partner = self.partners.get(partner_name)
         run = ReleaseRun(partner.name)
-        start = self._cursor(partner.name)
-        if not self.store.list(Query(versions=("all",), added_after=start, limit=1)).objects:
-            return run  # nothing new: the common case when TAXII calls this per request
-        [judge] = self._judges([partner])
-        query = Query(versions=("all",), added_after=start)
-        supported = self._released_markings(partner.name)
-        for chunk in _chunks(self.store.iter_all(query, page_size=BATCH), BATCH):
-            rows = self._evaluate(chunk, judge, run)
-            rows += self._support_rows(rows, judge, supported)
-            if not self._commit(partner, rows, [], (start, chunk[-1].date_added)):
-                break  # another caller released this range first: its work stands
-            start = chunk[-1].date_added
+        cursor = self._cursor(partner.name)
+        while should_stop is None or not should_stop():
+            step = self.catch_up_from(partner.name, cursor)
+            run.add(step.run)
+            if step.done:
+                break
+            cursor = step.cursor
+            if on_progress is not None:
+                on_progress(run)
         return run
+
+    def catch_up_from(self, partner_name: str, cursor: int | None,
+                      limit: int = BATCH) -> CatchUpStep:
+        """Catch ``partner`` up by one chunk: the next ``limit`` versions stored after
+        ``cursor``, evaluated and committed in one transaction that moves the partner's
+        cursor from ``cursor`` to the chunk's last ``date_added`` — compare-and-set, so two
+        releasers (threads, processes, or a later database-held work claim) never release
+        the same range twice; the loser's chunk is discarded and it continues from the
+        cursor it finds.  The chunk is also discarded when the partner's policy inputs
+        (tier, communities, identity) changed while it was being evaluated: it is then
+        decided again under the new inputs, so a view is never released under a tier the
+        partner no longer holds (``reevaluate`` covers everything before the cursor)."""
+        # (1) the chunk: versions after the cursor, in date_added order
+        page = self.store.list(Query(versions=("all",), added_after=cursor, limit=limit))
+        if not page.objects:
+            return CatchUpStep(ReleaseRun(partner_name), cursor, done=True)
+        partner = self.partners.get(partner_name)
+        run = ReleaseRun(partner.name)
+        # (2) policy inputs read now (markings, tier), decided per version, cut and embedded
+        [judge] = self._judges([partner])
+        rows = self._evaluate(page.objects, judge, run)
+        rows += self._support_rows(rows, judge, self._released_markings(partner.name))
+        # (3) one transaction: CAS on the cursor, same policy inputs, ledger + rows
+        new = page.objects[-1].date_added
+        outcome = self._commit(partner, rows, [], (cursor, new), judge.recipient)
+        if outcome is _Commit.DONE:
+            return CatchUpStep(run, new, done=False)
+        if outcome is _Commit.PARTNER_GONE:
+            return CatchUpStep(ReleaseRun(partner.name), cursor, done=True)
+        # lost the race (another releaser moved the cursor) or the inputs changed: the
+        # chunk is dropped; carry on from the cursor as it is now
+        return CatchUpStep(ReleaseRun(partner.name), self._cursor(partner.name), done=False,
+                           retried=True)
+
+    def pending(self, partner_name: str) -> bool:
+        """Whether any stored version is after this partner's cursor (one indexed read)."""
+        cursor = self._cursor(partner_name)
+        last = self.store.last_added()
+        return last is not None and (cursor is None or last > cursor)
+
+    def cursors(self) -> dict[str, int]:
+        """Every partner's cursor (store date_added evaluated up to)."""
+        with self.store.engine.connect() as conn:
+            return {str(r[0]): int(r[1]) for r in conn.execute(
+                sa.select(cursors.c.partner, cursors.c.evaluated_to))}
 
     def _released_markings(self, partner: str) -> set[str]:
         stmt = sa.select(releases.c.object_id).where(
@@ -165,22 +255,34 @@ class Releaser:
                 support.append(copy)
         return support
 
-    def reevaluate(self, partner_name: str) -> ReleaseRun:
-        """Re-decide everything for a partner after a policy input changed."""
+    def reevaluate(self, partner_name: str, *,
+                   on_progress: Callable[[ReleaseRun], None] | None = None) -> ReleaseRun:
+        """Re-decide everything evaluated so far for a partner after a policy input
+        changed, one chunk at a time: the chunk's live views are read for the chunk only,
+        so memory holds one chunk whatever the number of releases.  The partner's cursor is
+        read again before each chunk, so versions a concurrent catch-up committed under the
+        old inputs before the change are re-decided too; later ones that catch-up had
+        evaluated under the old inputs are refused at its commit (see ``catch_up_from``)."""
         partner = self.partners.get(partner_name)
         run = ReleaseRun(partner.name)
         [judge] = self._judges([partner])
-        current = self._current_views(partner.name)
-        evaluated_to = self._cursor(partner.name)
-        query = Query(versions=("all",), added_after=None)
-        supported = self._released_markings(partner.name)
-        for chunk in _chunks(self.store.iter_all(query, page_size=BATCH), BATCH):
-            chunk = [o for o in chunk if evaluated_to is None or o.date_added <= evaluated_to]
+        after: int | None = None
+        while True:
+            evaluated_to = self._cursor(partner.name)
+            if evaluated_to is None:
+                break
+            page = self.store.list(Query(versions=("all",), added_after=after, limit=BATCH))
+            chunk = [o for o in page.objects if o.date_added <= evaluated_to]
             if not chunk:
-                continue
+                break
+            current = self._live_views(partner.name, chunk)
             rows, withdraw = self._reconcile(chunk, judge, current, run)
-            rows += self._support_rows(rows, judge, supported)
+            rows += self._support_rows(rows, judge, self._released_markings(partner.name))
             self._commit(partner, rows, withdraw, None)
+            judge.forget()
+            after = chunk[-1].date_added
+            if on_progress is not None:
+                on_progress(run)
         return run
 
     def _evaluate(self, chunk: list[StoredObject], judge: _Judge,
@@ -190,8 +292,7 @@ class Releaser:
             run.evaluated += 1
             decision = judge.decide(obj)
             if not decision.allowed:
-                run.denied += 1
-                run.denials.append((obj.id, "; ".join(decision.reasons)))
+                run.deny(obj.id, decision.reasons)
                 continue
             rows.append(self._cut(obj, decision, judge.partner))
         run.released += len(rows)
@@ -243,15 +344,27 @@ class Releaser:
         return _Row(obj, decision, orjson.dumps(view), fp_id, record)
 
     def _commit(self, partner: Partner, rows: list[_Row], withdraw: list[int],
-                cursor: tuple[int | None, int] | None) -> bool:
+                cursor: tuple[int | None, int] | None,
+                recipient: Recipient | None = None) -> _Commit:
         """Write one chunk in one transaction (holding the node's write lock).
 
         ``cursor`` is (expected, new): the chunk is written only if the partner's cursor
         still is ``expected`` (compare-and-set), so two concurrent catch-ups never release
-        the same range twice.  Versions that already have a live release are skipped."""
+        the same range twice.  ``recipient``: the policy inputs the chunk was decided
+        under; it is written only if they still hold (read inside the write lock, so a tier
+        change either committed before — the chunk is refused — or after, and its
+        re-evaluation sees the chunk).  Versions that already have a live release are
+        skipped."""
         with self.store.transaction() as conn:
             if cursor is not None and self._cursor_in(conn, partner.name) != cursor[0]:
-                return False
+                return _Commit.LOST
+            if recipient is not None:
+                try:
+                    now = self.recipient(self.partners.get(partner.name))
+                except NotFoundError:
+                    return _Commit.PARTNER_GONE
+                if now != recipient:
+                    return _Commit.STALE
             rows = self._not_yet_released(conn, partner.name, rows, set(withdraw))
             if withdraw:
                 conn.execute(releases.update().where(releases.c.seq.in_(withdraw))
@@ -262,7 +375,7 @@ class Releaser:
                 self.ledger.append_many(_withdraw_entries(conn, withdraw), conn)
             if cursor is not None:
                 self._set_cursor(conn, partner.name, cursor[1])
-        return True
+        return _Commit.DONE
 
     def _not_yet_released(self, conn: sa.Connection, partner: str, rows: list[_Row],
                           withdrawing: set[int]) -> list[_Row]:
@@ -313,12 +426,19 @@ class Releaser:
         if not n:
             conn.execute(cursors.insert().values(partner=partner, evaluated_to=value))
 
-    def _current_views(self, partner: str) -> dict[tuple[str, str], tuple[int, str]]:
-        stmt = sa.select(releases.c.object_id, releases.c.version, releases.c.seq,
-                         releases.c.view_hash).where(
-            releases.c.partner == partner, releases.c.withdrawn.is_(False))
+    def _live_views(self, partner: str, chunk: list[StoredObject]
+                    ) -> dict[tuple[str, str], tuple[int, str]]:
+        """(id, version) -> (seq, view hash) of the live releases of the chunk's objects."""
+        ids = sorted({o.id for o in chunk})
+        out: dict[tuple[str, str], tuple[int, str]] = {}
         with self.store.engine.connect() as conn:
-            return {(r[0], r[1]): (int(r[2]), r[3]) for r in conn.execute(stmt)}
+            for start in range(0, len(ids), 500):
+                stmt = sa.select(releases.c.object_id, releases.c.version, releases.c.seq,
+                                 releases.c.view_hash).where(
+                    releases.c.partner == partner, releases.c.withdrawn.is_(False),
+                    releases.c.object_id.in_(ids[start:start + 500]))
+                out.update({(r[0], r[1]): (int(r[2]), r[3]) for r in conn.execute(stmt)})
+        return out
 
     def forget_partner(self, partner: str) -> None:
         """Withdraw everything released to a removed partner."""
@@ -326,6 +446,9 @@ class Releaser:
             conn.execute(releases.update().where(releases.c.partner == partner)
                          .values(withdrawn=True))
             conn.execute(cursors.delete().where(cursors.c.partner == partner))
+
+
+_VISIBLE_CACHE = 20_000
 
 
 class _Judge:
@@ -380,6 +503,8 @@ class _Judge:
         if ref not in self.visible:
             if self.depth >= self.MAX_REF_DEPTH:
                 return False
+            if len(self.visible) >= _VISIBLE_CACHE:
+                self.visible.clear()  # bounded: a run over a million refs stays small
             self.visible[ref] = False  # while being decided: a cycle back to it sees False
             self.depth += 1
             try:
@@ -387,6 +512,9 @@ class _Judge:
             finally:
                 self.depth -= 1
         return self.visible[ref]
+
+    def forget(self) -> None:
+        self.visible.clear()
 
     def _visible(self, ref: str) -> bool:
         obj = self.releaser.store.get(ref)
@@ -432,14 +560,3 @@ def _withdraw_entries(conn: sa.Connection, seqs: list[int]) -> list[Any]:
                         .where(releases.c.seq.in_(seqs))).all()
     return [Entry(kind="withdrawal", time=_now(), partner=r[0], object_id=r[1],
                   object_version=_entry_version(r[2]), view_hash=r[3]) for r in rows]
-
-
-def _chunks(items: Iterator[StoredObject], size: int) -> Iterator[list[StoredObject]]:
-    chunk: list[StoredObject] = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk

@@ -20,6 +20,7 @@ from starlette.types import ASGIApp
 from detente.federation.exchange.keys import key_routes
 from detente.federation.taxii.server import create_app
 from detente.node import Node
+from detente.release import release_pending
 from detente.scenario.live import LiveServer, listening_socket, serve_app, url_of
 from detente.stix.validate import validate
 from detente.stix.vocab import TLP_2_0_IDS
@@ -59,6 +60,14 @@ class Cluster:
                                    public_key=peer.public_key_b64, tier=tier,
                                    communities=frozenset(communities),
                                    identity_id=peer.identity_id)
+
+    def release_for(self, name: str) -> None:
+        """Every node that knows ``name`` releases to it what it has not yet: what each
+        node's ``serve`` releaser does in the background (never a TAXII read); the tests
+        call it before ``name`` pulls, so a pull never races the releaser."""
+        for node in self.nodes.values():
+            if node.name != name and any(p.name == name for p in node.partners.all()):
+                release_pending(node.releaser, [name])
 
     def stop(self) -> None:
         for s in self.served.values():

@@ -56,6 +56,7 @@ def world(tmp_path: Path) -> Iterator[tuple[Cluster, FaultyPartners]]:
         c.link("us", "good")
         c.link("good", "us")
         c.start("good")
+        c.release_for("us")  # what good's serve releaser does: us reads it, never waits
         served = serve_app(faulty.app(), sock)
         for fault in FAULTS:
             us.partners.add(fault, url=f"{url_of(sock)}/{fault}",

@@ -69,10 +69,12 @@ def test_sync_accepts_a_served_rotation_and_refuses_the_old_key(pair: Cluster) -
     us, fr = pair.nodes["us"], pair.nodes["fr"]
     pair.start("us")
     pair.start("fr")
+    pair.release_for("fr")
     assert sync_partner(fr, "us").new == 3
     old_key = us.signing_key
     rotate_node_key(us)  # the live server signs with the new key from now on
     put(us, indicator(us, "192.0.2.99"))
+    pair.release_for("fr")
     summary = sync_partner(fr, "us")
     assert summary.ok and summary.key_rotated and summary.new == 1, summary
     assert fr.partners.get("us").public_key == bytes(us.verify_key)

@@ -26,6 +26,7 @@ from detente.federation.exchange.intake import receive
 from detente.federation.exchange.local import ingest_local
 from detente.federation.exchange.pull import sync_partner
 from detente.node import Node
+from detente.release import release_pending
 from detente.stix.vocab import TLP_2_0_IDS
 
 T = "2024-05-01T10:00:00.000Z"
@@ -89,6 +90,7 @@ def _inbox_id(client: Any) -> str:
 def _pull(w: World, objects: list[dict[str, Any]]) -> dict[str, Any]:
     # fr holds the objects as its own and releases them to us; us pulls them, signed
     ingest_local(w.fr, [(str(i), o) for i, o in enumerate(objects)])
+    release_pending(w.fr.releaser, ["us"])  # fr's serve releaser; a TAXII read never does it
     summary = sync_partner(w.us, "fr", transport=InProcess(build_app(w.fr)))
     assert summary.ok, summary.error
     return {"stored": summary.new + summary.updated + summary.echoes,
@@ -118,7 +120,7 @@ def _outcome(w: World, oid: str) -> dict[str, Any]:
 def _case_echo(w: World, route: str) -> dict[str, Any]:
     ours = _indicator("203.0.113.7", w.us.identity_id)
     ingest_local(w.us, [("ours", ours)])
-    w.us.releaser.catch_up("fr")
+    release_pending(w.us.releaser, ["fr"])
     again = _indicator("203.0.113.7", w.fr.identity_id, "2024-05-02T10:00:00.000Z")
     ROUTES[route](w, [again])
     return _outcome(w, again["id"])

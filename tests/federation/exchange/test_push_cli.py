@@ -60,6 +60,7 @@ def test_push_refused_by_a_partner_that_does_not_know_us(pair: Cluster) -> None:
 
 def test_cli_sync_push_and_status(pair: Cluster, capsys: pytest.CaptureFixture[str]) -> None:
     us, fr = pair.nodes["us"], pair.nodes["fr"]
+    pair.release_for("fr")  # us's serve releaser; fr's pull never waits for it
     out = run(capsys, "sync", "--home", str(fr.home), "--json")
     assert out.code == 0, out.err
     (row,) = orjson.loads(out.out)
@@ -88,6 +89,7 @@ def test_watch_runs_rounds_until_told(pair: Cluster) -> None:
     from detente.federation.exchange.pull import sync_forever
 
     fr = pair.nodes["fr"]
+    pair.release_for("fr")
     rounds: list[list[int]] = []
     pauses: list[float] = []
     sync_forever(fr, interval_s=7.0, rounds=2, sleep=pauses.append,

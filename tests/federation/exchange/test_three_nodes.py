@@ -65,6 +65,7 @@ def test_each_node_gets_exactly_what_it_may_see(tmp_path: Path) -> None:
         ids = _world(c)
         us, fr, ru = c.nodes["us"], c.nodes["fr"], c.nodes["ru"]
         for name in ("fr", "ru", "us"):  # France first: Russia then sees what France got
+            c.release_for(name)  # the partners' serve releasers, before name pulls
             summaries = sync_all(c.nodes[name])
             assert all(s.error is None for s in summaries), summaries
         # exactly the views each partner serves it: nothing more, nothing less
@@ -92,7 +93,9 @@ def test_echo_is_flagged_stored_and_not_counted_as_new(tmp_path: Path) -> None:
     with cluster(tmp_path) as c:
         ids = _world(c)
         us = c.nodes["us"]
+        c.release_for("fr")
         assert sync_partner(c.nodes["fr"], "us").ok
+        c.release_for("us")
         summary = sync_partner(us, "fr")
         assert summary.ok and summary.echoes == 1
         echo = us.store.get(ids["echo"])
@@ -110,6 +113,7 @@ def test_summary_counts_and_idempotent_resync(tmp_path: Path) -> None:
     with cluster(tmp_path) as c:
         _world(c)
         fr = c.nodes["fr"]
+        c.release_for("fr")
         first = sync_partner(fr, "us")
         assert first.ok and first.new == len(keys_from(fr, "us")) and first.rejected == 0
         assert first.new >= 4 and first.pages >= 1

@@ -27,7 +27,7 @@ def test_detente_serve_answers_taxii(tmp_path: Path) -> None:
     fr = Node.init(tmp_path / "fr", "fr")
     node.partners.add("fr", url="http://127.0.0.1:9", tier=3, public_key=fr.public_key_b64)
     fr.close()
-    put(node, indicator("clear"))
+    put(node, indicator("clear"), release=False)  # serve's background releaser does it
     _, secret = node.partners.add_client("cli", "fr")
     node.close()
     port = _free_port()
@@ -45,8 +45,13 @@ def test_detente_serve_answers_taxii(tmp_path: Path) -> None:
                 assert time.monotonic() < deadline, "detente serve did not start"
                 time.sleep(0.05)
         assert r.status_code == 200 and r.json()["title"] == "detente node us"
-        objs = httpx.get(f"{base}/taxii2/api1/collections/releases/objects/",
-                         headers=HEADERS, auth=("cli", secret)).json().get("objects", [])
+        deadline = time.monotonic() + 30
+        while True:  # released within seconds by the upkeep thread, no request needed
+            objs = httpx.get(f"{base}/taxii2/api1/collections/releases/objects/",
+                             headers=HEADERS, auth=("cli", secret)).json().get("objects", [])
+            if objs or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
         assert len(objs) == 1
     finally:
         proc.terminate()

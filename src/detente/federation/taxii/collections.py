@@ -1,8 +1,10 @@
 """The two TAXII collections and what each principal reads from them.
 
 ``releases``: the views released to the requesting partner (read-only).  Read only through
-:func:`detente.release.read_releases` with that partner's name, after
-``Releaser.catch_up``; a version it may not see is absent, exactly as if it did not exist.
+:func:`detente.release.read_releases` with that partner's name: what has been released so
+far.  A read never waits for pending release work — the background releaser (``detente
+serve``) or ``detente release`` does it — so a partner's page costs the same at any
+backlog; a version it may not see (or not yet) is absent, exactly as if it did not exist.
 
 ``inbox``: where partners push (write-only for them).  The local operator reads it: every
 stored version whose origin is a partner of this node.  The operator reads nothing from
@@ -13,7 +15,6 @@ stored version whose origin is a partner of this node.  The operator reads nothi
 from __future__ import annotations
 
 import hashlib
-import threading
 import uuid
 from dataclasses import dataclass, replace
 from typing import Any
@@ -107,16 +108,10 @@ def require_read(alias: str, principal: Principal) -> None:
 
 
 class Reader:
-    """Reads collections for principals; catches a partner's releases up first."""
+    """Reads collections for principals: released views only, never releasing work."""
 
     def __init__(self, node: Node) -> None:
         self.node = node
-        self._locks: dict[str, threading.Lock] = {}
-        self._guard = threading.Lock()
-
-    def _lock(self, partner: str) -> threading.Lock:
-        with self._guard:
-            return self._locks.setdefault(partner, threading.Lock())
 
     def read(self, alias: str, principal: Principal, query: Query) -> Listing:
         require_read(alias, principal)
@@ -125,8 +120,6 @@ class Reader:
         return self._inbox(query)
 
     def _releases(self, partner: str, query: Query) -> Listing:
-        with self._lock(partner):  # one catch-up at a time per partner
-            self.node.releaser.catch_up(partner)
         page = read_releases(self.node.store.engine, partner, query)
         rows = [Row(v.id, v.version, v.date_added, v.view) for v in page.views]
         return Listing(rows, page.more, page.cursor)

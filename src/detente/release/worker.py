@@ -1,0 +1,101 @@
+"""Catching partners up off the request path: the one function the releaser runs.
+
+``detente serve`` runs :func:`release_pending` every ``release_interval_s`` on its upkeep
+thread; ``detente release`` runs it once in the foreground with a progress bar; tests and
+the demo call it after ingesting.  A TAXII read never runs it: it serves what has been
+released so far.
+
+Work is shared out round-robin, one chunk (:data:`~detente.release.path.BATCH` versions,
+one transaction) per partner per turn, so a partner added last week is not starved by one
+added today, and memory holds one chunk.  Each chunk is
+:meth:`Releaser.catch_up_from` — "catch partner P up from cursor C" — whose commit
+compares-and-sets the cursor: a run killed at any moment resumes where the last committed
+chunk ended, and two runs (or a later database-held work claim handing out (P, C) pairs)
+never release the same version twice.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from detente.errors import NotFoundError
+from detente.release.path import Releaser, ReleaseRun
+
+__all__ = ["PendingRun", "release_pending"]
+
+
+@dataclass
+class PendingRun:
+    """What one :func:`release_pending` did, per partner and in total."""
+
+    runs: dict[str, ReleaseRun] = field(default_factory=dict)
+    #: partners still behind when the run ended (stopped or out of time)
+    behind: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def evaluated(self) -> int:
+        return sum(r.evaluated for r in self.runs.values())
+
+    @property
+    def released(self) -> int:
+        return sum(r.released for r in self.runs.values())
+
+    @property
+    def denied(self) -> int:
+        return sum(r.denied for r in self.runs.values())
+
+
+def release_pending(
+    releaser: Releaser,
+    partners: Sequence[str] | None = None,
+    *,
+    should_stop: Callable[[], bool] | None = None,
+    budget_s: float | None = None,
+    on_chunk: Callable[[str, ReleaseRun], None] | None = None,
+) -> PendingRun:
+    """Catch every partner (or those named) up with what was stored since its cursor.
+
+    ``should_stop`` and ``budget_s`` end the run between chunks (the serve worker passes
+    its stop flag and a time slice so other upkeep tasks get their turn); the rest is
+    released by the next run.  ``on_chunk(partner, chunk run)`` after each committed
+    chunk (the progress bar).  Unknown partner names are a :class:`NotFoundError`."""
+    started = time.monotonic()
+    out = PendingRun()
+    names = list(partners) if partners is not None else [
+        p.name for p in releaser.partners.all()]
+    for name in names:
+        releaser.partners.get(name)  # (1) unknown names fail before any work
+        out.runs[name] = ReleaseRun(name)
+
+    def stop() -> bool:
+        if should_stop is not None and should_stop():
+            return True
+        return budget_s is not None and time.monotonic() - started >= budget_s
+
+    # (2) who is behind: one read of the newest date_added and of every cursor
+    last = releaser.store.last_added()
+    cursors = releaser.cursors()
+    active = [n for n in names if last is not None and cursors.get(n, -1) < last]
+    position: dict[str, int | None] = {n: cursors.get(n) for n in active}
+    # (3) round-robin, one chunk per partner per turn, until nobody is behind
+    while active and not stop():
+        for name in list(active):
+            if stop():
+                break
+            try:
+                step = releaser.catch_up_from(name, position[name])
+            except NotFoundError:  # removed meanwhile: nothing more to release to it
+                active.remove(name)
+                continue
+            out.runs[name].add(step.run)
+            position[name] = step.cursor
+            if step.done:
+                active.remove(name)
+            elif on_chunk is not None and not step.retried:
+                on_chunk(name, step.run)
+    out.behind = active
+    out.seconds = time.monotonic() - started
+    return out

@@ -1,0 +1,144 @@
+"""SIGKILL during ``detente release``: nothing lost, nothing duplicated, and the next run
+completes it.
+
+A real process releases a backlog (two partners, thousands of versions, some denied) and
+is killed with SIGKILL as soon as its first chunk is committed — usually in the middle of
+another chunk.  What it left must be whole chunks: every release row with its ledger entry
+(same partner, object, version and view hash), no version released twice, no ledger entry
+twice, nothing the policy denies, and no gap (a partner holds every allowed version up to
+its cursor and none after it).  A second run then completes the release, with the same
+checks and every allowed version released exactly once.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from nacl.signing import SigningKey
+
+from detente.node import Node
+from detente.release import iter_release_records, view_hash
+from detente.stix.validate import validate
+from detente.stix.vocab import TLP_2_0_IDS
+from detente.store import Provenance, Query
+
+PARTNERS = ("fr", "de")
+N = 3000  # objects; a third get a second version: ~8,000 version x partner evaluations
+
+
+def _indicator(i: int, version: int) -> dict[str, Any]:
+    tlp = "red" if i % 5 == 0 else "green"  # a fifth is never released
+    return {
+        "type": "indicator", "spec_version": "2.1",
+        "id": f"indicator--{uuid.UUID(int=i + 1, version=4)}",
+        "created": "2024-01-01T00:00:00.000Z",
+        "modified": f"2024-01-0{version + 1}T00:00:00.000Z",
+        "name": f"C2 {i} v{version}", "pattern_type": "stix",
+        "pattern": f"[ipv4-addr:value = '10.0.{i >> 8 & 255}.{i & 255}']",
+        "valid_from": "2024-01-01T00:00:00Z",
+        "object_marking_refs": [TLP_2_0_IDS[tlp]],
+    }
+
+
+def _home(tmp_path: Path) -> Path:
+    node = Node.init(tmp_path / "hub", "hub", communities="coalition")
+    for name in PARTNERS:
+        key = base64.b64encode(bytes(SigningKey.generate().verify_key)).decode()
+        node.partners.add(name, url="http://127.0.0.1:9", public_key=key, tier=2,
+                          communities=frozenset({"coalition"}))
+    first = [validate(_indicator(i, 0)) for i in range(N)]
+    for start in range(0, N, 1000):
+        node.store.put_many(first[start:start + 1000], Provenance())
+    node.store.put_many([validate(_indicator(i, 1)) for i in range(0, N, 3)], Provenance())
+    node.close()
+    return tmp_path / "hub"
+
+
+def _release(home: Path, *extra: str) -> subprocess.Popen[bytes]:
+    code = "from detente.cli import main; main()"
+    return subprocess.Popen([sys.executable, "-c", code, "release", "--home", str(home),
+                             *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "COLUMNS": "120"})
+
+
+def _check(node: Node, *, complete: bool) -> dict[str, int]:
+    """The invariants of a release state; returns the versions released per partner."""
+    versions = list(node.store.iter_all(Query(versions=("all",))))
+    cursors = node.releaser.cursors()
+    records = list(iter_release_records(node.store.engine))
+    # no version released twice to a partner
+    keys = Counter((r.partner, r.object_id, r.version) for r in records)
+    assert max(keys.values(), default=1) == 1, "a version was released twice"
+    # every release row has its ledger entry, and no release entry exists without its row
+    entries = {i: e for i, e in node.ledger.entries() if e.kind == "release"}
+    assert len(entries) == len(records), "ledger release entries and release rows differ"
+    for r in records:
+        assert r.ledger_index is not None
+        e = entries[r.ledger_index]
+        assert (e.partner, e.object_id, e.object_version, e.view_hash) == (
+            r.partner, r.object_id, r.version, view_hash(r.view_bytes))
+    ledger_keys = Counter((e.partner, e.object_id, e.object_version) for e in entries.values())
+    assert max(ledger_keys.values(), default=1) == 1, "a ledger entry was written twice"
+    # released == allowed up to the cursor: no gap, nothing denied, nothing beyond it
+    out = {}
+    for name in PARTNERS:
+        partner = node.partners.get(name)
+        cursor = cursors.get(name)
+        allowed = {(o.id, o.version) for o in versions
+                   if cursor is not None and o.date_added <= cursor
+                   and node.releaser.decide(o, partner).allowed}
+        released = {(r.object_id, r.version) for r in records if r.partner == name}
+        assert released == allowed, f"{name}: released != allowed up to its cursor"
+        if complete:
+            assert cursor == node.store.last_added(), f"{name} not caught up"
+        out[name] = len(released)
+    return out
+
+
+@pytest.mark.slow
+def test_sigkill_mid_release_loses_nothing_and_duplicates_nothing(tmp_path: Path) -> None:
+    home = _home(tmp_path)
+    watcher = Node.open(home)
+    total = sum(1 for _ in watcher.store.iter_all(Query(versions=("all",))))
+    proc = _release(home)
+    try:
+        # (1) kill as soon as the first chunk is committed (bounded wait)
+        deadline = time.monotonic() + 120
+        while not watcher.releaser.cursors():
+            assert proc.poll() is None, "detente release ended before it could be killed"
+            assert time.monotonic() < deadline, "no chunk committed within 120 s"
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    # (2) what the killed run left: whole chunks, consistent, and really part-way
+    partial = _check(watcher, complete=False)
+    cursors = watcher.releaser.cursors()
+    assert len(cursors) < len(PARTNERS) or min(cursors.values()) < watcher.store.last_added()
+    # (3) a second run completes it, exactly once
+    done = _release(home, "--json")
+    out, err = done.communicate(timeout=600)
+    assert done.returncode == 0, err.decode()
+    report = orjson.loads(out)
+    final = _check(watcher, complete=True)
+    assert sum(final.values()) == sum(partial.values()) + report["released"]
+    assert report["evaluated"] <= total * len(PARTNERS)
+    for name in PARTNERS:
+        assert final[name] == sum(1 for o in watcher.store.iter_all(Query(versions=("all",)))
+                                  if watcher.releaser.decide(o, watcher.partners.get(name))
+                                  .allowed)
+    watcher.close()
