@@ -24,7 +24,6 @@ from detente.federation.psi.remote import ItemsSpec, run_query
 from detente.federation.psi.sets import OperationsBook, parse_operations
 from detente.federation.witnessing.audit import verify_partner_log
 from detente.node import Node
-from detente.release import release_pending
 from detente.scenario.intel import COMMON_THREATS, Holdings, build_holdings
 from detente.scenario.live import LiveServer, listening_socket, serve_in_thread, url_of
 from detente.scenario.world import stix_id, ts
@@ -149,7 +148,7 @@ class Coalition:
             self._store(name, h.rounds[number])
         got: dict[str, dict[str, int]] = {}
         for name, node in self.nodes.items():
-            self._release()
+            self._release_to(name)
             summaries = sync_all(node)
             got[name] = {s.partner: s.new + s.updated for s in summaries}
             self._check_sync(name, summaries)
@@ -158,12 +157,14 @@ class Coalition:
         self._note_trust(f"round {number + 1}")
         return got
 
-    def _release(self) -> None:
-        """Every node releases what it stored or pulled to its partners: what each
-        `detente serve`'s background releaser does within a second of the commit (the demo
-        does it explicitly, so the story never races its own servers)."""
-        for node in self.nodes.values():
-            release_pending(node.releaser)
+    def _release_to(self, name: str) -> None:
+        """Just before ``name`` pulls, the others release to it what they hold (in a real
+        deployment their serve workers did so seconds after each commit; the demo keeps
+        the order of a round: a node's reports reach us before we release to it the
+        claims it is about to corroborate)."""
+        for other, node in self.nodes.items():
+            if other != name:
+                node.releaser.catch_up(name)
 
     def _check_sync(self, name: str, summaries: list[PartnerSummary]) -> None:
         for s in summaries:
