@@ -12,6 +12,7 @@ import os
 import secrets
 import threading
 import uuid
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,7 @@ __all__ = ["Node", "find_home"]
 
 _T = TypeVar("_T")
 
+_APPLIED_KEPT = 256
 KEY_FILE = "node.key"
 IDENTITY_FILE = "identity.json"
 
@@ -101,10 +103,11 @@ class Node:
     #: simulated time ahead of the wall clock, for the earned-trust engine only.  Always
     #: 0 on a real node; the demo scenario advances it to play weeks in seconds.
     clock_offset_us: int = 0
-    #: tier changes this process applied to the release path, with what each re-evaluation
-    #: did (what the CLI reports after an action; the record of truth is the ledger)
-    applied_tier_changes: list[tuple[TierChange, ReleaseRun]] = field(
-        default_factory=list, repr=False)
+    #: the latest tier changes this process applied to the release path, with what each
+    #: re-evaluation did (what the CLI reports after an action; the record of truth is the
+    #: ledger) — bounded, so a long-running serve keeps no growing history
+    applied_tier_changes: deque[tuple[TierChange, ReleaseRun]] = field(
+        default_factory=lambda: deque(maxlen=_APPLIED_KEPT), repr=False)
 
     def now(self) -> int:
         """The node's clock for earned trust (µs): the wall clock plus any offset."""

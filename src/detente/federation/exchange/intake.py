@@ -144,10 +144,6 @@ class IntakeResult:
     concealed: int = 0
 
     @property
-    def partner(self) -> str:
-        return self.source
-
-    @property
     def total(self) -> int:
         return len(self.successes) + len(self.failures)
 
