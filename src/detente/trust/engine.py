@@ -322,10 +322,12 @@ class TrustEngine:
         reason = (f"{recent} protocol deviations in {self.config.deviation_window_days:g} "
                   f"days, the last: {why}")
         with writer(self.engine).begin() as conn:
-            rid = conn.execute(t.reviews.insert().values(
+            conn.execute(t.reviews.insert().values(
                 partner=partner, object_id=_DEVIATION_PREFIX + subject, opened_at=now,
-                reason=reason, tier_before=before, tier_cap=cap)).inserted_primary_key[0]
-            row = conn.execute(sa.select(t.reviews).where(r.id == rid)).one()
+                reason=reason, tier_before=before, tier_cap=cap))
+            row = conn.execute(sa.select(t.reviews).where(
+                r.partner == partner, r.object_id == _DEVIATION_PREFIX + subject)
+                .order_by(r.id.desc()).limit(1)).one()
         self._record("evidence", partner, f"review opened: {reason}")
         self.refresh({partner})
         return Review(**row._mapping)
