@@ -25,6 +25,7 @@ from detente.errors import ConfigError
 from detente.fingerprint import Fingerprinter
 from detente.ledger import Ledger
 from detente.partners import PartnerBook
+from detente.priority import ClaimBook
 from detente.release import Embedder, Releaser, ReleaseRun
 from detente.schema import create_schema
 from detente.settings import Settings, load_settings, write_settings
@@ -171,6 +172,11 @@ class Node:
         for change in changes:
             run = self.releaser.reevaluate(change.partner)
             self.applied_tier_changes.append((change, run))
+
+    @property
+    def claims(self) -> ClaimBook:
+        """Verifiable priority: our claims, and partners' claims verified here."""
+        return self._service("claims", lambda: ClaimBook(self.store.engine, self.ledger))
 
     @property
     def ledger(self) -> Ledger:

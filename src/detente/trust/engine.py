@@ -280,6 +280,21 @@ class TrustEngine:
                 self._open_review(r.partner, r.object_id, why, now)
         return {r.partner for r in rows if r.partner != LOCAL}
 
+    def first_report(self, body: Mapping[str, Any], partner: str = LOCAL) -> int | None:
+        """When ``partner`` (default: this node) first asserted any claim ``body`` makes
+        (µs, the assertion's time; echoes excluded), or None if it never did."""
+        found = extract(body, self._resolver_for([body]), self.config)
+        keys = [claim_key(c) for c in found.claims]
+        if not keys:
+            return None
+        a, c = t.assertions.c, t.claims.c
+        with self.engine.connect() as conn:
+            value = conn.execute(
+                sa.select(sa.func.min(a.time)).select_from(t.assertions)
+                .join(t.claims, c.assertion_id == a.id)
+                .where(c.key.in_(keys), a.partner == partner, a.echo.is_(False))).scalar()
+        return None if value is None else int(value)
+
     # -- reviews ------------------------------------------------------------------------
     def _open_review(self, partner: str, object_id: str, why: str, now: int) -> None:
         before = self._stored_tier(partner)
