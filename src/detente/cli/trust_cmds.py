@@ -31,6 +31,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(evidence_app, name="evidence")
     app.add_typer(review_app, name="review")
     app.add_typer(rfi_app, name="rfi")
+    app.command("credit")(credit)
     app.command("grade")(grade)
 
 
@@ -242,3 +243,37 @@ def rfi_close(rfi_id: Annotated[str, typer.Argument(help="our RFI (note id)")],
     if as_json:
         return _dump({"id": rfi_id, "closed": True})
     console.print(f"closed {rfi_id}", highlight=False)
+
+
+# -- credit ----------------------------------------------------------------------------------
+def credit(
+    partner: Annotated[str | None, typer.Option("--partner", help="one partner")] = None,
+    proofs: Annotated[bool, typer.Option(
+        "--proofs/--no-proofs", help="find the ledger entry proving each item")] = True,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """What each partner gave us — first reports, corroborations, confirmations, RFI
+    answers, proven priority — each with the ledger entry that proves it."""
+    from detente.usecases.credit import credit_report
+
+    node = open_node(home)
+    lines = credit_report(node, partner, proofs=proofs)
+    if as_json:
+        return _dump([line.to_json() for line in lines])
+    table = Table("partner", "first reports", "corroborated", "confirmed", "RFI answers",
+                  "proven priority", "credit")
+    for line in lines:
+        table.add_row(line.partner, str(line.first_reports), str(line.corroborated),
+                      str(line.confirmed), str(line.rfi_answers), str(line.proven_priority),
+                      f"{line.value:.1f}")
+    console.print(table)
+    console.print("credit: the importance of first reports later corroborated by an "
+                  "independent source or confirmed here", highlight=False)
+    for line in lines:
+        for what, oid, index in line.proofs[:20]:
+            console.print(f"  {line.partner}: {what} {oid} — ledger leaf {index}",
+                          highlight=False)
+        if len(line.proofs) > 20:
+            console.print(f"  {line.partner}: … {len(line.proofs) - 20} more (--json lists "
+                          "all)", highlight=False)

@@ -589,6 +589,11 @@ class TrustEngine:
             if not n:
                 conn.execute(t.grades.insert().values(object_id=g.object_id, **values))
 
+    def first_report_ids(self, partner: str) -> set[str]:
+        """Object ids of ``partner``'s credited first reports (corroborated or confirmed)."""
+        return {f.object_id for f, lead, ok in self._model().first_reports(partner)
+                if lead is not None or ok}
+
     def credit(self, partner: str) -> Credit:
         firsts = self._model().first_reports(partner)
         credited = [(f, lead, ok) for f, lead, ok in firsts if lead is not None or ok]
