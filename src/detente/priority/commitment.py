@@ -2,8 +2,9 @@
 
 Written by hand because no library offers "commit to a STIX object": it is the textbook hash
 commitment, ``SHA-256(tag || salt || content)`` with a fresh 32-byte salt from the OS
-(``secrets``) and the object's canonical JSON (sorted keys, as the ledger's entries), so
-nothing here is a primitive of our own. **Hiding**: without the salt (256 bits) nobody can
+(``secrets``) and the object's canonical JSON (sorted keys, as the ledger's entries) without
+its handling (``modified``, markings: see :data:`HANDLING`), so nothing here is a primitive
+of our own. **Hiding**: without the salt (256 bits) nobody can
 test a guessed content against the commitment, however few the candidates (one IP address
 among 2^32). **Binding**: opening one commitment to two contents needs a SHA-256 collision.
 The ledger entry carries only the commitment: partners see it as a leaf hash, and what an
@@ -42,8 +43,16 @@ class RevealRefused(DetenteError):
     """The release policy does not let this claim be revealed to that partner as committed."""
 
 
+#: handling, not content: a claim made while an object was held back (TLP:RED) is revealed
+#: once a later version may be released — re-marked, hence re-versioned, same content
+HANDLING = frozenset({"modified", "object_marking_refs", "granular_markings"})
+
+
 def canonical(obj: Any) -> bytes:
-    """The committed bytes of one STIX object: JSON with sorted keys, no whitespace."""
+    """The committed bytes of one STIX object: its content without its handling
+    (``modified`` and markings), JSON with sorted keys, no whitespace."""
+    if isinstance(obj, dict):
+        obj = {k: v for k, v in obj.items() if k not in HANDLING}
     return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
 
 

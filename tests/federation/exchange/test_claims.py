@@ -23,6 +23,7 @@ from detente.federation.witnessing.witness import witness_partner
 from detente.ledger import Entry
 from detente.node import Node
 from detente.priority import Opening, RevealRefused, commitment
+from detente.stix.vocab import TLP_2_0_IDS
 
 pytestmark = pytest.mark.live
 
@@ -196,3 +197,25 @@ def test_claim_cli(fed: Federation, capsys: pytest.CaptureFixture[str]) -> None:
 def validate_ready(obj: dict[str, object]) -> dict[str, object]:
     """A partner's own report of the same content: its own id and authorship."""
     return {**obj, "id": f"indicator--{uuid.uuid4()}"}
+
+
+def test_a_claim_held_back_under_tlp_red_is_revealed_once_declassified(
+    fed: Federation
+) -> None:
+    us, fr = fed.nodes["us"], fed.nodes["fr"]
+    held = _c2("198.51.100.90", marking="red")
+    _claim(us, held)
+    _witness(fed, "fr", "us")
+    with pytest.raises(RevealRefused):
+        _reveal(fed, str(held["id"]))
+    # declassified: a new version, re-marked TLP:GREEN, same content
+    put(us, {**held, "modified": "2024-05-01T00:00:00.000Z",
+             "object_marking_refs": [TLP_2_0_IDS["green"]]}, release=False)
+    assert _reveal(fed, str(held["id"]))["certified"] is True
+    (v,) = fr.claims.verifications("us")
+    assert v.object_id == held["id"]
+    # a version whose content changed no longer opens the claim
+    put(us, {**held, "modified": "2024-06-01T00:00:00.000Z", "name": "changed",
+             "object_marking_refs": [TLP_2_0_IDS["green"]]}, release=False)
+    with pytest.raises(RevealRefused, match=r"content .* changed"):
+        _reveal(fed, str(held["id"]))

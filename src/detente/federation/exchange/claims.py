@@ -1,9 +1,11 @@
 """Verifiable priority over the network: reveal a claim to a partner; verify one revealed here.
 
-The claimant (``detente claim reveal ID --to P``) sends the opening — the object exactly as
-committed, the salt, the claim's leaf index and entry — to ``POST /ledger/claims``; nothing
-is sent that the release policy would not release to P unredacted (a claim reveals the
-committed content as it is, so a redacted or denied object cannot be revealed). The
+The claimant (``detente claim reveal ID --to P``) sends the opening — the object as the
+policy releases it today (the content committed; only its handling — markings and
+``modified`` — may have changed, e.g. a TLP:RED report declassified), the salt, the claim's
+leaf index and entry — to ``POST /ledger/claims``. Nothing is sent that the release policy
+would not release to P unredacted (a claim opens only on the committed content, so a denied
+or redacted object cannot be revealed). The
 verifier:
 
 1. checks that the object and salt open the commitment the entry carries (else: forged);
@@ -51,6 +53,7 @@ from detente.priority import (
     Verification,
     canonical,
     check_opening,
+    commitment,
 )
 from detente.priority.commitment import MAX_OPENING
 from detente.stix.validate import validate
@@ -64,10 +67,13 @@ def reveal_claim(node: Node, object_id: str, partner: str,
                  client: PartnerClient) -> dict[str, Any]:
     """Send our claim on ``object_id`` to ``partner`` with its opening; returns its answer."""
     record = node.claims.require(object_id)
-    stored = node.store.get(object_id, record.version)
+    stored = node.store.get(object_id)  # the version the policy decides on today
     if stored is None:
-        raise NotFoundError(f"the claimed version {record.version} of {object_id} is no "
-                            "longer stored here")
+        raise NotFoundError(f"{object_id} is no longer stored here")
+    if commitment(record.salt, stored.body) != record.commitment:
+        raise RevealRefused(f"the content of {object_id} changed since it was claimed "
+                            f"(version {record.version}); only its handling (markings) may "
+                            "change before a reveal")
     decision = node.releaser.decide(stored, node.partners.get(partner))
     if not decision.allowed:
         raise RevealRefused(f"the release policy does not release {object_id} to {partner}: "
