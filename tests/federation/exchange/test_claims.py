@@ -19,6 +19,7 @@ from tests.federation.live import Federation, federation
 from detente.federation.exchange.claims import CLAIMS_PATH, reveal_claim
 from detente.federation.exchange.local import ingest_local
 from detente.federation.http.client import PartnerRefusedError
+from detente.federation.witnessing.audit import verify_partner_log
 from detente.federation.witnessing.witness import witness_partner
 from detente.ledger import Entry
 from detente.node import Node
@@ -78,7 +79,11 @@ def test_a_claim_commits_without_releasing_and_is_proved_later(fed: Federation) 
     assert fr.claims.proven("us") == 1
     assert fr.store.get(str(obj["id"])) is not None  # the content came with the reveal
     assert any(e.kind == "priority" and e.partner == "us" for _i, e in fr.ledger.entries())
-    assert any(e.kind == "claim-reveal" and e.partner == "fr" for _i, e in us.ledger.entries())
+    assert any(e.kind == "release" and e.partner == "fr" and "claim revealed" in
+               (e.detail or "") for _i, e in us.ledger.entries())
+    with fed.client("fr", "us") as client:  # and France's log verify accounts for it
+        check = verify_partner_log(fr, "us", client)
+    assert check.ok and not check.unaccounted and not check.mismatched, check.problems
     # revealing again records nothing twice
     assert _reveal(fed, str(obj["id"]))["certified"] is True
     assert len(fr.claims.verifications("us")) == 1

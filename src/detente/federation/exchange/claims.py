@@ -51,7 +51,6 @@ from detente.priority import (
     Opening,
     RevealRefused,
     Verification,
-    canonical,
     check_opening,
     commitment,
 )
@@ -88,10 +87,14 @@ def reveal_claim(node: Node, object_id: str, partner: str,
     entry = node.ledger.entry(record.ledger_index)
     opening = Opening(body, record.salt, record.ledger_index, entry.canonical)
     answer = client.post_json(CLAIMS_PATH, opening.to_json())
+    # a release like any other in the ledger: the partner's `log verify` matches the bytes
+    # it stored (intake re-serialises with orjson, as we do here) to this entry
     node.ledger.append(Entry(
-        kind="claim-reveal", time=datetime.now(UTC), partner=partner, object_id=object_id,
-        object_version=record.version, view_hash=hashlib.sha256(canonical(body)).hexdigest(),
-        detail=f"commitment {record.commitment.hex()} at leaf {record.ledger_index}"))
+        kind="release", time=datetime.now(UTC), partner=partner, object_id=object_id,
+        object_version=stored.version or None,
+        view_hash=hashlib.sha256(orjson.dumps(body)).hexdigest(),
+        detail=f"claim revealed: commitment {record.commitment.hex()} at leaf "
+               f"{record.ledger_index}"))
     return answer
 
 
