@@ -155,6 +155,32 @@ def test_no_clique_size_lifts_its_members_above_the_prior(
     assert [sorted(g) for g in m.cliques.cliques()] == [members]
 
 
+def test_a_majority_clique_in_a_small_world_is_still_found() -> None:
+    """Regression: five colluders with 15 joint reports among eight sources were missed
+    with the Chernoff bound alone (p <= 1.0e-4 against a threshold of 7.7e-5); the exact
+    small-sample tail finds them."""
+    m = _world(5, 15, 3, 0.78125, 1)
+    assert [sorted(g) for g in m.cliques.cliques()] == [[f"c{c}" for c in range(5)]]
+    assert m.reliability("c0").mean == pytest.approx(0.5)
+
+
+def test_the_exact_tail_matches_brute_force() -> None:
+    from math import comb
+
+    from detente.trust.cliques import tail_probability
+
+    for n, p in ((20, 0.1), (30, 0.5), (12, 0.9), (200, 0.01)):
+        for k in range(min(n, 64) + 1):
+            exact = min(1.0, sum(comb(n, i) * p**i * (1 - p) ** (n - i)
+                                 for i in range(k, n + 1)))
+            assert exact - 1e-15 <= tail_probability(k, [(n, p)]) <= exact + 2e-12
+    strata = [(3, 0.2), (4, 0.5)]
+    for k in range(9):
+        exact = sum(comb(3, a) * 0.2**a * 0.8 ** (3 - a) * comb(4, b) * 0.5**4
+                    for a in range(4) for b in range(5) if a + b >= k)
+        assert exact - 1e-15 <= tail_probability(k, strata) <= exact + 2e-12
+
+
 def test_the_tail_bound_is_never_below_the_exact_binomial_tail() -> None:
     from math import comb
 
