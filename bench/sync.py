@@ -8,9 +8,11 @@ checks, storage with provenance, ledger receipts, cursors, trust observation.  A
 
     python bench/sync.py [--quick] [--n N]
 
-Last line: ``RESULT sync objs_per_s=… peak_rss_mb=… fed_objs_per_s=… fed_peak_rss_mb=…``
-(end to end as `detente sync` runs, then the federation path with the trust engine off).
-Target: ≥ 5,000 objects/s.
+Last line: ``RESULT sync objs_per_s=… peak_rss_mb=… fed_objs_per_s=… fed_peak_rss_mb=…
+cpu_per_s=… server_cpu_s=… fed_cpu_per_s=…`` (end to end as `detente sync` runs, then the
+federation path with the trust engine off; ``cpu_per_s`` is objects per CPU second of B,
+the steadier figure on a shared machine, ``server_cpu_s`` what A spent serving).
+Target: ≥ 15,000 objects/s end to end (issue 13 item 6).
 For scale: MISP users report pulls at 2–3 s per event (MISP issue 10439), OpenCTI ingest at
 20–30 bundles/s (OpenCTI issue 6716).
 """
@@ -95,22 +97,34 @@ def child_sync(home: str, trust: bool) -> None:
     from detente.federation.http.client import Limits
 
     node = Node.open(Path(home))
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     (summary,) = sync_all(node, limits=Limits(request_timeout_s=120.0, trust=trust))
     elapsed = time.perf_counter() - t
+    cpu = time.process_time() - cpu
     rss_kb = peak_rss_kb()
-    print(json.dumps({"elapsed": elapsed, "new": summary.new, "pages": summary.pages,
+    print(json.dumps({"elapsed": elapsed, "cpu": cpu, "new": summary.new, "pages": summary.pages,
                       "duplicates": summary.duplicates, "rejected": summary.rejected,
                       "error": summary.error, "warnings": summary.warnings,
                       "stored": node.store.count(), "peak_rss_mb": rss_kb / 1024}))
 
 
-def run_child(home: Path, trust: bool) -> dict[str, Any]:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux /proc; NaN elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+
+
+def run_child(home: Path, trust: bool, server_pid: int) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--child-sync", str(home)]
     if not trust:
         cmd.append("--child-no-trust")
+    before = cpu_seconds(server_pid)
     out = subprocess.run(cmd, capture_output=True, check=True, text=True)
     figures: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    figures["server_cpu"] = cpu_seconds(server_pid) - before
     return figures
 
 
@@ -118,7 +132,9 @@ def report(title: str, figures: dict[str, Any], n: int) -> None:
     assert figures["error"] is None and figures["new"] == n, figures
     print(f"{title}: synced {figures['new']} objects in {figures['pages']} pages in "
           f"{figures['elapsed']:.1f} s ({n / figures['elapsed']:,.0f} objects/s), peak RSS "
-          f"{figures['peak_rss_mb']:.0f} MB; store holds {figures['stored']} versions")
+          f"{figures['peak_rss_mb']:.0f} MB; store holds {figures['stored']} versions; CPU "
+          f"{figures['cpu']:.2f} s in B ({n / figures['cpu']:,.0f} objects per CPU second), "
+          f"{figures['server_cpu']:.2f} s in A")
     for w in figures["warnings"]:
         print(f"  note: {w}")
 
@@ -146,9 +162,9 @@ def main() -> None:
         shutil.copytree(tmp / "b", tmp / "b-fed")  # the same empty node B, twice
         server = serve(tmp / "a", port)
         try:
-            fed = run_child(tmp / "b-fed", trust=False)
+            fed = run_child(tmp / "b-fed", trust=False, server_pid=server.pid)
             report("B, federation path only (no trust engine)", fed, n)
-            figures = run_child(tmp / "b", trust=True)
+            figures = run_child(tmp / "b", trust=True, server_pid=server.pid)
             report("B, end to end (with trust observation)", figures, n)
         finally:
             server.terminate()
@@ -156,7 +172,9 @@ def main() -> None:
     rate = n / figures["elapsed"]
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"RESULT sync objs_per_s={rate:.0f} peak_rss_mb={figures['peak_rss_mb']:.0f} "
-          f"fed_objs_per_s={n / fed['elapsed']:.0f} fed_peak_rss_mb={fed['peak_rss_mb']:.0f}")
+          f"fed_objs_per_s={n / fed['elapsed']:.0f} fed_peak_rss_mb={fed['peak_rss_mb']:.0f} "
+          f"cpu_per_s={n / figures['cpu']:.0f} "
+          f"server_cpu_s={figures['server_cpu']:.2f} fed_cpu_per_s={n / fed['cpu']:.0f}")
 
 
 if __name__ == "__main__":

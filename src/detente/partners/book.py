@@ -8,6 +8,7 @@ the single place the earned-trust engine plugs into.
 from __future__ import annotations
 
 import contextlib
+import functools
 import secrets
 from collections.abc import Callable
 
@@ -182,13 +183,14 @@ class PartnerBook:
 
     def authenticate_client(self, user: str, secret: str) -> Client:
         """Check a Basic/bearer credential; fails closed with one message for every cause."""
+        dummy = _dummy_hash()  # made on the first check, whichever way it goes
         with self.engine.connect() as conn:
             r = conn.execute(sa.select(clients_t).where(clients_t.c.user == user)).first()
         failure = AuthError("unknown client or wrong secret")
         if r is None:
             # spend the same time as a real check, so user names cannot be probed
             with contextlib.suppress(VerificationError, InvalidHashError):
-                _hasher.verify(_DUMMY_HASH, secret)
+                _hasher.verify(dummy, secret)
             raise failure
         client = Client(**r._mapping)
         try:
@@ -198,4 +200,8 @@ class PartnerBook:
         return client
 
 
-_DUMMY_HASH = _hasher.hash("not-a-real-secret")
+@functools.cache
+def _dummy_hash() -> str:
+    """A hash to verify against for unknown users (made once, when first needed: an
+    argon2 hash at import cost every ``detente`` command ~0.1-0.5 s)."""
+    return _hasher.hash("not-a-real-secret")

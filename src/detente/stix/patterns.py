@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import enum
 import re
-from typing import Final, NamedTuple
+from typing import Final, Generic, NamedTuple, TypeVar
 
 from stix2patterns.v21.object_validator import HASHES_REGEX
 
@@ -44,6 +44,8 @@ class Verdict(enum.Enum):
     UNKNOWN = "unknown"
 
 
+_V = TypeVar("_V")
+
 #: A path step: a property name, or ``None`` for the ``[*]`` index step.
 PathStep = str | None
 
@@ -54,6 +56,7 @@ _QUICK: Final = re.compile(
     rf"{_WS}={_WS}'([^'\\\\]*)'{_WS}\]{_WS}"
 )
 _QUICK_STEP: Final = re.compile(rf"\.({_ID}|'[^'\\\\]*')")
+_ID_RE: Final = re.compile(_ID)
 
 _TOKEN: Final = re.compile(
     r"""
@@ -325,7 +328,12 @@ def _inspector_unquote(token: str) -> str:
 
 def _unescape(token: str) -> str:
     """The value of a StringLiteral token (``\\'`` and ``\\\\`` are the only escapes)."""
-    return re.sub(r"\\(['\\])", r"\1", token[1:-1])
+    if "\\" not in token:
+        return token[1:-1]
+    return _ESCAPE.sub(r"\1", token[1:-1])
+
+
+_ESCAPE: Final = re.compile(r"\\(['\\])")
 
 
 # -- checks run_validator adds after parsing -------------------------------------------------
@@ -370,13 +378,48 @@ def _quick(pattern: str) -> list[_Comparison] | None:
     return [_Comparison(obj_type, tuple(steps), "=", "str", f"'{value}'")]
 
 
-def _parse(pattern: str) -> list[_Comparison]:
+class _Recent(Generic[_V]):
+    """A two-generation memo of the most recent patterns (at least the last ``size``).
+
+    On the intake path every indicator's pattern is parsed twice — to validate it, then
+    for its claims (trust, echo detection) — a batch apart at most; remembering the
+    last few thousand parses makes the second one free.  Values are immutable tuples."""
+
+    __slots__ = ("new", "old", "size")
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.new: dict[str, _V] = {}
+        self.old: dict[str, _V] = {}
+
+    def get(self, key: str) -> _V | None:
+        found = self.new.get(key)
+        return found if found is not None else self.old.get(key)
+
+    def put(self, key: str, value: _V) -> None:
+        if len(self.new) >= self.size:
+            self.old, self.new = self.new, {}
+        self.new[key] = value
+
+
+#: at least the last 8,192 accepted patterns (an intake batch is 5,000 objects at most)
+_PARSED: Final[_Recent[tuple[_Comparison, ...]]] = _Recent(8192)
+#: the same for :func:`simple_comparisons` (None: not a simple pattern)
+_SIMPLE: Final[_Recent[tuple[tuple[str, str, str], ...] | None]] = _Recent(8192)
+
+
+def _parse(pattern: str) -> tuple[_Comparison, ...]:
     """Parse with the fast path; raises _Reject (certainly invalid) or _Unknown."""
+    cached = _PARSED.get(pattern)
+    if cached is not None:
+        return cached
     comparisons = _quick(pattern)
     if comparisons is None:
         comparisons = _Parser(_tokenize(pattern)).pattern()
     _check_hashes(comparisons)
-    return comparisons
+    parsed = tuple(comparisons)
+    _PARSED.put(pattern, parsed)
+    return parsed
 
 
 def fast_check(pattern: str) -> tuple[Verdict, str | None]:
@@ -426,6 +469,15 @@ def simple_comparisons(pattern: str) -> list[tuple[str, str, str]] | None:
     STIX vocabulary name (``hashes.'SHA-256'``) and a lower-case value.  Duplicates are
     dropped, order kept.
     """
+    if pattern in _SIMPLE.new or pattern in _SIMPLE.old:
+        cached = _SIMPLE.get(pattern)
+        return None if cached is None else list(cached)
+    found = _simple(pattern)
+    _SIMPLE.put(pattern, None if found is None else tuple(found))
+    return found
+
+
+def _simple(pattern: str) -> list[tuple[str, str, str]] | None:
     try:
         parsed = _parse(pattern)
     except (_Reject, _Unknown):
@@ -457,7 +509,7 @@ def _render_path(steps: list[PathStep]) -> str:
         if step is None:
             out.append("[*]")
             continue
-        name = step if re.fullmatch(_ID, step) else "'" + step.replace(
+        name = step if _ID_RE.fullmatch(step) else "'" + step.replace(
             "\\", "\\\\").replace("'", "\\'") + "'"
         out.append(name if n == 0 else "." + name)
     return "".join(out)

@@ -50,6 +50,9 @@ def parse_timestamp(value: object, *, field: str = "timestamp") -> tuple[datetim
 def normalise(value: object, *, field: str = "timestamp") -> str:
     """Fixed-width form ``YYYY-MM-DDTHH:MM:SS.fffffffffZ`` (text order == time order)."""
     dt, frac9 = parse_timestamp(value, field=field)
+    text = str(value)
+    if text[0] != "0":  # the matched text's first 19 characters are what strftime prints
+        return text[:19] + "." + frac9 + "Z"
     return dt.strftime("%Y-%m-%dT%H:%M:%S") + "." + frac9 + "Z"
 
 

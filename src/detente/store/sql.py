@@ -33,13 +33,12 @@ from detente.store.base import (
     StoredObject,
     VersionSelector,
 )
-from detente.store.engine import is_postgres, make_engine, reader, writer
+from detente.store.engine import among, is_postgres, make_engine, reader, writer
 from detente.store.schema import SCHEMA_VERSION, metadata, objects, store_meta
 
 __all__ = ["SqlStore", "open_store"]
 
 _ADVISORY_LOCK = 0x64657465  # "dete"
-_IN_CHUNK = 500
 _COLUMNS = (
     "id, version, type, spec_version, created_by_ref, revoked, is_latest, is_first, "
     "date_added, digest, body, origin, received_at, signature, receipt, flags"
@@ -257,16 +256,15 @@ class SqlStore:
 
     def _load_known(self, conn: sa.Connection, ids: set[str]) -> dict[str, _Known]:
         known: dict[str, _Known] = {}
-        id_list = sorted(ids)
+        if not ids:
+            return known
         cols = (objects.c.id, objects.c.version, objects.c.digest,
                 objects.c.created_by_ref, objects.c.revoked, objects.c.origin)
-        for start in range(0, len(id_list), _IN_CHUNK):
-            chunk = id_list[start : start + _IN_CHUNK]
-            for oid, version, digest, creator, revoked, origin in conn.execute(
-                sa.select(*cols).where(objects.c.id.in_(chunk))
-            ):
-                known.setdefault(oid, _Known()).add(version, bytes(digest), creator, revoked,
-                                                    origin)
+        for oid, version, digest, creator, revoked, origin in conn.execute(
+            sa.select(*cols).where(among(objects.c.id, sorted(ids), postgres=self._pg))
+        ):
+            known.setdefault(oid, _Known()).add(version, bytes(digest), creator, revoked,
+                                                origin)
         return known
 
     def _next_date_added(self, conn: sa.Connection) -> int:
@@ -339,13 +337,14 @@ class SqlStore:
         ids only, no bodies read."""
         ordered = sorted(set(ids))
         found: set[str] = set()
+        if not ordered:
+            return found
+        cond = [among(objects.c.id, ordered, postgres=self._pg)]
+        if origins:
+            cond.append(objects.c.origin.in_(origins))
         with self._reader.connect() as conn:
-            for start in range(0, len(ordered), _IN_CHUNK):
-                cond = [objects.c.id.in_(ordered[start:start + _IN_CHUNK])]
-                if origins:
-                    cond.append(objects.c.origin.in_(origins))
-                found.update(r[0] for r in conn.execute(
-                    sa.select(objects.c.id).distinct().where(*cond)))
+            found.update(r[0] for r in conn.execute(
+                sa.select(objects.c.id).distinct().where(*cond)))
         return found
 
     def last_added(self) -> int | None:

@@ -48,6 +48,9 @@ _HASH_NAMES = {
 }
 _HIGH_RELATIONSHIPS = frozenset({"attributed-to", "targets", "compromises", "impersonates"})
 _NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
+#: a dotted-quad IPv4 address in canonical form: ip_network(value) prints it unchanged
+_PLAIN_IPV4 = re.compile(r"(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}"
+                         r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])", re.ASCII)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +75,8 @@ def normalise_value(sco_type: str, path: str, value: str) -> str:
     if path != "value":
         return value.lower() if path.startswith("hashes.") else value
     if sco_type in ("ipv4-addr", "ipv6-addr"):
+        if _PLAIN_IPV4.fullmatch(value):
+            return value  # already what ip_network would print (no prefix, no zeros)
         try:
             net = ipaddress.ip_network(value, strict=False)
         except ValueError:
@@ -190,8 +195,10 @@ def importance_of(body: Mapping[str, Any], config: TrustConfig) -> float:
     confidence = body.get("confidence")
     if isinstance(confidence, int) and not isinstance(confidence, bool):
         value *= 1.25 if confidence >= 80 else 0.8 if confidence <= 20 else 1.0
-    for key in [f"type:{kind}", *(f"label:{x}" for x in sorted(labels))]:
-        value *= config.importance_overrides.get(key, 1.0)
+    overrides = config.importance_overrides
+    if overrides:
+        for key in [f"type:{kind}", *(f"label:{x}" for x in sorted(labels))]:
+            value *= overrides.get(key, 1.0)
     return max(0.25, min(4.0, value))
 
 

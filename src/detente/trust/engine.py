@@ -160,6 +160,14 @@ class TrustEngine:
                  outcome_at in rows]
         return Model(facts, links, now, self.config)
 
+    def _any_partner_assertion(self) -> bool:
+        """Whether any source other than this node asserted anything (two index probes
+        on ``uq_trust_assertion``, whose first column is the partner)."""
+        p = t.assertions.c.partner
+        with self.engine.connect() as conn:
+            return any(conn.execute(sa.select(p).where(cond).limit(1)).first() is not None
+                       for cond in (p < LOCAL, p > LOCAL))
+
     def _partner(self, name: str) -> Partner | None:
         if self._book is None:
             self._book = PartnerBook(self.engine)
@@ -193,14 +201,18 @@ class TrustEngine:
         self.ledger.append(entry)
 
     # -- intake -------------------------------------------------------------------------
-    def observe(self, objs: Sequence[StoredObject], *, refresh: bool = True
-                ) -> list[Observation]:
+    def observe(self, objs: Sequence[StoredObject], *, refresh: bool = True,
+                bodies: Sequence[Mapping[str, Any]] | None = None) -> list[Observation]:
         """Evidence from stored objects (origin = partner name, or local).
 
         ``refresh=False`` records the evidence but leaves tiers to a later
-        :meth:`refresh` (a sync refreshes once per run, not once per page)."""
+        :meth:`refresh` (a sync refreshes once per run, not once per page).  ``bodies``
+        are the objects already parsed (the intake path has them), saving a decode."""
         index_releases(self.engine, self._resolver_for, self.config)
-        bodies = [o.body for o in objs]
+        if bodies is None:
+            bodies = [o.body for o in objs]
+        elif len(bodies) != len(objs):
+            raise ValueError("observe: one body per object")
         resolve = self._resolver_for(bodies)
         out: list[Observation] = []
         touched: set[str] = set()
@@ -433,6 +445,8 @@ class TrustEngine:
     def refresh(self, partners: set[str] | None = None) -> list[TierChange]:
         """Recompute earned tiers (all partners, or those given); changes are recorded in
         the ledger and kept for :meth:`tier_changes`."""
+        if partners is None and not self._any_partner_assertion():
+            return []  # no partner has evidence: no model to build (a local-only node)
         model = self._model()
         names = sorted((partners if partners is not None else set(model.partners)) - {LOCAL})
         if not names:

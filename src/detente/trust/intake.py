@@ -25,15 +25,17 @@ cut a batch so that each verdict is applied at its place in intake order.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from operator import itemgetter
+from typing import Any
 
 import sqlalchemy as sa
 
 from detente.release import first_releases
 from detente.stix.timestamps import micros_from_stix
 from detente.store.base import LOCAL, StoredObject
+from detente.store.engine import among, insert_rows, is_postgres
 from detente.trust import schema as t
 from detente.trust.claims import Extracted, Resolver, claim_key, extract, refs_of
 from detente.trust.config import TrustConfig
@@ -43,10 +45,7 @@ __all__ = ["Intake", "is_false_positive", "judgement_of"]
 
 _META_RELATIONSHIPS = frozenset({"derived-from", "duplicate-of"})
 _FALSE_POSITIVE_KEYS = ("x_opencti_negative", "x_false_positive", "false_positive")
-#: the most values bound in one IN list
-_CHUNK = 500
 
-_T = TypeVar("_T")
 #: (object id, outcome, why, when) of one of our sightings
 Judgement = tuple[str, str, str, int]
 #: an assertion of one claim, as the link step sees it: (id, partner, object id, seq, echo)
@@ -75,12 +74,7 @@ def judgement_of(obj: StoredObject, body: Mapping[str, Any]) -> Judgement | None
     return target, outcome, why, obj.date_added
 
 
-def _chunks(values: Sequence[_T]) -> Iterator[Sequence[_T]]:
-    for i in range(0, len(values), _CHUNK):
-        yield values[i:i + _CHUNK]
-
-
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _State:
     """One assertion as the batch sees it, kept up to date object by object."""
 
@@ -99,7 +93,7 @@ class _State:
     values: dict[str, Any] | None = None
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Item:
     """One object of the batch and what the first pass made of it."""
 
@@ -117,7 +111,7 @@ class _Item:
     state: _State | None = None  # None for a re-send of an older or the same version
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _NewLink:
     first: int
     later: int
@@ -176,6 +170,7 @@ class _Batch:
 
     def __init__(self, conn: sa.Connection, config: TrustConfig) -> None:
         self.conn, self.config = conn, config
+        self.pg = is_postgres(conn.engine)
         self.states: dict[tuple[str, str], _State] = {}
         #: claim key -> partner -> assertions: a partner repeating a claim costs nothing
         #: when another partner's report of it is linked (no scan over its own copies)
@@ -188,9 +183,9 @@ class _Batch:
         self.object_of: dict[int, str] = {}
         self.writes_derived: list[dict[str, Any]] = []
         self.writes_marks: list[tuple[str, str, str]] = []
-        self.writes_claims: list[dict[str, Any]] = []
-        self.writes_topics: list[dict[str, Any]] = []
-        self.writes_refs: list[dict[str, Any]] = []
+        self.writes_claims: list[tuple[int, str, str, bool]] = []
+        self.writes_topics: list[tuple[int, str]] = []
+        self.writes_refs: list[tuple[int, str]] = []
 
     def run(self, items: list[_Item]) -> None:
         """Observe ``items`` (derivations and assertions), setting each one's ``done``."""
@@ -204,17 +199,20 @@ class _Batch:
 
     # -- reads --------------------------------------------------------------------------
     def _select(self, stmt_for: Any, values: set[Any] | list[Any]) -> list[Any]:
-        rows: list[Any] = []
-        for part in _chunks(sorted(values)):
-            rows += self.conn.execute(stmt_for(list(part))).all()
-        return rows
+        """Rows of ``stmt_for(within)``, where ``within(column)`` is ``column IN values``
+        (one bound parameter, :func:`~detente.store.engine.among`)."""
+        if not values:
+            return []
+        items = sorted(values)
+        return list(self.conn.execute(stmt_for(
+            lambda col: among(col, items, postgres=self.pg))).all())
 
     def _load(self, items: list[_Item], asserted: list[_Item]) -> None:
         a, c = t.assertions.c, t.claims.c
         oids = {it.obj.id for it in asserted}
         for r in self._select(lambda p: sa.select(
                 a.id, a.partner, a.object_id, a.version, a.echo, a.echo_reason, a.seq)
-                .where(a.object_id.in_(p)), oids):
+                .where(p(a.object_id)), oids):
             st = _State(r.partner, r.object_id, int(r.seq), r.version, bool(r.echo),
                         r.echo_reason, int(r.id))
             self.states[(st.partner, st.object_id)] = st
@@ -225,7 +223,7 @@ class _Batch:
         others: set[int] = set()
         for r in self._select(lambda p: sa.select(a.id, a.partner, a.object_id, a.seq, c.key,
                                                   c.echo)
-                              .join(t.claims, c.assertion_id == a.id).where(c.key.in_(p)),
+                              .join(t.claims, c.assertion_id == a.id).where(p(c.key)),
                               keys):
             aid = int(r.id)
             self.by_key.setdefault(r.key, {}).setdefault(r.partner, []).append(
@@ -233,26 +231,26 @@ class _Batch:
             self.object_of[aid] = r.object_id
             others.add(aid)
         for aid, key in self._select(lambda p: sa.select(c.assertion_id, c.key)
-                                     .where(c.assertion_id.in_(p)), set(known)):
+                                     .where(p(c.assertion_id)), set(known)):
             known[int(aid)].keys.add(key)
         for aid, topic in self._select(lambda p: sa.select(t.topics).where(
-                t.topics.c.assertion_id.in_(p)), set(known)):
+                p(t.topics.c.assertion_id)), set(known)):
             known[int(aid)].topics.add(topic)
         for aid, ref in self._select(lambda p: sa.select(t.extrefs).where(
-                t.extrefs.c.assertion_id.in_(p)), others | set(known)):
+                p(t.extrefs.c.assertion_id)), others | set(known)):
             self.refs.setdefault(int(aid), set()).add(ref)
         for st in known.values():
             st.refs = self.refs.setdefault(st.id, set())
         lk = t.links.c
         for col in (lk.first, lk.later):
             for first, later in self._select(lambda p, col=col: sa.select(lk.first, lk.later)
-                                             .where(col.in_(p)), set(known)):
+                                             .where(p(col)), set(known)):
                 self.old_links.add((int(first), int(later)))
         d = t.derived.c
         ends = oids | {str(it.body["source_ref"]) for it in items if it.kind == "derived"}
         for col in (d.source_id, d.target_id):
             for src, dst in self._select(lambda p, col=col: sa.select(d.source_id, d.target_id)
-                                         .where(col.in_(p)), ends):
+                                         .where(p(col)), ends):
                 self.derived.add((src, dst))
         self._echoes(asserted)
 
@@ -262,7 +260,7 @@ class _Batch:
         times: dict[tuple[str, str], int] = {}
         rc = t.released_claims.c
         for partner, key, seq in self._select(
-                lambda p: sa.select(rc.partner, rc.key, rc.first_seq).where(rc.key.in_(p)),
+                lambda p: sa.select(rc.partner, rc.key, rc.first_seq).where(p(rc.key)),
                 {k for it in foreign for k in it.keys}):
             times[(str(partner), str(key))] = int(seq)
         unflagged = {it.obj.id for it in foreign if not it.obj.provenance.flags.get("echo")}
@@ -312,12 +310,15 @@ class _Batch:
         a = t.assertions.c
         new = [st for st in self.states.values() if st.new and st.values is not None]
         if new:
-            stmt = t.assertions.insert().returning(a.id, sort_by_parameter_order=True)
-            ids = self.conn.execute(stmt, [st.values or {} for st in new]).scalars().all()
+            ids = _new_ids(self.conn, len(new))
+            rows = []
             for st, aid in zip(new, ids, strict=True):
-                st.id = int(aid)
+                st.id = aid
                 self.object_of[st.id] = st.object_id
                 st.refs = self.refs.setdefault(st.id, set())
+                v = st.values or {}
+                rows.append((aid, *_assertion_values(v)))
+            insert_rows(self.conn, t.assertions, ("id", *_ASSERTION_COLUMNS), rows)
         changed = [{"b_id": st.id, **{f"b_{k}": v for k, v in st.values.items()}}
                    for st in self.states.values() if not st.new and st.values]
         if changed:
@@ -363,15 +364,15 @@ class _Batch:
                 body: Mapping[str, Any]) -> None:
         for k, (c, e) in fresh.items():
             st.keys.add(k)
-            self.writes_claims.append({"assertion_id": st.id, "key": k, "claim": c, "echo": e})
+            self.writes_claims.append((st.id, k, c, e))
         for x in dict.fromkeys(found.topics):
             if x not in st.topics:
                 st.topics.add(x)
-                self.writes_topics.append({"assertion_id": st.id, "topic": x})
+                self.writes_topics.append((st.id, x))
         for r in dict.fromkeys(refs_of(body, self.config.vocabulary_sources)):
             if r not in st.refs:
                 st.refs.add(r)
-                self.writes_refs.append({"assertion_id": st.id, "ref": r})
+                self.writes_refs.append((st.id, r))
 
     def _link(self, me: _State, fresh: dict[str, tuple[str, bool]],
               ) -> tuple[list[str], list[tuple[str, str]]]:
@@ -436,14 +437,34 @@ class _Batch:
             ids = sa.select(a.id).where(a.object_id.in_([src, dst])).scalar_subquery()
             conn.execute(t.links.update().where(lk.first.in_(ids), lk.later.in_(ids))
                          .values(independent=False, reason=reason))
-        for table, rows in ((t.claims, self.writes_claims), (t.topics, self.writes_topics),
-                            (t.extrefs, self.writes_refs)):
-            if rows:
-                conn.execute(table.insert(), rows)
-        if self.new_links:
-            conn.execute(t.links.insert(), [
-                {"first": x.first, "later": x.later, "independent": x.independent,
-                 "reason": x.reason} for x in self.new_links.values()])
+        insert_rows(conn, t.claims, ("assertion_id", "key", "claim", "echo"),
+                    self.writes_claims)
+        insert_rows(conn, t.topics, ("assertion_id", "topic"), self.writes_topics)
+        insert_rows(conn, t.extrefs, ("assertion_id", "ref"), self.writes_refs)
+        insert_rows(conn, t.links, ("first", "later", "independent", "reason"),
+                    [(x.first, x.later, x.independent, x.reason)
+                     for x in self.new_links.values()])
+
+
+#: the columns of a new assertion row, after its id (every one: no defaults apply)
+_ASSERTION_COLUMNS = ("partner", "object_id", "type", "time", "seq", "echo", "echo_reason",
+                      "version", "revoked", "importance", "valid_until")
+_assertion_values = itemgetter(*_ASSERTION_COLUMNS)
+
+
+def _new_ids(conn: sa.Connection, n: int) -> list[int]:
+    """``n`` fresh assertion ids, taken before the rows are inserted in bulk.
+
+    PostgreSQL: from the column's own sequence (safe beside any other writer).  SQLite:
+    after the largest id, which is what SQLite itself assigns (no AUTOINCREMENT), and the
+    write lock held since ``BEGIN IMMEDIATE`` means nobody else inserts meanwhile."""
+    if is_postgres(conn.engine):
+        seq = sa.text("SELECT nextval(pg_get_serial_sequence('trust_assertions', 'id')) "
+                      "FROM generate_series(1, :n)")
+        return sorted(int(x) for x in conn.execute(seq, {"n": n}).scalars())
+    last = conn.execute(sa.select(sa.func.max(t.assertions.c.id))).scalar()
+    start = int(last or 0) + 1
+    return list(range(start, start + n))
 
 
 def _valid_until(body: Mapping[str, Any]) -> int | None:

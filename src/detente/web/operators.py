@@ -7,6 +7,7 @@ login form cannot be used to find out which operators exist.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -26,7 +27,13 @@ MIN_PASSWORD = 10
 
 
 _hasher = PasswordHasher()  # argon2id with the library's (RFC 9106 low-memory) defaults
-_DUMMY = _hasher.hash("detente: no such operator")
+
+
+@functools.cache
+def _dummy() -> str:
+    """The hash unknown operators are checked against (made on first use, not at import:
+    every ``detente`` command imports this module)."""
+    return _hasher.hash("detente: no such operator")
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,10 +87,11 @@ class OperatorBook:
 
     def verify(self, name: str, password: str) -> bool:
         """True only for a known operator with this password (constant work either way)."""
+        dummy = _dummy()  # made on the first check, whichever way it goes
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(operators_t.c.password_hash)
                                .where(operators_t.c.name == name)).first()
-        stored = row[0] if row is not None else _DUMMY
+        stored = row[0] if row is not None else dummy
         try:
             _hasher.verify(stored, password)
         except (VerificationError, InvalidHashError):

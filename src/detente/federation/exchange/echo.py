@@ -89,6 +89,13 @@ def content_keys(body: Mapping[str, Any]) -> list[tuple[str, str]]:
     return keys
 
 
+class _Unset:
+    """No version given: :meth:`EchoIndex.match` works it out."""
+
+
+_UNSET = _Unset()
+
+
 def _version_of(body: Mapping[str, Any]) -> str | None:
     value = body.get("modified") or body.get("created")
     if not isinstance(value, str):
@@ -139,21 +146,25 @@ class EchoIndex:
     def __len__(self) -> int:
         return len(self.released)
 
-    def _ours_released(self, bodies: list[Any]) -> set[tuple[str, str]]:
-        keys = {(b["id"], v) for b in bodies if isinstance(b, dict)
-                and isinstance(b.get("id"), str) and (v := _version_of(b)) is not None}
+    def _ours_released(self, bodies: list[Any], versions: list[str | None]
+                       ) -> set[tuple[str, str]]:
+        keys = {(b["id"], v) for b, v in zip(bodies, versions, strict=True)
+                if v is not None and isinstance(b, dict) and isinstance(b.get("id"), str)}
         return self._ours(keys) if keys else set()
 
-    def match(self, body: Any, ours: set[tuple[str, str]] | None = None) -> Echo | None:
-        """The echo an incoming (unvalidated) object is, or None."""
+    def match(self, body: Any, ours: set[tuple[str, str]] | None = None,
+              version: str | _Unset | None = _UNSET) -> Echo | None:
+        """The echo an incoming (unvalidated) object is, or None (``version``: its
+        :func:`_version_of`, when the caller has it)."""
         if not isinstance(body, dict):
             return None
         oid = body.get("id")
         if not isinstance(oid, str):
             return None
-        version = _version_of(body)
+        if isinstance(version, _Unset):
+            version = _version_of(body)
         if ours is None:
-            ours = self._ours_released([body])
+            ours = self._ours_released([body], [version])
         if version is not None and (oid, version) in ours:                 # (1)
             return Echo(oid, "support" if body.get("type") in SUPPORT_TYPES else "id")
         for key in content_keys(body):                                    # (2)
@@ -165,10 +176,11 @@ class EchoIndex:
     def classify(self, objects: Iterable[Any]) -> dict[int, Echo]:
         """Echoes among a page of objects, by position."""
         bodies = list(objects)
-        ours = self._ours_released(bodies)
+        versions = [_version_of(b) if isinstance(b, dict) else None for b in bodies]
+        ours = self._ours_released(bodies, versions)
         found: dict[int, Echo] = {}
         for i, body in enumerate(bodies):
-            echo = self.match(body, ours)
+            echo = self.match(body, ours, versions[i])
             if echo is not None:
                 found[i] = echo
         return found

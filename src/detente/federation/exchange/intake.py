@@ -213,9 +213,9 @@ class Intake:
             stored = [self._stored_object(r, result.received_at, signature)
                       for r in result.stored]
             if conn is None:
-                self._observe(stored)
+                self._observe(stored, [r.object.body for r in result.stored])
             else:
-                self._pending += stored
+                self._pending += stored  # bodies decoded again later: memory stays small
         if result.stored and self.source.is_partner:                             # (5)
             notes = [self._stored_object(r, result.received_at, signature)
                      for r in result.stored if r.object.type == "note"]
@@ -365,8 +365,9 @@ class Intake:
             created_by_ref=o.created_by_ref, revoked=o.revoked, date_added=r.date_added,
             raw=o.raw, provenance=prov)
 
-    def _observe(self, stored: list[StoredObject]) -> None:
-        self.node.trust.observe(stored, refresh=False)
+    def _observe(self, stored: list[StoredObject],
+                 bodies: list[dict[str, Any]] | None = None) -> None:
+        self.node.trust.observe(stored, refresh=False, bodies=bodies)
         self.observed = True
 
     # -- (0) and (7): when the sender reads the answer ------------------------------------

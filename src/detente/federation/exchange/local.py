@@ -20,6 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from detente.errors import DetenteError
+from detente.federation.exchange.bulk import relaxed_gc
 from detente.federation.exchange.intake import Intake, IntakeResult, Source
 from detente.node import Node
 from detente.stix.bundle import DecodeFailure
@@ -105,7 +106,7 @@ def ingest_local(node: Node, items: Iterable[tuple[str, object]], *, strict: boo
     """Ingest local content through the intake path; never raises for bad objects."""
     summary = IngestSummary()
     started = time.perf_counter()
-    with Intake(node, Source()) as intake:
+    with relaxed_gc(), Intake(node, Source()) as intake:
         if strict:
             try:
                 with node.store.transaction() as conn:

@@ -35,6 +35,7 @@ import httpx
 
 from detente.errors import DetenteError, StoreError
 from detente.federation.exchange.aliases import RELEASES
+from detente.federation.exchange.bulk import relaxed_gc
 from detente.federation.exchange.cursors import Cursor, load_cursor, save_cursor
 from detente.federation.exchange.intake import Intake, IntakeResult, Source
 from detente.federation.http.client import (
@@ -301,7 +302,7 @@ def sync_partner(node: Node, partner: str, *, limits: Limits | None = None,
 def _run(node: Node, partner: Partner, summary: PartnerSummary, limits: Limits | None,
          progress: Progress | None, transport: httpx.BaseTransport | None) -> None:
     trust = (limits or Limits()).trust
-    with PartnerClient(node, partner, limits, transport=transport) as client, \
+    with relaxed_gc(), PartnerClient(node, partner, limits, transport=transport) as client, \
             Intake(node, Source(partner.name, partner.identity_id), trust=trust) as intake:
         _Puller(node, client, summary, progress, intake).run()
     _witness(node, partner, limits or Limits(), summary)

@@ -1,0 +1,43 @@
+"""relaxed_gc: the collector's threshold is raised for a bulk run and restored after it,
+nested or from several threads at once, and nothing stays frozen."""
+
+from __future__ import annotations
+
+import gc
+import threading
+
+from detente.federation.exchange.bulk import YOUNG_THRESHOLD, relaxed_gc
+
+
+def test_threshold_raised_then_restored_when_the_last_run_ends() -> None:
+    before = gc.get_threshold()
+    with relaxed_gc():
+        assert gc.get_threshold()[0] == max(before[0], YOUNG_THRESHOLD)
+        with relaxed_gc():
+            assert gc.get_threshold()[0] == max(before[0], YOUNG_THRESHOLD)
+        assert gc.get_threshold()[0] == max(before[0], YOUNG_THRESHOLD)  # outer still runs
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0
+
+
+def test_restored_after_an_error_and_across_threads() -> None:
+    before = gc.get_threshold()
+    try:
+        with relaxed_gc():
+            raise ValueError("boom")
+    except ValueError:
+        pass
+    assert gc.get_threshold() == before
+    inside = threading.Barrier(4)
+
+    def run() -> None:
+        with relaxed_gc():
+            inside.wait(timeout=30)
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0
