@@ -348,6 +348,29 @@ class SqlStore:
                     sa.select(objects.c.id).distinct().where(*cond)))
         return found
 
+    def referring(self, object_id: str, types: tuple[str, ...],
+                  limit: int = 500) -> list[StoredObject]:
+        """Latest versions of ``types`` whose stored JSON mentions ``object_id``, oldest
+        first, at most ``limit``: candidates for "what refers to this object" (the caller
+        checks which property names it).  A scan of those types' rows in the database."""
+        needle = orjson.dumps(object_id)  # the quoted id, as stored JSON holds it
+        # SQLite's LIKE never matches a BLOB (Debian builds it so): instr there; on
+        # PostgreSQL bytea LIKE (a wildcard in the id only widens the match, and the
+        # caller keeps exact references)
+        like = objects.c.body.op("LIKE", is_comparison=True)
+        mentions = (like(sa.literal(b"%" + needle + b"%", sa.LargeBinary))
+                    if is_postgres(self.engine)
+                    else sa.func.instr(objects.c.body, needle) > 0)
+        stmt = (sa.select(*_READ_COLS)
+                .where(objects.c.type.in_(types), objects.c.is_latest.is_(True), mentions)
+                .order_by(objects.c.date_added).limit(limit))
+        try:
+            with self._reader.connect() as conn:
+                rows = conn.execute(stmt).all()
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot read the store: {_short(exc)}") from None
+        return [_row_to_stored(r) for r in rows]
+
     def last_added(self) -> int | None:
         """The newest date_added in the store (None when empty)."""
         with self._reader.connect() as conn:
