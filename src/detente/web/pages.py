@@ -18,6 +18,9 @@ from detente.web.ledgerview import ledger_page
 from detente.web.objects import object_page, recent_objects
 
 MAX_ARTIFACT = 32 * 1024 * 1024
+#: the sighting form's marking choices (value, label), most restrictive default first
+TLP_LEVELS = (("amber", "TLP:AMBER"), ("amber+strict", "TLP:AMBER+STRICT"),
+              ("red", "TLP:RED"), ("green", "TLP:GREEN"), ("clear", "TLP:CLEAR"))
 TRACE_FORMATS = ("", "stix", "text", "csv")
 
 
@@ -89,7 +92,8 @@ def objects_list(ctx: Ctx) -> Response:
 
 def object_detail(ctx: Ctx) -> Response:
     page = object_page(ctx.node, ctx.request.path_params["object_id"])
-    return ctx.render("object.html", **page)
+    flash = ctx.state.flashes.pop(ctx.session.csrf) if ctx.session else None
+    return ctx.render("object.html", flash=flash, tlp_levels=TLP_LEVELS, **page)
 
 
 def _sharing_chart(name: str, flow: facts.PartnerTraffic) -> tuple[Any, list[Any]]:
