@@ -15,12 +15,14 @@ from detente.node import Node
 from detente.web import data, deconf
 
 
-def test_dashboard_with_data(client: TestClient) -> None:
+def test_dashboard_with_data(client: TestClient, node: Node) -> None:
     html = client.get("/").text
     for name in ("fr", "ru", "de"):
         assert f'href="/partners/{name}"' in html
     assert "3 · trusted" in html and "1 · probation" in html
-    assert "Recent releases" in html and "Raqqa C2 infrastructure" not in html  # ids, not names
+    # recent releases name their objects, the id on hover
+    report = find(node, "Raqqa C2 infrastructure")
+    assert f'title="{report}">Raqqa C2 infrastructure</a>' in html
     assert "Relay seen by fr" in html  # the inbox
     assert "No alarms" in html
 
