@@ -99,7 +99,8 @@ def _tier_why(p: Partner, used: int, trust: PartnerTrust) -> str:
         return (f"an operator cap: the evidence earns tier {earned}, but the operator "
                 f"allows at most {p.max_tier}" + (f" ({p.cap_reason})" if p.cap_reason
                                                     else ""))
-    why = trust.tier_reason or "no evidence weighed yet"
+    why = (f"at the last re-evaluation: {trust.tier_reason}" if trust.tier_reason
+           else "no evidence weighed yet")
     if "operator's tier stands" in why or not trust.tier_reason:
         return (f"the operator's starting tier ({p.base_tier} · {TIER_NAMES[p.base_tier]}), "
                 f"kept as a floor while the partner's reports hold up — {why}")
