@@ -277,5 +277,5 @@ def test_referring_finds_latest_relationships_and_sightings_naming_an_id(
     found = store.referring(target.id, ("relationship", "sighting"))
     assert [o.id for o in found] == [sighting["id"]]
     assert [o.id for o in store.referring(other.id, ("relationship",))] == [rel_id]
-    assert store.referring(target.id, ("relationship",)) == []
-    assert store.referring("indicator--0%", ("relationship", "sighting")) == []
+    assert store.referring(target.id, ("relationship",)) == ()
+    assert store.referring("indicator--0%", ("relationship", "sighting")) == ()

@@ -349,7 +349,7 @@ class SqlStore:
         return found
 
     def referring(self, object_id: str, types: tuple[str, ...],
-                  limit: int = 500) -> list[StoredObject]:
+                  limit: int = 500) -> tuple[StoredObject, ...]:
         """Latest versions of ``types`` whose stored JSON mentions ``object_id``, oldest
         first, at most ``limit``: candidates for "what refers to this object" (the caller
         checks which property names it).  A scan of those types' rows in the database."""
@@ -369,7 +369,7 @@ class SqlStore:
                 rows = conn.execute(stmt).all()
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot read the store: {_short(exc)}") from None
-        return [_row_to_stored(r) for r in rows]
+        return tuple(_row_to_stored(r) for r in rows)
 
     def last_added(self) -> int | None:
         """The newest date_added in the store (None when empty)."""

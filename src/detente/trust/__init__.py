@@ -25,8 +25,8 @@ from detente.trust.records import (
 __all__ = [
     "CREDIBILITY_NAMES",
     "GRADE_NAMES",
-    "Counts",
     "Correlation",
+    "Counts",
     "Credit",
     "Grade",
     "HistoryItem",

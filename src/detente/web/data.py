@@ -20,10 +20,22 @@ from detente.partners import TIER_NAMES, Partner
 from detente.trust import Grade, HistoryItem, PartnerTrust, Review
 
 __all__ = [
-    "CREDIBILITY_NAMES", "GRADE_NAMES", "Missing", "Note", "PartnerFigures", "TrendPoint",
-    "checkpoint_notes", "partner_figures",
-    "credibility", "credibility_order", "deconflict_runner", "echoes", "evidence_timeline",
-    "partner_trust", "reliability_trend", "reviews",
+    "CREDIBILITY_NAMES",
+    "GRADE_NAMES",
+    "Missing",
+    "Note",
+    "PartnerFigures",
+    "TrendPoint",
+    "checkpoint_notes",
+    "credibility",
+    "credibility_order",
+    "deconflict_runner",
+    "echoes",
+    "evidence_timeline",
+    "partner_figures",
+    "partner_trust",
+    "reliability_trend",
+    "reviews",
 ]
 
 GRADE_NAMES = {

@@ -16,9 +16,8 @@ from detente.node import Node
 from detente.partners import TIER_NAMES
 from detente.policy import explain
 from detente.stix.vocab import tlp_level
-from detente.store.base import Query
+from detente.store.base import LOCAL, Query, StoredObject
 from detente.web import data
-from detente.store.base import LOCAL, StoredObject
 from detente.web.facts import display_name, fmt_micros, fmt_stix, names_of, release_records
 
 __all__ = ["CorrelationRow", "MarkingLine", "MatrixRow", "RelationshipRow", "ReleaseRow",

@@ -120,7 +120,8 @@ def _sharing_chart(name: str, flow: facts.PartnerTraffic) -> tuple[Any, list[Any
     chart = charts.bar_chart(
         f"Sharing with {name}, last 14 days",
         f"Object versions released to {name}: {sum(sent)}; received from {name}: "
-        f"{sum(got)}, per UTC day of the wall clock (when they were released and received).", [d.strftime("%m-%d") for d in days],
+        f"{sum(got)}, per UTC day of the wall clock (when they were released and "
+        "received).", [d.strftime("%m-%d") for d in days],
         [charts.Series(f"released to {name}", sent), charts.Series(f"received from {name}",
                                                                      got)])
     table = [(d.isoformat(), s, g) for d, s, g in zip(days, sent, got, strict=True) if s or g]
