@@ -178,3 +178,26 @@ def test_operator_cli(node: Node, capsys: pytest.CaptureFixture[str],
     assert r.code != 0 and "already exists" in r.err
     assert run(capsys, "operator", "remove", "bob", "--home", home).code == 0
     assert run(capsys, "operator", "remove", "bob", "--home", home).code != 0
+
+
+def test_ledger_shows_the_cosignatures_partners_handed_back(client: TestClient,
+                                                           node: Node) -> None:
+    import base64
+
+    from nacl.signing import SigningKey
+
+    from detente.federation.witnessing.cosignatures import CosignatureBook
+    from detente.ledger import Cosignature
+
+    key, forger = SigningKey.generate(), SigningKey.generate()
+    node.partners.add("nl", url="https://nl.example", tier=1,
+                      public_key=base64.b64encode(bytes(key.verify_key)).decode())
+    cp = node.ledger.checkpoint()
+    book = CosignatureBook(node.store.engine)
+    book.add(cp, Cosignature.create(cp, key, "detente/nl", timestamp=10))
+    book.add(cp, Cosignature.create(cp, forger, "detente/de", timestamp=10))  # not de's key
+    html = client.get("/ledger").text
+    row = html[html.index(f'<td class="num">{cp.size}</td>'):]
+    row = row[:row.index("</tr>")]
+    assert "detente/nl" in row and "no cosignature yet" not in row
+    assert "detente/de" not in row.split("signed note")[0] and "1 unknown key" in row
