@@ -279,3 +279,28 @@ def test_referring_finds_latest_relationships_and_sightings_naming_an_id(
     assert [o.id for o in store.referring(other.id, ("relationship",))] == [rel_id]
     assert store.referring(target.id, ("relationship",)) == ()
     assert store.referring("indicator--0%", ("relationship", "sighting")) == ()
+    # deleting the sighting drops it from the index
+    assert store.delete(str(sighting["id"])) == 1
+    assert store.referring(target.id, ("relationship", "sighting")) == ()
+
+
+def test_a_store_made_before_the_reference_index_is_indexed_when_opened(
+        store: SqlStore, store_url: str) -> None:
+    import sqlalchemy as sa
+
+    from detente.schema import create_schema
+    from detente.store.engine import writer
+
+    target = v(indicator())
+    rel = {"type": "relationship", "spec_version": "2.1", "id": f"relationship--{uuid.uuid4()}",
+           "created": ts(1), "modified": ts(1), "relationship_type": "indicates",
+           "source_ref": target.id, "target_ref": f"malware--{uuid.uuid4()}"}
+    store.put_many([target, v(rel)], Provenance())
+    with writer(store.engine).begin() as conn:
+        conn.execute(sa.text("DROP TABLE stix_refs"))  # as an older detente left it
+    again = open_store(store_url)
+    try:
+        create_schema(again)  # what opening a node does
+        assert [o.id for o in again.referring(target.id, ("relationship",))] == [rel["id"]]
+    finally:
+        again.close()
