@@ -201,3 +201,15 @@ def test_ledger_shows_the_cosignatures_partners_handed_back(client: TestClient,
     row = row[:row.index("</tr>")]
     assert "detente/nl" in row and "no cosignature yet" not in row
     assert "detente/de" not in row.split("signed note")[0] and "1 unknown key" in row
+
+
+def test_empty_trend_says_what_it_needs_without_template_text(client: TestClient) -> None:
+    html = client.get("/partners/de").text
+    assert "This page calls" not in html
+    assert "No reliability trend yet</strong>: it needs two refreshes of its evidence" in html
+
+
+def test_times_and_versions_are_readable(client: TestClient, node: Node) -> None:
+    html = client.get(f"/objects/{find(node, 'Safe house uplink (France only)')}").text
+    assert "000000000Z</" not in html and "2025-11-05 00:00:00 UTC" in html
+    assert 'title="2025-11-05T00:00:00.000000000Z"' in html  # the exact value on hover

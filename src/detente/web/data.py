@@ -143,7 +143,9 @@ def partner_figures(p: Partner, used: int, trust: PartnerTrust) -> PartnerFigure
     corroboration = (f"Separately from verdicts: {c.corroborated} of the {weighed} weighed "
                      f"reports are corroborated by an independent source.")
     credited = f"{credit.corroborated} corroborated later, {credit.confirmed} confirmed"
-    if credit.first_reports == 0:
+    if credit.first_reports == 0 and weighed == 0:
+        credit_why = "nothing it sent has been weighed yet, so it has no first report"
+    elif credit.first_reports == 0:
         credit_why = ("no first report yet: for every claim it sent, another source "
                       "reported it earlier")
     elif credit.value == 0:
