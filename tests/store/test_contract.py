@@ -254,3 +254,53 @@ def test_held_reports_ids_by_origin(store: SqlStore) -> None:
     assert store.held([mine.id, theirs.id, absent]) == {mine.id, theirs.id}
     assert store.held([mine.id, theirs.id], origins=("fr",)) == {theirs.id}
     assert store.held([]) == set()
+
+
+def test_referring_finds_latest_relationships_and_sightings_naming_an_id(
+        store: SqlStore) -> None:
+    target, other = v(indicator()), v(indicator())
+    ident = f"identity--{uuid.uuid4()}"
+
+    def rel(src: str, dst: str, modified: str) -> dict[str, object]:
+        return {"type": "relationship", "spec_version": "2.1", "id": rel_id, "created": ts(1),
+                "modified": modified, "relationship_type": "related-to", "source_ref": src,
+                "target_ref": dst, "created_by_ref": CREATOR}
+
+    rel_id = f"relationship--{uuid.uuid4()}"
+    sighting = {"type": "sighting", "spec_version": "2.1", "id": f"sighting--{uuid.uuid4()}",
+                "created": ts(1), "modified": ts(1), "sighting_of_ref": target.id,
+                "where_sighted_refs": [ident], "created_by_ref": CREATOR}
+    store.put_many([target, other, v(rel(other.id, target.id, ts(1))), v(sighting)],
+                   Provenance())
+    # a later version of the relationship no longer names the target: not found
+    store.put_many([v(rel(other.id, other.id, ts(2)))], Provenance())
+    found = store.referring(target.id, ("relationship", "sighting"))
+    assert [o.id for o in found] == [sighting["id"]]
+    assert [o.id for o in store.referring(other.id, ("relationship",))] == [rel_id]
+    assert store.referring(target.id, ("relationship",)) == ()
+    assert store.referring("indicator--0%", ("relationship", "sighting")) == ()
+    # deleting the sighting drops it from the index
+    assert store.delete(str(sighting["id"])) == 1
+    assert store.referring(target.id, ("relationship", "sighting")) == ()
+
+
+def test_a_store_made_before_the_reference_index_is_indexed_when_opened(
+        store: SqlStore, store_url: str) -> None:
+    import sqlalchemy as sa
+
+    from detente.schema import create_schema
+    from detente.store.engine import writer
+
+    target = v(indicator())
+    rel = {"type": "relationship", "spec_version": "2.1", "id": f"relationship--{uuid.uuid4()}",
+           "created": ts(1), "modified": ts(1), "relationship_type": "indicates",
+           "source_ref": target.id, "target_ref": f"malware--{uuid.uuid4()}"}
+    store.put_many([target, v(rel)], Provenance())
+    with writer(store.engine).begin() as conn:
+        conn.execute(sa.text("DROP TABLE stix_refs"))  # as an older detente left it
+    again = open_store(store_url)
+    try:
+        create_schema(again)  # what opening a node does
+        assert [o.id for o in again.referring(target.id, ("relationship",))] == [rel["id"]]
+    finally:
+        again.close()

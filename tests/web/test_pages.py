@@ -15,12 +15,14 @@ from detente.node import Node
 from detente.web import data, deconf
 
 
-def test_dashboard_with_data(client: TestClient) -> None:
+def test_dashboard_with_data(client: TestClient, node: Node) -> None:
     html = client.get("/").text
     for name in ("fr", "ru", "de"):
         assert f'href="/partners/{name}"' in html
     assert "3 · trusted" in html and "1 · probation" in html
-    assert "Recent releases" in html and "Raqqa C2 infrastructure" not in html  # ids, not names
+    # recent releases name their objects, the id on hover
+    report = find(node, "Raqqa C2 infrastructure")
+    assert f'title="{report}">Raqqa C2 infrastructure</a>' in html
     assert "Relay seen by fr" in html  # the inbox
     assert "No alarms" in html
 
@@ -176,3 +178,38 @@ def test_operator_cli(node: Node, capsys: pytest.CaptureFixture[str],
     assert r.code != 0 and "already exists" in r.err
     assert run(capsys, "operator", "remove", "bob", "--home", home).code == 0
     assert run(capsys, "operator", "remove", "bob", "--home", home).code != 0
+
+
+def test_ledger_shows_the_cosignatures_partners_handed_back(client: TestClient,
+                                                           node: Node) -> None:
+    import base64
+
+    from nacl.signing import SigningKey
+
+    from detente.federation.witnessing.cosignatures import CosignatureBook
+    from detente.ledger import Cosignature
+
+    key, forger = SigningKey.generate(), SigningKey.generate()
+    node.partners.add("nl", url="https://nl.example", tier=1,
+                      public_key=base64.b64encode(bytes(key.verify_key)).decode())
+    cp = node.ledger.checkpoint()
+    book = CosignatureBook(node.store.engine)
+    book.add(cp, Cosignature.create(cp, key, "detente/nl", timestamp=10))
+    book.add(cp, Cosignature.create(cp, forger, "detente/de", timestamp=10))  # not de's key
+    html = client.get("/ledger").text
+    row = html[html.index(f'<td class="num">{cp.size}</td>'):]
+    row = row[:row.index("</tr>")]
+    assert "detente/nl" in row and "no cosignature yet" not in row
+    assert "detente/de" not in row.split("signed note")[0] and "1 unknown key" in row
+
+
+def test_empty_trend_says_what_it_needs_without_template_text(client: TestClient) -> None:
+    html = client.get("/partners/de").text
+    assert "This page calls" not in html
+    assert "No reliability trend yet</strong>: it needs two refreshes of its evidence" in html
+
+
+def test_times_and_versions_are_readable(client: TestClient, node: Node) -> None:
+    html = client.get(f"/objects/{find(node, 'Safe house uplink (France only)')}").text
+    assert "000000000Z</" not in html and "2025-11-05 00:00:00 UTC" in html
+    assert 'title="2025-11-05T00:00:00.000000000Z"' in html  # the exact value on hover

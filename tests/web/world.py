@@ -80,8 +80,31 @@ def _content(node: Node) -> None:
     received = _indicator(node, f"Relay seen by fr {XSS}", "192.0.2.44", green)
     received["created_by_ref"] = f"identity--{uuid.uuid4()}"
     node.store.put_many([validate(received)], Provenance(origin="fr"))
+    _related(node, special[0]["id"], objs[-1]["id"])
     for name in PARTNERS:
         node.releaser.catch_up(name)
+
+
+def _related(node: Node, uplink: str, actor: str) -> None:
+    """Through the intake path (so earned trust sees them): a relationship from the uplink
+    to the actor, our own and Russia's reports of the uplink's address, a TLP:CLEAR one."""
+    from detente.federation.exchange.intake import Intake, Source
+    from detente.federation.exchange.local import ingest_local
+
+    green = [TLP_2_0_IDS["green"]]
+    rel = {"type": "relationship", "spec_version": "2.1", "id": f"relationship--{uuid.uuid4()}",
+           "created_by_ref": node.identity_id, "created": _ts(6), "modified": _ts(6),
+           "relationship_type": "indicates", "source_ref": uplink, "target_ref": actor,
+           "object_marking_refs": green}
+    ours = _indicator(node, "Uplink watch (ours)", "198.51.100.7/32", green)
+    public = _indicator(node, "Public scanner", "192.0.2.200", [TLP_2_0_IDS["clear"]])
+    summary = ingest_local(node, [("rel", rel), ("ours", ours), ("public", public)])
+    assert not summary.rejected, summary.rejected
+    theirs = _indicator(node, "Uplink reported by ru", "198.51.100.7", green)
+    theirs["created_by_ref"] = f"identity--{uuid.uuid4()}"
+    with Intake(node, Source.partner(node, "ru")) as intake:
+        result = intake.receive([theirs])
+    assert not result.failures, result.failures
 
 
 def find(node: Node, name: str) -> str:

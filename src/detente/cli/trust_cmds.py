@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 
 from detente.cli.app import HomeOption, console, open_node
-from detente.errors import NotFoundError, ValidationError
+from detente.errors import DetenteError, NotFoundError, UsageError, ValidationError
 from detente.node import Node
 from detente.trust import CREDIBILITY_NAMES
 
@@ -64,6 +64,40 @@ def evidence_refute(object_id: Annotated[str, typer.Argument(help="a STIX id")],
                     why: WhyOption, home: HomeOption = None) -> None:
     """Refute an object's claims; a refuted important report drops its partner's tier."""
     _verdict(object_id, why, home, refute=True)
+
+
+@evidence_app.command("sighting")
+def evidence_sighting(
+        object_id: Annotated[str, typer.Argument(help="the sighted object's STIX id")],
+        home: HomeOption = None,
+        count: Annotated[int, typer.Option("--count", help="times seen")] = 1,
+        first_seen: Annotated[str | None, typer.Option(
+            "--first-seen", help="ISO 8601, e.g. 2025-11-05T14:30Z (default: last seen)")
+        ] = None,
+        last_seen: Annotated[str | None, typer.Option(
+            "--last-seen", help="ISO 8601 (default: now)")] = None,
+        false_positive: Annotated[bool, typer.Option(
+            "--false-positive", help="seen, but benign: refutes the reports")] = False,
+        note: Annotated[str, typer.Option("--note", help="free text for the sighting")] = "",
+        tlp: Annotated[str, typer.Option("--tlp", help="the sighting's own TLP marking")
+                       ] = "amber") -> None:
+    """Record our sighting of an object ("seen in our network"): a STIX sighting ingested
+    like any local object; it confirms the object's sources, or refutes them when marked
+    --false-positive."""
+    from detente.usecases.sighting import parse_when, record_sighting
+
+    try:
+        first, last = (parse_when(first_seen, field="--first-seen"),
+                       parse_when(last_seen, field="--last-seen"))
+    except DetenteError as exc:
+        raise UsageError(exc.message, hint=exc.hint) from None
+    node = open_node(home)
+    result = record_sighting(node, object_id, count=count, first_seen=first, last_seen=last,
+                             false_positive=false_positive, note=note, tlp=tlp)
+    what = "false positive" if result.false_positive else "sighting"
+    console.print(f"{what} {result.sighting['id']} of {object_id} recorded "
+                  f"(count {count})", highlight=False)
+    report_tier_changes(node)
 
 
 def grade(object_id: Annotated[str, typer.Argument(help="a STIX id")],

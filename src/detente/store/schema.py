@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-__all__ = ["SCHEMA_VERSION", "metadata", "objects", "store_meta"]
+__all__ = ["REF_PROPERTIES", "SCHEMA_VERSION", "metadata", "objects", "refs", "store_meta"]
 
 SCHEMA_VERSION = "1"
 
@@ -34,6 +34,20 @@ objects = sa.Table(
     sa.Column("flags", sa.Text),
     sa.Index("ix_stix_objects_date_added", "date_added", unique=True),
     sa.Index("ix_stix_objects_type_added", "type", "date_added"),
+)
+
+#: the references indexed in ``stix_refs``: what an object page lists as pointing at it
+REF_PROPERTIES = {"relationship": ("source_ref", "target_ref"),
+                  "sighting": ("sighting_of_ref",)}
+
+# which objects refer to an object (relationship ends, sighting targets) in any version:
+# one row per (referenced id, referring id); readers check the latest version still does
+refs = sa.Table(
+    "stix_refs",
+    metadata,
+    sa.Column("ref", sa.Text, primary_key=True),
+    sa.Column("id", sa.Text, primary_key=True),
+    sqlite_with_rowid=False,
 )
 
 store_meta = sa.Table(

@@ -34,9 +34,19 @@ from detente.store.base import (
     VersionSelector,
 )
 from detente.store.engine import among, is_postgres, make_engine, reader, writer
-from detente.store.schema import SCHEMA_VERSION, metadata, objects, store_meta
+from detente.store.schema import (
+    REF_PROPERTIES,
+    SCHEMA_VERSION,
+    metadata,
+    objects,
+    refs,
+    store_meta,
+)
 
 __all__ = ["SqlStore", "open_store"]
+
+#: ids per IN list when reading objects by id in chunks
+_IN_CHUNK = 500
 
 _ADVISORY_LOCK = 0x64657465  # "dete"
 _COLUMNS = (
@@ -125,8 +135,11 @@ class SqlStore:
     def create(self) -> None:
         """Create the tables (idempotent) and record the schema version."""
         try:
+            had_refs = sa.inspect(self.engine).has_table(refs.name)
             metadata.create_all(writer(self.engine))
             with writer(self.engine).begin() as conn:
+                if not had_refs:  # a store made before the index: index what it holds
+                    self._backfill_refs(conn)
                 row = conn.execute(
                     sa.select(store_meta.c.value).where(store_meta.c.key == "schema")
                 ).first()
@@ -207,6 +220,8 @@ class SqlStore:
             conn.execute(objects.delete().where(objects.c.id == object_id,
                                                 objects.c.version == version))
         self._insert(conn, rows)
+        self._index_refs(conn, [o for o in batch if o.type in REF_PROPERTIES],
+                         {(r.id, r.version) for r in results if r.outcome is Outcome.STORED})
         for object_id in refresh:
             self._recompute_flags(conn, object_id)
         return results
@@ -228,6 +243,50 @@ class SqlStore:
             raise StoreError(f"cannot store the batch: {_short(exc)}") from None
         finally:
             cur.close()
+
+    @staticmethod
+    def _refs_of(type_: str, body: Mapping[str, Any]) -> set[str]:
+        names = {body.get(p) for p in REF_PROPERTIES.get(type_, ())}
+        return {n for n in names if isinstance(n, str) and n}
+
+    def _index_refs(self, conn: sa.Connection, candidates: Sequence[StixObject],
+                    stored: set[tuple[str, str]]) -> None:
+        """Index the references of the relationships and sightings just stored."""
+        self._insert_refs(conn, {(ref, o.id) for o in candidates
+                                 if (o.id, o.version) in stored
+                                 for ref in self._refs_of(o.type, o.body)})
+
+    def _insert_refs(self, conn: sa.Connection, rows: set[tuple[str, str]]) -> None:
+        if not rows:
+            return
+        # the driver's executemany on the same transaction, as _insert (SQLAlchemy's costs
+        # ~10 µs a row)
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        cur = raw.cursor()
+        try:
+            cur.executemany("INSERT INTO stix_refs (ref, id) VALUES "  # noqa: S608
+                            f"({self._ph}, {self._ph}) ON CONFLICT DO NOTHING", sorted(rows))
+        except Exception as exc:
+            raise StoreError(f"cannot index the batch's references: {_short(exc)}") from None
+        finally:
+            cur.close()
+
+    def _backfill_refs(self, conn: sa.Connection) -> None:
+        last: int | None = None
+        while True:
+            stmt = (sa.select(objects.c.id, objects.c.type, objects.c.version,
+                              objects.c.body, objects.c.date_added)
+                    .where(objects.c.type.in_(sorted(REF_PROPERTIES)))
+                    .order_by(objects.c.date_added).limit(5000))
+            if last is not None:
+                stmt = stmt.where(objects.c.date_added > last)
+            batch = conn.execute(stmt).all()
+            if not batch:
+                return
+            self._insert_refs(conn, {(ref, oid) for oid, type_, _v, body, _ in batch
+                                     for ref in self._refs_of(type_, orjson.loads(body))})
+            last = int(batch[-1].date_added)
 
     def _copy(self, conn: sa.Connection, rows: list[tuple[Any, ...]]) -> None:
         """PostgreSQL's bulk path: COPY is several times faster than pipelined INSERTs."""
@@ -296,6 +355,9 @@ class SqlStore:
         with self.transaction() as conn:
             cond = sa.and_(objects.c.id == object_id, _version_clause((version,)))
             n = conn.execute(objects.delete().where(cond)).rowcount
+            if not conn.execute(sa.select(objects.c.id).where(
+                    objects.c.id == object_id).limit(1)).first():
+                conn.execute(refs.delete().where(refs.c.id == object_id))  # rare: a scan
             self._recompute_flags(conn, object_id)
             return int(n or 0)
 
@@ -346,6 +408,32 @@ class SqlStore:
             found.update(r[0] for r in conn.execute(
                 sa.select(objects.c.id).distinct().where(*cond)))
         return found
+
+    def referring(self, object_id: str, types: tuple[str, ...],
+                  limit: int = 500) -> tuple[StoredObject, ...]:
+        """Latest versions of ``types`` that refer to ``object_id`` — a relationship's
+        ``source_ref``/``target_ref``, a sighting's ``sighting_of_ref`` — oldest first, at
+        most ``limit``: one indexed read (``stix_refs``, kept by ``put_many``; a store made
+        before it is indexed once by ``create``).  A version that no longer names the
+        object is left out."""
+        try:
+            with self._reader.connect() as conn:
+                ids = [r[0] for r in conn.execute(sa.select(refs.c.id).where(
+                    refs.c.ref == object_id).order_by(refs.c.id))]
+                # two reads by key; the type is checked here, since SQLite's planner would
+                # otherwise drive the read from the type index (every relationship)
+                rows = [row for start in range(0, len(ids), _IN_CHUNK)
+                        for row in conn.execute(
+                            sa.select(*_READ_COLS).where(*_conditions(Query(
+                                ids=tuple(ids[start:start + _IN_CHUNK])))))
+                        if row.type in types]
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot read the store: {_short(exc)}") from None
+        rows.sort(key=lambda r: r.date_added)
+        found = (_row_to_stored(r) for r in rows)
+        # an earlier version may have named the object where the latest does not
+        return tuple(o for o in found
+                     if object_id in self._refs_of(o.type, o.body))[:limit]
 
     def last_added(self) -> int | None:
         """The newest date_added in the store (None when empty)."""

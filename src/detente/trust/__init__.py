@@ -8,6 +8,7 @@ The seams others call: :class:`TrustEngine` (``observe``, ``confirm``, ``refute`
 
 from detente.trust.admiralty import CREDIBILITY_NAMES, GRADE_NAMES, confidence_of, credibility_of
 from detente.trust.config import TrustConfig
+from detente.trust.correlation import Correlation
 from detente.trust.engine import ReliabilityPoint, TrustEngine
 from detente.trust.errors import TrustConfigError, TrustError, UnknownObjectError
 from detente.trust.grading import Grade
@@ -24,6 +25,7 @@ from detente.trust.records import (
 __all__ = [
     "CREDIBILITY_NAMES",
     "GRADE_NAMES",
+    "Correlation",
     "Counts",
     "Credit",
     "Grade",

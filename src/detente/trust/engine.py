@@ -36,6 +36,7 @@ from detente.store.engine import reader, writer
 from detente.trust import schema as t
 from detente.trust.claims import Resolver, claim_key, extract
 from detente.trust.config import DAY, TrustConfig
+from detente.trust.correlation import Correlation, correlated
 from detente.trust.errors import TrustError, UnknownObjectError
 from detente.trust.grading import Grade, GradeInputs, make_grade, source_grade, worse
 from detente.trust.intake import Intake, judgement_of
@@ -619,10 +620,26 @@ class TrustEngine:
     def summary(self, partner: str) -> PartnerTrust:
         model = self._model()
         rel = model.reliability(partner)
+        with self.engine.connect() as conn:
+            why = conn.execute(sa.select(t.tiers.c.reason).where(
+                t.tiers.c.partner == partner)).scalar()
         return PartnerTrust(partner, self._stored_tier(partner),
                             source_grade(rel, self.config), rel, model.counts(partner),
                             self.credit(partner),
-                            sum(r.partner == partner for r in self.reviews()))
+                            sum(r.partner == partner for r in self.reviews()),
+                            str(why or ""))
+
+    def correlations(self, object_id: str) -> tuple[list[str], list[Correlation], bool]:
+        """MISP-style correlation: the object's observables, every other report (ours or
+        a partner's) sharing one of them, and whether that list was cut; see
+        :mod:`detente.trust.correlation`.  An object never observed (nothing asserted it)
+        is read from the store."""
+        extra: list[str] = []
+        obj = self.store.get(object_id)
+        if obj is not None:
+            extra = list(extract(obj.body, self._resolver_for([obj.body]), self.config).claims)
+        with reader(self.engine).connect() as conn:
+            return correlated(conn, object_id, extra)
 
     def history(self, partner: str, limit: int = 200) -> list[HistoryItem]:
         """What happened with this partner, newest first."""

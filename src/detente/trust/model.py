@@ -105,6 +105,16 @@ class Counts:
     refuted: int = 0
     expired: int = 0
     important_good: int = 0
+    #: assertions that weigh nothing (echoes, revoked, no claim): outside every outcome
+    not_counted: int = 0
+
+    @property
+    def awaiting(self) -> int:
+        """Counted assertions with no outcome yet (neither confirmed, refuted nor
+        expired): with ``not_counted`` and the three outcomes, a partition of
+        ``assertions``.  ``corroborated`` is another dimension and overlaps them."""
+        return (self.assertions - self.not_counted - self.confirmed - self.refuted
+                - self.expired)
 
 
 @dataclass
@@ -333,6 +343,7 @@ class Model:
             out.assertions += 1
             out.echoes += f.echo
             if not f.counts:
+                out.not_counted += 1
                 continue
             corroborated = self.support(f, means).weight > 0
             out.corroborated += corroborated

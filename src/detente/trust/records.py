@@ -80,3 +80,5 @@ class PartnerTrust:
     counts: Counts
     credit: Credit
     reviews_open: int
+    #: why the stored tier is what it is (the last refresh's reason); "" before any
+    tier_reason: str = ""

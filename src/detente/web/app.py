@@ -26,7 +26,7 @@ from starlette.staticfiles import StaticFiles
 
 from detente.errors import DetenteError, ForbiddenError
 from detente.node import Node
-from detente.web import pages
+from detente.web import actions, pages
 from detente.web.context import HERE, SECURITY_HEADERS, Ctx, FormInput, Upload, WebState
 from detente.web.sessions import SESSION_TTL, TooManyAttempts, tokens_match
 
@@ -192,6 +192,10 @@ def web_routes(node: Node, state: WebState | None = None) -> list[BaseRoute]:
         Route("/", **page(pages.dashboard), name="dashboard"),
         Route("/objects", **page(pages.objects_list), name="objects"),
         Route("/objects/{object_id}", **page(pages.object_detail), name="object"),
+        Route("/objects/{object_id}/sighting", **page(actions.sighting, "POST"),
+              name="object_sighting"),
+        Route("/objects/{object_id}/verdict", **page(actions.verdict, "POST"),
+              name="object_verdict"),
         Route("/partners/{name}", **page(pages.partner), name="partner"),
         Route("/deconfliction", **page(pages.deconfliction, "GET", "POST"),
               name="deconfliction"),

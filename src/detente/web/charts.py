@@ -59,15 +59,38 @@ def _x_labels(labels: Sequence[str], xs: Sequence[float]) -> list[str]:
     step = max(1, len(labels) // 7)
     return [f'<text x="{x:.1f}" y="{HEIGHT - BOTTOM + 16}" text-anchor="middle" '
             f'class="tick">{escape(label)}</text>'
-            for i, (label, x) in enumerate(zip(labels, xs, strict=True)) if i % step == 0]
+            for i, (label, x) in enumerate(zip(labels, xs, strict=True))
+            if i % step == 0 and label]
+
+
+def _time_xs(times: Sequence[float], plot_w: float) -> list[float]:
+    """x of each time, proportional to time on one clock (evenly spread if all equal)."""
+    lo, hi = min(times), max(times)
+    if hi <= lo:
+        return [LEFT + plot_w * (i + 0.5) / len(times) for i in range(len(times))]
+    pad = plot_w * 0.04
+    return [LEFT + pad + (plot_w - 2 * pad) * (t - lo) / (hi - lo) for t in times]
 
 
 def line_chart(title: str, desc: str, labels: Sequence[str], values: Sequence[float], *,
-               y_max: float = 1.0, y_format: str = "{:.1f}") -> Markup:
-    """One series over time (e.g. a partner's reliability, 0..1)."""
+               y_max: float = 1.0, y_format: str = "{:.1f}",
+               times: Sequence[float] | None = None) -> Markup:
+    """One series over time (e.g. a partner's reliability, 0..1).  With ``times`` (one
+    clock, any unit) a point's x is proportional to its time and only the labels of
+    points at least a label's width apart are drawn; else points are evenly spread."""
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     n = len(values)
-    xs = [LEFT + (plot_w * (i + 0.5) / n) for i in range(n)]
+    xs = (_time_xs(times, plot_w) if times is not None and len(times) == n
+          else [LEFT + (plot_w * (i + 0.5) / n) for i in range(n)])
+    if times is not None and len(times) == n:
+        shown: list[str] = []
+        last, last_label = -1e9, ""
+        for label, x in zip(labels, xs, strict=True):
+            keep = x - last >= 44 and label != last_label
+            shown.append(label if keep else "")
+            if keep:
+                last, last_label = x, label
+        labels = shown
     ys = [TOP + plot_h * (1 - min(max(v / y_max, 0.0), 1.0)) for v in values]
     points = " ".join(f"{x:.1f},{y:.1f}" for x, y in zip(xs, ys, strict=True))
     body = _axes(y_max, y_format)

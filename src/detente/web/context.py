@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
+from threading import Lock
 from typing import Any
 
 import jinja2
@@ -12,12 +14,12 @@ from starlette.responses import HTMLResponse
 
 from detente.node import Node
 from detente.web.data import Missing
-from detente.web.facts import fmt_micros
+from detente.web.facts import fmt_micros, fmt_stix, fmt_time
 from detente.web.operators import OperatorBook
 from detente.web.sessions import FailureLimiter, Session, SessionBook
 from detente.web.tracejobs import TraceJobs
 
-__all__ = ["SECURITY_HEADERS", "Ctx", "Upload", "WebState", "make_env"]
+__all__ = ["SECURITY_HEADERS", "Ctx", "Flash", "Flashes", "Upload", "WebState", "make_env"]
 
 HERE = Path(__file__).parent
 
@@ -51,7 +53,35 @@ def make_env() -> jinja2.Environment:
     )
     env.tests["missing"] = lambda value: isinstance(value, Missing)
     env.filters["micros"] = fmt_micros
+    env.filters["stixtime"] = fmt_stix
+    env.filters["when"] = fmt_time
     return env
+
+
+@dataclass(frozen=True, slots=True)
+class Flash:
+    ok: bool
+    text: str
+
+
+class Flashes:
+    """One message per session, shown by the next page of that session, then gone."""
+
+    def __init__(self, limit: int = 1000) -> None:
+        self._items: OrderedDict[str, Flash] = OrderedDict()
+        self._lock = Lock()
+        self._limit = limit
+
+    def put(self, session_key: str, flash: Flash) -> None:
+        with self._lock:
+            self._items[session_key] = flash
+            self._items.move_to_end(session_key)
+            while len(self._items) > self._limit:
+                self._items.popitem(last=False)
+
+    def pop(self, session_key: str) -> Flash | None:
+        with self._lock:
+            return self._items.pop(session_key, None)
 
 
 @dataclass
@@ -63,6 +93,8 @@ class WebState:
     traces: TraceJobs
     user_limiter: FailureLimiter = field(default_factory=lambda: FailureLimiter(5, 60.0))
     client_limiter: FailureLimiter = field(default_factory=lambda: FailureLimiter(30, 60.0))
+    #: the outcome of an action, shown once by the session's next page
+    flashes: Flashes = field(default_factory=Flashes)
 
     @classmethod
     def for_node(cls, node: Node) -> WebState:

@@ -7,7 +7,7 @@ book, release records, ledger).  Pending capabilities go through :mod:`detente.w
 from __future__ import annotations
 
 from collections import Counter, deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
@@ -18,7 +18,8 @@ from detente.store.base import Query, StoredObject
 
 __all__ = [
     "Alarm", "PartnerTraffic", "ReleaseLine", "alarms", "day_labels", "fmt_micros",
-    "ledger_tail", "received", "recent_releases", "traffic",
+    "fmt_stix", "fmt_time", "ledger_tail", "names_of", "received", "recent_releases",
+    "traffic",
 ]
 
 #: how far back the dashboard reads the ledger for recent events
@@ -29,6 +30,47 @@ def fmt_micros(value: int | None) -> str:
     if value is None:
         return ""
     return datetime.fromtimestamp(value / 1e6, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def fmt_time(value: datetime | str | None) -> str:
+    """A ledger entry's time (aware ``datetime`` or RFC 3339 text) to the second, UTC."""
+    if value is None or value == "":
+        return ""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return str(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def fmt_stix(value: str | None) -> str:
+    """A STIX timestamp (the store keeps versions as ``…00.000000000Z``) readable: to the
+    second, with the fraction only when it is not zero (trailing zeros dropped)."""
+    if not value:
+        return ""
+    text = str(value)
+    try:
+        head, _, frac = text.rstrip("Zz").partition(".")
+        dt = datetime.fromisoformat(head)
+    except ValueError:
+        return text
+    frac = frac.rstrip("0")
+    return dt.strftime("%Y-%m-%d %H:%M:%S") + (f".{frac}" if frac else "") + " UTC"
+
+
+def names_of(node: Node, ids: Iterable[str | None]) -> dict[str, str]:
+    """Display names of the objects with these ids that this node holds (one read per
+    500 ids); an id not held is absent (the page shows the id itself)."""
+    wanted = sorted({i for i in ids if i})
+    out: dict[str, str] = {}
+    for start in range(0, len(wanted), 500):
+        chunk = tuple(wanted[start:start + 500])
+        for obj in node.store.list(Query(ids=chunk)).objects:
+            out[obj.id] = display_name(obj)
+    return out
 
 
 def _day(micros: int) -> date:
@@ -65,7 +107,7 @@ def recent_releases(tail: list[tuple[int, Entry]], limit: int = 10) -> list[Rele
     out = []
     for i, e in tail:
         if e.kind in ("release", "withdrawal") and e.partner and e.object_id:
-            out.append(ReleaseLine(i, str(e.time), e.partner, e.object_id, e.kind))
+            out.append(ReleaseLine(i, fmt_time(e.time), e.partner, e.object_id, e.kind))
             if len(out) >= limit:
                 break
     return out
@@ -81,15 +123,15 @@ class Alarm:
 
 def alarms(node: Node, tail: list[tuple[int, Entry]]) -> list[Alarm]:
     """Equivocations, budget refusals and traced leaks, newest first."""
-    out = [Alarm("equivocation", a.detected_at, f"log {a.origin}: {a.kind} — {a.detail}",
+    out = [Alarm("equivocation", fmt_time(a.detected_at), f"log {a.origin}: {a.kind} — {a.detail}",
                  "/ledger") for a in reversed(node.ledger.alarms())]
     for i, e in tail:
         detail = e.detail or ""
         if e.kind == "trace" and "accused nobody" not in detail:
-            out.append(Alarm("leak traced", str(e.time), f"#{i}: {detail}", "/trace"))
+            out.append(Alarm("leak traced", fmt_time(e.time), f"#{i}: {detail}", "/trace"))
         elif e.kind == "deconfliction" and "refused" in detail:
             who = f"{e.partner}: " if e.partner else ""
-            out.append(Alarm("budget refusal", str(e.time), f"#{i}: {who}{detail}",
+            out.append(Alarm("budget refusal", fmt_time(e.time), f"#{i}: {who}{detail}",
                              f"/partners/{e.partner}" if e.partner else None))
     return out
 
@@ -136,4 +178,8 @@ def received(node: Node, origins: tuple[str, ...], limit: int = 50) -> list[Stor
 def display_name(obj: StoredObject) -> str:
     body = obj.body
     name = body.get("name") or body.get("value") or body.get("pattern")
+    if not name and obj.type == "relationship":
+        name = f"{body.get('relationship_type', 'related-to')} relationship"
+    elif not name and obj.type == "sighting":
+        name = f"sighting ({body.get('count', 1)}×)"
     return str(name) if name else obj.id

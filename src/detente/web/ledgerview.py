@@ -7,17 +7,19 @@ import base64
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from nacl.signing import VerifyKey
 
+from detente.federation.witnessing.cosignatures import CosignatureBook
 from detente.ledger import Checkpoint, Witness, verify_consistency
 from detente.ledger.errors import LedgerError
 from detente.node import Node
 from detente.partners import Partner
 from detente.store.engine import writer
 from detente.web import data
-from detente.web.facts import ledger_tail
+from detente.web.facts import fmt_time, ledger_tail, names_of
 
-__all__ = ["CheckpointRow", "PartnerLog", "ledger_page"]
+__all__ = ["CheckpointRow", "EntryRow", "PartnerLog", "entry_rows", "ledger_page"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +43,51 @@ class PartnerLog:
     root: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class EntryRow:
+    index: int
+    time: str
+    kind: str
+    partner: str
+    object_id: str | None
+    object_name: str | None
+    #: the detail in words (a JSON detail summarised by its short fields)
+    summary: str
+    #: the whole detail when it is structured (shown folded), else None
+    full: str | None
+
+
+def _summary(detail: str) -> tuple[str, str | None]:
+    """A structured (JSON) detail as ``key value`` pairs of its short scalar fields, the
+    whole of it kept for a folded view; plain text as it is."""
+    text = detail.strip()
+    if not text.startswith("{"):
+        return detail, None
+    try:
+        doc = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return detail, None
+    if not isinstance(doc, dict):
+        return detail, None
+    parts = [f"{k.replace('_', ' ')} {v}" for k, v in doc.items()
+             if isinstance(v, str | int | float) and not isinstance(v, bool)
+             and len(str(v)) <= 40 and k not in ("at", "session_id")]
+    return ", ".join(parts[:8]) or "structured detail", orjson.dumps(
+        doc, option=orjson.OPT_INDENT_2).decode()
+
+
+def entry_rows(node: Node, limit: int = 25) -> list[EntryRow]:
+    """The latest entries, newest first, with object names and readable times."""
+    tail = ledger_tail(node, limit)
+    names = names_of(node, (e.object_id for _, e in tail))
+    out = []
+    for i, e in tail:
+        summary, full = _summary(e.detail or "")
+        out.append(EntryRow(i, fmt_time(e.time), e.kind, e.partner or "", e.object_id,
+                            names.get(e.object_id) if e.object_id else None, summary, full))
+    return out
+
+
 def _b64(raw: bytes) -> str:
     return base64.b64encode(raw).decode()
 
@@ -59,10 +106,14 @@ def _witness_keys(partners: list[Partner]) -> dict[str, VerifyKey]:
     return keys
 
 
-def _checkpoint_row(node: Node, note: str, witnesses: dict[str, VerifyKey]) -> CheckpointRow:
+def _checkpoint_row(node: Node, note: str, witnesses: dict[str, VerifyKey],
+                    book: CosignatureBook) -> CheckpointRow:
+    """One signed checkpoint with the cosignatures partners handed back for its tree
+    (kept apart from the note, in the witnessing book), each verified again here."""
     own = {node.ledger.key_name: node.verify_key}
     try:
-        cp = Checkpoint.from_note(note, own)
+        cp = book.attach(Checkpoint.from_note(note, own))
+        note = cp.to_note()
         signers = tuple(cp.verify(own))
         cosigners = tuple(c.name for c in cp.cosignatures(witnesses))
     except LedgerError as exc:
@@ -123,11 +174,12 @@ def ledger_page(node: Node) -> dict[str, Any]:
     status = node.ledger.status()
     witnesses = _witness_keys(partners)
     ok, head_text = head_status(node)
+    book = CosignatureBook(node.store.engine)
     return {
         "origin": status.origin, "size": status.size, "root": _b64(status.root),
         "head_ok": ok, "head_text": head_text,
-        "checkpoints": [_checkpoint_row(node, n, witnesses)
+        "checkpoints": [_checkpoint_row(node, n, witnesses, book)
                         for n in data.checkpoint_notes(node)],
         "partner_logs": partner_logs(node, partners), "alarms": node.ledger.alarms(),
-        "entries": ledger_tail(node, 25), "has_partners": bool(partners),
+        "entries": entry_rows(node), "has_partners": bool(partners),
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from starlette.responses import JSONResponse, RedirectResponse, Response
@@ -18,6 +19,9 @@ from detente.web.ledgerview import ledger_page
 from detente.web.objects import object_page, recent_objects
 
 MAX_ARTIFACT = 32 * 1024 * 1024
+#: the sighting form's marking choices (value, label), most restrictive default first
+TLP_LEVELS = (("amber", "TLP:AMBER"), ("amber+strict", "TLP:AMBER+STRICT"),
+              ("red", "TLP:RED"), ("green", "TLP:GREEN"), ("clear", "TLP:CLEAR"))
 TRACE_FORMATS = ("", "stix", "text", "csv")
 
 
@@ -27,14 +31,26 @@ class PartnerRow:
     tier: int
     trust: PartnerTrust
     flow: facts.PartnerTraffic
+    figures: data.PartnerFigures | None = None
+
+
+#: what the reliability trend's times are (one clock for the whole chart)
+TRUST_CLOCK = ("the earned-trust clock: the node's clock for trust, which a simulation "
+               "such as the demo runs ahead of the wall clock")
 
 
 def _trend_chart(name: str, trend: list[data.TrendPoint]) -> Any:
+    """Reliability over time, every point on the earned-trust clock (the times the trust
+    engine weighed the evidence), x proportional to that time."""
     labels = [p.time.strftime("%m-%d") for p in trend]
+    ahead = (trend[-1].time - datetime.now(UTC)).total_seconds() / 86_400
+    note = (f" The trust clock is {ahead:.0f} days ahead of the wall clock (simulated time)."
+            if ahead >= 1 else "")
     return charts.line_chart(
         f"Reliability of {name} over time",
-        f"{len(trend)} points from {labels[0]} to {labels[-1]}; latest "
-        f"{trend[-1].value:.2f} on a scale of 0 to 1.", labels, [p.value for p in trend])
+        f"{len(trend)} points from {trend[0].time:%Y-%m-%d} to {trend[-1].time:%Y-%m-%d} on "
+        f"{TRUST_CLOCK}; latest {trend[-1].value:.2f} on a scale of 0 to 1.{note}",
+        labels, [p.value for p in trend], times=[p.time.timestamp() for p in trend])
 
 
 def _trends(ctx: Ctx, names: list[str]) -> tuple[list[tuple[str, Any, list[Any]]],
@@ -66,17 +82,21 @@ def dashboard(ctx: Ctx) -> Response:
     node = ctx.node
     partners = node.partners.all()
     flow = facts.traffic(node)
-    rows = [PartnerRow(p, node.partners.tier_of(p), data.partner_trust(node, p.name),
-                       flow[p.name]) for p in partners]
+    rows = []
+    for p in partners:
+        tier, trust = node.partners.tier_of(p), data.partner_trust(node, p.name)
+        rows.append(PartnerRow(p, tier, trust, flow[p.name],
+                               data.partner_figures(p, tier, trust)))
     trends, trend_missing = _trends(ctx, [p.name for p in partners])
     tail = facts.ledger_tail(node)
     inbox = facts.received(node, tuple(p.name for p in partners))
     order = data.credibility_order(node, [o.id for o in inbox])
     inbox.sort(key=lambda o: order.get(o.id, 7))
+    releases = facts.recent_releases(tail)
     return ctx.render(
-        "dashboard.html", rows=rows, trust_missing=None, trends=trends,
+        "dashboard.html", rows=rows, trust_missing=None, trends=trends, trust_clock=TRUST_CLOCK,
         trend_missing=trend_missing, reliability_now=_reliability_now(rows),
-        releases=facts.recent_releases(tail),
+        releases=releases, names=facts.names_of(node, (r.object_id for r in releases)),
         inbox=[(o, facts.display_name(o), order.get(o.id)) for o in inbox],
         order_missing=None,
         alarms=facts.alarms(node, tail), tier_names=TIER_NAMES, grade_names=data.GRADE_NAMES)
@@ -89,7 +109,8 @@ def objects_list(ctx: Ctx) -> Response:
 
 def object_detail(ctx: Ctx) -> Response:
     page = object_page(ctx.node, ctx.request.path_params["object_id"])
-    return ctx.render("object.html", **page)
+    flash = ctx.state.flashes.pop(ctx.session.csrf) if ctx.session else None
+    return ctx.render("object.html", flash=flash, tlp_levels=TLP_LEVELS, **page)
 
 
 def _sharing_chart(name: str, flow: facts.PartnerTraffic) -> tuple[Any, list[Any]]:
@@ -99,7 +120,8 @@ def _sharing_chart(name: str, flow: facts.PartnerTraffic) -> tuple[Any, list[Any
     chart = charts.bar_chart(
         f"Sharing with {name}, last 14 days",
         f"Object versions released to {name}: {sum(sent)}; received from {name}: "
-        f"{sum(got)}, per day.", [d.strftime("%m-%d") for d in days],
+        f"{sum(got)}, per UTC day of the wall clock (when they were released and "
+        "received).", [d.strftime("%m-%d") for d in days],
         [charts.Series(f"released to {name}", sent), charts.Series(f"received from {name}",
                                                                      got)])
     table = [(d.isoformat(), s, g) for d, s, g in zip(days, sent, got, strict=True) if s or g]
@@ -120,13 +142,19 @@ def partner(ctx: Ctx) -> Response:
     trends, trend_missing = _trends(ctx, [p.name])
     trust = data.partner_trust(node, p.name)
     history = data.evidence_timeline(node, p.name)
+    tier = node.partners.tier_of(p)
+    sent = _last_sent(ctx, p.name)
+    reviews = data.reviews(node, p.name)
+    names = facts.names_of(node, [*(e.object_id for e in history), *(r.object_id for r in sent),
+                                  *(r.object_id for r in reviews)])
     return ctx.render(
-        "partner.html", p=p, tier=node.partners.tier_of(p), tier_names=TIER_NAMES,
-        trust=trust, grade_names=data.GRADE_NAMES, reviews=data.reviews(node, p.name),
-        trends=trends, trend_missing=trend_missing,
+        "partner.html", p=p, tier=tier, tier_names=TIER_NAMES, names=names,
+        figures=data.partner_figures(p, tier, trust),
+        trust=trust, grade_names=data.GRADE_NAMES, reviews=reviews,
+        trends=trends, trend_missing=trend_missing, trust_clock=TRUST_CLOCK,
         reliability_now=_reliability_now([PartnerRow(p, 0, trust, flow)]),
         evidence=history, echoes=data.echoes(history),
-        flow=flow, chart=chart, volume=volume, sent=_last_sent(ctx, p.name),
+        flow=flow, chart=chart, volume=volume, sent=sent,
         received=[(o, facts.display_name(o)) for o in facts.received(node, (p.name,), 20)],
         fmt=facts.fmt_micros)
 
@@ -188,7 +216,9 @@ def _job(ctx: Ctx) -> Any:
 
 def trace_job(ctx: Ctx) -> Response:
     job = _job(ctx)
-    return ctx.render("trace_job.html", job=job, outcome=job.outcome,
+    evidence = job.outcome.report.evidence if job.outcome else []
+    names = facts.names_of(ctx.node, (e.stix_id for e in evidence))
+    return ctx.render("trace_job.html", job=job, outcome=job.outcome, names=names,
                       proofs=list(zip(job.outcome.proofs, job.proof_checks, strict=False))
                       if job.outcome else [])
 
