@@ -90,7 +90,9 @@ def _items(paths: list[Path]) -> Iterator[tuple[str, object]]:
 def _print_summary(summary: IngestSummary) -> None:
     status = "[yellow]rolled back (--strict)[/]" if summary.rolled_back else ""
     console.print(
-        f"stored {summary.stored}, duplicates {summary.duplicates}, rejected "
+        f"stored {summary.stored}"
+        f"{f' ({summary.corrected} corrections)' if summary.corrected else ''}, "
+        f"duplicates {summary.duplicates}, rejected "
         f"{len(summary.rejected)} in {summary.seconds:.2f} s "
         f"({summary.per_second:,.0f} objects/s) {status}",
         highlight=False,
@@ -109,6 +111,10 @@ def ingest(
         help="bundles, objects, JSON Lines, MISP events, MISP feed dirs, dirs")],
     home: HomeOption = None,
     strict: Annotated[bool, typer.Option("--strict", help="all or nothing")] = False,
+    accept_corrections: Annotated[bool, typer.Option(
+        "--accept-corrections", help="third-party objects already stored at the same "
+        "version with other content are replaced (their creator corrected them without a "
+        "new version; recorded in the ledger, views re-released)")] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Validate and store STIX 2.1 content (MISP events are converted with misp-stix);
@@ -127,7 +133,8 @@ def ingest(
             rate = f"{n / elapsed:,.0f}/s" if elapsed > 0 else ""
             progress.update(task, completed=n, rate=rate)
 
-        summary = ingest_local(node, _items(paths), strict=strict, on_progress=tick)
+        summary = ingest_local(node, _items(paths), strict=strict,
+                               accept_corrections=accept_corrections, on_progress=tick)
     if as_json:
         sys.stdout.write(orjson.dumps(summary.as_dict(), option=orjson.OPT_INDENT_2).decode())
         sys.stdout.write("\n")

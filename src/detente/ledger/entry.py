@@ -34,14 +34,17 @@ ENTRY_FORMAT = 1
 """The ``v`` tag of the entry format. Never reused for a different layout."""
 
 KNOWN_KINDS = frozenset(
-    {"release", "receipt", "deconfliction", "policy-change", "tier-change", "evidence", "cap"}
+    {"release", "receipt", "deconfliction", "policy-change", "tier-change", "evidence", "cap",
+     "correction"}
 )
 """Kinds this version writes. Well-formed unknown kinds are accepted (newer nodes)."""
 
 _KIND = re.compile(r"[a-z][a-z0-9-]{0,39}")
 _TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z")
 _STIX_ID = re.compile(
-    r"[a-z][a-z0-9-]{0,249}--[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+    # hex digits in either case, as STIX (RFC 4122) accepts them on input
+    r"[a-z][a-z0-9-]{0,249}--[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
+    r"[0-9a-fA-F]{12}"
 )
 _HEX256 = re.compile(r"[0-9a-f]{64}")
 _UNSAFE = re.compile("[\x00-\x1f\ud800-\udfff]")
