@@ -97,10 +97,9 @@ class FakeTaxii:
         chunk = dated[start:start + self.page]
         more = start + self.page < len(dated)
         doc: dict[str, Any] = {"objects": [o for _, o in chunk]}
-        if self.endless:
-            more, chunk = True, dated[:self.page]
+        if self.endless:  # fresh objects on every page, forever
+            more, chunk = True, [(start + k, indicator(start + k)) for k in range(self.page)]
             doc = {"objects": [o for _, o in chunk]}
-            start = start + self.page
         if self.empty_more:
             more, doc = True, {"objects": []}
         if more:

@@ -182,15 +182,15 @@ def test_endless_more_is_stopped_by_the_page_budget(node: Node) -> None:
     add_feed(node, "endless", DISCOVERY)
     s = pull(node, fake, "endless", Limits(retries=0, max_pages=5))
     assert s.error is not None and "more: true after 5 pages" in s.error
-    assert (s.new, s.duplicates) == (2, 8)  # the same two objects again: stored once
+    assert (s.new, s.duplicates) == (10, 0)  # bounded: max_pages x page size
     assert len(fake.requests) == 2 + 5 + 1  # discovery, collections, 5 pages (+1 ahead)
 
 
-def test_a_repeated_next_token_or_an_empty_page_with_more_is_refused(node: Node) -> None:
+def test_the_same_page_again_or_an_empty_page_with_more_is_refused(node: Node) -> None:
     fake = FakeTaxii([indicator(i) for i in range(6)], page=2, repeat_token=True)
     add_feed(node, "loop", DISCOVERY)
     s = pull(node, fake, "loop")
-    assert s.error is not None and "already given" in s.error
+    assert s.error is not None and "the page it had just sent" in s.error
     empty = FakeTaxii([indicator(1)], empty_more=True)
     add_feed(node, "empty", DISCOVERY)
     s = pull(node, empty, "empty")

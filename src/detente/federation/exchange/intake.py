@@ -210,6 +210,9 @@ class Intake:
     def __init__(self, node: Node, source: Source, *, trust: bool = True,
                  echoes: bool = True, answers_sender: bool = False) -> None:
         self.node, self.source = node, source
+        # the ledger is opened (opening it writes) before any store transaction writes
+        # entries into it: opened inside one, it would wait on that very transaction
+        self.ledger = node.ledger
         self.trust = trust
         self.answers_sender = answers_sender and source.is_partner
         self.check_echoes = echoes and source.is_partner

@@ -198,6 +198,7 @@ class _Puller:
         self.objects_url = objects_url
         self.follow_next = follow_next
         self.newest: int | None = None
+        self.last_page: frozenset[tuple[str, str]] = frozenset()
 
     def run(self) -> None:
         objects_url = self.objects_url or \
@@ -257,18 +258,23 @@ class _Puller:
             seen.add(page.next)
 
     def _check_feed_progress(self, page: _Page, cursor: Cursor, seen: set[str]) -> None:
+        """A feed may give the same ``next`` token for a whole paging session (medallion
+        does): progress is that each page brings objects, and not the ones just sent;
+        endless paging with fresh objects is bounded by ``max_pages`` and the deadline."""
         if not page.objects:
             raise PartnerProtocolError(self.name, "answered more: true with an empty page "
                                        "(endless paging)")
+        keys = frozenset(_guess_key(o) for o in page.objects)
+        if keys == self.last_page:
+            raise PartnerProtocolError(self.name, "answered more: true with the page it had "
+                                       "just sent (endless paging)")
+        self.last_page = keys
         if page.next is not None:
-            if page.next in seen or page.next == cursor.next_token:
-                raise PartnerProtocolError(self.name, "answered more: true with a 'next' "
-                                           "token it had already given (endless paging)")
-            seen.add(page.next)
-        elif page.last_added is None:
+            return
+        if page.last_added is None:
             raise PartnerProtocolError(self.name, "answered more: true with neither 'next' "
                                        "nor X-TAXII-Date-Added-Last")
-        elif cursor.added_after is not None and page.last_added <= cursor.added_after:
+        if cursor.added_after is not None and page.last_added <= cursor.added_after:
             raise PartnerProtocolError(self.name, "answered more: true without progress "
                                        "(X-TAXII-Date-Added-Last did not advance)")
 
@@ -288,6 +294,12 @@ class _Puller:
         result = self.intake.receive(
             objects, signature=None if self.follow_next else evidence)
         _tally(self.summary, result)
+
+
+def _guess_key(obj: Any) -> tuple[str, str]:
+    if not isinstance(obj, dict):
+        return ("", repr(obj)[:100])
+    return (str(obj.get("id"))[:300], str(obj.get("modified") or obj.get("created"))[:64])
 
 
 def _tally(s: PartnerSummary, result: IntakeResult) -> None:
