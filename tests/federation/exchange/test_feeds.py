@@ -32,8 +32,9 @@ from detente.federation.exchange.feeds import add_feed, list_feeds, pull_feed, r
 from detente.federation.exchange.local import ingest_local
 from detente.federation.http.client import Limits
 from detente.node import Node
+from detente.stix.validate import validate
 from detente.store import Query
-from detente.store.base import LOCAL
+from detente.store.base import LOCAL, Provenance
 from detente.trust.schema import tiers
 
 FAST = Limits(retries=0, backoff_s=0.0, request_timeout_s=5.0, deadline_s=60.0)
@@ -298,3 +299,22 @@ def test_transport_failures_end_only_that_feed(node: Node) -> None:
     s = pull_feed(node, "down", limits=FAST, transport=httpx.MockTransport(refuse))
     assert s.error is not None and s.error.startswith("feed down:")
     assert load_cursor(node.store.engine, "feed:down").last_error == s.error
+
+
+def test_a_feed_cannot_add_versions_to_a_partners_object(node: Node) -> None:
+    """A feed is unsigned: writing a partner's identity into ``created_by_ref`` does not
+    let it version that partner's objects.  The same version is a duplicate."""
+    fr_identity = "identity--5c3a4b0e-1d2f-4a6b-8c9d-0e1f2a3b4c5d"
+    node.partners.add("fr", url="http://127.0.0.1:9", public_key="A" * 43 + "=",
+                      identity_id=fr_identity)
+    theirs = indicator(5, creator=fr_identity)
+    node.store.put_many([validate(theirs)], Provenance(origin="fr",
+                                                       origin_identity=fr_identity))
+    newer = {**theirs, "modified": "2026-01-01T00:00:00.000Z", "name": "forged update"}
+    fake = FakeTaxii([dict(theirs), newer])
+    add_feed(node, "relay", DISCOVERY)
+    s = pull(node, fake, "relay")
+    assert (s.duplicates, s.rejected) == (1, 1), s.rejections
+    assert "only its own signed answers add versions of it" in s.rejections[0]
+    assert [v.version for v in node.store.versions(theirs["id"])] == [
+        "2025-03-01T10:00:00.000000000Z"]

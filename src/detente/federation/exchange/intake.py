@@ -284,11 +284,16 @@ class Intake:
             return valid, at
         ours = self.node.identity_id
         local = self.node.store.held({o.id for o in valid}, (LOCAL,))
+        forged = self._partner_versions(valid) if self.source.is_feed else {}
         kept: list[StixObject] = []
         kept_at: list[str] = []
         for obj, pos in zip(valid, at, strict=True):
             if obj.created_by_ref == ours:
                 reason = f"{obj.id} claims to be created by this node ({ours}); refused"
+            elif (obj.id, obj.version) in forged:
+                reason = (f"{obj.id} is created by partner {forged[obj.id, obj.version]}: "
+                          "only its own "
+                          "signed answers add versions of it, not a feed")
             elif obj.id in local:
                 result.failures.append(Detail(
                     obj.id, _version_of(obj, result.received_at),
@@ -304,6 +309,22 @@ class Intake:
             result.failures.append(Detail(obj.id, _version_of(obj, result.received_at),
                                           reason, pos))
         return kept, kept_at
+
+    def _partner_versions(self, valid: list[StixObject]) -> dict[tuple[str, str], str]:
+        """A feed's objects that would add a version to a partner's object (its creator
+        is that partner): id -> partner.  A feed's answers are unsigned, so anyone could
+        write the partner's identity into ``created_by_ref``; the same version as held is
+        left to the store (a duplicate by another route).  (id, version) -> partner."""
+        creators = {p.identity_id: p.name for p in self.node.partners.all() if p.identity_id}
+        suspects = [o for o in valid if o.created_by_ref in creators]
+        if not suspects:
+            return {}
+        held = self.node.store.held({o.id for o in suspects})
+        out: dict[tuple[str, str], str] = {}
+        for o in suspects:
+            if o.version and o.id in held and self.node.store.get(o.id, o.version) is None:
+                out[o.id, o.version] = creators[str(o.created_by_ref)]
+        return out
 
     def _echoes(self, valid: list[StixObject]) -> dict[int, Echo]:
         if self._echo_index is None:
