@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.cli.helpers import run
 from tests.federation.exchange.cluster import Cluster, cluster, indicator
 
 from detente.federation.exchange.local import ingest_local
@@ -145,9 +146,10 @@ def test_a_partners_newer_version_of_third_party_material_is_accepted(pair: Clus
         assert [v.provenance.origin for v in us.store.versions(o["id"])] == [IMPORTED, "fr"]
 
 
-def test_a_partner_cannot_claim_or_version_what_we_created(pair: Cluster) -> None:
+def test_a_partner_cannot_claim_or_version_what_we_created(
+        pair: Cluster, capsys: pytest.CaptureFixture[str]) -> None:
     """The other side of the rule: material created here (our creator, or none) is still
-    refused from a partner — and every refusal is listed and counted."""
+    refused from a partner — and ``detente sync`` lists every refusal and exits 1."""
     us, fr = pair.nodes["us"], pair.nodes["fr"]
     ours = [{**indicator(us, f"203.0.113.{i}"), "created_by_ref": None} for i in range(25)]
     for o in ours:
@@ -157,10 +159,14 @@ def test_a_partner_cannot_claim_or_version_what_we_created(pair: Cluster) -> Non
              for o in ours]
     ingest(fr, newer)  # fr holds versions of ids we created (as its own import)
     pair.release_for("us")
-    s = sync_partner(us, "fr")
-    assert s.rejected == 25 and len(s.rejections) == 25  # every one listed, not 20
-    assert all("created on this node" in r for r in s.rejections)
-    assert not s.clean
+    out = run(capsys, "sync", "--home", str(us.home))
+    assert out.code == 1, out.err
+    listed = [line for line in out.out.splitlines() if "fr rejected:" in line]
+    assert len(listed) == 25  # every one, not the first 20
+    assert all(o["id"] in out.out for o in ours)
+    assert "created on this node" in listed[0]
+    again = run(capsys, "sync", "--home", str(us.home), "--json")
+    assert again.code == 0  # the cursor moved on: nothing received, nothing rejected
 
 
 # -- corrections: ATT&CK ICS 17.1 -> "18.1" ------------------------------------------------------
