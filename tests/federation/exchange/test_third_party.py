@@ -250,3 +250,32 @@ def test_our_own_objects_are_never_corrected(tmp_path: Path) -> None:
         assert got is not None and got.body["content"] == "ours"
     finally:
         node.close()
+
+
+def test_ingest_cli_names_the_flag_and_accepts_corrections(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    node = Node.init(tmp_path / "us", "us")
+    home = str(node.home)
+    node.close()
+    v17 = objects()
+    v18, changed = _corrected(v17, 14)
+    first, second = tmp_path / "17.json", tmp_path / "18.json"
+    first.write_text(json.dumps({"type": "bundle", "id": "bundle--" + "1" * 8 + "-1111-4111-8111-"
+                                 + "1" * 12, "objects": v17}))
+    second.write_text(json.dumps({"type": "bundle", "id": "bundle--" + "2" * 8 +
+                                  "-2222-4222-8222-" + "2" * 12, "objects": v18}))
+    assert run(capsys, "ingest", str(first), "--home", home).code == 0
+    refused = run(capsys, "ingest", str(second), "--home", home, "--json")
+    assert refused.code == 1
+    doc = json.loads(refused.out)
+    assert doc["rejected"] == 14 and doc["corrected"] == 0
+    assert all("--accept-corrections" in r["reason"] for r in doc["rejections"])
+    fixed = run(capsys, "ingest", str(second), "--home", home, "--accept-corrections")
+    assert fixed.code == 0, fixed.err
+    assert "stored 14 (14 corrections)" in fixed.out
+    node = Node.open(Path(home))
+    try:
+        assert all(node.store.get(oid).body["description"].endswith("(Revised in 18.1.)")  # type: ignore[union-attr]
+                   for oid in changed)
+    finally:
+        node.close()
