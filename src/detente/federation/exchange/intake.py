@@ -292,8 +292,7 @@ class Intake:
                 reason = f"{obj.id} claims to be created by this node ({ours}); refused"
             elif (obj.id, obj.version) in forged:
                 reason = (f"{obj.id} is created by partner {forged[obj.id, obj.version]}: "
-                          "only its own "
-                          "signed answers add versions of it, not a feed")
+                          "only its own signed answers add versions of it, not a feed")
             elif obj.id in local:
                 result.failures.append(Detail(
                     obj.id, _version_of(obj, result.received_at),
@@ -312,9 +311,9 @@ class Intake:
 
     def _partner_versions(self, valid: list[StixObject]) -> dict[tuple[str, str], str]:
         """A feed's objects that would add a version to a partner's object (its creator
-        is that partner): id -> partner.  A feed's answers are unsigned, so anyone could
-        write the partner's identity into ``created_by_ref``; the same version as held is
-        left to the store (a duplicate by another route).  (id, version) -> partner."""
+        is that partner), as (id, version) -> partner.  A feed's answers are unsigned, so
+        anyone could write the partner's identity into ``created_by_ref``; the same
+        version as held is left to the store (a duplicate by another route)."""
         creators = {p.identity_id: p.name for p in self.node.partners.all() if p.identity_id}
         suspects = [o for o in valid if o.created_by_ref in creators]
         if not suspects:
