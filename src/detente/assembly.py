@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
+from detente.federation.exchange.claims import claim_routes
 from detente.federation.exchange.keys import key_routes
 from detente.federation.psi.routes import deconflict_routes
 from detente.federation.taxii.server import create_app
@@ -37,7 +38,7 @@ RELEASE_SLICE_S = 30.0
 def _extra_routes(node: Node) -> list[BaseRoute]:
     """Every route beside TAXII: the ledger, deconfliction, key rotation, the UI at /."""
     return [*ledger_routes(node), *deconflict_routes(node), *key_routes(node),
-            *web_routes(node)]
+            *claim_routes(node), *web_routes(node)]
 
 
 @dataclass(frozen=True, slots=True)

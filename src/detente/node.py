@@ -25,7 +25,9 @@ from detente.errors import ConfigError
 from detente.fingerprint import Fingerprinter
 from detente.ledger import Ledger
 from detente.partners import PartnerBook
+from detente.priority import ClaimBook
 from detente.release import Embedder, Releaser, ReleaseRun
+from detente.rfi import RfiBook
 from detente.schema import create_schema
 from detente.settings import Settings, load_settings, write_settings
 from detente.stix.timestamps import format_micros, now_micros
@@ -171,6 +173,16 @@ class Node:
         for change in changes:
             run = self.releaser.reevaluate(change.partner)
             self.applied_tier_changes.append((change, run))
+
+    @property
+    def claims(self) -> ClaimBook:
+        """Verifiable priority: our claims, and partners' claims verified here."""
+        return self._service("claims", lambda: ClaimBook(self.store.engine, self.ledger))
+
+    @property
+    def rfis(self) -> RfiBook:
+        """Requests for information: ours, partners', their answers and credits."""
+        return self._service("rfis", lambda: RfiBook(self.store, self.ledger))
 
     @property
     def ledger(self) -> Ledger:

@@ -14,7 +14,9 @@ from detente.deconflict.budget import _metadata as deconflict_metadata
 from detente.federation.schema import metadata as federation_metadata
 from detente.ledger.schema import metadata as ledger_metadata
 from detente.partners.book import metadata as partners_metadata
+from detente.priority.book import metadata as priority_metadata
 from detente.release.schema import metadata as release_metadata
+from detente.rfi.book import metadata as rfi_metadata
 from detente.store.base import Store
 from detente.store.engine import writer
 from detente.trust.schema import metadata as trust_metadata
@@ -31,6 +33,8 @@ METADATA: tuple[sa.MetaData, ...] = (
     deconflict_metadata,
     federation_metadata,
     web_metadata,
+    priority_metadata,
+    rfi_metadata,
 )
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 from starlette.routing import BaseRoute
 
+from detente.federation.exchange.claims import claim_routes
 from detente.federation.exchange.intake import receive
 from detente.federation.http.client import PartnerClient, open_partner_client
 from detente.federation.http.render import TAXII_MEDIA
@@ -32,7 +33,7 @@ Served = LiveServer
 def serve(node: Node, sock: socket.socket, routes: Sequence[BaseRoute] | None = None) -> Served:
     """Serve ``node`` (TAXII + ledger + deconfliction routes) on ``sock`` in a thread."""
     if routes is None:
-        routes = [*ledger_routes(node), *deconflict_routes(node)]
+        routes = [*ledger_routes(node), *deconflict_routes(node), *claim_routes(node)]
     return serve_app(create_app(node, extra_routes=routes), sock)
 
 

@@ -59,6 +59,19 @@ def test_the_leak_is_traced_to_russia(played: tuple[Outcome, Path]) -> None:
     assert o.leak_suspects == ["ru"]
 
 
+def test_an_rfi_reaches_russia_only_and_its_answer_is_credited(
+    played: tuple[Outcome, Path]
+) -> None:
+    o, _ = played
+    assert o.rfi_answered and o.rfi_credited_at_fr == 1
+    assert not o.rfi_reached_us, "the question went to Russia only"
+
+
+def test_priority_held_back_is_proved_later(played: tuple[Outcome, Path]) -> None:
+    o, _ = played
+    assert o.priority_certified and o.priority_before_france
+
+
 def test_every_ledger_verifies_and_credit_is_given(played: tuple[Outcome, Path]) -> None:
     o, _ = played
     assert len(o.ledgers) == 6 and all(o.ledgers.values()), o.ledger_problems

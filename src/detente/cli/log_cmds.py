@@ -1,9 +1,11 @@
-"""`detente log`: the node's verifiable ledger of releases, receipts and queries."""
+"""`detente log`: the node's verifiable ledger of releases, receipts and queries; and
+`detente claim`: verifiable priority, proved through that ledger."""
 
 from __future__ import annotations
 
 import base64
 import sys
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import orjson
@@ -11,7 +13,7 @@ import typer
 from rich.table import Table
 
 from detente.cli.app import HomeOption, console, open_node
-from detente.errors import DetenteError, NotFoundError
+from detente.errors import DetenteError, NotFoundError, UsageError
 from detente.ledger import verify_inclusion
 from detente.ledger.hashing import leaf_hash
 from detente.release import iter_release_records
@@ -24,6 +26,7 @@ JsonOption = Annotated[bool, typer.Option("--json", help="print JSON")]
 
 def register(app: typer.Typer) -> None:
     app.add_typer(log_app, name="log")
+    app.command("claim")(claim)
 
 
 def _dump(doc: Any) -> None:
@@ -266,3 +269,103 @@ def _print_verification(r: Any) -> None:
         console.print(f"  no release entry: {label}", highlight=False)
     for problem in r.problems:
         console.print(f"  problem: {problem}", highlight=False, markup=False)
+
+
+# -- verifiable priority: `detente claim` -----------------------------------------------
+CLAIM_USAGE = "detente claim ID | detente claim reveal ID --to P [--to Q] | detente claim list"
+
+
+def claim(
+    words: Annotated[list[str], typer.Argument(
+        metavar="ID | reveal ID | list",
+        help="ID: commit to that object now (nothing is released); 'reveal ID --to P': "
+             "send the claim and its content to P, whose node verifies it; 'list': our "
+             "claims and the partners' claims verified here")],
+    to: Annotated[list[str] | None, typer.Option(
+        "--to", help="reveal to this partner (repeatable)")] = None,
+    home: HomeOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Claim priority on an object without releasing it, and prove it to partners later.
+
+    The ledger gets a salted commitment to the object's content, nothing else; a reveal
+    sends the content with the opening, and the partner's node checks that the commitment
+    was in a tree of our log its own witness checked before it reported the same content."""
+    if words == ["list"]:
+        return _claim_list(home, as_json)
+    if len(words) == 2 and words[0] == "reveal":
+        if not to:
+            raise UsageError("claim reveal needs --to PARTNER", hint=CLAIM_USAGE)
+        return _claim_reveal(words[1], to, home, as_json)
+    if len(words) != 1 or words[0] in ("reveal", "list") or "--" not in words[0]:
+        raise UsageError(f"not a claim command: {' '.join(words)}", hint=CLAIM_USAGE)
+    if to:
+        raise UsageError("--to goes with 'claim reveal ID'", hint=CLAIM_USAGE)
+    node = open_node(home)
+    stored = node.store.get(words[0])
+    if stored is None:
+        raise NotFoundError(f"no object {words[0]} in this node")
+    record, new = node.claims.claim(stored.id, stored.version, stored.body)
+    if as_json:
+        return _dump({**record.to_json(), "new": new})
+    what = "claimed" if new else "already claimed"
+    console.print(f"{what} {record.object_id} (version {record.version}) at ledger leaf "
+                  f"{record.ledger_index}; commitment {record.commitment.hex()}",
+                  highlight=False, soft_wrap=True)
+    console.print("nothing was released; 'detente claim reveal ID --to P' proves it later",
+                  highlight=False)
+
+
+def _claim_reveal(object_id: str, partners: list[str], home: Any, as_json: bool) -> None:
+    from detente.federation.exchange.claims import reveal_claim
+    from detente.federation.http.client import open_partner_client
+
+    node = open_node(home)
+    node.claims.require(object_id)
+    for p in partners:
+        node.partners.get(p)
+    results: list[dict[str, Any]] = []
+    for p in partners:
+        try:
+            with open_partner_client(node, p) as client:
+                results.append({"partner": p, **reveal_claim(node, object_id, p, client)})
+        except DetenteError as exc:
+            results.append({"partner": p, "certified": False, "error": str(exc)})
+    if as_json:
+        _dump(results)
+    else:
+        for r in results:
+            if r.get("certified"):
+                console.print(f"{r['partner']}: [green]certified[/] — leaf {r['claim_index']} "
+                              f"was in our log by {r['witnessed_at']} (tree size "
+                              f"{r['witnessed_size']}, as {r['partner']} witnessed it)",
+                              highlight=False, soft_wrap=True)
+            else:
+                console.print(f"{r['partner']}: [bold red]not certified[/] — "
+                              f"{r.get('error') or r.get('reason')}", highlight=False,
+                              soft_wrap=True)
+    if not all(r.get("certified") for r in results):
+        raise typer.Exit(1)
+
+
+def _claim_list(home: Any, as_json: bool) -> None:
+    node = open_node(home)
+    ours = node.claims.all()
+    theirs = node.claims.verifications()
+    if as_json:
+        return _dump({"claims": [c.to_json() for c in ours],
+                      "verified": [v.to_json() for v in theirs]})
+    if not ours and not theirs:
+        console.print("no claims yet: 'detente claim ID' commits to an object without "
+                      "releasing it")
+        return
+    for c in ours:
+        when = datetime.fromtimestamp(c.claimed_at, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+        console.print(f"ours  {c.object_id}  claimed {when}  leaf {c.ledger_index}",
+                      highlight=False, soft_wrap=True)
+    for v in theirs:
+        doc = v.to_json()
+        order = "before our own first report" if v.before_ours and v.own_first_at else (
+            "we never reported it" if v.own_first_at is None else "AFTER our own report")
+        console.print(f"{v.partner:<5} {v.object_id}  in their log by {doc['witnessed_at']}"
+                      f" ({order})", highlight=False, soft_wrap=True)

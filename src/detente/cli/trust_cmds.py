@@ -1,15 +1,18 @@
-"""Evidence and grades: the analyst's verdicts, one object's credibility, open reviews."""
+"""Evidence and grades: the analyst's verdicts, one object's credibility, open reviews; and
+requests for information between partners (`detente rfi`)."""
 
 from __future__ import annotations
 
 import sys
 from dataclasses import asdict
-from typing import Annotated
+from typing import Annotated, Any
 
 import orjson
 import typer
+from rich.table import Table
 
 from detente.cli.app import HomeOption, console, open_node
+from detente.errors import NotFoundError, ValidationError
 from detente.node import Node
 from detente.trust import CREDIBILITY_NAMES
 
@@ -17,6 +20,8 @@ evidence_app = typer.Typer(help="Evidence about partners' reports: confirm or re
                            no_args_is_help=True)
 review_app = typer.Typer(help="Reviews opened by refuted high-importance reports.",
                          no_args_is_help=True)
+rfi_app = typer.Typer(help="Requests for information: ask chosen partners, answer, credit.",
+                      no_args_is_help=True)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="print JSON")]
 WhyOption = Annotated[str, typer.Option("--why", help="the reason, recorded in the ledger")]
@@ -25,6 +30,8 @@ WhyOption = Annotated[str, typer.Option("--why", help="the reason, recorded in t
 def register(app: typer.Typer) -> None:
     app.add_typer(evidence_app, name="evidence")
     app.add_typer(review_app, name="review")
+    app.add_typer(rfi_app, name="rfi")
+    app.command("credit")(credit)
     app.command("grade")(grade)
 
 
@@ -97,3 +104,176 @@ def review_close(review_id: int, why: WhyOption, home: HomeOption = None) -> Non
     r = node.trust.close_review(review_id, why)
     console.print(f"review #{r.id} of {r.partner} closed")
     report_tier_changes(node)
+
+
+# -- requests for information --------------------------------------------------------------
+def _store_local(node: Node, *objs: dict[str, Any]) -> None:
+    from detente.federation.exchange.local import ingest_local
+
+    summary = ingest_local(node, [(str(o["id"]), o) for o in objs], strict=True)
+    if summary.rejected:
+        raise ValidationError("; ".join(r.reason for r in summary.rejected))
+
+
+def _dump(doc: Any) -> None:
+    sys.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+def _release_hint(partners: list[str]) -> None:
+    console.print(f"released to {', '.join(partners)} by serve's background releaser (or now: "
+                  f"detente release{''.join(f' --partner {p}' for p in partners[:1])})",
+                  highlight=False)
+
+
+@rfi_app.command("ask")
+def rfi_ask(
+    text: Annotated[str, typer.Argument(help="the question")],
+    to: Annotated[list[str], typer.Option("--to", help="a partner to ask (repeatable)")],
+    about: Annotated[list[str] | None, typer.Option(
+        "--about", help="a STIX id the question is about (repeatable)")] = None,
+    marking: Annotated[str, typer.Option(
+        "--marking", help="TLP level of the question (it reveals interest)")] = "amber",
+    deadline: Annotated[str | None, typer.Option(
+        "--deadline", help="answer wanted by (e.g. 2026-12-31 or 2026-12-31T18:00:00Z)")]
+    = None,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Ask the named partners (and only them) a question."""
+    from detente.rfi import question_note
+
+    node = open_node(home)
+    names = list(dict.fromkeys(to))
+    partners = [node.partners.get(n) for n in names]
+    for ref in about or []:
+        if node.store.get(ref) is None:
+            raise NotFoundError(f"no object {ref} in this node (--about)")
+    note, rel = question_note(node.identity_id, text,
+                              [p.identity_id or p.name for p in partners],
+                              about=about or (), marking=marking, deadline=deadline)
+    _store_local(node, rel, note)
+    if as_json:
+        return _dump({"id": note["id"], "to": names, "deadline": note.get("x_detente_deadline")})
+    console.print(f"asked {', '.join(names)}: {note['id']}", highlight=False)
+    _release_hint(names)
+
+
+@rfi_app.command("list")
+def rfi_list(home: HomeOption = None, as_json: JsonOption = False) -> None:
+    """Our RFIs and those partners asked us, with answers and deadlines."""
+    node = open_node(home)
+    rfis = node.rfis.all()
+    if as_json:
+        return _dump([r.to_json() for r in rfis])
+    if not rfis:
+        console.print("no RFIs yet: detente rfi ask TEXT --to PARTNER")
+        return
+    table = Table("id", "from", "question", "deadline", "answers", "state")
+    for r in rfis:
+        doc = r.to_json()
+        state = "closed" if r.closed else ("OVERDUE" if r.overdue else "open")
+        table.add_row(r.note.id, "us" if r.ours else r.note.provenance.origin,
+                      str(doc["question"])[:80], r.deadline or "-", str(len(r.answers)), state)
+    console.print(table)
+
+
+@rfi_app.command("show")
+def rfi_show(rfi_id: Annotated[str, typer.Argument(help="the RFI's note id")],
+             home: HomeOption = None, as_json: JsonOption = False) -> None:
+    """One RFI with every answer held here."""
+    node = open_node(home)
+    r = node.rfis.get(rfi_id)
+    doc = r.to_json()
+    if as_json:
+        return _dump(doc)
+    console.print(f"[bold]{r.note.id}[/] from {'us' if r.ours else doc['from']}, asked "
+                  f"{doc['asked']}; deadline {r.deadline or 'none'}; "
+                  f"{'closed' if r.closed else 'open'}", highlight=False)
+    console.print(f"  {doc['question']}", highlight=False, soft_wrap=True)
+    for a in doc["answers"]:
+        console.print(f"  answer {a['id']} from {a['from']}: {a['text']}", highlight=False,
+                      soft_wrap=True)
+        for oid in a["offered"]:
+            console.print(f"    offered {oid}", highlight=False)
+
+
+@rfi_app.command("answer")
+def rfi_answer(
+    rfi_id: Annotated[str, typer.Argument(help="the partner's RFI (note id)")],
+    offered: Annotated[list[str] | None, typer.Option(
+        "--with", help="an object offered in answer (repeatable)")] = None,
+    text: Annotated[str | None, typer.Option("--text", help="a written answer")] = None,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Answer a partner's RFI; only that partner receives the answer (under policy)."""
+    from detente.rfi import RfiError, answer_note
+
+    node = open_node(home)
+    r = node.rfis.get(rfi_id)
+    if r.ours:
+        raise RfiError(f"{rfi_id} is our own RFI: partners answer it")
+    asker = node.partners.get(r.note.provenance.origin)
+    for oid in offered or []:
+        obj = node.store.get(oid)
+        if obj is None:
+            raise NotFoundError(f"no object {oid} in this node (--with)")
+        decision = node.releaser.decide(obj, asker)
+        if not decision.allowed:
+            raise RfiError(f"the release policy does not release {oid} to {asker.name}: "
+                           + "; ".join(decision.reasons),
+                           hint=f"detente policy explain {oid} --partner {asker.name}")
+    note, rel = answer_note(node.identity_id, r.note, asker.identity_id or asker.name,
+                            offered or [], text)
+    _store_local(node, rel, note)
+    if as_json:
+        return _dump({"id": note["id"], "rfi": rfi_id, "to": asker.name,
+                      "offered": offered or []})
+    console.print(f"answered {rfi_id} for {asker.name}: {note['id']}", highlight=False)
+    _release_hint([asker.name])
+
+
+@rfi_app.command("close")
+def rfi_close(rfi_id: Annotated[str, typer.Argument(help="our RFI (note id)")],
+              home: HomeOption = None, as_json: JsonOption = False) -> None:
+    """Close one of our RFIs (a new version, released to the partners asked)."""
+    node = open_node(home)
+    body = node.rfis.closed_version(node.rfis.get(rfi_id))
+    _store_local(node, body)
+    if as_json:
+        return _dump({"id": rfi_id, "closed": True})
+    console.print(f"closed {rfi_id}", highlight=False)
+
+
+# -- credit ----------------------------------------------------------------------------------
+def credit(
+    partner: Annotated[str | None, typer.Option("--partner", help="one partner")] = None,
+    proofs: Annotated[bool, typer.Option(
+        "--proofs/--no-proofs", help="find the ledger entry proving each item")] = True,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """What each partner gave us — first reports, corroborations, confirmations, RFI
+    answers, proven priority — each with the ledger entry that proves it."""
+    from detente.usecases.credit import credit_report
+
+    node = open_node(home)
+    lines = credit_report(node, partner, proofs=proofs)
+    if as_json:
+        return _dump([line.to_json() for line in lines])
+    table = Table("partner", "first reports", "corroborated", "confirmed", "RFI answers",
+                  "proven priority", "credit")
+    for line in lines:
+        table.add_row(line.partner, str(line.first_reports), str(line.corroborated),
+                      str(line.confirmed), str(line.rfi_answers), str(line.proven_priority),
+                      f"{line.value:.1f}")
+    console.print(table)
+    console.print("credit: the importance of first reports later corroborated by an "
+                  "independent source or confirmed here", highlight=False)
+    for line in lines:
+        for what, oid, index in line.proofs[:20]:
+            console.print(f"  {line.partner}: {what} {oid} — ledger leaf {index}",
+                          highlight=False)
+        if len(line.proofs) > 20:
+            console.print(f"  {line.partner}: … {len(line.proofs) - 20} more (--json lists "
+                          "all)", highlight=False)

@@ -26,7 +26,7 @@ from detente.ledger.ledger import EMPTY_ROOT, Ledger, LedgerStatus
 from detente.ledger.note import format_vkey, parse_vkey
 from detente.ledger.proofs import verify_consistency, verify_inclusion
 from detente.ledger.visibility import VisibleEntry
-from detente.ledger.witness import REFUSED, Equivocation, Witness, list_alarms
+from detente.ledger.witness import REFUSED, Equivocation, Witness, WitnessedTree, list_alarms
 
 __all__ = [
     "EMPTY_ROOT",
@@ -55,6 +55,7 @@ __all__ = [
     "Verdict",
     "VisibleEntry",
     "Witness",
+    "WitnessedTree",
     "format_vkey",
     "list_alarms",
     "parse_vkey",

@@ -365,6 +365,11 @@ class Ledger:
         """Entries ``[start, end)`` with their indices."""
         return [(i, Entry.from_json(body)) for i, body in self._rows(start, end)]
 
+    def canonical_entries(self, start: int = 0, end: int | None = None
+                          ) -> list[tuple[int, bytes]]:
+        """Entries ``[start, end)`` as their canonical bytes (no parsing: for scans)."""
+        return self._rows(start, end)
+
     def entries_for(
         self, partner: str, start: int = 0, end: int | None = None
     ) -> list[VisibleEntry]:

@@ -29,6 +29,7 @@ __all__ = [
     "metadata",
     "seen",
     "tiles",
+    "witness_history",
     "witnessed",
 ]
 
@@ -101,6 +102,19 @@ equivocations = sa.Table(
     sa.Column("second_note", sa.Text, nullable=False),
     sa.Column("proof", sa.Text, nullable=False),
     sa.Column("detail", sa.Text, nullable=False),
+)
+
+witness_history = sa.Table(
+    "ledger_witness_history",
+    metadata,
+    # every growth of another log this node's witness checked (cosigned or seen), with when:
+    # "this log held at least `size` leaves, with this root, by `at`" (verifiable priority)
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("origin", sa.String(256), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("root", sa.LargeBinary, nullable=False),
+    sa.Column("at", sa.Float, nullable=False),  # seconds since the epoch
+    sa.Index("ix_ledger_witness_history", "origin", "size"),
 )
 
 seen = sa.Table(

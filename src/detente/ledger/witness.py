@@ -45,10 +45,20 @@ from detente.ledger.proofs import verify_consistency
 from detente.store.engine import writer
 
 __all__ = ["CONFLICTING_ROOT", "INCONSISTENT", "REFUSED", "ROLLBACK", "Equivocation", "Witness",
-           "list_alarms"]
+           "WitnessedTree", "list_alarms"]
 
 REFUSED = None
 """As a consistency proof: the log answered (signed) that it has no tree of the larger size."""
+
+
+@dataclass(frozen=True, slots=True)
+class WitnessedTree:
+    """A tree of another log this witness checked: ``size`` leaves, ``root``, at ``at``."""
+
+    origin: str
+    size: int
+    root: bytes
+    at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +142,8 @@ class Witness:
         self._origins = {origin: dict(keys) for origin, keys in origins.items()}
         self._clock = clock
         schema.metadata.create_all(self._engine, tables=[
-            schema.witnessed, schema.seen, schema.equivocations, schema.evidence])
+            schema.witnessed, schema.seen, schema.equivocations, schema.evidence,
+            schema.witness_history])
 
     @property
     def verify_key(self) -> VerifyKey:
@@ -148,6 +159,16 @@ class Witness:
         one every later view must be consistent with."""
         with self._engine.connect() as conn:
             return self._largest(conn, origin, self._read(conn, schema.witnessed, origin))
+
+    def first_covering(self, origin: str, index: int) -> WitnessedTree | None:
+        """The earliest checkpoint of ``origin`` this witness checked that holds leaf
+        ``index`` (size > index): proof that the leaf existed by then."""
+        h = schema.witness_history.c
+        with self._engine.connect() as conn:
+            row = conn.execute(sa.select(h.size, h.root, h.at).where(
+                h.origin == origin, h.size > index).order_by(h.at, h.id).limit(1)).first()
+        return None if row is None else WitnessedTree(origin, int(row.size), bytes(row.root),
+                                                      float(row.at))
 
     def _read(self, conn: sa.Connection, t: sa.Table, origin: str, *,
               lock: bool = False) -> Checkpoint | None:
@@ -217,6 +238,9 @@ class Witness:
                 # (4) remember it: the largest seen, and what we cosign
                 if largest is None or checkpoint.size > largest.size:
                     self._store(conn, schema.seen, checkpoint)
+                    conn.execute(schema.witness_history.insert().values(
+                        origin=checkpoint.origin, size=checkpoint.size,
+                        root=checkpoint.root, at=self._clock()))
                 if cosign:
                     self._store(conn, schema.witnessed, checkpoint)
         if largest is not None and problem is not None:

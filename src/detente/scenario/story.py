@@ -17,13 +17,16 @@ from typing import Any
 import orjson
 
 from detente.errors import DetenteError
+from detente.federation.exchange.claims import reveal_claim
 from detente.federation.exchange.local import ingest_local
 from detente.federation.exchange.pull import PartnerSummary, sync_all
 from detente.federation.http.client import open_partner_client
 from detente.federation.psi.remote import ItemsSpec, run_query
 from detente.federation.psi.sets import OperationsBook, parse_operations
 from detente.federation.witnessing.audit import verify_partner_log
+from detente.federation.witnessing.witness import witness_partner
 from detente.node import Node
+from detente.rfi import answer_note, question_note
 from detente.scenario.intel import COMMON_THREATS, Holdings, build_holdings
 from detente.scenario.live import LiveServer, listening_socket, serve_in_thread, url_of
 from detente.scenario.world import stix_id, ts
@@ -42,6 +45,10 @@ START_TIERS = {("us", "fr"): 3, ("us", "ru"): 1, ("fr", "us"): 3, ("fr", "ru"): 
                ("ru", "us"): 1, ("ru", "fr"): 1}
 
 Say = Callable[[str], None]
+
+#: the Raqqa C2 the U.S. holds back at first, and claims (verifiable priority)
+HELD_BACK_IP = "203.0.113.66"
+HELD_BACK_ID = stix_id("indicator", "us", "held-back", HELD_BACK_IP)
 
 
 @dataclass
@@ -66,6 +73,13 @@ class Outcome:
     alignment_sent: int = 0
     leak_suspects: list[str] = field(default_factory=list)
     leak_message: str = ""
+    #: France's RFI to Russia about the Amaq media office: answered, credited at France?
+    rfi_answered: bool = False
+    rfi_credited_at_fr: int = 0
+    rfi_reached_us: bool = False
+    #: the U.S. claim on a Raqqa C2 held back under TLP:RED, revealed to France later
+    priority_certified: bool = False
+    priority_before_france: bool = False
     credit: dict[str, dict[str, Any]] = field(default_factory=dict)
     ledgers: dict[str, bool] = field(default_factory=dict)
     ledger_problems: list[str] = field(default_factory=list)
@@ -102,9 +116,30 @@ class Coalition:
             self._store(name, h.markings)
             book = OperationsBook(self.nodes[name].store.engine)
             book.load(parse_operations(h.operations))
+        self._claim_held_back()
         self.say("Three nodes on 127.0.0.1 — us, fr, ru — each with its own key, store, "
                  "ledger and TAXII service; partners exchanged keys. The U.S. starts "
                  "France at tier 3 (trusted) and Russia at tier 1 (probation).")
+
+    def _claim_held_back(self) -> None:
+        """The U.S. holds a Raqqa C2 back (TLP:RED, source protection) and claims it: a
+        commitment in its ledger, which France's witness checks; nothing is released."""
+        us = self.nodes["us"]
+        self._store("us", [self._held_back(TLP_2_0_IDS["red"], ts(1))])
+        stored = us.store.get(HELD_BACK_ID)
+        assert stored is not None
+        us.claims.claim(stored.id, stored.version, stored.body)
+        with open_partner_client(self.nodes["fr"], "us") as client:
+            witness_partner(self.nodes["fr"], "us", client)
+
+    def _held_back(self, marking: str, modified: str) -> dict[str, Any]:
+        us = self.nodes["us"]
+        return {"type": "indicator", "spec_version": "2.1", "id": HELD_BACK_ID,
+                "created_by_ref": us.identity_id, "created": ts(1), "modified": modified,
+                "name": "Raqqa C2 relay (source-protected)",
+                "pattern": f"[ipv4-addr:value = '{HELD_BACK_IP}']", "pattern_type": "stix",
+                "valid_from": ts(1), "indicator_types": ["malicious-activity"],
+                "object_marking_refs": [marking]}
 
     def stop(self) -> None:
         for server in self.servers.values():
@@ -248,6 +283,59 @@ class Coalition:
         self.say(f"A U.S. report surfaces in Tehran ({len(leaked)} objects, re-serialised). "
                  f"detente trace: {result.report.message}")
 
+    def rfi(self) -> None:
+        """France asks Russia (and only Russia) about the Amaq media office; Russia answers,
+        and France's ledger credits the answer."""
+        fr, ru = self.nodes["fr"], self.nodes["ru"]
+        ru_known = fr.partners.get("ru")
+        question, rel = question_note(
+            fr.identity_id, "Who runs the Amaq media office's distribution network, and "
+            "from where?", [ru_known.identity_id or "ru"], deadline="2025-12-15")
+        self._store("fr", [rel, question])
+        self._release_to("ru")
+        sync_all(ru)
+        asked = ru.store.get(question["id"])
+        if asked is None:
+            return
+        fr_known = ru.partners.get("fr")
+        answer, arel = answer_note(
+            ru.identity_id, asked, fr_known.identity_id or "fr", [],
+            "Run from Raqqa by the media emir's office; couriers carry files to Turkey.")
+        self._store("ru", [arel, answer])
+        self._release_to("fr")
+        sync_all(fr)
+        self._release_to("us")
+        sync_all(self.nodes["us"])
+        self.outcome.rfi_answered = fr.store.get(answer["id"]) is not None
+        self.outcome.rfi_credited_at_fr = len(fr.rfis.credited("ru"))
+        self.outcome.rfi_reached_us = self.nodes["us"].store.get(question["id"]) is not None
+        self.say(f"France asks Russia — and only Russia — who runs the Amaq media office "
+                 f"(an RFI under TLP:AMBER). Russia answers; France's ledger credits it "
+                 f"({self.outcome.rfi_credited_at_fr} answer). The U.S. never sees the "
+                 f"question{'' if not self.outcome.rfi_reached_us else ' (IT DID)'}.")
+
+    def priority(self) -> None:
+        """France reports the C2 the U.S. held back; the U.S. declassifies it and reveals
+        its claim; France verifies the U.S. knew first."""
+        us, fr = self.nodes["us"], self.nodes["fr"]
+        own = {**self._held_back(TLP_2_0_IDS["green"], ts(28)),
+               "id": stix_id("indicator", "fr", HELD_BACK_IP),
+               "created_by_ref": fr.identity_id, "name": "Raqqa C2 relay"}
+        self._store("fr", [own])
+        self._store("us", [self._held_back(TLP_2_0_IDS["green"], ts(29))])
+        with open_partner_client(us, "fr") as client:
+            answer = reveal_claim(us, HELD_BACK_ID, "fr", client)
+        self.outcome.priority_certified = bool(answer.get("certified"))
+        checked = fr.claims.verifications("us")
+        self.outcome.priority_before_france = bool(checked and checked[-1].before_ours)
+        self.say(f"France reports a Raqqa C2 of its own. The U.S. had held the same address "
+                 f"back under TLP:RED and claimed it on day one; now declassified, it "
+                 f"reveals the claim: France's node "
+                 f"{'verifies' if self.outcome.priority_certified else 'does NOT verify'} "
+                 f"that the commitment was in the U.S. log its own witness checked "
+                 f"{'before' if self.outcome.priority_before_france else 'AFTER'} France's "
+                 "report — credit for priority, without the U.S. having released it early.")
+
     def credit_and_ledgers(self) -> None:
         us = self.nodes["us"]
         for partner in ("fr", "ru"):
@@ -265,6 +353,10 @@ class Coalition:
                     check = verify_partner_log(self.nodes[a], b, client)
                 self.outcome.ledgers[f"{a}→{b}"] = check.ok
                 self.outcome.ledger_problems += [f"{a}→{b}: {p}" for p in check.problems]
+                self.outcome.ledger_problems += [
+                    f"{a}→{b}: {what} {label}" for what, labels in
+                    (("unaccounted", check.unaccounted), ("mismatched", check.mismatched))
+                    for label in labels[:5]]
         ok = sum(self.outcome.ledgers.values())
         self.say(f"Every node verifies the others' ledgers: {ok} of "
                  f"{len(self.outcome.ledgers)} checks pass (consistency, cosignatures, "
@@ -298,6 +390,8 @@ def play(out: Path, say: Say, seed: int = 2015) -> Outcome:
         coalition.deception()
         coalition.deconflict()
         coalition.leak()
+        coalition.rfi()
+        coalition.priority()
         coalition.credit_and_ledgers()
     finally:
         coalition.stop()

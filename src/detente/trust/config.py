@@ -103,6 +103,11 @@ class TrustConfig:
     tier0_below: float = 0.35
     #: while a review is open the tier is at most this (and below the tier it had)
     review_max_tier: int = 1
+    #: this many protocol deviations (e.g. abandoned deconfliction sessions) within
+    #: ``deviation_window_days`` open a review; fewer are evidence in the ledger only (a
+    #: network failure can abandon one session; a pattern is a partner's choice)
+    deviations_for_review: int = 2
+    deviation_window_days: float = 30.0
     # -- topics and time ---------------------------------------------------------------
     topics: tuple[str, ...] = ("type", "actor", "region")
     #: the clock (µs since the epoch); the benchmark passes a simulated one
@@ -113,6 +118,9 @@ class TrustConfig:
             raise TrustConfigError("prior_alpha and prior_beta must be positive")
         if self.half_life_days <= 0:
             raise TrustConfigError("half_life_days must be positive")
+        if self.deviations_for_review < 1 or self.deviation_window_days <= 0:
+            raise TrustConfigError("deviations_for_review must be >= 1 and "
+                                   "deviation_window_days positive")
         if self.corroboration_lr <= 1 or not 0 < self.expiry_lr <= 1:
             raise TrustConfigError("corroboration_lr must be > 1 and expiry_lr in (0, 1]")
         if not 0 < self.late_weight <= 1:

@@ -51,6 +51,9 @@ from detente.trust.records import (
 from detente.trust.released import index_releases, released_value
 from detente.trust.tiers import TierInputs, earned_tier
 
+#: reviews opened by repeated protocol deviations carry this prefix before their subject
+_DEVIATION_PREFIX = "deviation:"
+
 __all__ = ["TrustEngine"]
 
 _REF_KEYS = ("source_ref", "target_ref", "sighting_of_ref")
@@ -277,6 +280,21 @@ class TrustEngine:
                 self._open_review(r.partner, r.object_id, why, now)
         return {r.partner for r in rows if r.partner != LOCAL}
 
+    def first_report(self, body: Mapping[str, Any], partner: str = LOCAL) -> int | None:
+        """When ``partner`` (default: this node) first asserted any claim ``body`` makes
+        (µs, the assertion's time; echoes excluded), or None if it never did."""
+        found = extract(body, self._resolver_for([body]), self.config)
+        keys = [claim_key(c) for c in found.claims]
+        if not keys:
+            return None
+        a, c = t.assertions.c, t.claims.c
+        with self.engine.connect() as conn:
+            value = conn.execute(
+                sa.select(sa.func.min(a.time)).select_from(t.assertions)
+                .join(t.claims, c.assertion_id == a.id)
+                .where(c.key.in_(keys), a.partner == partner, a.echo.is_(False))).scalar()
+        return None if value is None else int(value)
+
     # -- reviews ------------------------------------------------------------------------
     def _open_review(self, partner: str, object_id: str, why: str, now: int) -> None:
         before = self._stored_tier(partner)
@@ -287,6 +305,56 @@ class TrustEngine:
                 partner=partner, object_id=object_id, opened_at=now, reason=reason,
                 tier_before=before, tier_cap=cap))
         self._record("evidence", partner, f"review opened: {reason}", object_id)
+
+    def deviation(self, partner: str, subject: str, why: str) -> Review | None:
+        """A partner deviated from a protocol with us (``subject`` names the occasion, e.g.
+        ``deconfliction-session:<id>``; recording it twice counts once).  Evidence in the
+        ledger; the ``deviations_for_review``-th within ``deviation_window_days`` opens a
+        review that caps the partner's tier until the operator closes it.  Returns the
+        review opened, if any."""
+        if not partner or partner == LOCAL:
+            raise TrustError("a deviation is a partner's: name the partner")
+        now = self._now()
+        d, r = t.deviations.c, t.reviews.c
+        since = now - int(self.config.deviation_window_days * DAY * 1_000_000)
+        with writer(self.engine).begin() as conn:
+            seen = conn.execute(sa.select(d.id).where(d.partner == partner,
+                                                      d.subject == subject)).first()
+            if seen is not None:
+                return None
+            conn.execute(t.deviations.insert().values(partner=partner, subject=subject,
+                                                      at=now, why=why[:2000]))
+            recent = conn.execute(sa.select(sa.func.count()).select_from(t.deviations).where(
+                d.partner == partner, d.at >= since)).scalar_one()
+            reviewing = conn.execute(sa.select(r.id).where(
+                r.partner == partner, r.closed_at.is_(None),
+                r.object_id.like(_DEVIATION_PREFIX + "%"))).first()
+        self._record("evidence", partner, f"protocol deviation ({subject}): {why}")
+        if recent < self.config.deviations_for_review or reviewing is not None:
+            return None
+        before = self._stored_tier(partner)
+        cap = max(0, min(before - 1, self.config.review_max_tier))
+        reason = (f"{recent} protocol deviations in {self.config.deviation_window_days:g} "
+                  f"days, the last: {why}")
+        with writer(self.engine).begin() as conn:
+            conn.execute(t.reviews.insert().values(
+                partner=partner, object_id=_DEVIATION_PREFIX + subject, opened_at=now,
+                reason=reason, tier_before=before, tier_cap=cap))
+            row = conn.execute(sa.select(t.reviews).where(
+                r.partner == partner, r.object_id == _DEVIATION_PREFIX + subject)
+                .order_by(r.id.desc()).limit(1)).one()
+        self._record("evidence", partner, f"review opened: {reason}")
+        self.refresh({partner})
+        return Review(**row._mapping)
+
+    def deviations(self, partner: str | None = None) -> list[tuple[str, str, int, str]]:
+        """Recorded deviations (partner, subject, time µs, why), oldest first."""
+        d = t.deviations.c
+        stmt = sa.select(d.partner, d.subject, d.at, d.why).order_by(d.id)
+        if partner is not None:
+            stmt = stmt.where(d.partner == partner)
+        with self.engine.connect() as conn:
+            return [(x.partner, x.subject, int(x.at), x.why) for x in conn.execute(stmt)]
 
     def reviews(self, *, open_only: bool = True) -> list[Review]:
         stmt = sa.select(t.reviews).order_by(t.reviews.c.id)
@@ -524,6 +592,11 @@ class TrustEngine:
                              .values(**values)).rowcount
             if not n:
                 conn.execute(t.grades.insert().values(object_id=g.object_id, **values))
+
+    def first_report_ids(self, partner: str) -> set[str]:
+        """Object ids of ``partner``'s credited first reports (corroborated or confirmed)."""
+        return {f.object_id for f, lead, ok in self._model().first_reports(partner)
+                if lead is not None or ok}
 
     def credit(self, partner: str) -> Credit:
         firsts = self._model().first_reports(partner)

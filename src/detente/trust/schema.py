@@ -111,6 +111,19 @@ reviews = sa.Table(
     sa.Column("closed_why", sa.Text),
 )
 
+#: protocol deviations by a partner (e.g. a deconfliction session left after it learned the
+#: result and before we did): evidence, and a review once they repeat
+deviations = sa.Table(
+    "trust_deviations", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("partner", sa.Text, nullable=False),
+    sa.Column("subject", sa.Text, nullable=False),
+    sa.Column("at", sa.BigInteger, nullable=False),
+    sa.Column("why", sa.Text, nullable=False),
+    sa.UniqueConstraint("partner", "subject", name="uq_trust_deviation"),
+    sa.Index("ix_trust_deviations_partner_at", "partner", "at"),
+)
+
 tiers = sa.Table(
     "trust_tiers", metadata,
     sa.Column("partner", sa.Text, primary_key=True),

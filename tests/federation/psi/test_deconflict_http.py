@@ -315,3 +315,32 @@ def test_a_session_abandoned_after_step_2_is_recorded_aborted(fed: Federation) -
     with pytest.raises(ProtocolError, match="no session is waiting"):
         svc.reveal("us", req.session_id.hex(), RevealMessage(
             req.session_id, b"", Mode.CARDINALITY).to_bytes())
+    # evidence for trust: two abandoned sessions are a pattern, and open a review that caps
+    # the partner's tier until fr's operator closes it
+    deviations = fr.trust.deviations("us")
+    assert len(deviations) == 2
+    assert all(d[1].startswith("deconfliction-session:") and "step 2" in d[3]
+               for d in deviations)
+    (review,) = [r for r in fr.trust.reviews() if r.partner == "us"]
+    assert "2 protocol deviations" in review.reason
+    assert review.tier_cap <= fr.trust.config.review_max_tier
+    assert fr.trust.tier(fr.partners.get("us")) <= review.tier_cap
+    assert any(e.kind == "evidence" and e.partner == "us" and "protocol deviation"
+               in (e.detail or "") for _i, e in fr.ledger.entries())
+    assert fr.trust.deviations("ru") == [] and us.trust.deviations() == []
+
+
+def test_one_abandoned_session_is_evidence_but_no_review(fed: Federation) -> None:
+    """A network failure can abandon one session: evidence only, the tier stands."""
+    fr = fed.nodes["fr"]
+    now = [1000.0]
+    svc = _DeconflictService(fr, None, None, lambda: now[0], dict(DEFAULT_MODES))
+    req = Requester(ips(FR_IPS[:2]), mode="mutual", partner="fr")
+    svc.query("us", "observables", None, req.start().to_bytes())
+    before = fr.trust.tier(fr.partners.get("us"))
+    now[0] += 601
+    svc.sweep()
+    svc.sweep()  # recording the same session twice counts it once
+    assert len(fr.trust.deviations("us")) == 1
+    assert [r for r in fr.trust.reviews() if r.partner == "us"] == []
+    assert fr.trust.tier(fr.partners.get("us")) == before

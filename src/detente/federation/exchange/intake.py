@@ -21,7 +21,8 @@ For each batch, :meth:`Intake.receive`:
       sent before: a ``correction`` ledger entry each, and the views released of it are
       cut again (:meth:`detente.release.Releaser.reissue`);
   (5) gives earned trust what was stored (corroboration by independent sources, our own
-      sightings confirming a partner's report), as evidence only;
+      sightings confirming a partner's report), as evidence only; and credits a partner's
+      answer to one of our requests for information (:mod:`detente.rfi`) in the ledger;
 
 and :meth:`Intake.close`, once per run, (6) refreshes the earned tiers: a tier that
 changed reaches the release policy through the node's one wiring (``Node.trust``).
@@ -259,6 +260,11 @@ class Intake:
                 self._observe(stored)
             else:
                 self._pending += stored
+        if result.stored and self.source.is_partner:                             # (5)
+            notes = [self._stored_object(r, result.received_at, signature)
+                     for r in result.stored if r.object.type == "note"]
+            if notes:  # answers to our RFIs: credited to the answering partner
+                self.node.rfis.credit_answers(notes)
         return result
 
     def _validated(self, objects: Sequence[Any], where: list[str],

@@ -46,6 +46,7 @@ from detente.deconflict import (
     Responder,
     ResponseMessage,
     RevealMessage,
+    Role,
     SessionRecord,
     SqlBudgetBook,
     WrongModeError,
@@ -142,6 +143,13 @@ class _DeconflictService:
     def _record(self, kind: str) -> Callable[[SessionRecord], None]:
         def record(rec: SessionRecord) -> None:
             self.node.ledger.append(session_entry(rec, kind))
+            if rec.outcome is Outcome.ABORTED and rec.role is Role.RESPONDER:
+                # a crafted message, a broken reveal, or a session left after step (2):
+                # the partner deviated (evidence; repeated, a review that caps its tier)
+                self.node.trust.deviation(
+                    rec.partner, f"deconfliction-session:{rec.session_id}",
+                    f"{kind} deconfliction aborted at step {rec.step}: "
+                    f"{rec.reason or 'no reason given'}")
 
         return record
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from detente.fingerprint.channels.slots import JSON, ChannelContext, Slot
 from detente.fingerprint.channels.variants import Occurrence, VariantDictionary, tokenize
@@ -123,12 +124,25 @@ def keyed_occurrences(
     dictionary: VariantDictionary,
     context: int,
     references: Sequence[str] | None = None,
-) -> list[Keyed]:
+) -> tuple[Keyed, ...]:
     """All variant occurrences of ``text`` with their context keys.
 
     ``references`` (the strings other properties hold, see :func:`referenced_strings`)
     turns on the faithfulness guards for ``writable``; reading does not need them.
+    Memoised (bounded): one object version is embedded once per recipient, and its texts
+    are scanned identically each time.
     """
+    refs = None if references is None else tuple(references)
+    return _keyed_occurrences(text, dictionary, context, refs)
+
+
+@lru_cache(maxsize=4096)
+def _keyed_occurrences(
+    text: str,
+    dictionary: VariantDictionary,
+    context: int,
+    references: tuple[str, ...] | None,
+) -> tuple[Keyed, ...]:
     shielded = protected_spans(text, references) if references is not None else []
     tokens = tokenize(text)
     occs = dictionary.scan(tokens)
@@ -152,7 +166,7 @@ def keyed_occurrences(
                 a < end and occ.start < b for a, b in shielded
             )
         out.append(Keyed(occ, key, writable, end))
-    return out
+    return tuple(out)
 
 
 def _writable(text: str, start: int, end: int, surface: str) -> bool:
