@@ -42,9 +42,7 @@ KNOWN_KINDS = frozenset(
 _KIND = re.compile(r"[a-z][a-z0-9-]{0,39}")
 _TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z")
 _STIX_ID = re.compile(
-    # hex digits in either case, as STIX (RFC 4122) accepts them on input
-    r"[a-z][a-z0-9-]{0,249}--[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
-    r"[0-9a-fA-F]{12}"
+    r"[a-z][a-z0-9-]{0,249}--[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 )
 _HEX256 = re.compile(r"[0-9a-f]{64}")
 _UNSAFE = re.compile("[\x00-\x1f\ud800-\udfff]")
