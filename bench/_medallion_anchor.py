@@ -29,15 +29,31 @@ USER, PASSWORD = "bench", "bench-password"
 ACCEPT = {"Accept": "application/taxii+json;version=2.1"}
 
 
-def medallion_python() -> Path:
-    """The venv's interpreter, created (and medallion 3.0.0 installed) on first use."""
+class MedallionUnavailable(RuntimeError):
+    """medallion's venv could not be made (no package index, or it timed out)."""
+
+
+def medallion_python(timeout_s: float = 300.0) -> Path:
+    """The venv's interpreter, created (and medallion 3.0.0 installed) on first use;
+    each step bounded by ``timeout_s``, any failure a :class:`MedallionUnavailable`
+    naming the step and its output."""
     python = VENV / "bin" / "python"
+    steps = []
     if not python.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+        steps.append([sys.executable, "-m", "venv", str(VENV)])
     probe = [str(python), "-c", "import medallion.backends.memory_backend"]
-    if subprocess.run(probe, capture_output=True).returncode != 0:
-        subprocess.run([str(python), "-m", "pip", "install", "-q", "medallion==3.0.0"],
-                       check=True)
+    if not python.exists() or subprocess.run(probe, capture_output=True,
+                                             timeout=timeout_s).returncode != 0:
+        steps.append([str(python), "-m", "pip", "install", "-q", "medallion==3.0.0"])
+    for step in steps:
+        try:
+            done = subprocess.run(step, capture_output=True, text=True, timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            raise MedallionUnavailable(
+                f"{' '.join(step)} took more than {timeout_s:g} s") from None
+        if done.returncode != 0:
+            raise MedallionUnavailable(f"{' '.join(step)} failed: "
+                                       f"{(done.stderr or done.stdout)[-2000:]}")
     return python
 
 
@@ -69,7 +85,8 @@ def _data(objects: list[dict[str, Any]], base: str) -> dict[str, Any]:
 
 @contextmanager
 def serve(objects: list[dict[str, Any]], page_size: int = 1000) -> Iterator[str]:
-    """medallion serving ``objects``; yields the collection's objects URL."""
+    """medallion serving ``objects`` on 127.0.0.1 (user ``USER``, ``PASSWORD``); yields the
+    collection's objects URL (discovery is at ``/taxii2/`` of the same server)."""
     python = medallion_python()
     port = _free_port()
     base = f"http://127.0.0.1:{port}"

@@ -104,7 +104,9 @@ def _command_seconds() -> float:
 def _print_summary(summary: IngestSummary, command_s: float) -> None:
     status = "[yellow]rolled back (--strict)[/]" if summary.rolled_back else ""
     console.print(
-        f"stored {summary.stored}, duplicates {summary.duplicates}, rejected "
+        f"stored {summary.stored}"
+        f"{f' ({summary.corrected} corrections)' if summary.corrected else ''}, "
+        f"duplicates {summary.duplicates}, rejected "
         f"{len(summary.rejected)} in {summary.seconds:.2f} s "
         f"({summary.per_second:,.0f} objects/s, validation, storage and earned trust); "
         f"the whole command {command_s:.2f} s {status}",
@@ -124,6 +126,10 @@ def ingest(
         help="bundles, objects, JSON Lines, MISP events, MISP feed dirs, dirs")],
     home: HomeOption = None,
     strict: Annotated[bool, typer.Option("--strict", help="all or nothing")] = False,
+    accept_corrections: Annotated[bool, typer.Option(
+        "--accept-corrections", help="third-party objects already stored at the same "
+        "version with other content are replaced (their creator corrected them without a "
+        "new version; recorded in the ledger, views re-released)")] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Validate and store STIX 2.1 content (MISP events are converted with misp-stix);
@@ -142,7 +148,8 @@ def ingest(
             rate = f"{n / elapsed:,.0f}/s" if elapsed > 0 else ""
             progress.update(task, completed=n, rate=rate)
 
-        summary = ingest_local(node, _items(paths), strict=strict, on_progress=tick)
+        summary = ingest_local(node, _items(paths), strict=strict,
+                               accept_corrections=accept_corrections, on_progress=tick)
     node.close()
     command_s = _command_seconds()
     if as_json:

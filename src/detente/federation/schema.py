@@ -110,3 +110,19 @@ push_budget = sa.Table(
     sa.Column("day", sa.BigInteger, nullable=False),
     sa.Column("objects", sa.BigInteger, nullable=False),
 )
+
+#: exchange.feeds: TAXII feeds this node pulls (credentials are kept apart, in owner-only
+#: files of the node's home)
+feeds = sa.Table(
+    "feeds",
+    metadata,
+    sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("url", sa.Text, nullable=False),
+    # a collection id, alias or title (None: the server's only readable collection)
+    sa.Column("collection", sa.Text),
+    # none | basic | bearer
+    sa.Column("auth", sa.Text, nullable=False),
+    sa.Column("user", sa.Text),
+    sa.Column("accept_corrections", sa.Boolean, nullable=False),
+    sa.Column("added_at", sa.BigInteger, nullable=False),
+)

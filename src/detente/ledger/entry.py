@@ -34,7 +34,8 @@ ENTRY_FORMAT = 1
 """The ``v`` tag of the entry format. Never reused for a different layout."""
 
 KNOWN_KINDS = frozenset(
-    {"release", "receipt", "deconfliction", "policy-change", "tier-change", "evidence", "cap"}
+    {"release", "receipt", "deconfliction", "policy-change", "tier-change", "evidence", "cap",
+     "correction"}
 )
 """Kinds this version writes. Well-formed unknown kinds are accepted (newer nodes)."""
 

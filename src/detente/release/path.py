@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -284,6 +284,36 @@ class Releaser:
             if on_progress is not None:
                 on_progress(run)
         return run
+
+    def reissue(self, keys: Sequence[tuple[str, str]]) -> dict[str, ReleaseRun]:
+        """Re-cut the live views of versions whose stored body was corrected in place
+        (same id and version, new content — ``ingest --accept-corrections``): for each
+        partner holding a view of one, the view is decided again on the corrected body,
+        the stale view withdrawn and the new one released in one commit (withdrawn only,
+        if the partner may no longer see it).  Versions no partner holds are left to the
+        next catch-up (a corrected version is stored with a new ``date_added``)."""
+        wanted = set(keys)
+        ids = sorted({oid for oid, _ in wanted})
+        objs: list[StoredObject] = []
+        for start in range(0, len(ids), 500):
+            page = self.store.list(Query(ids=tuple(ids[start:start + 500]),
+                                         versions=("all",)))
+            objs += [o for o in page.objects if (o.id, o.version) in wanted]
+        out: dict[str, ReleaseRun] = {}
+        if not objs:
+            return out
+        for partner in self.partners.all():
+            current = self._live_views(partner.name, objs)
+            chunk = [o for o in objs if (o.id, o.version) in current]
+            if not chunk:
+                continue
+            run = ReleaseRun(partner.name)
+            [judge] = self._judges([partner])
+            rows, withdraw = self._reconcile(chunk, judge, current, run)
+            rows += self._support_rows(rows, judge, self._released_markings(partner.name))
+            self._commit(partner, rows, withdraw, None)
+            out[partner.name] = run
+        return out
 
     def _evaluate(self, chunk: list[StoredObject], judge: _Judge,
                   run: ReleaseRun) -> list[_Row]:

@@ -20,6 +20,8 @@ import sqlalchemy as sa
 from detente.stix.model import StixObject
 
 __all__ = [
+    "FEED_PREFIX",
+    "IMPORTED",
     "LOCAL",
     "Outcome",
     "Page",
@@ -29,10 +31,28 @@ __all__ = [
     "Store",
     "StoredObject",
     "VersionSelector",
+    "feed_origin",
+    "is_partner_origin",
 ]
 
 #: origin of material created on this node
 LOCAL = "local"
+#: origin of third-party material an operator ingested locally (its ``created_by_ref``
+#: names someone else): kept with its creator, never "created on this node"
+IMPORTED = "local:import"
+#: origin of material pulled from a TAXII feed: ``feed:NAME``
+FEED_PREFIX = "feed:"
+
+
+def feed_origin(name: str) -> str:
+    """The origin (and trust source) of what feed ``name`` sent."""
+    return f"{FEED_PREFIX}{name}"
+
+
+def is_partner_origin(origin: str) -> bool:
+    """Whether ``origin`` is a partner's name (a tier, releases to it): not this node,
+    not a local import, not a feed.  Partner names never hold a colon."""
+    return origin != LOCAL and ":" not in origin
 
 VersionSelector = Literal["last", "first", "all"] | str
 
@@ -49,6 +69,10 @@ class Provenance:
     signature: str | None = None
     receipt: str | None = None
     flags: Mapping[str, Any] = field(default_factory=dict)
+    #: the same (id, version) with other content from the same source replaces the
+    #: stored body (a correction its source made without a new version); never for
+    #: material created on this node
+    accept_corrections: bool = False
 
 
 class Outcome(StrEnum):
@@ -67,6 +91,8 @@ class PutResult:
     outcome: Outcome
     reason: str | None = None
     date_added: int | None = None
+    #: stored as a correction: the body of a version already held was replaced
+    corrected: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,6 +32,7 @@ from detente.store.base import (
     Query,
     StoredObject,
     VersionSelector,
+    is_partner_origin,
 )
 from detente.store.engine import among, is_postgres, make_engine, reader, writer
 from detente.store.schema import (
@@ -43,7 +44,7 @@ from detente.store.schema import (
     store_meta,
 )
 
-__all__ = ["SqlStore", "open_store"]
+__all__ = ["CORRECTED", "SqlStore", "open_store"]
 
 #: ids per IN list when reading objects by id in chunks
 _IN_CHUNK = 500
@@ -82,6 +83,10 @@ class _Known:
             self.revoked_at = version
 
 
+#: the reason of a version stored as a correction (its stored body is replaced)
+CORRECTED = "correction: same version, new content from the same source"
+
+
 def _judge(obj: StixObject, known: _Known | None, prov: Provenance) -> tuple[Outcome, str | None]:
     """Apply the STIX versioning rules to one incoming version.
 
@@ -90,7 +95,10 @@ def _judge(obj: StixObject, known: _Known | None, prov: Provenance) -> tuple[Out
     replaces a copy relayed by another partner (reported, never silent); a relayed copy
     of a version we already hold is a duplicate by another route.  Two contents from the
     same non-creator route, or a differing copy of local material, are a conflict; the
-    creator re-issuing its own copy (our view changed with our tier) replaces it."""
+    creator re-issuing its own copy (our view changed with our tier) replaces it.  A
+    local import or a feed sending other content for a version it sent before is a
+    conflict too, unless the provenance accepts corrections: it then replaces the body
+    (material created on this node and a partner's copies are never corrected)."""
     if known is None:
         return Outcome.STORED, None
     stored = known.versions.get(obj.version)
@@ -108,9 +116,15 @@ def _judge(obj: StixObject, known: _Known | None, prov: Provenance) -> tuple[Out
             return Outcome.STORED, "re-issued by its creator (our view of it changed)"
         if not from_creator and held_from not in (LOCAL, prov.origin):
             return Outcome.DUPLICATE, f"already held from {held_from} (another route's copy)"
+        correctable = held_from == prov.origin and held_from != LOCAL and \
+            not is_partner_origin(held_from)
+        if correctable and prov.accept_corrections:
+            return Outcome.STORED, CORRECTED
         return Outcome.REJECTED, (
             f"version conflict: {obj.id} version {obj.body.get('modified', obj.version)} "
-            "is already stored with different content"
+            "is already stored with different content" + (
+                "; if its source corrected it without a new version, accept the "
+                "correction with --accept-corrections" if correctable else "")
         )
     if obj.created_by_ref != known.creator:
         return Outcome.REJECTED, (
@@ -193,9 +207,14 @@ class SqlStore:
         #: ids whose is_latest / is_first flags must be recomputed after the insert
         refresh: set[str] = set()
         replaced: list[tuple[str, str]] = []
+        in_batch: set[tuple[str, str]] = set()
         for index, obj in enumerate(batch):
             k = known.get(obj.id)
             outcome, reason = _judge(obj, k, prov)
+            if outcome is Outcome.STORED and (obj.id, obj.version) in in_batch:
+                outcome, reason = Outcome.REJECTED, (
+                    f"{obj.id} version {obj.body.get('modified', obj.version)} appears "
+                    "twice in one batch with different content")
             if outcome is not Outcome.STORED:
                 results.append(PutResult(index, obj.id, obj.version, outcome, reason))
                 continue
@@ -203,6 +222,8 @@ class SqlStore:
                 replaced.append((obj.id, obj.version))
                 refresh.add(obj.id)
             clock += 1
+            in_batch.add((obj.id, obj.version))
+            corrected = reason == CORRECTED
             if k is None:
                 k = known[obj.id] = _Known()
             had_versions = k.latest is not None
@@ -215,7 +236,8 @@ class SqlStore:
                 obj.revoked, is_latest, is_first, clock, obj.digest, obj.raw,
                 prov.origin, prov.received_at, prov.signature, prov.receipt, flags,
             ))
-            results.append(PutResult(index, obj.id, obj.version, Outcome.STORED, reason, clock))
+            results.append(PutResult(index, obj.id, obj.version, Outcome.STORED, reason, clock,
+                                     corrected))
         for object_id, version in replaced:
             conn.execute(objects.delete().where(objects.c.id == object_id,
                                                 objects.c.version == version))

@@ -31,7 +31,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from detente.errors import NotFoundError
 from detente.partners import Partner, PartnerBook, effective_tier
-from detente.store.base import LOCAL, Store, StoredObject
+from detente.store.base import LOCAL, Store, StoredObject, is_partner_origin
 from detente.store.engine import reader, writer
 from detente.trust import schema as t
 from detente.trust.claims import Resolver, claim_key, extract
@@ -288,7 +288,7 @@ class TrustEngine:
         self._invalidate()
         for r in rows:
             self._record("evidence", r.partner, f"{outcome}: {why}", r.object_id, r.version)
-            if outcome == "refuted" and r.partner != LOCAL and \
+            if outcome == "refuted" and is_partner_origin(r.partner) and \
                     r.importance >= self.config.high_importance:
                 self._open_review(r.partner, r.object_id, why, now)
         return {r.partner for r in rows if r.partner != LOCAL}
@@ -449,14 +449,18 @@ class TrustEngine:
         if partners is None and not self._any_partner_assertion():
             return []  # no partner has evidence: no model to build (a local-only node)
         model = self._model()
-        names = sorted((partners if partners is not None else set(model.partners)) - {LOCAL})
+        sources = sorted((partners if partners is not None else set(model.partners)) - {LOCAL})
+        # a feed or a local import is a source with its own record (its reliability
+        # trend) but no tier: nothing is released to it
+        names = [n for n in sources if is_partner_origin(n)]
+        if sources:
+            self._log_reliability(model, sources)
         if not names:
             return []
         with self.engine.connect() as conn:
             released = released_value(conn)
             stored = {r.partner: r for r in conn.execute(sa.select(t.tiers))}
         all_reviews = self.reviews(open_only=False)
-        self._log_reliability(model, names)
         bases = self._base_tiers()
         changes = []
         for name in names:

@@ -18,7 +18,8 @@ from detente.federation.schema import sync_cursors
 from detente.stix.timestamps import now_micros
 from detente.store.engine import writer
 
-__all__ = ["PULL", "PUSH", "Cursor", "load_cursor", "save_cursor", "sync_cursors"]
+__all__ = ["PULL", "PUSH", "Cursor", "forget_cursors", "load_cursor", "save_cursor",
+           "sync_cursors"]
 
 PULL = "pull"
 PUSH = "push"
@@ -77,3 +78,9 @@ def all_cursors(engine: sa.Engine) -> list[Cursor]:
         rows = conn.execute(sa.select(sync_cursors).order_by(
             sync_cursors.c.partner, sync_cursors.c.direction)).all()
     return [Cursor(**r._mapping) for r in rows]
+
+
+def forget_cursors(engine: sa.Engine, partner: str) -> None:
+    """Drop every cursor of a source (a removed feed starts over if added again)."""
+    with writer(engine).begin() as conn:
+        conn.execute(sync_cursors.delete().where(sync_cursors.c.partner == partner))

@@ -1,17 +1,25 @@
 """THE intake path: everything that enters a node's store passes through :class:`Intake`.
 
-Three routes use it and nothing else: local ingest (``detente ingest``, the demo), a
-partner's TAXII push into our ``inbox``, and a pull from a partner (``detente sync``).
+Four routes use it and nothing else: local ingest (``detente ingest``, the demo), a
+partner's TAXII push into our ``inbox``, a pull from a partner (``detente sync``) and a
+pull from a TAXII feed (``detente feed pull``, provenance ``feed:NAME``).
 For each batch, :meth:`Intake.receive`:
 
   (1) validates each object (STIX 2.1, one entry point: :func:`detente.stix.validate`);
-  (2) refuses what the sender may not say — from a partner: objects claiming to be
-      created by this node, and new versions of objects created here;
+  (2) refuses what the sender may not say — from a partner or a feed: objects claiming
+      to be created by this node, and new versions (or "corrections") of objects
+      created here;
   (3) tells echoes apart (a partner only, :mod:`detente.federation.exchange.echo`): our
       own (id, version) coming back is not stored again; our content re-issued under
       another id is stored flagged ``echo`` so it never counts as corroboration;
   (4) stores the rest with provenance (origin, received_at, the request's signature) and,
-      for a partner's versions, a ledger ``receipt`` entry each — one transaction;
+      for a partner's or a feed's versions, a ledger ``receipt`` entry each — one
+      transaction.  Locally ingested objects whose ``created_by_ref`` names someone else
+      are third-party material: stored with origin ``local:import``, their creator kept,
+      never "created on this node".  A source that accepts corrections (``ingest
+      --accept-corrections``, a feed added with it) may replace the body of a version it
+      sent before: a ``correction`` ledger entry each, and the views released of it are
+      cut again (:meth:`detente.release.Releaser.reissue`);
   (5) gives earned trust what was stored (corroboration by independent sources, our own
       sightings confirming a partner's report), as evidence only; and credits a partner's
       answer to one of our requests for information (:mod:`detente.rfi`) in the ledger;
@@ -58,7 +66,16 @@ from detente.release import released_ids
 from detente.stix.model import StixObject
 from detente.stix.timestamps import format_micros, now_micros
 from detente.stix.validate import validate
-from detente.store.base import LOCAL, Outcome, Provenance, PutResult, StoredObject
+from detente.store.base import (
+    FEED_PREFIX,
+    IMPORTED,
+    LOCAL,
+    Outcome,
+    Provenance,
+    PutResult,
+    StoredObject,
+    feed_origin,
+)
 from detente.store.engine import writer
 
 __all__ = ["Detail", "Intake", "IntakeResult", "PushBudgetExceeded", "Received",
@@ -67,19 +84,37 @@ __all__ = ["Detail", "Intake", "IntakeResult", "PushBudgetExceeded", "Received",
 
 @dataclass(frozen=True, slots=True)
 class Source:
-    """Who sends a batch: this node (``local``) or a partner, by name."""
+    """Who sends a batch: this node (``local``), a partner by name, or a feed
+    (``feed:NAME``)."""
 
     name: str = LOCAL
     identity_id: str | None = None
+    #: the same version with other content replaces the stored body (local imports
+    #: and feeds only; never material created on this node)
+    accept_corrections: bool = False
 
     @property
     def is_partner(self) -> bool:
+        return self.name != LOCAL and not self.is_feed
+
+    @property
+    def is_feed(self) -> bool:
+        return self.name.startswith(FEED_PREFIX)
+
+    @property
+    def is_remote(self) -> bool:
+        """A partner or a feed: anything not typed in by this node's operator."""
         return self.name != LOCAL
 
     @classmethod
     def partner(cls, node: Node, name: str) -> Source:
         """A known partner (a removed partner cannot send: NotFoundError)."""
         return cls(name, node.partners.get(name).identity_id)
+
+    @classmethod
+    def feed(cls, name: str, *, accept_corrections: bool = False) -> Source:
+        """A TAXII feed: no identity, no tier, nothing released to it."""
+        return cls(feed_origin(name), None, accept_corrections)
 
 
 class PushBudgetExceeded(DetenteError):
@@ -143,6 +178,8 @@ class IntakeResult:
     echoes: int = 0
     #: answered as plain successes, for objects the sender may not see (rule (7))
     concealed: int = 0
+    #: versions whose stored body a correction replaced
+    corrected: int = 0
 
     @property
     def total(self) -> int:
@@ -174,11 +211,18 @@ class Intake:
     def __init__(self, node: Node, source: Source, *, trust: bool = True,
                  echoes: bool = True, answers_sender: bool = False) -> None:
         self.node, self.source = node, source
+        # the ledger is opened (opening it writes) before any store transaction writes
+        # entries into it: opened inside one, it would wait on that very transaction
+        self.ledger = node.ledger
         self.trust = trust
         self.answers_sender = answers_sender and source.is_partner
         self.check_echoes = echoes and source.is_partner
         self._echo_index: EchoIndex | None = None
         self._pending: list[StoredObject] = []
+        #: corrected versions whose released views wait for the caller's commit
+        self._corrections: list[tuple[str, str]] = []
+        #: third-party creators named by the objects of this (local) run
+        self._creators: set[str] = set()
         self.observed = False
 
     def __enter__(self) -> Intake:
@@ -242,19 +286,25 @@ class Intake:
 
     def _admissible(self, valid: list[StixObject], at: list[str], result: IntakeResult
                     ) -> tuple[list[StixObject], list[str]]:
-        if not self.source.is_partner:
+        if not self.source.is_remote:
             return valid, at
         ours = self.node.identity_id
         local = self.node.store.held({o.id for o in valid}, (LOCAL,))
+        forged = self._partner_versions(valid) if self.source.is_feed else {}
         kept: list[StixObject] = []
         kept_at: list[str] = []
         for obj, pos in zip(valid, at, strict=True):
             if obj.created_by_ref == ours:
                 reason = f"{obj.id} claims to be created by this node ({ours}); refused"
+            elif (obj.id, obj.version) in forged:
+                reason = (f"{obj.id} is created by partner {forged[obj.id, obj.version]}: "
+                          "only its own signed answers add versions of it, not a feed")
             elif obj.id in local:
                 result.failures.append(Detail(
                     obj.id, _version_of(obj, result.received_at),
-                    f"{obj.id} was created on this node: partners cannot add versions of it",
+                    f"{obj.id} was created on this node: "
+                    f"{'feeds' if self.source.is_feed else 'partners'} cannot add versions "
+                    "of it, nor correct it",
                     pos, about_held=True))
                 continue
             else:
@@ -264,6 +314,22 @@ class Intake:
             result.failures.append(Detail(obj.id, _version_of(obj, result.received_at),
                                           reason, pos))
         return kept, kept_at
+
+    def _partner_versions(self, valid: list[StixObject]) -> dict[tuple[str, str], str]:
+        """A feed's objects that would add a version to a partner's object (its creator
+        is that partner), as (id, version) -> partner.  A feed's answers are unsigned, so
+        anyone could write the partner's identity into ``created_by_ref``; the same
+        version as held is left to the store (a duplicate by another route)."""
+        creators = {p.identity_id: p.name for p in self.node.partners.all() if p.identity_id}
+        suspects = [o for o in valid if o.created_by_ref in creators]
+        if not suspects:
+            return {}
+        held = self.node.store.held({o.id for o in suspects})
+        out: dict[tuple[str, str], str] = {}
+        for o in suspects:
+            if o.version and o.id in held and self.node.store.get(o.id, o.version) is None:
+                out[o.id, o.version] = creators[str(o.created_by_ref)]
+        return out
 
     def _echoes(self, valid: list[StixObject]) -> dict[int, Echo]:
         if self._echo_index is None:
@@ -278,11 +344,30 @@ class Intake:
         return {i: e for i, e in found.items() if e.by_id or valid[i].id not in held}
 
     def _provenance(self, signature: str | None, received_at: int,
-                    flags: dict[str, Any] | None = None) -> Provenance:
-        if not self.source.is_partner:
-            return Provenance(flags=flags or {})
+                    flags: dict[str, Any] | None = None, *,
+                    imported: bool = False) -> Provenance:
+        corrections = self.source.accept_corrections
+        if not self.source.is_remote:
+            return Provenance(origin=IMPORTED if imported else LOCAL, flags=flags or {},
+                              accept_corrections=corrections and imported)
         return Provenance(origin=self.source.name, origin_identity=self.source.identity_id,
-                          received_at=received_at, signature=signature, flags=flags or {})
+                          received_at=received_at, signature=signature, flags=flags or {},
+                          accept_corrections=corrections and self.source.is_feed)
+
+    def _imported(self, obj: StixObject) -> bool:
+        """Third-party material typed in locally: its creator is someone else — or it is
+        the identity of a third-party creator (MITRE's identity carries no
+        ``created_by_ref``; the objects of this run that name it as creator say whose)."""
+        if self.source.is_remote:
+            return False
+        if obj.created_by_ref is not None:
+            return obj.created_by_ref != self.node.identity_id
+        return obj.type == "identity" and obj.id in self._creators
+
+    def _note_creators(self, valid: list[StixObject]) -> None:
+        ours = self.node.identity_id
+        self._creators.update(o.created_by_ref for o in valid
+                              if o.created_by_ref is not None and o.created_by_ref != ours)
 
     def _store(self, valid: list[StixObject], at: list[str], echoes: dict[int, Echo],
                held: set[str], signature: str | None, result: IntakeResult,
@@ -303,28 +388,46 @@ class Intake:
         groups: list[tuple[list[int], dict[str, Any] | None]] = [
             ([i for i in range(len(valid)) if i not in echoes], None)]
         groups += [([i], echoes[i].flags) for i in sorted(set(echoes) - by_id)]
+        if not self.source.is_remote:  # ours and third-party material, put apart
+            self._note_creators(valid)
+            groups = [(part, flags) for indexes, flags in groups for part in (
+                [i for i in indexes if not self._imported(valid[i])],
+                [i for i in indexes if self._imported(valid[i])])]
+        corrected: list[tuple[str, str]] = []
         if conn is not None:
-            self._put_groups(conn, valid, at, groups, held, signature, result)
+            self._put_groups(conn, valid, at, groups, held, signature, result, corrected)
+            self._corrections += corrected
         else:
             with self.node.store.transaction() as own:
-                self._put_groups(own, valid, at, groups, held, signature, result)
+                self._put_groups(own, valid, at, groups, held, signature, result, corrected)
+            self._reissue(corrected)
 
     def _put_groups(self, conn: sa.Connection, valid: list[StixObject], at: list[str],
                     groups: list[tuple[list[int], dict[str, Any] | None]], held: set[str],
-                    signature: str | None, result: IntakeResult) -> None:
-        receipts: list[Entry] = []
+                    signature: str | None, result: IntakeResult,
+                    corrected: list[tuple[str, str]]) -> None:
+        entries: list[Entry] = []
         for indexes, flags in groups:
             if not indexes:
                 continue
             batch = [valid[i] for i in indexes]
-            prov = self._provenance(signature, result.received_at, flags)
+            prov = self._provenance(signature, result.received_at, flags,
+                                    imported=self._imported(batch[0]))
             for r in self.node.store.put_many(batch, prov, conn=conn):
                 i = indexes[r.index]
                 self._record(result, valid[i], r, at[i], held, flags)
-                if r.outcome is Outcome.STORED and self.source.is_partner:
-                    receipts.append(_receipt(self.source.name, valid[i]))
-        if receipts:
-            self.node.ledger.append_many(receipts, conn)
+                if r.corrected:
+                    corrected.append((r.id, r.version))
+                    entries.append(_correction(prov.origin, valid[i]))
+                elif r.outcome is Outcome.STORED and self.source.is_remote:
+                    entries.append(_receipt(self.source.name, valid[i]))
+        if entries:
+            self.node.ledger.append_many(entries, conn)
+
+    def _reissue(self, corrected: list[tuple[str, str]]) -> None:
+        """Corrected versions: the views released of them are cut again."""
+        if corrected:
+            self.node.releaser.reissue(corrected)
 
     def _record(self, result: IntakeResult, obj: StixObject, r: PutResult, pos: str,
                 held: set[str], flags: dict[str, Any] | None) -> None:
@@ -332,8 +435,11 @@ class Intake:
         if r.outcome is Outcome.STORED:
             assert r.date_added is not None
             result.stored.append(Received(obj, r.date_added, flags or {}))
-            result.successes.append(Detail(obj.id, version, None, pos))
-            if flags:
+            result.successes.append(Detail(obj.id, version,
+                                           "correction accepted" if r.corrected else None, pos))
+            if r.corrected:
+                result.corrected += 1
+            elif flags:
                 result.echoes += 1
             elif obj.id in held:
                 result.updated += 1
@@ -359,7 +465,7 @@ class Intake:
                        signature: str | None) -> StoredObject:
         """A version just stored, as the store now holds it (no read-back)."""
         o = r.object
-        prov = self._provenance(signature, received_at, r.flags)
+        prov = self._provenance(signature, received_at, r.flags, imported=self._imported(o))
         return StoredObject(
             id=o.id, type=o.type, version=o.version, spec_version=o.spec_version,
             created_by_ref=o.created_by_ref, revoked=o.revoked, date_added=r.date_added,
@@ -427,9 +533,13 @@ class Intake:
     def discard(self) -> None:
         """Forget evidence waiting on a transaction the caller rolled back."""
         self._pending = []
+        self._corrections = []
 
     def close(self) -> None:
         """(6) Evidence still waiting is observed; tiers are refreshed once."""
+        if self._corrections:
+            corrections, self._corrections = self._corrections, []
+            self._reissue(corrections)
         if self._pending:
             pending, self._pending = self._pending, []
             for start in range(0, len(pending), _OBSERVE_CHUNK):
@@ -461,6 +571,14 @@ def refused_writes(node: Node, partner: str | None = None,
         stmt = stmt.where(t.partner == partner)
     with node.store.engine.connect() as conn:
         return [RefusedWrite(r[0], r[1], r[2], r[3], int(r[4])) for r in conn.execute(stmt)]
+
+
+def _correction(origin: str, obj: StixObject) -> Entry:
+    return Entry(kind="correction", time=datetime.now(UTC), partner=origin, object_id=obj.id,
+                 object_version=obj.version or None,
+                 view_hash=hashlib.sha256(obj.raw).hexdigest(),
+                 detail=f"the stored body of this version was replaced by {origin}'s "
+                        "correction (same version, new content)")
 
 
 def _receipt(partner: str, obj: StixObject) -> Entry:

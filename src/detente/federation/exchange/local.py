@@ -47,6 +47,8 @@ class IngestSummary:
 
     stored: int = 0
     duplicates: int = 0
+    #: versions stored as corrections (``--accept-corrections``): their body replaced
+    corrected: int = 0
     rejected: list[Rejection] = field(default_factory=list)
     seconds: float = 0.0
     rolled_back: bool = False
@@ -63,6 +65,7 @@ class IngestSummary:
         return {
             "stored": self.stored,
             "duplicates": self.duplicates,
+            "corrected": self.corrected,
             "rejected": len(self.rejected),
             "rejections": [r.as_dict() for r in self.rejected],
             "seconds": round(self.seconds, 3),
@@ -73,6 +76,7 @@ class IngestSummary:
     def add(self, result: IntakeResult) -> None:
         self.stored += len(result.stored)
         self.duplicates += result.duplicates
+        self.corrected += result.corrected
         self.rejected += [Rejection(f.position or "?", None if f.id == "unknown" else f.id,
                                     f.message or "rejected") for f in result.failures]
 
@@ -102,11 +106,16 @@ class _Batcher:
 
 
 def ingest_local(node: Node, items: Iterable[tuple[str, object]], *, strict: bool = False,
+                 accept_corrections: bool = False,
                  on_progress: Callable[[int], None] | None = None) -> IngestSummary:
-    """Ingest local content through the intake path; never raises for bad objects."""
+    """Ingest local content through the intake path; never raises for bad objects.
+
+    ``accept_corrections``: third-party material (a local import) already stored at the
+    same version with other content is replaced — its creator corrected it without a
+    new version (ATT&CK releases do); material created on this node never is."""
     summary = IngestSummary()
     started = time.perf_counter()
-    with relaxed_gc(), Intake(node, Source()) as intake:
+    with relaxed_gc(), Intake(node, Source(accept_corrections=accept_corrections)) as intake:
         if strict:
             try:
                 with node.store.transaction() as conn:
@@ -116,7 +125,7 @@ def ingest_local(node: Node, items: Iterable[tuple[str, object]], *, strict: boo
             except StrictRollback:
                 intake.discard()
                 summary.rolled_back = True
-                summary.stored = summary.duplicates = 0
+                summary.stored = summary.duplicates = summary.corrected = 0
         else:
             _run(intake, items, summary, None, on_progress)
     summary.seconds = time.perf_counter() - started

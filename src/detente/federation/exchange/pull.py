@@ -19,7 +19,12 @@ For one partner, :func:`sync_partner`:
       release policy through the node's wiring) and the partner's ledger is witnessed.
 
 A failure ends that partner's run with a :class:`~detente.federation.http.client.SyncError` in
-its summary; :func:`sync_all` goes on with the other partners.
+its summary; :func:`sync_all` goes on with the other partners.  Feeds (any TAXII 2.1
+server, :mod:`detente.federation.exchange.feeds`) are pulled by the same pager, unsigned,
+following ``next`` tokens; ``detente sync`` pulls partners, then feeds.
+
+Every rejection is kept in the summary (up to :data:`MAX_REJECTIONS`, the count is always
+exact): ``detente sync`` lists them and exits 1, as ``detente ingest`` does.
 """
 
 from __future__ import annotations
@@ -45,15 +50,18 @@ from detente.federation.http.client import (
     PartnerRefusedError,
     Reply,
     ResponseSignatureError,
+    TaxiiClient,
 )
 from detente.node import Node
 from detente.partners import Partner
 from detente.stix.timestamps import format_micros, micros_from_stix
 
-__all__ = ["Found", "PartnerSummary", "Progress", "discover_collection", "sync_all",
-           "sync_forever", "sync_partner"]
+__all__ = ["MAX_REJECTIONS", "Found", "PartnerSummary", "Progress", "discover_collection",
+           "sync_all", "sync_forever", "sync_partner"]
 
-_MAX_REASONS = 20
+#: rejections kept per run and source (the count is exact beyond it): a hostile source
+#: sending millions of invalid objects cannot fill the memory
+MAX_REJECTIONS = 100_000
 
 #: (partner, objects received so far in this run, finished)
 Progress = Callable[[str, int, bool], None]
@@ -74,17 +82,31 @@ class PartnerSummary:
     rejections: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     key_rotated: bool = False
+    corrected: int = 0
 
     @property
     def ok(self) -> bool:
         return self.error is None
 
     @property
+    def clean(self) -> bool:
+        """The run finished and nothing was rejected (``sync`` exits 1 otherwise)."""
+        return self.ok and self.rejected == 0
+
+    @property
+    def feed(self) -> str | None:
+        """The feed's name, when this source is a feed (``feed:NAME``)."""
+        kind, sep, name = self.partner.partition(":")
+        return name if sep and kind == "feed" else None
+
+    @property
     def received(self) -> int:
-        return self.new + self.updated + self.duplicates + self.rejected + self.echoes
+        return self.new + self.updated + self.duplicates + self.rejected + self.echoes + \
+            self.corrected
 
     def to_json(self) -> dict[str, Any]:
-        return {"partner": self.partner, "new": self.new, "updated": self.updated,
+        return {"partner": self.partner, "feed": self.feed, "new": self.new,
+                "updated": self.updated, "corrected": self.corrected,
                 "duplicates": self.duplicates, "rejected": self.rejected,
                 "echoes": self.echoes, "pages": self.pages, "error": self.error,
                 "rejections": self.rejections, "warnings": self.warnings,
@@ -131,7 +153,7 @@ class Found:
     collection: str
 
 
-def discover_collection(client: PartnerClient, alias: str, need: str = "can_read") -> Found:
+def discover_collection(client: TaxiiClient, alias: str, need: str = "can_read") -> Found:
     """The partner's API root and its collection ``alias`` (by alias, else by title)
     that grants us ``need`` (``can_read`` or ``can_write``)."""
     found = client.get(client.url("/taxii2/")).json()                         # (1)
@@ -152,26 +174,38 @@ def discover_collection(client: PartnerClient, alias: str, need: str = "can_read
                                hint="is it a detente node, and does it know us as a partner?")
 
 
-def _same_origin(client: PartnerClient, url: str) -> str:
-    ours, theirs = urlsplit(client.partner.url), urlsplit(url)
+def _same_origin(client: TaxiiClient, url: str) -> str:
+    ours, theirs = urlsplit(client.base_url), urlsplit(url)
     if (ours.scheme, ours.netloc) != (theirs.scheme, theirs.netloc):
         raise PartnerProtocolError(client.name, f"its API root {url!r} is not on its own "
-                                   f"node ({client.partner.url})")
+                                   f"server ({client.base_url})")
     return url
 
 
 # -- one partner ---------------------------------------------------------------------------
 class _Puller:
-    def __init__(self, node: Node, client: PartnerClient, summary: PartnerSummary,
-                 progress: Progress | None, intake: Intake) -> None:
+    """Pages one collection into the intake path.  A partner's pages are followed by
+    ``X-TAXII-Date-Added-Last`` (a detente node's ``date_added`` is strictly increasing);
+    a feed's by its ``next`` tokens (``follow_next``: other servers give several objects
+    one ``date_added``), the cursor then moving to the newest date seen at the end."""
+
+    def __init__(self, node: Node, client: TaxiiClient, summary: PartnerSummary,
+                 progress: Progress | None, intake: Intake, *,
+                 objects_url: str | None = None, follow_next: bool = False) -> None:
         self.node, self.client, self.summary = node, client, summary
         self.progress = progress
         self.name = client.name
         self.intake = intake
+        self.objects_url = objects_url
+        self.follow_next = follow_next
+        self.newest: int | None = None
+        self.last_page: frozenset[tuple[str, str]] = frozenset()
 
     def run(self) -> None:
-        objects_url = discover_collection(self.client, RELEASES).collection + "objects/"
+        objects_url = self.objects_url or \
+            discover_collection(self.client, RELEASES).collection + "objects/"
         cursor = load_cursor(self.node.store.engine, self.name)                 # (3)
+        self.newest = cursor.added_after
         seen: set[str] = set()
         # one page in flight while the previous one is stored: its cursor is known as soon
         # as the previous page arrives; the cursor is still saved only after each commit
@@ -181,7 +215,7 @@ class _Puller:
                 reply, cursor = pending.result()                                # (4)
                 page = _Page.from_reply(reply)
                 self._check_progress(page, cursor, seen)                        # (5)
-                cursor = _advance(cursor, page)
+                cursor = self._advance(cursor, page)
                 if page.more:
                     pending = pool.submit(self._fetch, objects_url, cursor)
                 if page.objects:
@@ -208,6 +242,9 @@ class _Puller:
     def _check_progress(self, page: _Page, cursor: Cursor, seen: set[str]) -> None:
         if not page.more:
             return
+        if self.follow_next:
+            self._check_feed_progress(page, cursor, seen)
+            return
         if page.last_added is not None:
             if cursor.added_after is not None and page.last_added <= cursor.added_after:
                 raise PartnerProtocolError(self.name, "answered more: true without progress "
@@ -221,19 +258,59 @@ class _Puller:
         if page.next is not None:
             seen.add(page.next)
 
+    def _check_feed_progress(self, page: _Page, cursor: Cursor, seen: set[str]) -> None:
+        """A feed may give the same ``next`` token for a whole paging session (medallion
+        does): progress is that each page brings objects, and not the ones just sent;
+        endless paging with fresh objects is bounded by ``max_pages`` and the deadline."""
+        if not page.objects:
+            raise PartnerProtocolError(self.name, "answered more: true with an empty page "
+                                       "(endless paging)")
+        keys = frozenset(_guess_key(o) for o in page.objects)
+        if keys == self.last_page:
+            raise PartnerProtocolError(self.name, "answered more: true with the page it had "
+                                       "just sent (endless paging)")
+        self.last_page = keys
+        if page.next is not None:
+            return
+        if page.last_added is None:
+            raise PartnerProtocolError(self.name, "answered more: true with neither 'next' "
+                                       "nor X-TAXII-Date-Added-Last")
+        if cursor.added_after is not None and page.last_added <= cursor.added_after:
+            raise PartnerProtocolError(self.name, "answered more: true without progress "
+                                       "(X-TAXII-Date-Added-Last did not advance)")
+
+    def _advance(self, cursor: Cursor, page: _Page) -> Cursor:
+        if not self.follow_next:
+            return _advance(cursor, page)
+        if page.last_added is not None:
+            self.newest = max(page.last_added, self.newest or 0)
+        if page.more and page.next is not None:  # the token continues from the same start
+            return cursor.advanced(cursor.added_after, page.next)
+        if page.more:
+            return cursor.advanced(page.last_added, None)
+        return cursor.advanced(self.newest, None)
+
     # -- (6) intake -------------------------------------------------------------------------
     def _intake(self, objects: list[Any], evidence: str) -> None:
-        result = self.intake.receive(objects, signature=evidence)
+        result = self.intake.receive(
+            objects, signature=None if self.follow_next else evidence)
         _tally(self.summary, result)
+
+
+def _guess_key(obj: Any) -> tuple[str, str]:
+    if not isinstance(obj, dict):
+        return ("", repr(obj)[:100])
+    return (str(obj.get("id"))[:300], str(obj.get("modified") or obj.get("created"))[:64])
 
 
 def _tally(s: PartnerSummary, result: IntakeResult) -> None:
     s.new += result.new
     s.updated += result.updated
+    s.corrected += result.corrected
     s.duplicates += result.duplicates
     s.echoes += result.echoes
     s.rejected += result.rejected
-    for f in result.failures[: max(0, _MAX_REASONS - len(s.rejections))]:
+    for f in result.failures[: max(0, MAX_REJECTIONS - len(s.rejections))]:
         s.rejections.append(f"{f.id}: {f.message or 'rejected'}")
 
 
@@ -331,18 +408,22 @@ def sync_all(node: Node, partners: Sequence[str] | None = None, *,
     return summaries
 
 
-def sync_forever(node: Node, partners: Sequence[str] | None = None, *, interval_s: float,
+def sync_forever(node: Node, partners: Sequence[str] | None = None,
+                 feeds: Sequence[str] | None = None, *, interval_s: float,
                  limits: Limits | None = None, progress: Progress | None = None,
                  on_round: Callable[[list[PartnerSummary]], None] | None = None,
                  rounds: int | None = None,
                  sleep: Callable[[float], None] = time.sleep) -> None:
-    """``--watch``: sync every ``interval_s`` seconds (``rounds`` times, or until stopped);
+    """``--watch``: sync every ``interval_s`` seconds (``rounds`` times, or until stopped),
+    partners then feeds (``feeds``: names, default all; ``partners`` given alone: none);
     trust expiry runs every ``trust_expire_interval_s`` (and at the first round)."""
+    from detente.federation.exchange.feeds import sync_sources
+
     done = 0
     expire_every = float(node.settings["trust_expire_interval_s"])
     last_expiry: float | None = None
     while rounds is None or done < rounds:
-        summaries = sync_all(node, partners, limits=limits, progress=progress)
+        summaries = sync_sources(node, partners, feeds, limits=limits, progress=progress)
         now = time.monotonic()
         if last_expiry is None or now - last_expiry >= expire_every:
             node.trust.expire()

@@ -1,7 +1,10 @@
 """The one partner client: signed requests, verified and bounded responses.
 
 One :class:`PartnerClient` talks to one partner node — its TAXII collections (pull,
-push), its ledger (witnessing, audit) and its deconfliction endpoints (PSI).  Each request:
+push), its ledger (witnessing, audit) and its deconfliction endpoints (PSI).  A
+:class:`FeedClient` talks to any TAXII 2.1 server (a feed: medallion, OpenCTI, MISP,
+another detente node through a client credential) over the same transport — steps (2)
+to (4) below — with HTTP Basic or bearer credentials instead of signatures.  Each request:
 
   (1) is signed afresh (RFC 9421, Ed25519, a new nonce per attempt);
   (2) is sent with a per-request time budget (connect/read timeouts, and a total budget
@@ -21,11 +24,12 @@ the partner's own reason and hint (:class:`PartnerRefusedError`), a spent query 
 
 from __future__ import annotations
 
+import base64
 import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Self
 from urllib.parse import urljoin
 
 import httpx
@@ -42,6 +46,7 @@ from detente.partners import Partner
 __all__ = [
     "TAXII_MEDIA",
     "DeadlineError",
+    "FeedClient",
     "Limits",
     "PageTooLargeError",
     "PartnerClient",
@@ -51,6 +56,7 @@ __all__ = [
     "Reply",
     "ResponseSignatureError",
     "SyncError",
+    "TaxiiClient",
     "open_partner_client",
 ]
 
@@ -58,10 +64,13 @@ _RETRY_STATUSES = frozenset({500, 502, 503, 504})
 
 
 class SyncError(DetenteError):
-    """A partner could not be synced with; the message starts with the partner's name."""
+    """A partner (or feed) could not be synced with; the message starts with its name
+    (``partner NAME`` or, for a source named ``feed:NAME``, ``feed NAME``)."""
 
     def __init__(self, partner: str, message: str, *, hint: str | None = None) -> None:
-        super().__init__(f"partner {partner}: {message}", hint=hint)
+        kind, sep, rest = partner.partition(":")
+        super().__init__(f"{kind} {rest}: {message}" if sep else f"partner {partner}: "
+                         f"{message}", hint=hint)
         self.partner = partner
 
 
@@ -151,13 +160,14 @@ class _Retry(Exception):
         self.reason = reason
 
 
-class PartnerClient:
-    """Signed, verified, bounded requests to one partner node."""
+class TaxiiClient:
+    """Bounded, retrying, media-checked requests to one TAXII server (steps (2)-(4));
+    subclasses say how a request is authenticated and how an answer is verified."""
 
-    def __init__(self, signer: Signer, partner: Partner, limits: Limits | None = None, *,
+    def __init__(self, name: str, base_url: str, limits: Limits | None = None, *,
                  transport: httpx.BaseTransport | None = None,
                  sleep: Callable[[float], None] = time.sleep) -> None:
-        self.signer, self.partner = signer, partner
+        self._name, self.base_url = name, base_url
         self.limits = limits or Limits()
         self.sleep = sleep
         self.deadline = time.monotonic() + self.limits.deadline_s
@@ -165,7 +175,7 @@ class PartnerClient:
         self.http = httpx.Client(timeout=timeout, transport=transport, follow_redirects=False,
                                  headers={"Accept": TAXII_MEDIA})
 
-    def __enter__(self) -> PartnerClient:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -176,11 +186,17 @@ class PartnerClient:
 
     @property
     def name(self) -> str:
-        return self.partner.name
+        return self._name
 
     def url(self, path: str) -> str:
-        """A URL under the partner's base URL (which may have a path: a reverse proxy)."""
-        return urljoin(self.partner.url.rstrip("/") + "/", path.lstrip("/"))
+        """A URL under the server's base URL (which may have a path: a reverse proxy)."""
+        return urljoin(self.base_url.rstrip("/") + "/", path.lstrip("/"))
+
+    def _authorize(self, request: httpx.Request) -> None:
+        """(1) Authenticate one attempt (nothing by default)."""
+
+    def _verify(self, request: httpx.Request, response: httpx.Response, body: bytes) -> None:
+        """Verify an answer before it is parsed (nothing by default)."""
 
     # -- requests ---------------------------------------------------------------------
     def get(self, url: str, params: Mapping[str, str] | None = None) -> Reply:
@@ -248,7 +264,7 @@ class PartnerClient:
                                               headers=headers)
         except httpx.InvalidURL as exc:
             raise PartnerProtocolError(self.name, f"cannot request {url!r}: {exc}") from None
-        sign_request(request, self.signer)                                    # (1)
+        self._authorize(request)                                              # (1)
         budget = min(self.limits.request_timeout_s, self.deadline - time.monotonic())
         try:                                                                   # (2)
             response = self.http.send(request, stream=True)
@@ -261,7 +277,7 @@ class PartnerClient:
         except httpx.HTTPError as exc:
             raise PartnerUnreachableError(
                 self.name, f"{method} {request.url} failed: {type(exc).__name__}: {exc}",
-                hint=f"is the partner's node running at {self.partner.url}?") from None
+                hint=f"is the server running at {self.base_url}?") from None
         return self._check(request, response, body, expect)                   # (4)
 
     def _read(self, response: httpx.Response, until: float) -> bytes:
@@ -313,19 +329,6 @@ class PartnerClient:
             return None
         return Reply(self.name, response.status_code, response.headers, body, request)
 
-    def _verify(self, request: httpx.Request, response: httpx.Response, body: bytes) -> None:
-        copy = httpx.Response(response.status_code, headers=response.headers, content=body,
-                              request=request)
-        try:
-            verify_response(copy, self.partner, window_s=self.limits.signature_window_s)
-        except (DetenteError, ValueError, KeyError, TypeError, IndexError) as exc:
-            text = exc.message if isinstance(exc, DetenteError) else \
-                f"signature refused: malformed signature fields ({type(exc).__name__})"
-            raise ResponseSignatureError(
-                self.name, f"response to {request.method} {request.url.path} refused: "
-                f"{text}", hint="the answer may be forged or replayed, or the "
-                "partner changed its key (see 'detente partner rotate-key')") from None
-
 
     def _refusal(self, request: httpx.Request, status: int, body: bytes,
                  signed: Reply | None = None) -> DetenteError:
@@ -343,6 +346,55 @@ class PartnerClient:
             self.name, f"{request.method} {request.url.path} answered HTTP {status}: {text}",
             hint=hint, status=status, code=_text(doc.get("error_code")) or "error",
             reply=signed)
+
+
+class PartnerClient(TaxiiClient):
+    """Signed, verified, bounded requests to one partner node."""
+
+    def __init__(self, signer: Signer, partner: Partner, limits: Limits | None = None, *,
+                 transport: httpx.BaseTransport | None = None,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        super().__init__(partner.name, partner.url, limits, transport=transport, sleep=sleep)
+        self.signer, self.partner = signer, partner
+
+    def _authorize(self, request: httpx.Request) -> None:
+        sign_request(request, self.signer)
+
+    def _verify(self, request: httpx.Request, response: httpx.Response, body: bytes) -> None:
+        copy = httpx.Response(response.status_code, headers=response.headers, content=body,
+                              request=request)
+        try:
+            verify_response(copy, self.partner, window_s=self.limits.signature_window_s)
+        except (DetenteError, ValueError, KeyError, TypeError, IndexError) as exc:
+            text = exc.message if isinstance(exc, DetenteError) else \
+                f"signature refused: malformed signature fields ({type(exc).__name__})"
+            raise ResponseSignatureError(
+                self.name, f"response to {request.method} {request.url.path} refused: "
+                f"{text}", hint="the answer may be forged or replayed, or the "
+                "partner changed its key (see 'detente partner rotate-key')") from None
+
+
+class FeedClient(TaxiiClient):
+    """Plain TAXII 2.1 requests to a feed: HTTP Basic (``user``, ``password``) or bearer
+    (``token``) credentials or none, the same bounds, retries and media checks as a
+    partner's, and no signature (a feed's answers are taken as it sends them; what they
+    hold still goes through the intake path's rules)."""
+
+    def __init__(self, name: str, url: str, limits: Limits | None = None, *,
+                 user: str | None = None, password: str | None = None,
+                 token: str | None = None, transport: httpx.BaseTransport | None = None,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        super().__init__(name, url, limits, transport=transport, sleep=sleep)
+        self._authorization: str | None = None
+        if token is not None:
+            self._authorization = f"Bearer {token}"
+        elif user is not None:
+            raw = f"{user}:{password or ''}".encode()
+            self._authorization = f"Basic {base64.b64encode(raw).decode()}"
+
+    def _authorize(self, request: httpx.Request) -> None:
+        if self._authorization is not None:
+            request.headers["Authorization"] = self._authorization
 
 
 _OCTETS = "application/octet-stream"
