@@ -92,23 +92,28 @@ class Gate:
 
     def client(self, user: str, secret: str, address: str = "unknown") -> Client:
         """Check a credential: (1) a recent success, cached under a keyed digest, needs no
-        hash; (2) an address over its failure budget is refused before any hashing; (3) at
-        most :data:`_CONCURRENT_HASHES` argon2 checks (~64 MiB each) run at once; (4) a
-        failure is counted against the address (in the database: every worker sees it)."""
+        hash, only one read that the credential is still stored as it was checked (the
+        cache never outlives a removal, on any worker); (2) an address over its attempt
+        budget is refused by one read, before any hashing; (3) the attempt is counted
+        *before* hashing (one atomic upsert in the database, shared by every worker), so
+        concurrent attempts cannot all pass the check; (4) at most
+        :data:`_CONCURRENT_HASHES` argon2 checks (~64 MiB each) run at once in this
+        process; (5) a success gives its attempt back, a failure keeps it."""
         key = hmac.digest(self._cache_key, f"{user}\0{secret}".encode(), "sha256")
         hit = self._clients.get(key)                                           # (1)
-        if hit is not None and hit[1] > time.monotonic():
-            return hit[0]
+        if hit is not None and hit[1] > time.monotonic() \
+                and self.node.partners.client_of_user(user) == hit[0]:
+            return hit[0]  # still stored as checked: a removed or re-keyed one is not
         self.failures.check(address)                                           # (2)
-        if not self._hashing.acquire(timeout=_HASH_WAIT_S):                    # (3)
+        window = self.failures.reserve(address)                                # (3)
+        if not self._hashing.acquire(timeout=_HASH_WAIT_S):                    # (4)
+            self.failures.release(address, window)
             raise TooManyFailures("too many credential checks at once; try again shortly")
         try:
             client = self.node.partners.authenticate_client(user, secret)
-        except AuthError:
-            self.failures.failed(address)                                      # (4)
-            raise
         finally:
             self._hashing.release()
+        self.failures.release(address, window)                                 # (5)
         if len(self._clients) >= _CACHE_MAX:
             self._clients.clear()
         self._clients[key] = (client, time.monotonic() + _CREDENTIAL_TTL_S)
