@@ -111,6 +111,15 @@ reviews = sa.Table(
     sa.Column("closed_why", sa.Text),
 )
 
+#: one row, bumped by every transaction that changes what the trust model is built from,
+#: so an engine in another process (a second ``serve`` worker, the CLI) knows its cached
+#: model is stale
+generation = sa.Table(
+    "trust_generation", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("value", sa.BigInteger, nullable=False),
+)
+
 tiers = sa.Table(
     "trust_tiers", metadata,
     sa.Column("partner", sa.Text, primary_key=True),
