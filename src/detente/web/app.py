@@ -25,7 +25,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from detente.errors import DetenteError, ForbiddenError
-from detente.federation.http.throttle import TooManyFailures
+from detente.federation.http.throttle import PASSWORD_CHECKS, TooManyFailures
 from detente.node import Node
 from detente.web import pages
 from detente.web.context import HERE, SECURITY_HEADERS, Ctx, FormInput, Upload, WebState
@@ -157,7 +157,14 @@ def _attempt(ctx: Ctx, form: FormInput) -> Response:
     except TooManyAttempts as exc:
         return _login_page(ctx, fresh, error=str(exc), status=429, next_path=target,
                            user=user)
-    if not user or not ctx.state.operators.verify(user, password):
+    try:
+        verified = bool(user) and PASSWORD_CHECKS.run(ctx.state.operators.verify, user, password)
+    except TooManyFailures as exc:
+        ctx.state.user_limiter.release(user, windows[0])  # not checked: not a failure
+        ctx.state.client_limiter.release(client, windows[1])
+        return _login_page(ctx, fresh, error=str(exc), status=429, next_path=target,
+                           user=user)
+    if not verified:
         return _login_page(ctx, fresh, error="Wrong operator name or password.", status=401,
                            next_path=target, user=user)  # the attempts stay counted
     ctx.state.user_limiter.release(user, windows[0])
