@@ -149,3 +149,18 @@ def test_analyst_cli_grade_refute_cap_and_partner_views(
     caps = [e for _, e in again.ledger.entries() if e.kind == "cap"]
     again.close()
     assert [e.partner for e in caps] == ["fr", "ru"] and all(isinstance(e, Entry) for e in caps)
+
+
+def test_a_second_process_sees_new_evidence_at_once(node: Node) -> None:
+    """Another process on the same home (a second ``serve`` worker, the CLI) caches the
+    trust model too; evidence stored by this one makes that cache stale (issue 13 item 8)."""
+    other = Node.open(node.home)
+    try:
+        before = other.trust.reliability("ru")
+        assert other.trust.reliability("ru") == before  # cached, same answer
+        _earn(node)
+        after = node.trust.reliability("ru")
+        assert after != before
+        assert other.trust.reliability("ru") == after
+    finally:
+        other.close()

@@ -5,16 +5,19 @@ argon2 hash is computed, on every ``serve`` worker and process alike.
 An attempt is counted *before* its hash: :meth:`FailureLimiter.reserve` takes one of the
 key's :data:`MAX_FAILURES` attempts of its window — :data:`WINDOW_S` seconds from the
 key's first attempt — in one atomic statement (an upsert whose condition is the budget),
-or refuses (429) without hashing.  A failed check keeps its reservation; a successful one gives it back
-(:meth:`FailureLimiter.release`), so a legitimate client behind a shared address is not
-charged for its successes, and an attacker holding one valid credential cannot launder
-guesses (a success only returns its own attempt).  Counting first is what bounds the work
-of a flood: N concurrent attempts from one address run at most ``MAX_FAILURES`` hashes per
-window, where checking the count and recording the failure after the hash let every
-attempt in flight pass the check (74 argon2 runs in 25 s under 40 threads).
+or refuses (429) without hashing.  A failed check keeps its reservation; a successful one
+gives it back (:meth:`FailureLimiter.release`), so a legitimate client behind a shared
+address is not charged for its successes, and an attacker holding one valid credential
+cannot launder guesses (a success only returns its own attempt).  Counting first is what
+bounds the work of a flood: N concurrent attempts from one address run at most
+``MAX_FAILURES`` hashes per window, where checking the count and recording the failure
+after the hash let every attempt in flight pass the check (74 argon2 runs in 25 s under
+40 threads).  The hashes themselves run in :data:`PASSWORD_CHECKS`, a small pool per
+process at lower CPU priority.
 
-A key's row is reset when its window has passed, so the table holds one row per key.  Keys are
-namespaced by the limiter's ``scope`` (``taxii``, ``web-user``, ``web-client``).
+A key's row is reset when its window has passed, so the table holds one row per key
+(rows of keys sprayed once are purged).  Keys are namespaced by the limiter's ``scope``
+(``taxii``, ``web-user``, ``web-client``).
 """
 
 from __future__ import annotations
