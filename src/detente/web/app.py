@@ -25,7 +25,11 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from detente.errors import DetenteError, ForbiddenError
-from detente.federation.http.throttle import PASSWORD_CHECKS, TooManyFailures
+from detente.federation.http.throttle import (
+    PASSWORD_CHECKS,
+    PasswordCheckBusy,
+    TooManyFailures,
+)
 from detente.node import Node
 from detente.web import pages
 from detente.web.context import HERE, SECURITY_HEADERS, Ctx, FormInput, Upload, WebState
@@ -160,8 +164,9 @@ def _attempt(ctx: Ctx, form: FormInput) -> Response:
     try:
         verified = bool(user) and PASSWORD_CHECKS.run(ctx.state.operators.verify, user, password)
     except TooManyFailures as exc:
-        ctx.state.user_limiter.release(user, windows[0])  # not checked: not a failure
-        ctx.state.client_limiter.release(client, windows[1])
+        if isinstance(exc, PasswordCheckBusy):  # never queued: not an attempt
+            ctx.state.user_limiter.release(user, windows[0])
+            ctx.state.client_limiter.release(client, windows[1])
         return _login_page(ctx, fresh, error=str(exc), status=429, next_path=target,
                            user=user)
     if not verified:

@@ -24,7 +24,11 @@ from detente.errors import AuthError, ForbiddenError
 from detente.federation.http.errors import RequestSignatureError, TooLargeError
 from detente.federation.http.nonces import NonceCache
 from detente.federation.http.signatures import MessageView, VerifiedRequest, verify_request
-from detente.federation.http.throttle import PASSWORD_CHECKS, FailureLimiter, TooManyFailures
+from detente.federation.http.throttle import (
+    PASSWORD_CHECKS,
+    FailureLimiter,
+    PasswordCheckBusy,
+)
 from detente.node import Node
 from detente.partners import Client
 
@@ -104,8 +108,8 @@ class Gate:
         window = self.failures.reserve(address)                                # (3)
         try:                                                                   # (4)
             client = PASSWORD_CHECKS.run(self.node.partners.authenticate_client, user, secret)
-        except TooManyFailures:
-            self.failures.release(address, window)  # not checked: not a failure
+        except PasswordCheckBusy:
+            self.failures.release(address, window)  # never queued: not an attempt
             raise
         self.failures.release(address, window)                                 # (5)
         if len(self._clients) >= _CACHE_MAX:

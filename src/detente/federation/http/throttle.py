@@ -38,8 +38,8 @@ from detente.errors import DetenteError
 from detente.federation.schema import auth_failures
 from detente.store.engine import writer
 
-__all__ = ["MAX_FAILURES", "PASSWORD_CHECKS", "WINDOW_S", "FailureLimiter", "PasswordChecks",
-           "TooManyFailures"]
+__all__ = ["MAX_FAILURES", "PASSWORD_CHECKS", "WINDOW_S", "FailureLimiter", "PasswordCheckBusy",
+           "PasswordCheckTimeout", "PasswordChecks", "TooManyFailures"]
 
 MAX_FAILURES = 10
 WINDOW_S = 60
@@ -129,12 +129,23 @@ class FailureLimiter:
         return self._counted(key)
 
 
+class PasswordCheckBusy(TooManyFailures):
+    """Refused before the check was queued: the attempt was not checked."""
+
+
+class PasswordCheckTimeout(TooManyFailures):
+    """The check waited too long and its answer is not used; it may have been hashed, so
+    the attempt stays counted (timeouts cannot be turned into unlimited hashes)."""
+
+
 class PasswordChecks:
     """Where this process's password hashes run (TAXII credentials and UI logins alike):
     at most ``size`` at once (argon2id takes ~64 MiB and several cores for ~50 ms each), on
     threads of lower CPU priority (``nice`` +10 on Linux, inherited by argon2's lane
     threads) so that requests needing no hash are not starved by those that do, and at
-    most ``waiting`` queued — more is refused at once (429) rather than parked."""
+    most ``waiting`` queued — more is refused at once (429, :class:`PasswordCheckBusy`)
+    rather than parked; a check not answered within ``wait_s`` is 429 too
+    (:class:`PasswordCheckTimeout`), dropped if it had not started."""
 
     def __init__(self, size: int = 2, waiting: int = 16, nice: int = 10,
                  wait_s: float = 10.0) -> None:
@@ -150,16 +161,19 @@ class PasswordChecks:
     def run(self, check: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
         with self._lock:
             if self._queued >= self.size + self.waiting:
-                raise TooManyFailures("too many password checks at once; try again shortly")
+                raise PasswordCheckBusy("too many password checks at once; try again shortly")
             self._queued += 1
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(self.size, "detente-password",
                                                 initializer=self._lower_priority)
             pool = self._pool
+        future = pool.submit(check, *args, **kwargs)
         try:
-            return pool.submit(check, *args, **kwargs).result(timeout=self.wait_s)
+            return future.result(timeout=self.wait_s)
         except FutureTimeout:
-            raise TooManyFailures("password checks are backed up; try again shortly") from None
+            future.cancel()  # still queued: never hashed (running: it finishes, unseen)
+            raise PasswordCheckTimeout(
+                "password checks are backed up; try again shortly") from None
         finally:
             with self._lock:
                 self._queued -= 1
