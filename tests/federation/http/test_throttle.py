@@ -5,13 +5,20 @@ success gives its attempt back (issue 14 finding 6, issue 13 item 8)."""
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from detente.errors import AuthError
 from detente.federation.http.auth import Gate
-from detente.federation.http.throttle import FailureLimiter, TooManyFailures
+from detente.federation.http.throttle import (
+    FailureLimiter,
+    PasswordCheckBusy,
+    PasswordChecks,
+    PasswordCheckTimeout,
+    TooManyFailures,
+)
 from detente.node import Node
 from detente.partners import PartnerBook
 
@@ -125,3 +132,40 @@ def test_a_success_gives_its_attempt_back_and_the_cache_follows_removal(
             gate.client(client.user, secret, "192.0.2.1")
     finally:
         node.close()
+
+
+def test_password_checks_are_bounded_and_a_timed_out_one_is_never_hashed() -> None:
+    checks = PasswordChecks(size=1, waiting=1, wait_s=0.5)
+    release = threading.Event()
+    ran: list[str] = []
+
+    def slow(name: str) -> str:
+        ran.append(name)
+        release.wait(30)
+        return name
+
+    results: dict[str, object] = {}
+
+    def call(name: str) -> None:
+        try:
+            results[name] = checks.run(slow, name)
+        except TooManyFailures as exc:
+            results[name] = exc
+
+    first = threading.Thread(target=call, args=("first",))
+    first.start()
+    while not ran:  # the pool's one thread is busy with it
+        time.sleep(0.01)
+    second = threading.Thread(target=call, args=("second",))  # queued behind it
+    second.start()
+    while checks._queued < 2:
+        time.sleep(0.01)
+    with pytest.raises(PasswordCheckBusy):  # pool and queue full: refused, never queued
+        checks.run(slow, "third")
+    second.join(30)  # its wait ran out while queued
+    assert isinstance(results["second"], PasswordCheckTimeout)
+    release.set()
+    first.join(30)
+    assert isinstance(results["first"], PasswordCheckTimeout)  # it ran; answer unused
+    assert checks.run(slow, "fourth") == "fourth"
+    assert ran == ["first", "fourth"]  # the timed-out one was dropped, never run
