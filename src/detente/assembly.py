@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -26,13 +27,19 @@ from detente.node import Node
 from detente.release import release_pending
 from detente.web.app import web_routes
 
-__all__ = ["RELEASE_SLICE_S", "Upkeep", "UpkeepTask", "build_app"]
+__all__ = ["RELEASE_SLICE_S", "WORKER_AUTHORITIES_ENV", "WORKER_HOME_ENV", "Upkeep",
+           "UpkeepTask", "build_app", "worker_app"]
 
 log = logging.getLogger("detente.upkeep")
 
 #: longest a release turn runs before other upkeep tasks get theirs (it continues at once
 #: if work is left: a turn that overran its interval is due again immediately)
 RELEASE_SLICE_S = 30.0
+
+#: what ``detente serve --workers N`` hands each uvicorn worker: the home to open and the
+#: authorities signed requests may name (comma-separated)
+WORKER_HOME_ENV = "DETENTE_SERVE_HOME"
+WORKER_AUTHORITIES_ENV = "DETENTE_SERVE_AUTHORITIES"
 
 
 def _extra_routes(node: Node) -> list[BaseRoute]:
@@ -139,4 +146,29 @@ def build_app(node: Node, *, authorities: Sequence[str] = (),
                 worker.stop()
 
         app.router.lifespan_context = lifespan
+    return app
+
+
+def worker_app() -> Starlette:
+    """The app of one ``detente serve --workers N`` process (a uvicorn factory): the home
+    named by :data:`WORKER_HOME_ENV`, opened by this process, served with its own upkeep.
+    Everything the workers must agree on is in the home's PostgreSQL database — nonces,
+    PSI budgets and sessions, UI sessions, login attempts, release claims — so any worker
+    may answer any request."""
+    from pathlib import Path
+
+    node = Node.open(Path(os.environ[WORKER_HOME_ENV]))
+    authorities = tuple(a for a in os.environ.get(WORKER_AUTHORITIES_ENV, "").split(",") if a)
+    app = build_app(node, authorities=authorities, upkeep=True)
+    inner = app.router.lifespan_context
+
+    @contextlib.asynccontextmanager
+    async def lifespan(a: Starlette) -> AsyncIterator[None]:
+        try:
+            async with inner(a):
+                yield
+        finally:
+            node.close()
+
+    app.router.lifespan_context = lifespan
     return app

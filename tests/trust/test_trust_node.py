@@ -149,3 +149,19 @@ def test_analyst_cli_grade_refute_cap_and_partner_views(
     caps = [e for _, e in again.ledger.entries() if e.kind == "cap"]
     again.close()
     assert [e.partner for e in caps] == ["fr", "ru"] and all(isinstance(e, Entry) for e in caps)
+
+
+def test_a_second_process_sees_new_evidence_at_once(node: Node) -> None:
+    """Another process on the same home (a second ``serve`` worker, the CLI) caches the
+    trust model too; evidence stored by this one makes that cache stale (issue 13 item 8)."""
+    other = Node.open(node.home)
+    try:
+        before = other.trust.reliability("ru")
+        _earn(node)
+        after = node.trust.reliability("ru")
+        assert abs(after.mean - before.mean) > 0.05
+        seen = other.trust.reliability("ru")  # not its cached model of before
+        assert seen.mean == pytest.approx(after.mean, abs=1e-6)
+        assert seen.n == pytest.approx(after.n, rel=1e-6)
+    finally:
+        other.close()

@@ -7,10 +7,10 @@ from tests.web.client import TestClient
 from tests.web.conftest import login
 from tests.web.world import OPERATOR, PASSWORD, csrf_of
 
+from detente.federation.http.throttle import FailureLimiter, TooManyFailures
 from detente.node import Node
 from detente.web.app import SESSION_COOKIE, create_web_app
 from detente.web.operators import OperatorBook
-from detente.web.sessions import FailureLimiter
 
 PAGES = ["/", "/objects", "/objects/indicator--00000000-0000-4000-8000-000000000000",
          "/partners/fr", "/deconfliction", "/trace", "/trace/jobs/abc", "/ledger"]
@@ -67,15 +67,40 @@ def test_failed_logins_are_rate_limited_per_user(anon: TestClient) -> None:
     assert r.status_code == 429 and "too many failed logins" in r.text
 
 
-def test_limiter_forgets_after_the_window() -> None:
+def test_limiter_forgets_after_the_window(node: Node) -> None:
     now = [0.0]
-    limiter = FailureLimiter(2, 60.0, clock=lambda: now[0])
-    limiter.fail("k")
-    limiter.fail("k")
-    with pytest.raises(Exception, match="too many"):
+    limiter = FailureLimiter(node.store.engine, scope="test", max_failures=2, window_s=60,
+                             clock=lambda: now[0])
+    limiter.reserve("k")
+    limiter.reserve("k")
+    with pytest.raises(TooManyFailures, match="too many"):
         limiter.check("k")
+    with pytest.raises(TooManyFailures, match="too many"):
+        limiter.reserve("k")
     now[0] = 61.0
     limiter.check("k")
+    limiter.reserve("k")
+
+
+def test_a_login_is_counted_before_the_password_is_hashed(anon: TestClient, node: Node,
+                                                          monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    """The attempt is in the database while argon2 runs (every worker sees it), and a
+    success gives it back."""
+    limiter = FailureLimiter(node.store.engine, scope="web-user", max_failures=5)
+    seen: list[int] = []
+    real = OperatorBook.verify
+
+    def verify(self: OperatorBook, name: str, password: str) -> bool:
+        seen.append(limiter.failures(name))
+        return real(self, name, password)
+
+    monkeypatch.setattr(OperatorBook, "verify", verify)
+    assert login(anon, OPERATOR, "not the password").status_code == 401
+    assert seen == [1] and limiter.failures(OPERATOR) == 1
+    anon.cookies.clear()
+    assert login(anon).status_code == 303
+    assert seen == [1, 2] and limiter.failures(OPERATOR) == 1
 
 
 def test_open_redirects_are_refused(anon: TestClient) -> None:

@@ -90,6 +90,7 @@ def release(
                                 "withheld": r.denied} for n, r in done.runs.items()},
                "evaluated": done.evaluated, "released": done.released,
                "withheld": done.denied, "seconds": round(done.seconds, 3),
+               "released_elsewhere": done.elsewhere,
                "releases_per_second": round(rate, 1)}
         sys.stdout.write(orjson.dumps(out, option=orjson.OPT_INDENT_2).decode() + "\n")
         return
@@ -100,5 +101,7 @@ def release(
     for n, r in done.runs.items():
         table.add_row(n, f"{r.evaluated:,}", f"{r.released:,}", f"{r.denied:,}")
     console.print(table)
+    rest = ("every partner is caught up" if not done.elsewhere else
+            f"{', '.join(done.elsewhere)}: being released by another process (a serve worker)")
     console.print(f"{done.released:,} views released in {done.seconds:.1f} s "
-                  f"({rate:,.0f}/s); every partner is caught up", highlight=False)
+                  f"({rate:,.0f}/s); {rest}", highlight=False)

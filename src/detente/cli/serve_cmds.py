@@ -6,11 +6,13 @@ partner_cmds); partner nodes authenticate with request signatures.
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from detente.cli.app import HomeOption, err_console, open_node
+from detente.errors import UsageError
 
 if TYPE_CHECKING:
     from detente.node import Node
@@ -26,24 +28,50 @@ def serve(
                                              "(default: the node's host setting)")] = None,
     port: Annotated[int | None, typer.Option("--port", help="port to bind "
                                              "(default: the node's port setting)")] = None,
+    workers: Annotated[int, typer.Option(
+        "--workers", min=1, help="server processes sharing the port (PostgreSQL homes "
+        "only: nonces, budgets, sessions, login limits and release claims are in the "
+        "database)")] = 1,
 ) -> None:
     """Serve the node: TAXII 2.1 at /taxii2/, the ledger at /ledger/, private
     deconfliction at /deconflict/ and the analyst UI at / (Starlette on uvicorn)."""
     import uvicorn
 
-    from detente.assembly import build_app
+    from detente.assembly import WORKER_AUTHORITIES_ENV, WORKER_HOME_ENV, build_app, worker_app
     from detente.federation.http.auth import default_authorities
 
     node = open_node(home)
     bind_host = host or str(node.settings["host"])
     bind_port = int(port if port is not None else node.settings["port"])
     authorities = {*default_authorities(node), f"{bind_host}:{bind_port}"}
-    app = build_app(node, authorities=sorted(authorities), upkeep=True)
+    check_workers(node, workers)
     base = f"http://{bind_host}:{bind_port}"
     err_console.print(f"serving node [bold]{node.name}[/]: TAXII {base}/taxii2/, analyst UI "
-                      f"{base}/ (operators: 'detente operator add NAME')", highlight=False)
-    uvicorn.run(app, host=bind_host, port=bind_port, log_level="warning",
+                      f"{base}/ (operators: 'detente operator add NAME')"
+                      + (f", {workers} workers" if workers > 1 else ""), highlight=False)
+    if workers == 1:
+        app = build_app(node, authorities=sorted(authorities), upkeep=True)
+        uvicorn.run(app, host=bind_host, port=bind_port, log_level="warning",
+                    **proxy_options(node))
+        return
+    # uvicorn's workers each import the app: they open the same home (one PostgreSQL
+    # database) and build the same app, with its own background releaser
+    os.environ[WORKER_HOME_ENV] = str(node.home)
+    os.environ[WORKER_AUTHORITIES_ENV] = ",".join(sorted(authorities))
+    uvicorn.run(f"{worker_app.__module__}:{worker_app.__name__}", factory=True,
+                workers=workers, host=bind_host, port=bind_port, log_level="warning",
                 **proxy_options(node))
+
+
+def check_workers(node: Node, workers: int) -> None:
+    """More than one server process needs a PostgreSQL home: SQLite has one writer at a
+    time, and one process is what its write lock is sized for."""
+    if workers > 1 and node.store.engine.dialect.name != "postgresql":
+        raise UsageError(
+            f"--workers {workers} needs a PostgreSQL home; {node.home} keeps its store in "
+            "SQLite, which serves one process",
+            hint="serve with one worker, or create a node on PostgreSQL: detente init "
+                 "--store postgresql://USER@HOST:PORT/DB")
 
 
 def proxy_options(node: Node) -> dict[str, Any]:

@@ -80,11 +80,13 @@ sync_cursors = sa.Table(
     sa.Column("last_error", sa.Text),
 )
 
-#: http.throttle
+#: http.throttle: password attempts per key, counted before hashing, shared by workers
 auth_failures = sa.Table(
     "auth_failures",
     metadata,
+    # "<scope>:<key>": a client address (taxii, web-client) or an operator name (web-user)
     sa.Column("address", sa.Text, primary_key=True),
+    # unix seconds when the key's window opened (its first attempt counted in it)
     sa.Column("window", sa.BigInteger, nullable=False),
     sa.Column("failures", sa.Integer, nullable=False),
 )

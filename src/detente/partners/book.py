@@ -181,6 +181,12 @@ class PartnerBook:
             if not conn.execute(clients_t.delete().where(clients_t.c.name == name)).rowcount:
                 raise NotFoundError(f"no client named {name!r}")
 
+    def client_of_user(self, user: str) -> Client | None:
+        """The credential row of ``user`` as stored now (no hashing), or None."""
+        with self.engine.connect() as conn:
+            r = conn.execute(sa.select(clients_t).where(clients_t.c.user == user)).first()
+        return None if r is None else Client(**r._mapping)
+
     def authenticate_client(self, user: str, secret: str) -> Client:
         """Check a Basic/bearer credential; fails closed with one message for every cause."""
         dummy = _dummy_hash()  # made on the first check, whichever way it goes

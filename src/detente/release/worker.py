@@ -10,8 +10,9 @@ one transaction) per partner per turn, so a partner added last week is not starv
 added today, and memory holds one chunk.  Each chunk is
 :meth:`Releaser.catch_up_from` — "catch partner P up from cursor C" — whose commit
 compares-and-sets the cursor: a run killed at any moment resumes where the last committed
-chunk ended, and two runs (or a later database-held work claim handing out (P, C) pairs)
-never release the same version twice.
+chunk ended, and two runs never release the same version twice.  Each run claims the
+partners it works on (:mod:`detente.release.claims`, database-held), so several releasers
+— one per ``serve`` worker — share the partners out instead of racing for the same chunks.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from detente.errors import NotFoundError
+from detente.release.claims import Claims
 from detente.release.path import Releaser, ReleaseRun
 
 __all__ = ["PendingRun", "release_pending"]
@@ -33,6 +35,9 @@ class PendingRun:
     runs: dict[str, ReleaseRun] = field(default_factory=dict)
     #: partners still behind when the run ended (stopped or out of time)
     behind: list[str] = field(default_factory=list)
+    #: partners behind that other releasers were working on when the run ended (they
+    #: catch them up)
+    elsewhere: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
@@ -79,23 +84,34 @@ def release_pending(
     last = releaser.store.last_added()
     cursors = releaser.cursors()
     active = [n for n in names if last is not None and cursors.get(n, -1) < last]
-    position: dict[str, int | None] = {n: cursors.get(n) for n in active}
-    # (3) round-robin, one chunk per partner per turn, until nobody is behind
-    while active and not stop():
-        for name in list(active):
-            if stop():
-                break
-            try:
-                step = releaser.catch_up_from(name, position[name])
-            except NotFoundError:  # removed meanwhile: nothing more to release to it
-                active.remove(name)
-                continue
-            out.runs[name].add(step.run)
-            position[name] = step.cursor
-            if step.done:
-                active.remove(name)
-            elif on_chunk is not None and not step.retried:
-                on_chunk(name, step.run)
+    # (3) round-robin, one chunk per partner per turn, until nobody is behind.  Each chunk
+    # is claimed (database-held) and given back after it, so several releasers (one per
+    # serve worker) take turns on the partners; a partner another releaser is working on
+    # is skipped this turn, and the run ends when every partner behind is someone else's
+    with Claims(releaser.store.engine) as claims:
+        while active and not stop():
+            progressed = False
+            for name in list(active):
+                if stop():
+                    break
+                if not claims.take(name):
+                    continue
+                try:
+                    # the cursor as the last holder left it (no chunk thrown away)
+                    step = releaser.catch_up_from(name, releaser.cursors().get(name))
+                except NotFoundError:  # removed meanwhile: nothing more to release to it
+                    active.remove(name)
+                    continue
+                finally:
+                    claims.give_back(name)
+                progressed = True
+                out.runs[name].add(step.run)
+                if step.done:
+                    active.remove(name)
+                elif on_chunk is not None and not step.retried:
+                    on_chunk(name, step.run)
+            if not progressed and active and not stop():
+                out.elsewhere, active = active, []
     out.behind = active
     out.seconds = time.monotonic() - started
     return out

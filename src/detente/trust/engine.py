@@ -27,6 +27,7 @@ from typing import Any, Protocol
 
 import orjson
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
 from detente.errors import NotFoundError
@@ -92,7 +93,7 @@ class TrustEngine:
         self.config = config or TrustConfig()
         self._book = partners
         self._generation = 0
-        self._cache: tuple[tuple[int, int], Model] | None = None
+        self._cache: tuple[tuple[int, int, int], Model] | None = None
 
     def create(self) -> None:
         """This package's tables alone (library use; a node creates every package's
@@ -124,9 +125,28 @@ class TrustEngine:
         self._generation += 1
         self._cache = None
 
+    @staticmethod
+    def _bump(conn: sa.Connection) -> None:
+        """Tell every other engine on this database that its cached model is stale (in the
+        transaction that changed the model's inputs)."""
+        g = t.generation
+        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+        stmt = dialect.insert(g).values(id=1, value=1)
+        conn.execute(stmt.on_conflict_do_update(index_elements=[g.c.id],
+                                                set_={"value": g.c.value + 1}))
+
+    def _stored_generation(self) -> int:
+        with reader(self.engine).connect() as conn:
+            value = conn.execute(sa.select(t.generation.c.value)
+                                 .where(t.generation.c.id == 1)).scalar()
+        return int(value or 0)
+
     def _model(self) -> Model:
+        """The model, cached until this engine or any other on the database (another
+        ``serve`` worker, the CLI) changes its inputs: the cache is an optimisation that
+        cannot change a decision."""
         now = self._now()
-        key = (self._generation, now // _HOUR_US)
+        key = (self._generation, self._stored_generation(), now // _HOUR_US)
         if self._cache is None or self._cache[0] != key:
             self._cache = (key, self._load(now))
         return self._cache[1]
@@ -228,6 +248,7 @@ class TrustEngine:
             with writer(self.engine).begin() as conn:
                 intake = Intake(conn, resolve, self.config)
                 part = intake.observe_many(objs[start:end], bodies[start:end])
+                self._bump(conn)
             self._invalidate()
             out += part
             touched |= {o.partner for o in part if o.effect == "assertion"}
@@ -285,6 +306,7 @@ class TrustEngine:
             if rows:
                 conn.execute(t.assertions.update().where(a.id.in_([r.id for r in rows]))
                              .values(outcome=outcome, outcome_at=now, outcome_why=why))
+                self._bump(conn)
         self._invalidate()
         for r in rows:
             self._record("evidence", r.partner, f"{outcome}: {why}", r.object_id, r.version)
@@ -404,6 +426,7 @@ class TrustEngine:
                 conn.execute(t.assertions.update().where(a.id.in_([r.id for r in rows]))
                              .values(outcome="expired", outcome_at=now,
                                      outcome_why="valid_until passed with no outcome"))
+                self._bump(conn)
         self._invalidate()
         self.refresh({r.partner for r in rows} - {LOCAL})
         return len(rows)

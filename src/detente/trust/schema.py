@@ -124,6 +124,15 @@ deviations = sa.Table(
     sa.Index("ix_trust_deviations_partner_at", "partner", "at"),
 )
 
+#: one row, bumped by every transaction that changes what the trust model is built from,
+#: so an engine in another process (a second ``serve`` worker, the CLI) knows its cached
+#: model is stale
+generation = sa.Table(
+    "trust_generation", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("value", sa.BigInteger, nullable=False),
+)
+
 tiers = sa.Table(
     "trust_tiers", metadata,
     sa.Column("partner", sa.Text, primary_key=True),

@@ -25,6 +25,11 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from detente.errors import DetenteError, ForbiddenError
+from detente.federation.http.throttle import (
+    PASSWORD_CHECKS,
+    PasswordCheckBusy,
+    TooManyFailures,
+)
 from detente.node import Node
 from detente.web import actions, pages
 from detente.web.context import HERE, SECURITY_HEADERS, Ctx, FormInput, Upload, WebState
@@ -123,6 +128,24 @@ def _login_page(ctx: Ctx, nonce: str, *, error: str | None = None, status: int =
     return response
 
 
+def _reserve_login(ctx: Ctx, user: str, client: str) -> tuple[int, int]:
+    """Count this attempt against the operator name and the client address *before* the
+    password is hashed (in the database: every worker sees it), or refuse it."""
+    users, clients = ctx.state.user_limiter, ctx.state.client_limiter
+    try:
+        users.check(user)
+        clients.check(client)
+        user_window = users.reserve(user)
+        try:
+            return user_window, clients.reserve(client)
+        except TooManyFailures:
+            users.release(user, user_window)
+            raise
+    except TooManyFailures:
+        raise TooManyAttempts("too many failed logins; try again later",
+                              hint=f"wait about {users.window_s} s") from None
+
+
 def _attempt(ctx: Ctx, form: FormInput) -> Response:
     nonce = ctx.request.cookies.get(LOGIN_COOKIE)
     fresh = ctx.state.sessions.login_nonce()
@@ -134,16 +157,23 @@ def _attempt(ctx: Ctx, form: FormInput) -> Response:
     password = str(form.get("password", ""))[:1024]
     client = ctx.request.client.host if ctx.request.client else "unknown"
     try:
-        ctx.state.user_limiter.check(f"user:{user}")
-        ctx.state.client_limiter.check(f"client:{client}")
+        windows = _reserve_login(ctx, user, client)
     except TooManyAttempts as exc:
         return _login_page(ctx, fresh, error=str(exc), status=429, next_path=target,
                            user=user)
-    if not user or not ctx.state.operators.verify(user, password):
-        ctx.state.user_limiter.fail(f"user:{user}")
-        ctx.state.client_limiter.fail(f"client:{client}")
+    try:
+        verified = bool(user) and PASSWORD_CHECKS.run(ctx.state.operators.verify, user, password)
+    except TooManyFailures as exc:
+        if isinstance(exc, PasswordCheckBusy):  # never queued: not an attempt
+            ctx.state.user_limiter.release(user, windows[0])
+            ctx.state.client_limiter.release(client, windows[1])
+        return _login_page(ctx, fresh, error=str(exc), status=429, next_path=target,
+                           user=user)
+    if not verified:
         return _login_page(ctx, fresh, error="Wrong operator name or password.", status=401,
-                           next_path=target, user=user)
+                           next_path=target, user=user)  # the attempts stay counted
+    ctx.state.user_limiter.release(user, windows[0])
+    ctx.state.client_limiter.release(client, windows[1])
     cookie, _session = ctx.state.sessions.open(user)
     response = RedirectResponse(target, status_code=303, headers=SECURITY_HEADERS)
     response.set_cookie(SESSION_COOKIE, cookie, max_age=SESSION_TTL, httponly=True,

@@ -12,11 +12,12 @@ import jinja2
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
+from detente.federation.http.throttle import FailureLimiter
 from detente.node import Node
 from detente.web.data import Missing
 from detente.web.facts import fmt_micros, fmt_stix, fmt_time
 from detente.web.operators import OperatorBook
-from detente.web.sessions import FailureLimiter, Session, SessionBook
+from detente.web.sessions import Session, SessionBook
 from detente.web.tracejobs import TraceJobs
 
 __all__ = ["SECURITY_HEADERS", "Ctx", "Flash", "Flashes", "Upload", "WebState", "make_env"]
@@ -91,8 +92,10 @@ class WebState:
     sessions: SessionBook
     operators: OperatorBook
     traces: TraceJobs
-    user_limiter: FailureLimiter = field(default_factory=lambda: FailureLimiter(5, 60.0))
-    client_limiter: FailureLimiter = field(default_factory=lambda: FailureLimiter(30, 60.0))
+    #: failed logins per operator name and per client address, in the database (every
+    #: worker counts the same attempts), counted before the password is hashed
+    user_limiter: FailureLimiter
+    client_limiter: FailureLimiter
     #: the outcome of an action, shown once by the session's next page
     flashes: Flashes = field(default_factory=Flashes)
 
@@ -100,7 +103,9 @@ class WebState:
     def for_node(cls, node: Node) -> WebState:
         engine = node.store.engine
         return cls(node, make_env(), SessionBook(engine, node.secret_file("web-session.key")),
-                   OperatorBook(engine), TraceJobs(node))
+                   OperatorBook(engine), TraceJobs(node),
+                   FailureLimiter(engine, scope="web-user", max_failures=5, window_s=60),
+                   FailureLimiter(engine, scope="web-client", max_failures=30, window_s=60))
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""Operator sessions, CSRF tokens and login rate limiting.
+"""Operator sessions and CSRF tokens (login attempts are counted in the database by
+:class:`detente.federation.http.throttle.FailureLimiter`, shared by every worker).
 
 A session is a row in ``web_sessions`` keyed by the SHA-256 of a random id; the cookie
 carries that id with an HMAC-SHA256 under the node secret ``web-session.key``, so a forged
@@ -13,9 +14,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -25,7 +24,7 @@ from detente.errors import AuthError
 from detente.store.engine import writer
 from detente.web.schema import sessions_t
 
-__all__ = ["FailureLimiter", "Session", "SessionBook", "TooManyAttempts"]
+__all__ = ["Session", "SessionBook", "TooManyAttempts"]
 
 SESSION_TTL = 8 * 3600
 LOGIN_NONCE_TTL = 1800
@@ -124,41 +123,3 @@ def tokens_match(given: object, expected: str | None) -> bool:
     if not isinstance(given, str) or not expected:
         return False
     return hmac.compare_digest(given.encode(), expected.encode())
-
-
-class FailureLimiter:
-    """At most ``limit`` failures per ``window`` seconds per key (user name, client)."""
-
-    def __init__(self, limit: int = 5, window: float = 60.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.limit = limit
-        self.window = window
-        self._clock = clock
-        self._failures: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
-
-    def _recent(self, key: str) -> deque[float]:
-        now = self._clock()
-        q = self._failures.setdefault(key, deque())
-        while q and q[0] <= now - self.window:
-            q.popleft()
-        return q
-
-    def check(self, *keys: str) -> None:
-        """Raise :class:`TooManyAttempts` if any key has used up its failures."""
-        with self._lock:
-            for key in keys:
-                q = self._recent(key)
-                if len(q) >= self.limit:
-                    wait = int(q[0] + self.window - self._clock()) + 1
-                    raise TooManyAttempts(
-                        "too many failed logins; try again later",
-                        hint=f"wait about {wait} s")
-
-    def fail(self, *keys: str) -> None:
-        with self._lock:
-            for key in keys:
-                self._recent(key).append(self._clock())
-            if len(self._failures) > 10_000:  # bounded memory under a spray of names
-                for key in [k for k, q in self._failures.items() if not q]:
-                    del self._failures[key]

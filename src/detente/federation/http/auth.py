@@ -12,7 +12,6 @@ import base64
 import binascii
 import hmac
 import secrets
-import threading
 import time
 from dataclasses import dataclass
 from enum import StrEnum
@@ -25,7 +24,11 @@ from detente.errors import AuthError, ForbiddenError
 from detente.federation.http.errors import RequestSignatureError, TooLargeError
 from detente.federation.http.nonces import NonceCache
 from detente.federation.http.signatures import MessageView, VerifiedRequest, verify_request
-from detente.federation.http.throttle import FailureLimiter, TooManyFailures
+from detente.federation.http.throttle import (
+    PASSWORD_CHECKS,
+    FailureLimiter,
+    PasswordCheckBusy,
+)
 from detente.node import Node
 from detente.partners import Client
 
@@ -34,9 +37,6 @@ __all__ = ["Gate", "Kind", "Principal", "authenticate", "default_authorities", "
 
 _CREDENTIAL_TTL_S = 30.0
 _CACHE_MAX = 1024
-#: argon2 checks allowed at once (each takes ~64 MiB for ~50 ms)
-_CONCURRENT_HASHES = 2
-_HASH_WAIT_S = 5.0
 
 
 class Kind(StrEnum):
@@ -87,28 +87,31 @@ class Gate:
         self.authorities = authorities or default_authorities(node)
         self._clients: dict[bytes, tuple[Client, float]] = {}
         self._cache_key = secrets.token_bytes(32)
-        self._hashing = threading.BoundedSemaphore(_CONCURRENT_HASHES)
         self.failures = FailureLimiter(node.store.engine)
 
     def client(self, user: str, secret: str, address: str = "unknown") -> Client:
         """Check a credential: (1) a recent success, cached under a keyed digest, needs no
-        hash; (2) an address over its failure budget is refused before any hashing; (3) at
-        most :data:`_CONCURRENT_HASHES` argon2 checks (~64 MiB each) run at once; (4) a
-        failure is counted against the address (in the database: every worker sees it)."""
+        hash, only one read that the credential is still stored as it was checked (the
+        cache never outlives a removal, on any worker); (2) an address over its attempt
+        budget is refused by one read, before any hashing; (3) the attempt is counted
+        *before* hashing (one atomic upsert in the database, shared by every worker), so
+        concurrent attempts cannot all pass the check; (4) the hash runs in
+        :data:`~detente.federation.http.throttle.PASSWORD_CHECKS` (two at once per process,
+        at lower CPU priority, a bounded queue); (5) a success gives its attempt back, a
+        failure keeps it."""
         key = hmac.digest(self._cache_key, f"{user}\0{secret}".encode(), "sha256")
         hit = self._clients.get(key)                                           # (1)
-        if hit is not None and hit[1] > time.monotonic():
-            return hit[0]
+        if hit is not None and hit[1] > time.monotonic() \
+                and self.node.partners.client_of_user(user) == hit[0]:
+            return hit[0]  # still stored as checked: a removed or re-keyed one is not
         self.failures.check(address)                                           # (2)
-        if not self._hashing.acquire(timeout=_HASH_WAIT_S):                    # (3)
-            raise TooManyFailures("too many credential checks at once; try again shortly")
-        try:
-            client = self.node.partners.authenticate_client(user, secret)
-        except AuthError:
-            self.failures.failed(address)                                      # (4)
+        window = self.failures.reserve(address)                                # (3)
+        try:                                                                   # (4)
+            client = PASSWORD_CHECKS.run(self.node.partners.authenticate_client, user, secret)
+        except PasswordCheckBusy:
+            self.failures.release(address, window)  # never queued: not an attempt
             raise
-        finally:
-            self._hashing.release()
+        self.failures.release(address, window)                                 # (5)
         if len(self._clients) >= _CACHE_MAX:
             self._clients.clear()
         self._clients[key] = (client, time.monotonic() + _CREDENTIAL_TTL_S)
