@@ -9,9 +9,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-import typer
-
-from detente.cli.app import app
+from detente.cli.app import full_command
 
 __all__ = ["render"]
 
@@ -58,7 +56,7 @@ def _walk(command: Any, path: list[str], out: list[str]) -> None:
 def render() -> str:
     out = ["# CLI reference\n",
            "Generated from the code by `python -m detente.cli.reference`; do not edit.\n"]
-    _walk(typer.main.get_command(app), [], out)
+    _walk(full_command(), [], out)
     return "\n".join(out)
 
 
