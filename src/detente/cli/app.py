@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -106,6 +107,34 @@ class _LazyGroup(TyperGroup):
             self._listing = False
 
 
+_TYPE_LABELS = {"bool": None, "str": "TEXT", "int": "INTEGER", "float": "NUMBER",
+                "path": "PATH", "file": "FILE", "directory": "DIR", "int range": "INTEGER",
+                "float range": "NUMBER"}
+
+
+def _type_label(param: Any, ctx: Any) -> str | None:
+    """What a parameter's value is, as the help shows it: ``PATH``, ``INTEGER``, the
+    choices; nothing for a flag.  (Typer prints Python annotations such as
+    ``<list[Path]>`` or ``<bool>``, which tell a user nothing.)"""
+    if param.metavar is not None:
+        return str(param.metavar)
+    if getattr(param, "is_flag", False):
+        return None
+    raw = str(param.display_type(ctx)).removeprefix("<").removesuffix(">")
+    if raw.startswith("list[") and raw.endswith("]"):
+        raw = raw[5:-1]
+    return _TYPE_LABELS.get(raw, raw if "|" in raw else raw.upper())
+
+
+def _plain_types() -> None:
+    from typer.core import TyperArgument, TyperOption
+
+    for cls in (TyperArgument, TyperOption):
+        cls.display_type_rich = _type_label  # type: ignore[method-assign,assignment]
+
+
+_plain_types()
+
 app = typer.Typer(
     name="detente",
     cls=_LazyGroup,
@@ -148,6 +177,32 @@ def full_command() -> Any:
     for name in COMMANDS:
         root.get_command(typer.Context(root), name)
     return root
+
+
+def one_of(values: Iterable[str]) -> Callable[[str | None], str | None]:
+    """An option callback accepting only ``values`` (a usage error, exit 2, otherwise)."""
+    allowed = sorted(values)
+
+    def check(value: str | None) -> str | None:
+        if value is not None and value not in allowed:
+            raise typer.BadParameter(f"{value!r} is not one of {', '.join(allowed)}")
+        return value
+
+    return check
+
+
+def stix_timestamp(value: str | None) -> str | None:
+    """An option callback: a STIX timestamp (RFC 3339 UTC with a Z), or a usage error."""
+    if value is None:
+        return None
+    from detente.stix.timestamps import micros_from_stix
+
+    try:
+        micros_from_stix(value)
+    except DetenteError:
+        raise typer.BadParameter(f"{value!r} is not a STIX timestamp: use RFC 3339 UTC with "
+                                 "a Z, e.g. 2016-05-12T08:17:27.000Z") from None
+    return value
 
 
 _opened: list[Node] = []

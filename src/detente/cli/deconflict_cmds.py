@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import orjson
 import typer
@@ -75,8 +75,9 @@ def _spec(node: Any, items: Path | None, observables: bool, operations: Path | N
 @deconflict_app.command("query", hidden=True)
 def query(
     partner: Annotated[str, typer.Argument(help="the partner to ask")],
-    mode: Annotated[str, typer.Option("--mode", help="intersection, cardinality, pointer or "
-                                      "mutual")] = "intersection",
+    mode: Annotated[Literal["intersection", "cardinality", "pointer", "mutual"], typer.Option(
+        "--mode", help="what each side learns: the shared items, their number, a contact "
+                       "per conflict, or both sides the shared items")] = "intersection",
     items: Annotated[Path | None, typer.Option("--items", help="JSON list of observables, "
                                                "patterns or names, or a STIX bundle")] = None,
     observables: Annotated[bool, typer.Option("--observables",

@@ -141,24 +141,37 @@ def partner_show(name: str, home: HomeOption = None, as_json: JsonOption = False
                       highlight=False)
 
 
-def _reevaluate(node: Node, name: str) -> ReleaseRun:
+def _reevaluate(node: Node, name: str, *, enabled: bool = True) -> ReleaseRun:
     """Re-decide what was released to ``name`` (everything up to its cursor), with a
     progress bar: views now denied are withdrawn before the command returns."""
     evaluated = node.releaser.cursors().get(name)
     total = node.store.count() if evaluated is not None and evaluated == \
         node.store.last_added() else None
-    with progress_bar("re-evaluating", total, enabled=True) as advance:
+    with progress_bar("re-evaluating", total, enabled=enabled) as advance:
         return node.releaser.reevaluate(name, on_progress=run_progress(advance))
 
 
-def _cap(node: Node, name: str, why: str, **values: int | None) -> None:
+def _run_json(run: ReleaseRun) -> dict[str, int]:
+    return {"evaluated": run.evaluated, "released": run.released, "withheld": run.denied,
+            "replaced": run.replaced, "withdrawn": run.withdrawn}
+
+
+def _dump(doc: object) -> None:
+    sys.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+def _cap(node: Node, name: str, why: str, as_json: bool, **values: int | None) -> None:
     field, value = next(iter(values.items()))
     node.partners.update(name, **values, cap_reason=why)
     label = "cap (max tier)" if field == "max_tier" else "floor (min tier)"
     detail = f"{label} {'removed' if value is None else value}: {why}"
     _record(node, "cap", name, detail)
-    run = _reevaluate(node, name)
+    run = _reevaluate(node, name, enabled=not as_json)
     tier = node.partners.tier_of(node.partners.get(name))
+    if as_json:
+        _dump({"partner": name, "cap": detail, "tier": tier, "tier_name": TIER_NAMES[tier],
+               **_run_json(run)})
+        return
     console.print(f"{name}: {detail}; tier now {tier} ({TIER_NAMES[tier]}); "
                   f"{run.released} newly released, {run.replaced} views replaced, "
                   f"{run.withdrawn} withdrawn", highlight=False)
@@ -175,6 +188,7 @@ def partner_cap(
     = None,
     clear: Annotated[bool, typer.Option("--clear", help="remove the cap")] = False,
     home: HomeOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Cap (or, with --min-tier, floor) a partner's tier whatever its evidence."""
     if not why.strip():
@@ -184,9 +198,9 @@ def partner_cap(
         raise typer.BadParameter("give exactly one of --max-tier N, --min-tier N or --clear")
     node = open_node(home)
     if min_tier is not None and max_tier is None:
-        _cap(node, name, why, min_tier=min_tier)
+        _cap(node, name, why, as_json, min_tier=min_tier)
         return
-    _cap(node, name, why, max_tier=None if clear else max_tier)
+    _cap(node, name, why, as_json, max_tier=None if clear else max_tier)
 
 
 @partner_app.command("floor")
@@ -197,13 +211,14 @@ def partner_floor(
                                                  help="the lowest tier it may have")] = None,
     clear: Annotated[bool, typer.Option("--clear", help="remove the floor")] = False,
     home: HomeOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Floor a partner's tier (the operator vouches for it whatever its evidence)."""
     if (min_tier is None) != clear:
         raise typer.BadParameter("give --min-tier N or --clear")
     if not why.strip():
         raise typer.BadParameter("--why must say why")
-    _cap(open_node(home), name, why, min_tier=None if clear else min_tier)
+    _cap(open_node(home), name, why, as_json, min_tier=None if clear else min_tier)
 
 
 @partner_app.command("remove")
@@ -218,12 +233,15 @@ def partner_remove(name: str, home: HomeOption = None) -> None:
 
 @partner_app.command("set-tier")
 def partner_set_tier(name: str, tier: Annotated[int, typer.Argument(min=0, max=4)],
-                     home: HomeOption = None) -> None:
+                     home: HomeOption = None, as_json: JsonOption = False) -> None:
     """Set the operator's tier for a partner and re-evaluate what it may see."""
     node = open_node(home)
     node.partners.update(name, base_tier=tier)
     _record(node, "tier-change", name, f"operator set tier {tier}")
-    run = _reevaluate(node, name)
+    run = _reevaluate(node, name, enabled=not as_json)
+    if as_json:
+        _dump({"partner": name, "operator_tier": tier, **_run_json(run)})
+        return
     console.print(f"{name}: tier {tier}; {run.released} newly released, {run.replaced} "
                   f"views replaced, {run.withdrawn} withdrawn")
 
@@ -255,9 +273,13 @@ def client_add(
 
 
 @client_app.command("list")
-def client_list(home: HomeOption = None) -> None:
+def client_list(home: HomeOption = None, as_json: JsonOption = False) -> None:
     """List client credentials (never their secrets)."""
     node = open_node(home)
+    if as_json:
+        _dump([{"name": c.name, "user": c.user, "partner": c.partner,
+                "created": format_micros(c.created_at)} for c in node.partners.clients()])
+        return
     table = Table("name", "acts for", "created")
     for c in node.partners.clients():
         created = datetime.fromtimestamp(c.created_at / 1e6, UTC).isoformat(timespec="seconds")
