@@ -97,6 +97,19 @@ def partner_add(
                   f"{pending:,} stored object versions to evaluate for it: 'detente serve' "
                   f"releases them in the background, or run 'detente release --partner "
                   f"{p.name}' now", highlight=False)
+    _warn_unmarked(node, p.name)
+
+
+def _warn_unmarked(node: Node, partner: str) -> None:
+    """Say so when most objects would be withheld only for want of a default marking."""
+    from detente.cli.policy_cmds import FIX_DEFAULT, unmarked_share
+
+    withheld, sampled = unmarked_share(node, partner)
+    if sampled and withheld * 2 > sampled:
+        console.print(f"[yellow]note:[/] {withheld} of {sampled} stored objects sampled carry "
+                      f"no TLP marking and this node has no default marking, so {partner} "
+                      f"will not receive them; {FIX_DEFAULT}", highlight=False,
+                      soft_wrap=True)
 
 
 @partner_app.command("list")
@@ -141,7 +154,7 @@ def partner_show(name: str, home: HomeOption = None, as_json: JsonOption = False
                       highlight=False)
 
 
-def _reevaluate(node: Node, name: str, *, enabled: bool = True) -> ReleaseRun:
+def reevaluate_partner(node: Node, name: str, *, enabled: bool = True) -> ReleaseRun:
     """Re-decide what was released to ``name`` (everything up to its cursor), with a
     progress bar: views now denied are withdrawn before the command returns."""
     evaluated = node.releaser.cursors().get(name)
@@ -166,7 +179,7 @@ def _cap(node: Node, name: str, why: str, as_json: bool, **values: int | None) -
     label = "cap (max tier)" if field == "max_tier" else "floor (min tier)"
     detail = f"{label} {'removed' if value is None else value}: {why}"
     _record(node, "cap", name, detail)
-    run = _reevaluate(node, name, enabled=not as_json)
+    run = reevaluate_partner(node, name, enabled=not as_json)
     tier = node.partners.tier_of(node.partners.get(name))
     if as_json:
         _dump({"partner": name, "cap": detail, "tier": tier, "tier_name": TIER_NAMES[tier],
@@ -238,7 +251,7 @@ def partner_set_tier(name: str, tier: Annotated[int, typer.Argument(min=0, max=4
     node = open_node(home)
     node.partners.update(name, base_tier=tier)
     _record(node, "tier-change", name, f"operator set tier {tier}")
-    run = _reevaluate(node, name, enabled=not as_json)
+    run = reevaluate_partner(node, name, enabled=not as_json)
     if as_json:
         _dump({"partner": name, "operator_tier": tier, **_run_json(run)})
         return

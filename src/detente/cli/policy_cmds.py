@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import sys
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import orjson
 import typer
 from rich.table import Table
 
-from detente.cli.app import HomeOption, console, open_node
-from detente.errors import NotFoundError
+from detente.cli.app import HomeOption, console, one_of, open_node
+from detente.cli.release_cmds import NO_DEFAULT
+from detente.errors import ConfigError, NotFoundError
+from detente.ledger import Entry
+from detente.node import Node
 from detente.policy.model import Decision
+from detente.policy.rules import TLP_LEVELS
+from detente.settings import load_settings
+from detente.store.base import Query
 
 policy_app = typer.Typer(help="Release policy: decisions and their reasons.",
                          no_args_is_help=True)
@@ -23,9 +30,33 @@ def register(app: typer.Typer) -> None:
     app.add_typer(policy_app, name="policy")
 
 
+#: the policy's words when an unmarked object meets a node without a default marking
+_NO_DEFAULT = NO_DEFAULT
+FIX_DEFAULT = ("set a default marking for objects that carry none: 'detente policy "
+               "default-marking green' (partners sharing a community; or clear, amber), or "
+               "mark the objects before ingesting them")
+
+
+def withheld_for_no_marking(d: Decision) -> bool:
+    """Whether ``d`` withholds an object only a default marking would have released."""
+    return not d.allowed and any(_NO_DEFAULT in r for r in d.reasons)
+
+
+def unmarked_share(node: Node, partner: str, sample: int = 100) -> tuple[int, int]:
+    """Of up to ``sample`` stored objects (the first stored), how many ``partner`` would
+    be refused only for want of a default marking: (withheld so, sampled)."""
+    if node.releaser.default_tlp is not None:
+        return 0, 0
+    to = node.partners.get(partner)
+    page = node.store.list(Query(limit=sample))
+    withheld = sum(withheld_for_no_marking(node.releaser.decide(o, to)) for o in page.objects)
+    return withheld, len(page.objects)
+
+
 def _decision_dict(partner: str, d: Decision) -> dict[str, Any]:
     return {"partner": partner, "verdict": d.verdict.value, "reasons": list(d.reasons),
-            "removed": list(d.removed), "onward": d.onward, "attribution": d.attribution}
+            "removed": list(d.removed), "onward": d.onward, "attribution": d.attribution,
+            "fix": FIX_DEFAULT if withheld_for_no_marking(d) else None}
 
 
 @policy_app.command("explain")
@@ -52,6 +83,8 @@ def explain(
         console.print(f"  − removed {path}", highlight=False)
     if d.allowed:
         console.print(f"  onward sharing: {d.onward}; attribution: {d.attribution}")
+    if withheld_for_no_marking(d):
+        console.print(f"  [bold]fix:[/] {FIX_DEFAULT}", highlight=False, soft_wrap=True)
 
 
 @policy_app.command("matrix")
@@ -75,3 +108,56 @@ def matrix(
         table.add_row(p.name, str(node.partners.tier_of(p)), d.verdict.value,
                       "\n".join(d.reasons), "\n".join(d.removed) or "-")
     console.print(table)
+    if any(withheld_for_no_marking(d) for _, d in rows):
+        console.print(f"[bold]fix:[/] {FIX_DEFAULT}", highlight=False, soft_wrap=True)
+
+
+@policy_app.command("default-marking")
+def default_marking(
+    level: Annotated[str, typer.Argument(
+        help=f"TLP level for objects that carry none: {', '.join(TLP_LEVELS)}; or none "
+             "(such objects are then never released)",
+        callback=lambda v: one_of((*TLP_LEVELS, "none"))(v.lower()))],
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Set the node's default marking (detente.toml) and re-decide, for every partner,
+    what was released under the old one: newly releasable views are released, views no
+    longer allowed are withdrawn."""
+    from detente.cli.partner_cmds import reevaluate_partner
+    from detente.settings import update_settings
+
+    node = open_node(home)
+    evaluated = node.releaser.cursors()
+    value = "" if level == "none" else level
+    old = str(node.settings["default_marking"]) or "none"
+    update_settings(node.home, default_marking=value)
+    node.settings = load_settings(node.home)
+    if str(node.settings["default_marking"]) != value:
+        raise ConfigError("DETENTE_DEFAULT_MARKING overrides detente.toml in this shell",
+                          hint="unset DETENTE_DEFAULT_MARKING")
+    node.releaser.default_tlp = value or None
+    label = f"TLP:{value.upper()}" if value else "none"
+    node.ledger.append(Entry(kind="policy-change", time=datetime.now(UTC),
+                             detail=f"default marking {old} -> {level}"))
+    runs = {p.name: reevaluate_partner(node, p.name, enabled=not as_json)
+            for p in node.partners.all()}
+    if as_json:
+        doc = {"default_marking": value or None, "previous": None if old == "none" else old,
+               "partners": {n: {"released": r.released, "withdrawn": r.withdrawn,
+                                "replaced": r.replaced, "withheld": r.denied}
+                            for n, r in runs.items()}}
+        sys.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return
+    console.print(f"default marking: {label} (was {old}); objects without a TLP marking "
+                  f"are {'released as ' + label if value else 'never released'}",
+                  highlight=False)
+    for name, r in runs.items():
+        if name not in evaluated:
+            console.print(f"  {name}: nothing released to it yet ('detente release', or "
+                          "serve in the background, releases under the new default)",
+                          highlight=False)
+            continue
+        console.print(f"  {name}: {r.released} newly released, {r.replaced} views replaced, "
+                      f"{r.withdrawn} withdrawn", highlight=False)
+    console.print("[dim]a running 'detente serve' uses the new default after a restart[/]")

@@ -15,7 +15,7 @@ import typer
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from detente.cli.app import HomeOption, console, err_console, open_node
+from detente.cli.app import HomeOption, console, err_console, open_node, stix_timestamp
 from detente.errors import UsageError
 from detente.federation.exchange.cursors import all_cursors
 from detente.federation.exchange.keys import RotationStatement, accept_rotation, rotate_node_key
@@ -145,7 +145,7 @@ def push(
     home: HomeOption = None,
     since: Annotated[str | None, typer.Option(
         "--since", help="push views released after this STIX timestamp "
-                        "(default: after the last push)")] = None,
+                        "(default: after the last push)", callback=stix_timestamp)] = None,
     timeout: Annotated[float, typer.Option("--timeout", min=0.1,
                                            help="seconds per request")] = 60.0,
     as_json: JsonOption = False,
