@@ -4,21 +4,19 @@ from __future__ import annotations
 
 import sys
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
 from rich.table import Table
 
 from detente.cli.app import HomeOption, console, one_of, open_node
-from detente.cli.release_cmds import NO_DEFAULT
 from detente.errors import ConfigError, NotFoundError
-from detente.ledger import Entry
-from detente.node import Node
 from detente.policy.model import Decision
 from detente.policy.rules import TLP_LEVELS
-from detente.settings import load_settings
-from detente.store.base import Query
+
+if TYPE_CHECKING:
+    from detente.node import Node
 
 policy_app = typer.Typer(help="Release policy: decisions and their reasons.",
                          no_args_is_help=True)
@@ -31,7 +29,7 @@ def register(app: typer.Typer) -> None:
 
 
 #: the policy's words when an unmarked object meets a node without a default marking
-_NO_DEFAULT = NO_DEFAULT
+NO_DEFAULT = "has no default marking"
 FIX_DEFAULT = ("set a default marking for objects that carry none: 'detente policy "
                "default-marking green' (partners sharing a community; or clear, amber), or "
                "mark the objects before ingesting them")
@@ -39,12 +37,14 @@ FIX_DEFAULT = ("set a default marking for objects that carry none: 'detente poli
 
 def withheld_for_no_marking(d: Decision) -> bool:
     """Whether ``d`` withholds an object only a default marking would have released."""
-    return not d.allowed and any(_NO_DEFAULT in r for r in d.reasons)
+    return not d.allowed and any(NO_DEFAULT in r for r in d.reasons)
 
 
 def unmarked_share(node: Node, partner: str, sample: int = 100) -> tuple[int, int]:
     """Of up to ``sample`` stored objects (the first stored), how many ``partner`` would
     be refused only for want of a default marking: (withheld so, sampled)."""
+    from detente.store.base import Query
+
     if node.releaser.default_tlp is not None:
         return 0, 0
     to = node.partners.get(partner)
@@ -125,7 +125,8 @@ def default_marking(
     what was released under the old one: newly releasable views are released, views no
     longer allowed are withdrawn."""
     from detente.cli.partner_cmds import reevaluate_partner
-    from detente.settings import update_settings
+    from detente.ledger import Entry
+    from detente.settings import load_settings, update_settings
 
     node = open_node(home)
     evaluated = node.releaser.cursors()

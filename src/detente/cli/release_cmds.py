@@ -24,8 +24,6 @@ from detente.release import ReleaseRun, release_pending
 
 __all__ = ["progress_bar", "register"]
 
-NO_DEFAULT = "has no default marking"  # the policy's words (see policy_cmds)
-
 
 def register(app: typer.Typer) -> None:
     app.command("release")(release)
@@ -104,11 +102,11 @@ def release(
     console.print(table)
     console.print(f"{done.released:,} views released in {done.seconds:.1f} s "
                   f"({rate:,.0f}/s); every partner is caught up", highlight=False)
+    from detente.cli.policy_cmds import FIX_DEFAULT, NO_DEFAULT
+
     examples = [why for r in done.runs.values() for _, why in r.denials]
     unmarked = sum(NO_DEFAULT in why for why in examples)
     if done.denied > done.released and unmarked * 2 > len(examples):
-        from detente.cli.policy_cmds import FIX_DEFAULT
-
         console.print(f"[yellow]note:[/] most were withheld because they carry no TLP "
                       f"marking and this node has no default marking; {FIX_DEFAULT}",
                       highlight=False, soft_wrap=True)
