@@ -108,6 +108,8 @@ CASES: list[tuple[str, str, int]] = [
     ("partner add", "ru --url http://127.0.0.1:9 --key {key}", 0),
     ("partner add", "fr --url http://127.0.0.1:9 --key {key}", 1),  # exists
     ("partner add", "ru --url http://127.0.0.1:9 --key {key} --tier 9", 2),
+    ("partner add", "ru --url ftp://127.0.0.1:9 --key {key}", 2),
+    ("partner add", "ru --url http://127.0.0.1:9 --key abc", 2),
     ("partner list", "", 0),
     ("partner list", "--bogus", 2),
     ("partner show", "fr", 0),
@@ -178,6 +180,7 @@ CASES: list[tuple[str, str, int]] = [
     ("deconflict budget", "fr", 0),
     ("deconflict budget", "nobody", 1),
     ("deconflict budget", "fr --items many", 2),
+    ("deconflict budget", "fr --ratio -1", 2),
     ("operator add", "anna --password-stdin", 0),
     ("operator add", "olga --password-stdin", 1),  # exists
     ("operator add", "", 2),

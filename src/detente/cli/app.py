@@ -191,6 +191,13 @@ def one_of(values: Iterable[str]) -> Callable[[str | None], str | None]:
     return check
 
 
+def http_url(value: str | None) -> str | None:
+    """An option callback: an http:// or https:// URL, or a usage error."""
+    if value is not None and not value.startswith(("http://", "https://")):
+        raise typer.BadParameter(f"{value!r} must start with http:// or https://")
+    return value
+
+
 def stix_timestamp(value: str | None) -> str | None:
     """An option callback: a STIX timestamp (RFC 3339 UTC with a Z), or a usage error."""
     if value is None:

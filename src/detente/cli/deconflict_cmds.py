@@ -139,13 +139,20 @@ def load_operations(
     console.print(table)
 
 
+def _not_positive(value: float) -> float:
+    raise typer.BadParameter(f"{value:g} is not > 0")
+
+
 @deconflict_app.command("budget")
 def budget(
     partner: Annotated[str, typer.Argument(help="partner name, or * for the default")] = "*",
-    items: Annotated[int | None, typer.Option("--items", help="items per query")] = None,
-    queries: Annotated[int | None, typer.Option("--queries", help="queries per day")] = None,
-    ratio: Annotated[float | None, typer.Option("--ratio", help="max query / set size")]
+    items: Annotated[int | None, typer.Option("--items", min=1, help="items per query")]
     = None,
+    queries: Annotated[int | None, typer.Option("--queries", min=0, help="queries per day")]
+    = None,
+    ratio: Annotated[float | None, typer.Option(
+        "--ratio", help="max query / set size (> 0)",
+        callback=lambda r: r if r is None or r > 0 else _not_positive(r))] = None,
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:

@@ -16,6 +16,7 @@ from detente.cli.app import (
     HomeOption,
     console,
     err_console,
+    http_url,
     one_of,
     open_node,
     stix_timestamp,
@@ -45,7 +46,8 @@ def init(
     home: HomeOption = None,
     store: Annotated[str | None, typer.Option("--store", help="store URL (default: SQLite "
                                               "file in the home)")] = None,
-    url: Annotated[str | None, typer.Option("--url", help="URL partners reach us at")] = None,
+    url: Annotated[str | None, typer.Option("--url", help="URL partners reach us at",
+                                            callback=http_url)] = None,
     community: Annotated[list[str] | None, typer.Option(
         "--community", help="a community this node belongs to (repeatable)")] = None,
     default_marking: Annotated[str | None, typer.Option(
@@ -58,8 +60,6 @@ def init(
 
     ``--url``'s port becomes the port ``serve`` binds (and its host, when it is an IP
     address).  A failed init leaves nothing behind."""
-    if url is not None and not url.startswith(("http://", "https://")):
-        raise UsageError(f"--url {url!r} must start with http:// or https://")
     node = Node.init(find_home(home), name, store_url=store, url=url,
                      communities=",".join(community or []),
                      default_marking=default_marking or "")

@@ -11,7 +11,7 @@ import orjson
 import typer
 from rich.table import Table
 
-from detente.cli.app import HomeOption, console, open_node
+from detente.cli.app import HomeOption, console, http_url, open_node
 from detente.cli.release_cmds import progress_bar, run_progress
 from detente.ledger import Entry
 from detente.node import Node
@@ -71,11 +71,25 @@ def _credit_cell(r: dict[str, object]) -> str:
     return f"{c['corroborated'] + c['confirmed']}/{c['first_reports']} firsts{lead_text}"
 
 
+def _public_key(value: str) -> str:
+    """An option callback: an Ed25519 public key in base64, or a usage error."""
+    from detente.errors import DetenteError
+    from detente.partners.model import parse_public_key
+
+    try:
+        parse_public_key(value)
+    except DetenteError as exc:
+        raise typer.BadParameter(exc.message) from None
+    return value
+
+
 @partner_app.command("add")
 def partner_add(
     name: Annotated[str, typer.Argument(help="the partner's node name, e.g. fr")],
-    url: Annotated[str, typer.Option("--url", help="the partner node's URL")],
-    key: Annotated[str, typer.Option("--key", help="its Ed25519 public key (base64)")],
+    url: Annotated[str, typer.Option("--url", help="the partner node's URL",
+                                     callback=http_url)],
+    key: Annotated[str, typer.Option("--key", help="its Ed25519 public key (base64)",
+                                     callback=_public_key)],
     home: HomeOption = None,
     community: Annotated[list[str] | None, typer.Option(
         "--community", help="a community it belongs to (repeatable)")] = None,
