@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import ipaddress
 import os
 import secrets
+import shutil
 import threading
 import uuid
 from collections import deque
@@ -17,8 +19,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import orjson
+import sqlalchemy as sa
 from nacl.signing import SigningKey, VerifyKey
 
 from detente.errors import ConfigError
@@ -32,8 +36,8 @@ from detente.schema import create_schema
 from detente.settings import Settings, load_settings, write_settings
 from detente.stix.timestamps import format_micros, now_micros
 from detente.stix.validate import validate
-from detente.store.base import Provenance, Store
-from detente.store.engine import writer
+from detente.store.base import LOCAL, Provenance, Store
+from detente.store.engine import make_engine, writer
 from detente.store.sql import SqlStore, open_store
 from detente.trust import TierChange, TrustConfig, TrustEngine
 
@@ -77,6 +81,42 @@ def _owner_only_sqlite(url: str) -> None:
     path = Path(url.removeprefix("sqlite:///"))
     with contextlib.suppress(FileExistsError):
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
+def _shown(url: str) -> str:
+    """A store URL fit for a message: any password hidden."""
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url.split("@")[-1]
+
+
+def _bind_from_url(url: str) -> dict[str, Any]:
+    """What ``serve`` binds, from the URL partners reach us at: its explicit port, and its
+    host when that is an IP address (a name may resolve elsewhere, e.g. to a proxy)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise ConfigError(f"--url {url!r} is not a URL with a valid port") from None
+    values: dict[str, Any] = {}
+    if port is not None:
+        values["port"] = port
+    with contextlib.suppress(ValueError):
+        values["host"] = str(ipaddress.ip_address(parts.hostname or ""))
+    return values
+
+
+def _remove_new(home: Path, existed: bool, before: set[Path]) -> None:
+    """Remove what a failed init made: the home if it made it, else the files it added."""
+    if not existed:
+        shutil.rmtree(home, ignore_errors=True)
+        return
+    for path in set(home.iterdir()) - before:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
 
 
 def _identity_object(name: str) -> dict[str, Any]:
@@ -143,9 +183,33 @@ class Node:
         with self._lock:
             if self._store is None:
                 store = open_store(str(self.settings["store"]))
-                create_schema(store)
+                try:
+                    create_schema(store)
+                    self._check_owner(store)
+                except BaseException:
+                    store.close()
+                    raise
                 self._store = store
             return self._store
+
+    def _check_owner(self, store: SqlStore) -> None:
+        """Refuse a store another node claimed: a home never reads another node's
+        objects as its own (e.g. two homes given one PostgreSQL database).  A store made
+        before stores were claimed is claimed here when it holds this node's identity as
+        its own object."""
+        owner = store.owner()
+        if owner == self.identity_id:
+            return
+        if owner is None:
+            mine = store.get(self.identity_id)
+            if mine is not None and mine.provenance.origin == LOCAL:
+                store.claim(self.identity_id)
+                return
+        raise ConfigError(
+            f"the store at {_shown(str(self.settings['store']))} belongs to another node "
+            f"({owner or 'one that never claimed it'}), not to {self.name} "
+            f"({self.identity_id})",
+            hint=f"point 'store' in {self.home / 'detente.toml'} at this node's own database")
 
     @property
     def communities(self) -> frozenset[str]:
@@ -254,13 +318,25 @@ class Node:
                 f"{home} already holds a detente node; refusing to overwrite it",
                 hint="choose another --home, or remove the old one yourself",
             )
+        existed = home.exists()
+        before = set(home.iterdir()) if existed and home.is_dir() else set()
         home.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            return cls._init(home, name, store_url, url, communities, default_marking)
+        except BaseException:
+            _remove_new(home, existed, before)  # a failed init leaves nothing behind
+            raise
+
+    @classmethod
+    def _init(cls, home: Path, name: str, store_url: str | None, url: str | None,
+              communities: str, default_marking: str) -> Node:
         os.chmod(home, 0o700)  # the home holds every object, TLP:RED included: owner only
         values: dict[str, Any] = {"name": name, "communities": communities}
         if store_url:
             values["store"] = store_url
         if url:
             values["url"] = url
+            values.update(_bind_from_url(url))
         if default_marking:
             values["default_marking"] = default_marking
         key = SigningKey.generate()
@@ -271,12 +347,24 @@ class Node:
         for written in (home / IDENTITY_FILE, home / "detente.toml"):
             os.chmod(written, 0o600)
         settings = load_settings(home)
-        _owner_only_sqlite(str(settings["store"]))
-        store = open_store(str(settings["store"]), create=True)
-        create_schema(store)
-        node = cls(home, settings, key, identity, store)
-        store.put_many([validate(identity)], Provenance())
-        node.ledger.status()
+        store_url = str(settings["store"])
+        _owner_only_sqlite(store_url)
+        store = SqlStore(make_engine(store_url))
+        try:
+            if store.holds_tables():
+                raise ConfigError(
+                    f"the database {_shown(store_url)} already holds a detente store "
+                    "(another node's, or an earlier init's): refusing to share it",
+                    hint="give each node its own empty database")
+            store.create()
+            create_schema(store)
+            store.claim(identity["id"])
+            node = cls(home, settings, key, identity, store)
+            store.put_many([validate(identity)], Provenance())
+            node.ledger.status()
+        except BaseException:
+            store.close()
+            raise
         return node
 
     @classmethod

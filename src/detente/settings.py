@@ -16,7 +16,8 @@ from typing import Any
 
 from detente.errors import ConfigError
 
-__all__ = ["SETTINGS", "Setting", "Settings", "load_settings", "write_settings"]
+__all__ = ["SETTINGS", "Setting", "Settings", "load_settings", "update_settings",
+           "write_settings"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,10 +143,30 @@ def _toml_value(value: Any) -> str:
     return f'"{escaped}"'
 
 
-def write_settings(home: Path, values: Mapping[str, Any]) -> None:
-    """Write ``detente.toml`` with every setting and its help as a comment."""
+def write_settings(home: Path, values: Mapping[str, Any], *, path: Path | None = None) -> None:
+    """Write ``detente.toml`` (or ``path``) with every setting and its help as a comment."""
     lines = ["# detente node settings; each may be overridden by DETENTE_<NAME>.", ""]
     for s in SETTINGS:
         lines.append(f"# {s.help}")
         lines.append(f"{s.name} = {_toml_value(values.get(s.name, s.default))}")
-    (home / "detente.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (path or home / "detente.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def update_settings(home: Path, **changed: Any) -> None:
+    """Change settings in ``home/detente.toml``, keeping the file's other values (not the
+    ``DETENTE_*`` overrides of this process).  The file is replaced atomically."""
+    path = home / "detente.toml"
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{home} is not a detente node home (no detente.toml)") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    unknown = sorted(set(changed) - set(_BY_NAME))
+    if unknown:
+        raise ConfigError(f"unknown setting(s) {', '.join(unknown)}")
+    data.update(changed)
+    tmp = home / ".detente.toml.new"
+    write_settings(home, data, path=tmp)
+    os.chmod(tmp, path.stat().st_mode & 0o777)
+    os.replace(tmp, path)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import orjson
 import typer
@@ -75,8 +75,9 @@ def _spec(node: Any, items: Path | None, observables: bool, operations: Path | N
 @deconflict_app.command("query", hidden=True)
 def query(
     partner: Annotated[str, typer.Argument(help="the partner to ask")],
-    mode: Annotated[str, typer.Option("--mode", help="intersection, cardinality, pointer or "
-                                      "mutual")] = "intersection",
+    mode: Annotated[Literal["intersection", "cardinality", "pointer", "mutual"], typer.Option(
+        "--mode", help="what each side learns: the shared items, their number, a contact "
+                       "per conflict, or both sides the shared items")] = "intersection",
     items: Annotated[Path | None, typer.Option("--items", help="JSON list of observables, "
                                                "patterns or names, or a STIX bundle")] = None,
     observables: Annotated[bool, typer.Option("--observables",
@@ -138,13 +139,20 @@ def load_operations(
     console.print(table)
 
 
+def _not_positive(value: float) -> float:
+    raise typer.BadParameter(f"{value:g} is not > 0")
+
+
 @deconflict_app.command("budget")
 def budget(
     partner: Annotated[str, typer.Argument(help="partner name, or * for the default")] = "*",
-    items: Annotated[int | None, typer.Option("--items", help="items per query")] = None,
-    queries: Annotated[int | None, typer.Option("--queries", help="queries per day")] = None,
-    ratio: Annotated[float | None, typer.Option("--ratio", help="max query / set size")]
+    items: Annotated[int | None, typer.Option("--items", min=1, help="items per query")]
     = None,
+    queries: Annotated[int | None, typer.Option("--queries", min=0, help="queries per day")]
+    = None,
+    ratio: Annotated[float | None, typer.Option(
+        "--ratio", help="max query / set size (> 0)",
+        callback=lambda r: r if r is None or r > 0 else _not_positive(r))] = None,
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:

@@ -12,9 +12,9 @@ import orjson
 import typer
 from rich.table import Table
 
-from detente.cli.app import HomeOption, console, open_node
+from detente.cli.app import HomeOption, console, one_of, open_node
 from detente.errors import DetenteError, NotFoundError, UsageError
-from detente.ledger import verify_inclusion
+from detente.ledger import KNOWN_KINDS, verify_inclusion
 from detente.ledger.hashing import leaf_hash
 from detente.release import iter_release_records
 
@@ -67,7 +67,9 @@ def status(home: HomeOption = None, as_json: JsonOption = False) -> None:
 def show(
     home: HomeOption = None,
     partner: Annotated[str | None, typer.Option("--partner")] = None,
-    kind: Annotated[str | None, typer.Option("--kind", help="release, receipt, …")] = None,
+    kind: Annotated[str | None, typer.Option(
+        "--kind", help=f"one of {', '.join(sorted(KNOWN_KINDS))}",
+        callback=one_of(KNOWN_KINDS))] = None,
     limit: Annotated[int, typer.Option("--limit", min=1)] = 50,
     as_json: JsonOption = False,
 ) -> None:

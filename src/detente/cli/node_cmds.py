@@ -7,7 +7,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import orjson
 import typer
@@ -15,10 +15,19 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from detente.cli import IMPORTED_AT
-from detente.cli.app import HomeOption, console, err_console, open_node
-from detente.errors import NotFoundError, UsageError
+from detente.cli.app import (
+    HomeOption,
+    console,
+    err_console,
+    http_url,
+    one_of,
+    open_node,
+    stix_timestamp,
+)
+from detente.errors import NotFoundError, UsageError, ValidationError
 from detente.federation.exchange.local import IngestSummary, ingest_local
 from detente.node import Node, find_home
+from detente.policy.rules import TLP_LEVELS
 from detente.stix.bundle import Position, iter_objects, make_bundle
 from detente.stix.timestamps import format_micros, micros_from_stix
 from detente.store.base import Query, StoredObject
@@ -40,17 +49,39 @@ def init(
     home: HomeOption = None,
     store: Annotated[str | None, typer.Option("--store", help="store URL (default: SQLite "
                                               "file in the home)")] = None,
-    url: Annotated[str | None, typer.Option("--url", help="URL partners reach us at")] = None,
+    url: Annotated[str | None, typer.Option("--url", help="URL partners reach us at",
+                                            callback=http_url)] = None,
     community: Annotated[list[str] | None, typer.Option(
         "--community", help="a community this node belongs to (repeatable)")] = None,
+    default_marking: Annotated[str | None, typer.Option(
+        "--default-marking", help="TLP level for objects that carry none (without it they "
+        f"are never released): {', '.join(TLP_LEVELS)}",
+        callback=one_of(TLP_LEVELS))] = None,
+    as_json: JsonOption = False,
 ) -> None:
-    """Create a node home: settings, Ed25519 key pair, STIX identity and store."""
+    """Create a node home: settings, Ed25519 key pair, STIX identity and store.
+
+    ``--url``'s port becomes the port ``serve`` binds (and its host, when it is an IP
+    address).  A failed init leaves nothing behind."""
     node = Node.init(find_home(home), name, store_url=store, url=url,
-                     communities=",".join(community or []))
-    console.print(f"created node [bold]{node.name}[/] in {node.home}")
-    console.print(f"identity {node.identity_id}")
-    console.print(f"public key {node.public_key_b64}")
+                     communities=",".join(community or []),
+                     default_marking=default_marking or "")
+    info = {"name": node.name, "home": str(node.home), "identity": node.identity_id,
+            "public_key": node.public_key_b64, "url": node.settings["url"],
+            "host": node.settings["host"], "port": node.settings["port"],
+            "default_marking": node.settings["default_marking"] or None}
     node.close()
+    if as_json:
+        sys.stdout.write(orjson.dumps(info, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return
+    console.print(f"created node [bold]{info['name']}[/] in {info['home']}", highlight=False)
+    console.print(f"identity {info['identity']}", highlight=False)
+    console.print(f"public key {info['public_key']}", highlight=False)
+    console.print(f"serves {info['url']} (binds {info['host']}:{info['port']})",
+                  highlight=False)
+    if not info["default_marking"]:
+        console.print("[dim]no default marking: objects without a TLP marking are never "
+                      "released ('detente policy default-marking LEVEL' sets one)[/]")
 
 
 def identity(home: HomeOption = None, as_json: JsonOption = False) -> None:
@@ -133,7 +164,10 @@ def ingest(
     as_json: JsonOption = False,
 ) -> None:
     """Validate and store STIX 2.1 content (MISP events are converted with misp-stix);
-    valid objects are kept even if others fail."""
+    valid objects are kept even if others fail.
+
+    Exits 0 when everything was stored (or already held), 1 when an object was rejected
+    or the input held no object at all."""
     node = open_node(home)
     show_progress = err_console.is_terminal and not as_json
     with Progress(
@@ -158,6 +192,10 @@ def ingest(
         sys.stdout.write("\n")
     else:
         _print_summary(summary, command_s)
+    if summary.seen == 0:  # an empty file or directory is a mistake, not a success
+        raise ValidationError(f"no objects in {', '.join(str(p) for p in paths)}: nothing "
+                              "was ingested", hint="give STIX bundles, objects, JSON Lines "
+                              "or MISP events")
     raise typer.Exit(1 if summary.rejected else 0)
 
 
@@ -168,8 +206,9 @@ def _dump(obj: dict[str, Any]) -> str:
 def show(
     object_id: Annotated[str, typer.Argument(help="a STIX id")],
     home: HomeOption = None,
-    version: Annotated[str | None, typer.Option("--version", help="an exact modified "
-                                                "timestamp, or first/last")] = None,
+    version: Annotated[str | None, typer.Option(
+        "--version", help="an exact modified timestamp, or first/last",
+        callback=lambda v: v if v in (None, "first", "last") else stix_timestamp(v))] = None,
     all_versions: Annotated[bool, typer.Option("--all-versions")] = False,
 ) -> None:
     """Print one object (latest version unless told otherwise)."""
@@ -192,11 +231,15 @@ def list_objects(
     type_: Annotated[list[str] | None, typer.Option("--type", help="STIX type (repeatable)")]
     = None,
     since: Annotated[str | None, typer.Option("--since", help="only added after this "
-                                              "timestamp")] = None,
+                                              "STIX timestamp",
+                                              callback=stix_timestamp)] = None,
     limit: Annotated[int, typer.Option("--limit", min=1)] = 50,
     as_json: JsonOption = False,
 ) -> None:
-    """List the latest versions stored, oldest first."""
+    """List the latest versions stored, oldest first.
+
+    Ids are printed whole, for ``detente show ID``; piped, each object is one
+    tab-separated line: date added, id, name, origin."""
     node = open_node(home)
     after = micros_from_stix(since, field="--since") if since else None
     page = node.store.list(Query(types=tuple(type_ or ()), added_after=after, limit=limit))
@@ -205,13 +248,26 @@ def list_objects(
         sys.stdout.write(orjson.dumps({"objects": rows, "more": page.more},
                                       option=orjson.OPT_INDENT_2).decode() + "\n")
         return
-    table = Table("date added", "id", "name", "origin")
-    for o in page.objects:
-        r = _row(o)
-        table.add_row(r["date_added"], r["id"], r["name"] or "", r["origin"])
-    console.print(table)
-    if page.more:
-        console.print(f"more objects follow: --since {format_micros(page.cursor or 0)}")
+    rows = [_row(o) for o in page.objects]
+    widest = max((len(r["id"]) for r in rows), default=2)
+    # a table only where its date and id columns fit whole (+ 20 for name, origin, rules)
+    if not console.is_terminal or console.width < len("date added") + 17 + widest + 20:
+        for r in rows:
+            name = " ".join(str(r["name"] or "").split())  # one line per object
+            sys.stdout.write(f"{r['date_added']}\t{r['id']}\t{name}\t{r['origin']}\n")
+    else:
+        table = Table()
+        table.add_column("date added", no_wrap=True)
+        table.add_column("id", no_wrap=True, min_width=widest)  # never cut: ids are copied
+        table.add_column("name", overflow="fold")
+        table.add_column("origin", overflow="fold")
+        for r in rows:
+            table.add_row(r["date_added"], r["id"], r["name"] or "", r["origin"])
+        console.print(table)
+    if page.more:  # on stderr when piped: stdout holds only the objects' lines
+        (console if console.is_terminal else err_console).print(
+            f"more objects follow: --since {format_micros(page.cursor or 0)}",
+            highlight=False)
 
 
 def _row(o: StoredObject) -> dict[str, Any]:
@@ -230,7 +286,7 @@ def export(
     type_: Annotated[list[str] | None, typer.Option("--type")] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o")] = None,
     all_versions: Annotated[bool, typer.Option("--all-versions")] = False,
-    format_: Annotated[str, typer.Option(
+    format_: Annotated[Literal["stix", "misp"], typer.Option(
         "--format", help="stix (a bundle) or misp (a MISP feed directory, --output DIR)")]
     = "stix",
     partner: Annotated[str | None, typer.Option(
@@ -241,9 +297,8 @@ def export(
     if format_ == "misp":
         _export_misp(node, output, partner, bool(type_) or all_versions)
         return
-    if format_ != "stix" or partner is not None:
-        raise UsageError(f"--format {format_}" if format_ != "stix" else
-                         "--partner goes with --format misp",
+    if partner is not None:
+        raise UsageError("--partner goes with --format misp",
                          hint="--format stix (default) or --format misp --output DIR")
     query = Query(types=tuple(type_ or ()), versions=("all",) if all_versions else ("last",))
     bodies = [o.body for o in node.store.iter_all(query)]

@@ -11,7 +11,7 @@ import orjson
 import typer
 from rich.table import Table
 
-from detente.cli.app import HomeOption, console, open_node
+from detente.cli.app import HomeOption, console, http_url, open_node
 from detente.cli.release_cmds import progress_bar, run_progress
 from detente.ledger import Entry
 from detente.node import Node
@@ -71,11 +71,25 @@ def _credit_cell(r: dict[str, object]) -> str:
     return f"{c['corroborated'] + c['confirmed']}/{c['first_reports']} firsts{lead_text}"
 
 
+def _public_key(value: str) -> str:
+    """An option callback: an Ed25519 public key in base64, or a usage error."""
+    from detente.errors import DetenteError
+    from detente.partners.model import parse_public_key
+
+    try:
+        parse_public_key(value)
+    except DetenteError as exc:
+        raise typer.BadParameter(exc.message) from None
+    return value
+
+
 @partner_app.command("add")
 def partner_add(
     name: Annotated[str, typer.Argument(help="the partner's node name, e.g. fr")],
-    url: Annotated[str, typer.Option("--url", help="the partner node's URL")],
-    key: Annotated[str, typer.Option("--key", help="its Ed25519 public key (base64)")],
+    url: Annotated[str, typer.Option("--url", help="the partner node's URL",
+                                     callback=http_url)],
+    key: Annotated[str, typer.Option("--key", help="its Ed25519 public key (base64)",
+                                     callback=_public_key)],
     home: HomeOption = None,
     community: Annotated[list[str] | None, typer.Option(
         "--community", help="a community it belongs to (repeatable)")] = None,
@@ -97,6 +111,19 @@ def partner_add(
                   f"{pending:,} stored object versions to evaluate for it: 'detente serve' "
                   f"releases them in the background, or run 'detente release --partner "
                   f"{p.name}' now", highlight=False)
+    _warn_unmarked(node, p.name)
+
+
+def _warn_unmarked(node: Node, partner: str) -> None:
+    """Say so when most objects would be withheld only for want of a default marking."""
+    from detente.cli.policy_cmds import FIX_DEFAULT, unmarked_share
+
+    withheld, sampled = unmarked_share(node, partner)
+    if sampled and withheld * 2 > sampled:
+        console.print(f"[yellow]note:[/] {withheld} of {sampled} stored objects sampled carry "
+                      f"no TLP marking and this node has no default marking, so {partner} "
+                      f"will not receive them; {FIX_DEFAULT}", highlight=False,
+                      soft_wrap=True)
 
 
 @partner_app.command("list")
@@ -141,24 +168,37 @@ def partner_show(name: str, home: HomeOption = None, as_json: JsonOption = False
                       highlight=False)
 
 
-def _reevaluate(node: Node, name: str) -> ReleaseRun:
+def reevaluate_partner(node: Node, name: str, *, enabled: bool = True) -> ReleaseRun:
     """Re-decide what was released to ``name`` (everything up to its cursor), with a
     progress bar: views now denied are withdrawn before the command returns."""
     evaluated = node.releaser.cursors().get(name)
     total = node.store.count() if evaluated is not None and evaluated == \
         node.store.last_added() else None
-    with progress_bar("re-evaluating", total, enabled=True) as advance:
+    with progress_bar("re-evaluating", total, enabled=enabled) as advance:
         return node.releaser.reevaluate(name, on_progress=run_progress(advance))
 
 
-def _cap(node: Node, name: str, why: str, **values: int | None) -> None:
+def _run_json(run: ReleaseRun) -> dict[str, int]:
+    return {"evaluated": run.evaluated, "released": run.released, "withheld": run.denied,
+            "replaced": run.replaced, "withdrawn": run.withdrawn}
+
+
+def _dump(doc: object) -> None:
+    sys.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+def _cap(node: Node, name: str, why: str, as_json: bool, **values: int | None) -> None:
     field, value = next(iter(values.items()))
     node.partners.update(name, **values, cap_reason=why)
     label = "cap (max tier)" if field == "max_tier" else "floor (min tier)"
     detail = f"{label} {'removed' if value is None else value}: {why}"
     _record(node, "cap", name, detail)
-    run = _reevaluate(node, name)
+    run = reevaluate_partner(node, name, enabled=not as_json)
     tier = node.partners.tier_of(node.partners.get(name))
+    if as_json:
+        _dump({"partner": name, "cap": detail, "tier": tier, "tier_name": TIER_NAMES[tier],
+               **_run_json(run)})
+        return
     console.print(f"{name}: {detail}; tier now {tier} ({TIER_NAMES[tier]}); "
                   f"{run.released} newly released, {run.replaced} views replaced, "
                   f"{run.withdrawn} withdrawn", highlight=False)
@@ -175,6 +215,7 @@ def partner_cap(
     = None,
     clear: Annotated[bool, typer.Option("--clear", help="remove the cap")] = False,
     home: HomeOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Cap (or, with --min-tier, floor) a partner's tier whatever its evidence."""
     if not why.strip():
@@ -184,9 +225,9 @@ def partner_cap(
         raise typer.BadParameter("give exactly one of --max-tier N, --min-tier N or --clear")
     node = open_node(home)
     if min_tier is not None and max_tier is None:
-        _cap(node, name, why, min_tier=min_tier)
+        _cap(node, name, why, as_json, min_tier=min_tier)
         return
-    _cap(node, name, why, max_tier=None if clear else max_tier)
+    _cap(node, name, why, as_json, max_tier=None if clear else max_tier)
 
 
 @partner_app.command("floor")
@@ -197,13 +238,14 @@ def partner_floor(
                                                  help="the lowest tier it may have")] = None,
     clear: Annotated[bool, typer.Option("--clear", help="remove the floor")] = False,
     home: HomeOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Floor a partner's tier (the operator vouches for it whatever its evidence)."""
     if (min_tier is None) != clear:
         raise typer.BadParameter("give --min-tier N or --clear")
     if not why.strip():
         raise typer.BadParameter("--why must say why")
-    _cap(open_node(home), name, why, min_tier=None if clear else min_tier)
+    _cap(open_node(home), name, why, as_json, min_tier=None if clear else min_tier)
 
 
 @partner_app.command("remove")
@@ -218,12 +260,15 @@ def partner_remove(name: str, home: HomeOption = None) -> None:
 
 @partner_app.command("set-tier")
 def partner_set_tier(name: str, tier: Annotated[int, typer.Argument(min=0, max=4)],
-                     home: HomeOption = None) -> None:
+                     home: HomeOption = None, as_json: JsonOption = False) -> None:
     """Set the operator's tier for a partner and re-evaluate what it may see."""
     node = open_node(home)
     node.partners.update(name, base_tier=tier)
     _record(node, "tier-change", name, f"operator set tier {tier}")
-    run = _reevaluate(node, name)
+    run = reevaluate_partner(node, name, enabled=not as_json)
+    if as_json:
+        _dump({"partner": name, "operator_tier": tier, **_run_json(run)})
+        return
     console.print(f"{name}: tier {tier}; {run.released} newly released, {run.replaced} "
                   f"views replaced, {run.withdrawn} withdrawn")
 
@@ -255,9 +300,13 @@ def client_add(
 
 
 @client_app.command("list")
-def client_list(home: HomeOption = None) -> None:
+def client_list(home: HomeOption = None, as_json: JsonOption = False) -> None:
     """List client credentials (never their secrets)."""
     node = open_node(home)
+    if as_json:
+        _dump([{"name": c.name, "user": c.user, "partner": c.partner,
+                "created": format_micros(c.created_at)} for c in node.partners.clients()])
+        return
     table = Table("name", "acts for", "created")
     for c in node.partners.clients():
         created = datetime.fromtimestamp(c.created_at / 1e6, UTC).isoformat(timespec="seconds")

@@ -9,11 +9,20 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-import typer
-
-from detente.cli.app import app
+from detente.cli.app import full_command
 
 __all__ = ["render"]
+
+EXIT_CODES = """\
+Every command exits **0** when it did what was asked, **1** when it failed or refused
+something (an object rejected, a partner unreachable, an input with no object at all,
+something not found), **2** for a usage error (an unknown option, a value outside an
+option's set such as `--mode bogus`, a timestamp that is not one such as
+`--since yesterday`, no node home).  Errors are one line on stderr (and a hint), never a
+traceback.  `detente --version` prints the version; `--json` prints JSON where a command
+reports something.  `detente list` prints whole ids; piped, one tab-separated line per
+object (date added, id, name, origin).
+"""
 
 
 def _params(command: Any) -> list[str]:
@@ -30,6 +39,10 @@ def _params(command: Any) -> list[str]:
         default = p.default if p.default not in (None, False, (), []) and \
             not callable(p.default) else None
         extra = f" (default: {default})" if default is not None else ""
+        desc = getattr(p, "type_descriptor", None)
+        choices = desc.choices if desc is not None and desc.is_choice else None
+        if choices:
+            extra = f" (one of: {', '.join(map(str, choices))})" + extra
         lines.append(f"- {flags}: {text}{extra}".rstrip(": "))
     return lines
 
@@ -57,8 +70,9 @@ def _walk(command: Any, path: list[str], out: list[str]) -> None:
 
 def render() -> str:
     out = ["# CLI reference\n",
-           "Generated from the code by `python -m detente.cli.reference`; do not edit.\n"]
-    _walk(typer.main.get_command(app), [], out)
+           "Generated from the code by `python -m detente.cli.reference`; do not edit.\n",
+           EXIT_CODES]
+    _walk(full_command(), [], out)
     return "\n".join(out)
 
 

@@ -105,3 +105,11 @@ def release(
             f"{', '.join(done.elsewhere)}: being released by another process (a serve worker)")
     console.print(f"{done.released:,} views released in {done.seconds:.1f} s "
                   f"({rate:,.0f}/s); {rest}", highlight=False)
+    from detente.cli.policy_cmds import FIX_DEFAULT, NO_DEFAULT
+
+    examples = [why for r in done.runs.values() for _, why in r.denials]
+    unmarked = sum(NO_DEFAULT in why for why in examples)
+    if done.denied > done.released and unmarked * 2 > len(examples):
+        console.print(f"[yellow]note:[/] most were withheld because they carry no TLP "
+                      f"marking and this node has no default marking; {FIX_DEFAULT}",
+                      highlight=False, soft_wrap=True)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from detente.cli.app import HomeOption, err_console, open_node
-from detente.errors import UsageError
+from detente.errors import DetenteError, UsageError
 
 if TYPE_CHECKING:
     from detente.node import Node
@@ -43,6 +43,7 @@ def serve(
     node = open_node(home)
     bind_host = host or str(node.settings["host"])
     bind_port = int(port if port is not None else node.settings["port"])
+    check_port_free(bind_host, bind_port)
     authorities = {*default_authorities(node), f"{bind_host}:{bind_port}"}
     check_workers(node, workers)
     base = f"http://{bind_host}:{bind_port}"
@@ -72,6 +73,33 @@ def check_workers(node: Node, workers: int) -> None:
             "SQLite, which serves one process",
             hint="serve with one worker, or create a node on PostgreSQL: detente init "
                  "--store postgresql://USER@HOST:PORT/DB")
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Fail before anything is printed or built when ``host:port`` cannot be bound (a
+    busy port, an address not of this machine), naming it: uvicorn would print its raw
+    error only after the "serving" line."""
+    import errno
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise UsageError(f"cannot bind {host}:{port}: {exc.strerror or exc}",
+                         hint="pass --host ADDRESS (an address of this machine)") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise DetenteError(f"port {port} on {host} is already in use",
+                                   hint="stop what serves it, or pass --port N (another "
+                                        "port) or set port in the node's detente.toml"
+                                   ) from None
+            raise DetenteError(f"cannot bind {host}:{port}: {exc.strerror or exc}",
+                               hint="pass --host ADDRESS and --port N") from None
 
 
 def proxy_options(node: Node) -> dict[str, Any]:

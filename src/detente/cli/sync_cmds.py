@@ -16,7 +16,14 @@ import typer
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from detente.cli.app import HomeOption, console, err_console, open_node
+from detente.cli.app import (
+    HomeOption,
+    console,
+    err_console,
+    http_url,
+    open_node,
+    stix_timestamp,
+)
 from detente.errors import UsageError
 from detente.federation.exchange.cursors import all_cursors
 from detente.federation.exchange.feeds import (
@@ -172,7 +179,7 @@ def sync(
 def feed_add(
     name: Annotated[str, typer.Argument(help="a name for the feed (its source: feed:NAME)")],
     url: Annotated[str, typer.Option("--url", help="the TAXII 2.1 server's discovery URL, "
-                                     "an API root, or a collection")],
+                                     "an API root, or a collection", callback=http_url)],
     collection: Annotated[str | None, typer.Option(
         "--collection", help="the collection's id, alias or title (default: the server's "
                              "only readable collection)")] = None,
@@ -273,7 +280,7 @@ def push(
     home: HomeOption = None,
     since: Annotated[str | None, typer.Option(
         "--since", help="push views released after this STIX timestamp "
-                        "(default: after the last push)")] = None,
+                        "(default: after the last push)", callback=stix_timestamp)] = None,
     timeout: Annotated[float, typer.Option("--timeout", min=0.1,
                                            help="seconds per request")] = 60.0,
     as_json: JsonOption = False,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import orjson
 import typer
@@ -23,8 +23,8 @@ def trace(
                                          "partial STIX bundle, JSON, CSV, text excerpt or "
                                          "indicator list")],
     home: HomeOption = None,
-    fmt: Annotated[str | None, typer.Option("--format", help="stix, text or csv "
-                                            "(default: detect)")] = None,
+    fmt: Annotated[Literal["stix", "text", "csv"] | None, typer.Option(
+        "--format", help="the artifact's format (default: detect)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Match an artifact to this node's releases and name the recipients it came from."""

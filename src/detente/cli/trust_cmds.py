@@ -14,6 +14,7 @@ from rich.table import Table
 from detente.cli.app import HomeOption, console, open_node
 from detente.errors import DetenteError, NotFoundError, UsageError, ValidationError
 from detente.node import Node
+from detente.stix.timestamps import format_micros
 from detente.trust import CREDIBILITY_NAMES
 
 evidence_app = typer.Typer(help="Evidence about partners' reports: confirm or refute.",
@@ -43,10 +44,18 @@ def report_tier_changes(node: Node) -> None:
                       highlight=False)
 
 
-def _verdict(object_id: str, why: str, home: HomeOption, refute: bool) -> None:
+def _verdict(object_id: str, why: str, home: HomeOption, refute: bool, as_json: bool) -> None:
     node = open_node(home)
     judged = (node.trust.refute if refute else node.trust.confirm)(object_id, why)
     verb = "refuted" if refute else "confirmed"
+    if as_json:
+        changes = [{"partner": c.partner, "old_tier": c.old, "new_tier": c.new,
+                    "reason": c.reason, "released": run.released, "withdrawn": run.withdrawn}
+                   for c, run in node.applied_tier_changes]
+        out = {"object": object_id, "verdict": verb, "judged": list(judged),
+               "tier_changes": changes}
+        sys.stdout.write(orjson.dumps(out, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return
     who = ", ".join(judged) if judged else "no partner"
     console.print(f"{object_id} {verb}; reports judged from: {who}", highlight=False)
     report_tier_changes(node)
@@ -54,16 +63,18 @@ def _verdict(object_id: str, why: str, home: HomeOption, refute: bool) -> None:
 
 @evidence_app.command("confirm")
 def evidence_confirm(object_id: Annotated[str, typer.Argument(help="a STIX id")],
-                     why: WhyOption, home: HomeOption = None) -> None:
+                     why: WhyOption, home: HomeOption = None,
+                     as_json: JsonOption = False) -> None:
     """Confirm an object's claims (our own check): evidence for every source of them."""
-    _verdict(object_id, why, home, refute=False)
+    _verdict(object_id, why, home, refute=False, as_json=as_json)
 
 
 @evidence_app.command("refute")
 def evidence_refute(object_id: Annotated[str, typer.Argument(help="a STIX id")],
-                    why: WhyOption, home: HomeOption = None) -> None:
+                    why: WhyOption, home: HomeOption = None,
+                    as_json: JsonOption = False) -> None:
     """Refute an object's claims; a refuted important report drops its partner's tier."""
-    _verdict(object_id, why, home, refute=True)
+    _verdict(object_id, why, home, refute=True, as_json=as_json)
 
 
 @evidence_app.command("sighting")
@@ -119,10 +130,16 @@ def grade(object_id: Annotated[str, typer.Argument(help="a STIX id")],
 
 @review_app.command("list")
 def review_list(home: HomeOption = None, all_: Annotated[bool, typer.Option(
-        "--all", help="closed reviews too")] = False) -> None:
+        "--all", help="closed reviews too")] = False, as_json: JsonOption = False) -> None:
     """Reviews of partners whose high-importance reports were refuted."""
     node = open_node(home)
     reviews = node.trust.reviews(open_only=not all_)
+    if as_json:
+        out = [{**asdict(r), "opened_at": format_micros(r.opened_at),
+                "closed_at": None if r.closed_at is None else format_micros(r.closed_at)}
+               for r in reviews]
+        sys.stdout.write(orjson.dumps(out, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return
     if not reviews:
         console.print("no open reviews")
     for r in reviews:
@@ -287,8 +304,10 @@ def credit(
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """What each partner gave us — first reports, corroborations, confirmations, RFI
-    answers, proven priority — each with the ledger entry that proves it."""
+    """What each partner gave us, each item with the ledger entry that proves it.
+
+    First reports, independent corroborations, confirmations, answers to our RFIs and
+    proven priority, per partner."""
     from detente.usecases.credit import credit_report
 
     node = open_node(home)

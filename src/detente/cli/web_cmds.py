@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
+import orjson
 import typer
 from rich.table import Table
 
@@ -53,10 +54,15 @@ def operator_add(
 
 
 @operator_app.command("list")
-def operator_list(home: HomeOption = None) -> None:
+def operator_list(home: HomeOption = None, as_json: Annotated[bool, typer.Option(
+        "--json", help="print JSON")] = False) -> None:
     """List operator accounts."""
     operators, _ = _books(home)
     rows = operators.all()
+    if as_json:
+        out = [{"name": op.name, "created": format_micros(op.created_at)} for op in rows]
+        sys.stdout.write(orjson.dumps(out, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return
     if not rows:
         console.print("no operators yet: add one with 'detente operator add NAME'")
         return

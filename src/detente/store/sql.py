@@ -167,6 +167,34 @@ class SqlStore:
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot create the store: {_short(exc)}") from None
 
+    def holds_tables(self) -> bool:
+        """Whether the database already holds a store's tables (a node's, or one being
+        made); raises StoreError when the database cannot be reached."""
+        try:
+            present = set(sa.inspect(self.engine).get_table_names())
+        except SQLAlchemyError as exc:
+            shown = self.engine.url.render_as_string(hide_password=True)
+            raise StoreError(f"cannot reach the store at {shown}: {_short(exc)}") from None
+        return bool(present & set(metadata.tables))
+
+    def owner(self) -> str | None:
+        """The node this store belongs to (its STIX identity), or None if none claimed it."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(store_meta.c.value).where(store_meta.c.key == "node")).first()
+        return None if row is None else str(row[0])
+
+    def claim(self, node_identity: str) -> None:
+        """Record the node this store belongs to; a store claimed by another node is
+        refused (two homes must never read one database's objects as their own)."""
+        with writer(self.engine).begin() as conn:
+            row = conn.execute(
+                sa.select(store_meta.c.value).where(store_meta.c.key == "node")).first()
+            if row is None:
+                conn.execute(store_meta.insert().values(key="node", value=node_identity))
+            elif row[0] != node_identity:
+                raise StoreError(f"this store belongs to another node ({row[0]})")
+
     @contextmanager
     def transaction(self) -> Iterator[sa.Connection]:
         """A write transaction holding the node's date_added lock until commit."""
