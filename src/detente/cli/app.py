@@ -67,6 +67,7 @@ def _register() -> None:
         partner_cmds,
         policy_cmds,
         release_cmds,
+        search_cmds,
         serve_cmds,
         sync_cmds,
         trace_cmds,
@@ -75,7 +76,8 @@ def _register() -> None:
     )
 
     for module in (node_cmds, partner_cmds, policy_cmds, release_cmds, serve_cmds, sync_cmds,
-                   log_cmds, trust_cmds, deconflict_cmds, trace_cmds, web_cmds, demo_cmds):
+                   log_cmds, trust_cmds, deconflict_cmds, trace_cmds, web_cmds, demo_cmds,
+                   search_cmds):
         module.register(app)
 
 
