@@ -177,3 +177,27 @@ def test_ledger_verification(page: Any, live: tuple[str, Node]) -> None:
 def test_other_pages_are_accessible(page: Any, live: tuple[str, Node], path: str) -> None:
     page.goto(f"{live[0]}{path}")
     check(page, path.strip("/"))
+
+
+def test_search_box_and_object_paging(page: Any, live: tuple[str, Node]) -> None:
+    base, node = live
+    page.goto(f"{base}/")
+    page.get_by_role("searchbox", name="Search objects").fill("198.51.100.7")
+    page.get_by_role("searchbox", name="Search objects").press("Enter")
+    page.get_by_role("heading", name="Search results", level=1).wait_for()
+    results = page.get_by_role("table")
+    link = results.get_by_role("link", name="Safe house uplink (France only)")
+    oid = find(node, "Safe house uplink (France only)")
+    assert link.get_attribute("title") == oid and oid in results.inner_text()
+    check(page, "search-results")
+    page.goto(f"{base}/objects?per_page=10")
+    first = page.locator("code.oid").all_inner_texts()
+    page.get_by_role("link", name="Next page →").click()
+    page.get_by_text("Page 2").wait_for()
+    second = page.locator("code.oid").all_inner_texts()
+    assert len(first) == len(second) == 10 and not set(first) & set(second)
+    page.get_by_label("Type").select_option("threat-actor")
+    page.get_by_role("button", name="Show").click()
+    page.get_by_role("link", name="Amaq media office").wait_for()
+    assert "type=threat-actor" in page.url
+    check(page, "objects-filtered")

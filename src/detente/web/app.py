@@ -26,7 +26,7 @@ from starlette.staticfiles import StaticFiles
 
 from detente.errors import DetenteError, ForbiddenError
 from detente.node import Node
-from detente.web import pages
+from detente.web import finder, pages
 from detente.web.context import HERE, SECURITY_HEADERS, Ctx, FormInput, Upload, WebState
 from detente.web.sessions import SESSION_TTL, TooManyAttempts, tokens_match
 
@@ -190,7 +190,7 @@ def web_routes(node: Node, state: WebState | None = None) -> list[BaseRoute]:
         Route("/login", _login_endpoint(st), methods=["GET", "POST"], name="login"),
         Route("/logout", **page(_logout, "POST"), name="logout"),
         Route("/", **page(pages.dashboard), name="dashboard"),
-        Route("/objects", **page(pages.objects_list), name="objects"),
+        Route("/objects", **page(finder.objects_list), name="objects"),
         Route("/objects/{object_id}", **page(pages.object_detail), name="object"),
         Route("/partners/{name}", **page(pages.partner), name="partner"),
         Route("/deconfliction", **page(pages.deconfliction, "GET", "POST"),
