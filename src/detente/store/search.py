@@ -60,7 +60,9 @@ search_docs = sa.Table(
     "search_docs",
     metadata,
     # date_added of the object's latest version (unique, so a row is found from either)
-    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
+    # (on SQLite the rowid itself: INTEGER PRIMARY KEY)
+    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True,
+              autoincrement=False),
     sa.Column("object_id", sa.Text, nullable=False, unique=True),
     sa.Column("type", sa.Text, nullable=False),
     sa.Column("origin", sa.Text, nullable=False),
@@ -83,20 +85,25 @@ _SQLITE_FTS = (
 )
 _PG_TSV = "to_tsvector('simple'::regconfig, {col})"
 _PG_GIN = ("CREATE INDEX IF NOT EXISTS ix_search_docs_fts ON search_docs "
-           f"USING gin ({_PG_TSV.format(col='doc')})")
+           f"USING gin ({_PG_TSV.format(col='doc')})",
+           "CREATE INDEX IF NOT EXISTS ix_search_docs_names_fts ON search_docs "
+           f"USING gin ({_PG_TSV.format(col='names')})")
 
 # -- what is indexed ------------------------------------------------------------------
 
 _WORD = re.compile(r"[^\W_]+")
 _LITERAL = re.compile(r"'((?:[^'\\]|\\.)*)'")
+_IPISH = re.compile(r"[0-9a-f.:/%]{2,64}")
 _HEX = re.compile(r"[0-9a-f]{32,128}")
 _STIX_ID = re.compile(r"[a-z0-9-]+--[0-9a-f-]{36}")
 
 
 def words(text: str) -> list[str]:
     """Lower-case letter/digit runs, diacritics removed (the same on both databases)."""
-    folded = unicodedata.normalize("NFKD", text.lower())
-    folded = "".join(c for c in folded if not unicodedata.combining(c))
+    folded = text.lower()
+    if not folded.isascii():
+        folded = "".join(c for c in unicodedata.normalize("NFKD", folded)
+                         if not unicodedata.combining(c))
     return _WORD.findall(folded)
 
 
@@ -111,6 +118,8 @@ def _refang(value: str) -> str:
 def normalise_term(value: str) -> str:
     """An observable's canonical form: refanged, lower-case, IP addresses compressed."""
     v = _refang(value)
+    if not _IPISH.fullmatch(v):
+        return v
     try:
         return str(ipaddress.ip_address(v))
     except ValueError:
@@ -327,7 +336,8 @@ class SearchIndex:
     # -- schema --------------------------------------------------------------------
     def create(self, conn: sa.Connection) -> None:
         metadata.create_all(conn)
-        conn.exec_driver_sql(_PG_GIN if self.pg else _SQLITE_FTS)
+        for ddl in _PG_GIN if self.pg else (_SQLITE_FTS,):
+            conn.exec_driver_sql(ddl)
 
     def current(self, conn: sa.Connection, meta: sa.Table) -> bool:
         row = conn.execute(sa.select(meta.c.value).where(meta.c.key == _META_KEY)).first()
@@ -338,10 +348,11 @@ class SearchIndex:
         """Index every object's latest version afresh (a new or outdated index)."""
         if self.pg:
             conn.exec_driver_sql("DROP INDEX IF EXISTS ix_search_docs_fts")
+            conn.exec_driver_sql("DROP INDEX IF EXISTS ix_search_docs_names_fts")
         else:
             conn.exec_driver_sql("DROP TABLE IF EXISTS search_fts")
         metadata.drop_all(conn)
-        self.create(conn)
+        metadata.create_all(conn)  # the text index comes after the rows: a bulk build
         total = int(conn.execute(sa.select(sa.func.count()).select_from(objects)
                                  .where(objects.c.is_latest.is_(True))).scalar() or 0)
         done, after = 0, -1
@@ -354,12 +365,15 @@ class SearchIndex:
                 .order_by(objects.c.date_added).limit(2000)).all()
             if not rows:
                 break
-            self.add(conn, [(int(r[0]), r[1], r[2], r[3], bool(r[4]), orjson.loads(r[5]))
-                            for r in rows], newest=True)
+            self._add_docs(conn, [(int(r[0]), r[1], r[2], r[3], bool(r[4]),
+                                   orjson.loads(r[5])) for r in rows])
             done += len(rows)
             after = int(rows[-1][0])
             if progress is not None:
                 progress(done, total)
+        self.create(conn)
+        if not self.pg:
+            conn.exec_driver_sql("INSERT INTO search_fts(search_fts) VALUES ('rebuild')")
         conn.execute(meta.delete().where(meta.c.key == _META_KEY))
         conn.execute(meta.insert().values(key=_META_KEY, value=INDEX_VERSION))
         return done
@@ -370,24 +384,13 @@ class SearchIndex:
             *, newest: bool = False) -> None:
         """Index latest versions: (date_added, id, type, origin, revoked, body).  ``newest``:
         their date_added values are above every indexed row's (a batch just stored)."""
-        if not rows:
-            return
-        values = []
-        for seq, oid, typ, origin, revoked, body in rows:
-            d = doc_of(body)
-            values.append((seq, oid, typ, origin, d.marking, d.name, revoked, d.names, d.doc))
+        values = self._add_docs(conn, rows)
+        if self.pg or not values:
+            return  # PostgreSQL's GIN index follows the table
         raw = conn.connection.driver_connection
         assert raw is not None
-        cols = ", ".join(_COLS)
-        if self.pg:
-            with raw.cursor() as cur, cur.copy(f"COPY search_docs ({cols}) FROM STDIN") as cp:
-                for v in values:
-                    cp.write_row(v)
-            return
         cur = raw.cursor()
         try:
-            marks = ", ".join(["?"] * len(_COLS))
-            cur.executemany(f"INSERT INTO search_docs ({cols}) VALUES ({marks})", values)  # noqa: S608
             if newest:
                 seqs = [v[0] for v in values]
                 cur.execute("INSERT INTO search_fts(rowid, names, doc) SELECT seq, names, doc "
@@ -397,6 +400,33 @@ class SearchIndex:
                                 [(v[0], v[7], v[8]) for v in values])
         finally:
             cur.close()
+
+    def _add_docs(self, conn: sa.Connection,
+                  rows: Sequence[tuple[int, str, str, str, bool, dict[str, Any]]],
+                  ) -> list[tuple[Any, ...]]:
+        """Insert the catalogue rows (not yet the SQLite text index); returns them."""
+        values: list[tuple[Any, ...]] = []
+        if not rows:
+            return values
+        for seq, oid, typ, origin, revoked, body in rows:
+            d = doc_of(body)
+            values.append((seq, oid, typ, origin, d.marking, d.name, revoked, d.names, d.doc))
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        cols = ", ".join(_COLS)
+        if self.pg:
+            with raw.cursor() as pcur, pcur.copy(
+                    f"COPY search_docs ({cols}) FROM STDIN") as cp:
+                for v in values:
+                    cp.write_row(v)
+            return values
+        cur = raw.cursor()
+        try:
+            marks = ", ".join(["?"] * len(_COLS))
+            cur.executemany(f"INSERT INTO search_docs ({cols}) VALUES ({marks})", values)  # noqa: S608
+        finally:
+            cur.close()
+        return values
 
     def drop(self, conn: sa.Connection, ids: Iterable[str]) -> None:
         """Forget the indexed versions of these ids (before indexing their new latest)."""
@@ -444,30 +474,48 @@ class SearchIndex:
         if q.ids is not None:
             cond.append(d.object_id.in_(q.ids))
         cols = (d.object_id, d.type, d.name, d.origin, d.marking, d.revoked, d.seq)
-        stmt = sa.select(*cols).where(*cond)
-        if q.text.strip():
-            clauses = parse_query(q.text)
-            if self.pg:
-                tsq = sa.func.to_tsquery(sa.literal_column("'simple'::regconfig"),
-                                         _tsquery(clauses))
-                doc_tsv = sa.literal_column(_PG_TSV.format(col="search_docs.doc"))
-                names_tsv = sa.literal_column(_PG_TSV.format(col="search_docs.names"))
-                stmt = stmt.where(doc_tsv.op("@@")(tsq)).order_by(
-                    names_tsv.op("@@")(tsq).desc(), d.seq.desc())
-            else:
-                expr = _fts5(clauses)
-                fts = sa.table("search_fts", sa.column("rowid"))
-                match = sa.text("search_fts MATCH :expr").bindparams(expr=expr)
-                in_names = sa.text("search_fts MATCH :names_expr").bindparams(
-                    names_expr=f"names : ({expr})")
-                named = sa.select(fts.c.rowid).where(in_names)
-                stmt = (stmt.join_from(search_docs, fts, fts.c.rowid == d.seq)
-                        .where(match)
-                        .order_by(d.seq.in_(named).desc(), d.seq.desc()))
-        else:
-            stmt = stmt.order_by(d.seq.desc())
-        stmt = stmt.offset(max(q.offset, 0)).limit(q.limit + 1)
-        rows = conn.execute(stmt).all()
-        hits = [Hit(r[0], r[1], r[2], r[3], r[4], bool(r[5]), int(r[6]))
-                for r in rows[:q.limit]]
-        return Found(hits, len(rows) > q.limit)
+        offset, limit = max(q.offset, 0), q.limit
+        if not q.text.strip():
+            stmt = sa.select(*cols).where(*cond).order_by(d.seq.desc())
+            return _found(conn.execute(stmt.offset(offset).limit(limit + 1)).all(), limit)
+        named, rest = self._matches(parse_query(q.text))
+        # two streams, each newest first and stopped at the page's end: the matches in
+        # names, then the others (no sort of every match: a word in half the store costs
+        # one page, not half the store)
+        first = sa.select(*cols).select_from(named[0]).where(*cond, *named[2]) \
+            .order_by(named[1].desc())
+        rows = conn.execute(first.limit(offset + limit + 1)).all()
+        if len(rows) > offset + limit:
+            return _found(rows[offset:], limit)
+        taken = rows[offset:]
+        second = (sa.select(*cols).select_from(rest[0]).where(*cond, *rest[2])
+                  .order_by(rest[1].desc())
+                  .offset(max(offset - len(rows), 0)).limit(limit - len(taken) + 1))
+        return _found([*taken, *conn.execute(second).all()], limit)
+
+    def _matches(self, clauses: list[Clause]) -> tuple[_Stream, _Stream]:
+        """(from, order column, conditions) of the names matches and of the others."""
+        d = search_docs.c
+        if self.pg:
+            tsq = sa.func.to_tsquery(sa.literal_column("'simple'::regconfig"), _tsquery(clauses))
+            doc_tsv = sa.literal_column(_PG_TSV.format(col="search_docs.doc"))
+            names_tsv = sa.literal_column(_PG_TSV.format(col="search_docs.names"))
+            in_names = names_tsv.op("@@")(tsq)
+            return ((search_docs, d.seq, [in_names]),
+                    (search_docs, d.seq, [doc_tsv.op("@@")(tsq), sa.not_(in_names)]))
+        # FTS5 drives the join and yields its rowids newest first: the LIMIT stops it
+        expr = _fts5(clauses)
+        fts = sa.table("search_fts", sa.column("rowid"))
+        joined = fts.join(search_docs, d.seq == fts.c.rowid)
+        return ((joined, fts.c.rowid, [sa.text("search_fts MATCH :e1").bindparams(
+                    e1=f"names : ({expr})")]),
+                (joined, fts.c.rowid, [sa.text("search_fts MATCH :e2").bindparams(
+                    e2=f"({expr}) NOT names : ({expr})")]))
+
+
+_Stream = tuple[Any, Any, list[Any]]
+
+
+def _found(rows: Sequence[Any], limit: int) -> Found:
+    hits = [Hit(r[0], r[1], r[2], r[3], r[4], bool(r[5]), int(r[6])) for r in rows[:limit]]
+    return Found(hits, len(rows) > limit)
