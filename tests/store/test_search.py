@@ -247,3 +247,10 @@ def test_doc_of_indexes_relationships_by_type() -> None:
            "relationship_type": "uses", "source_ref": "tool--a", "target_ref": "malware--b"}
     assert "uses" in doc_of(rel).name
     assert parse_query("T1059")[0].phrase == ("t1059",)
+
+
+def test_a_stix_id_finds_its_object(store: SqlStore,
+                                    loaded: dict[str, dict[str, Any]]) -> None:
+    oid = loaded["tool"]["id"]
+    assert ids(store, oid) == [oid]
+    assert ids(store, oid, types=("indicator",)) == []

@@ -6,11 +6,12 @@ row's key, ``seq``), type, origin, marking, display name — and two texts:
 
 * ``names``: the name, aliases, ATT&CK/CVE ids, and every *observable* — the values in an
   indicator's pattern and an SCO's value, hashes, file name — as exact *term tokens*;
-* ``doc``: all of ``names`` plus the description and the pattern's words.
+* ``doc``: the description and the pattern's words.
 
 Both are pre-tokenised here (lower-case letter/digit runs, diacritics removed), so the two
 databases see the same words: SQLite indexes them with FTS5 (an external-content table on
-``search_docs``), PostgreSQL with a GIN index on ``to_tsvector('simple', doc)``.
+``search_docs``), PostgreSQL with one GIN index on ``to_tsvector('simple', …)`` of both, the
+names weighted ``A``.  A STIX id finds its object directly.
 
 An observable is matched whole, never as a run of words (``10.0.0.1`` must not cost a
 read of every document holding a ``0``): it is normalised (IPv6 compressed, defanged
@@ -83,11 +84,11 @@ _SQLITE_FTS = (
     "names, doc, content='search_docs', content_rowid='seq', "
     "tokenize='unicode61 remove_diacritics 0')"
 )
-_PG_TSV = "to_tsvector('simple'::regconfig, {col})"
+# one vector per row: the names words weighted A (a names match is a query at weight A)
+_PG_TSV = ("(setweight(to_tsvector('simple'::regconfig, {t}names), 'A') || "
+           "to_tsvector('simple'::regconfig, {t}doc))")
 _PG_GIN = ("CREATE INDEX IF NOT EXISTS ix_search_docs_fts ON search_docs "
-           f"USING gin ({_PG_TSV.format(col='doc')})",
-           "CREATE INDEX IF NOT EXISTS ix_search_docs_names_fts ON search_docs "
-           f"USING gin ({_PG_TSV.format(col='names')})")
+           f"USING gin ({_PG_TSV.format(t='')})",)
 
 # -- what is indexed ------------------------------------------------------------------
 
@@ -109,7 +110,8 @@ def words(text: str) -> list[str]:
 
 def _refang(value: str) -> str:
     v = value.strip().strip("\"'<>()").lower()
-    v = v.replace("[.]", ".").replace("(.)", ".").replace("[:]", ":").replace("[@]", "@")
+    if "[" in v or "(" in v:
+        v = v.replace("[.]", ".").replace("(.)", ".").replace("[:]", ":").replace("[@]", "@")
     if v.startswith(("hxxp://", "hxxps://")):
         v = "http" + v[4:]
     return v.rstrip(".")
@@ -195,14 +197,15 @@ class Doc:
 
 def doc_of(body: dict[str, Any]) -> Doc:
     """The name, marking and the two texts indexed for one object."""
-    terms: list[str] = [str(body.get("id", ""))]
+    terms: list[str] = []
+    sco = "created" not in body  # a cyber-observable: its value and name are observables
     name_text: list[str] = []
     prose: list[str] = []
     for key in _NAME_FIELDS:
         value = body.get(key)
         if isinstance(value, (str, int)) and not isinstance(value, bool):
             name_text.append(str(value))
-            if key in ("value", "name", "path"):
+            if sco and key in ("value", "name", "path"):
                 terms.append(str(value))
     for key in _LIST_FIELDS:
         for item in body.get(key) or []:
@@ -228,7 +231,7 @@ def doc_of(body: dict[str, Any]) -> Doc:
             prose.append(value)
     tokens = sorted({term_token(t) for raw in terms if raw for t in expand_term(raw)})
     names = " ".join([*words(" ".join(name_text)), *tokens])
-    doc = names + " " + " ".join(words(" ".join(prose)[:_MAX_DOC]))
+    doc = " ".join(words(" ".join(prose)[:_MAX_DOC]))
     return Doc(display_name(body), _marking(body), names, doc)
 
 
@@ -277,15 +280,17 @@ def _fts5(clauses: Sequence[Clause]) -> str:
     return " AND ".join(parts)
 
 
-def _tsquery(clauses: Sequence[Clause]) -> str:
+def _tsquery(clauses: Sequence[Clause], weight: str = "") -> str:
     parts = []
     for c in clauses:
         if c.term:
-            parts.append(c.term)
+            parts.append(c.term + (f":{weight}" if weight else ""))
         else:
             ws = list(c.phrase)
+            if weight:
+                ws = [w + ":" + weight for w in ws]
             if c.prefix:
-                ws[-1] += ":*"
+                ws[-1] += ("*" if weight else ":*")
             parts.append("(" + " <-> ".join(ws) + ")")
     return " & ".join(parts)
 
@@ -348,7 +353,6 @@ class SearchIndex:
         """Index every object's latest version afresh (a new or outdated index)."""
         if self.pg:
             conn.exec_driver_sql("DROP INDEX IF EXISTS ix_search_docs_fts")
-            conn.exec_driver_sql("DROP INDEX IF EXISTS ix_search_docs_names_fts")
         else:
             conn.exec_driver_sql("DROP TABLE IF EXISTS search_fts")
         metadata.drop_all(conn)
@@ -475,7 +479,10 @@ class SearchIndex:
             cond.append(d.object_id.in_(q.ids))
         cols = (d.object_id, d.type, d.name, d.origin, d.marking, d.revoked, d.seq)
         offset, limit = max(q.offset, 0), q.limit
-        if not q.text.strip():
+        text = q.text.strip()
+        if _STIX_ID.fullmatch(text):  # an id: that object, if the filters allow it
+            cond.append(d.object_id == text)
+        if not text or _STIX_ID.fullmatch(text):
             stmt = sa.select(*cols).where(*cond).order_by(d.seq.desc())
             return _found(conn.execute(stmt.offset(offset).limit(limit + 1)).all(), limit)
         named, rest = self._matches(parse_query(q.text))
@@ -498,11 +505,12 @@ class SearchIndex:
         d = search_docs.c
         if self.pg:
             tsq = sa.func.to_tsquery(sa.literal_column("'simple'::regconfig"), _tsquery(clauses))
-            doc_tsv = sa.literal_column(_PG_TSV.format(col="search_docs.doc"))
-            names_tsv = sa.literal_column(_PG_TSV.format(col="search_docs.names"))
-            in_names = names_tsv.op("@@")(tsq)
+            tsq_a = sa.func.to_tsquery(sa.literal_column("'simple'::regconfig"),
+                                       _tsquery(clauses, weight="A"))
+            tsv = sa.literal_column(_PG_TSV.format(t="search_docs."))
+            in_names = tsv.op("@@")(tsq_a)
             return ((search_docs, d.seq, [in_names]),
-                    (search_docs, d.seq, [doc_tsv.op("@@")(tsq), sa.not_(in_names)]))
+                    (search_docs, d.seq, [tsv.op("@@")(tsq), sa.not_(in_names)]))
         # FTS5 drives the join and yields its rowids newest first: the LIMIT stops it
         expr = _fts5(clauses)
         fts = sa.table("search_fts", sa.column("rowid"))
