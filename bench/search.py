@@ -38,7 +38,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from _stixgen import CREATOR, indicator
-
 from detente.store import Find, SqlStore, open_store
 
 PG_ADMIN = os.environ.get("DETENTE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -63,8 +62,9 @@ def _sco(rng: random.Random) -> dict[str, Any]:
     kind = rng.randrange(3)
     base = {"spec_version": "2.1"}
     if kind == 0:
-        value = f"{rng.randint(1, 223)}.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}"
-        return {"type": "ipv4-addr", "id": f"ipv4-addr--{uuid.UUID(int=rng.getrandbits(128), version=4)}",
+        value = ".".join(str(rng.randint(1, 254)) for _ in range(4))
+        return {"type": "ipv4-addr",
+                "id": f"ipv4-addr--{uuid.UUID(int=rng.getrandbits(128), version=4)}",
                 "value": value, **base}
     if kind == 1:
         return {"type": "domain-name",

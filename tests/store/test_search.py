@@ -237,7 +237,8 @@ def test_empty_query_is_a_clear_error(store: SqlStore) -> None:
 
 
 def test_query_syntax_cannot_inject(store: SqlStore, loaded: dict[str, dict[str, Any]]) -> None:
-    for text in ('" OR 1', "NEAR(a b)", "a:b", "names : x", "') ; DROP TABLE x; --", "a&b|!c", "x:*"):
+    for text in ('" OR 1', "NEAR(a b)", "a:b", "names : x", "') ; DROP TABLE x; --",
+                 "a&b|!c", "x:*"):
         store.find(Find(text=text))  # no error from the database's query syntax
     assert ids(store, "mimikatz OR") == []
 

@@ -507,7 +507,7 @@ class SearchIndex:
             tsq = sa.func.to_tsquery(sa.literal_column("'simple'::regconfig"), _tsquery(clauses))
             tsq_a = sa.func.to_tsquery(sa.literal_column("'simple'::regconfig"),
                                        _tsquery(clauses, weight="A"))
-            tsv = sa.literal_column(_PG_TSV.format(t="search_docs."))
+            tsv: sa.ColumnElement[Any] = sa.literal_column(_PG_TSV.format(t="search_docs."))
             in_names = tsv.op("@@")(tsq_a)
             return ((search_docs, d.seq, [in_names]),
                     (search_docs, d.seq, [tsv.op("@@")(tsq), sa.not_(in_names)]))

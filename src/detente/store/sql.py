@@ -11,10 +11,10 @@ see a later version before an earlier one commits.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
-import logging
 from typing import Any
 
 import orjson
