@@ -67,7 +67,6 @@ def _register() -> None:
         partner_cmds,
         policy_cmds,
         release_cmds,
-        search_cmds,
         serve_cmds,
         sync_cmds,
         trace_cmds,
@@ -76,8 +75,7 @@ def _register() -> None:
     )
 
     for module in (node_cmds, partner_cmds, policy_cmds, release_cmds, serve_cmds, sync_cmds,
-                   log_cmds, trust_cmds, deconflict_cmds, trace_cmds, web_cmds, demo_cmds,
-                   search_cmds):
+                   log_cmds, trust_cmds, deconflict_cmds, trace_cmds, web_cmds, demo_cmds):
         module.register(app)
 
 
