@@ -81,3 +81,21 @@ def test_search_usage_errors_exit_2(home: Path, capsys: pytest.CaptureFixture[st
 def test_no_match_says_so(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     r = run(capsys, "search", "nothing-like-this.example", "--home", str(home))
     assert r.code == 0 and "no objects match" in r.err
+
+
+def test_a_home_from_before_search_is_indexed_when_opened(
+        home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import sqlalchemy as sa
+
+    from detente.node import Node
+
+    old = indicator(name="from before search", pattern="[url:value = 'http://old.example/x']")
+    _ingest(home, tmp_path, capsys, old)
+    node = Node.open(home)
+    with node.store.transaction() as conn:  # the tables as an older detente left them
+        conn.execute(sa.text("DELETE FROM store_meta WHERE key = 'search_index'"))
+        conn.execute(sa.text("DELETE FROM search_docs"))
+    node.close()
+    r = run(capsys, "search", "old.example", "--home", str(home), "--json")
+    assert r.code == 0, r.err
+    assert [h["id"] for h in orjson.loads(r.out)["results"]] == [old["id"]]

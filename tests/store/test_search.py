@@ -255,3 +255,11 @@ def test_a_stix_id_finds_its_object(store: SqlStore,
     oid = loaded["tool"]["id"]
     assert ids(store, oid) == [oid]
     assert ids(store, oid, types=("indicator",)) == []
+
+
+def test_an_id_filter_larger_than_the_parameter_limit(store: SqlStore,
+                                                      loaded: dict[str, dict[str, Any]]) -> None:
+    many = tuple(f"indicator--{uuid.uuid4()}" for _ in range(40_000))
+    oid = loaded["tool"]["id"]
+    assert ids(store, ids=(*many, oid, "it's")) == [oid]
+    assert ids(store, "mimikatz", ids=(oid,)) == [oid]

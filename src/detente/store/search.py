@@ -476,7 +476,10 @@ class SearchIndex:
         if q.markings:
             cond.append(d.marking.in_(q.markings))
         if q.ids is not None:
-            cond.append(d.object_id.in_(q.ids))
+            # rendered inline: a credibility level may hold more ids than SQLite's
+            # bound-parameter limit
+            cond.append(d.object_id.in_(sa.bindparam("only_ids", list(q.ids), expanding=True,
+                                                     literal_execute=True)))
         cols = (d.object_id, d.type, d.name, d.origin, d.marking, d.revoked, d.seq)
         offset, limit = max(q.offset, 0), q.limit
         text = q.text.strip()
