@@ -263,3 +263,18 @@ def test_an_id_filter_larger_than_the_parameter_limit(store: SqlStore,
     oid = loaded["tool"]["id"]
     assert ids(store, ids=(*many, oid, "it's")) == [oid]
     assert ids(store, "mimikatz", ids=(oid,)) == [oid]
+
+
+def test_ranked_in_memory_and_streamed_agree(store: SqlStore, loaded: dict[str, dict[str, Any]],
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    import detente.store.search as search
+
+    bodies = [pattern_ind(f"[ipv4-addr:value = '10.8.0.{i}']", name=f"relay {i}",
+                          description="mimikatz seen") for i in range(12)]
+    store.put_many([v(b) for b in bodies], Provenance())
+    queries = ("mimikatz", "relay", "seen", "badsite.example")
+    want = {(t, o): ids(store, t, offset=o, limit=5) for t in queries for o in (0, 5, 10)}
+    assert want[("mimikatz", 0)][0] == loaded["tool"]["id"]  # the name match first
+    monkeypatch.setattr(search, "_CAP", 2)  # PostgreSQL streams beyond the cap
+    assert {(t, o): ids(store, t, offset=o, limit=5) for t in queries for o in (0, 5, 10)} \
+        == want

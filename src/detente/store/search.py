@@ -87,8 +87,12 @@ _SQLITE_FTS = (
 # one vector per row: the names words weighted A (a names match is a query at weight A)
 _PG_TSV = ("(setweight(to_tsvector('simple'::regconfig, {t}names), 'A') || "
            "to_tsvector('simple'::regconfig, {t}doc))")
-_PG_GIN = ("CREATE INDEX IF NOT EXISTS ix_search_docs_fts ON search_docs "
-           f"USING gin ({_PG_TSV.format(t='')})",)
+# stored, so a recheck or a filter reads it instead of re-parsing the text of each row
+_PG_GIN = ("ALTER TABLE search_docs ADD COLUMN IF NOT EXISTS tsv tsvector GENERATED ALWAYS AS "
+           f"({_PG_TSV.format(t='')}) STORED",
+           "CREATE INDEX IF NOT EXISTS ix_search_docs_fts ON search_docs USING gin (tsv)")
+#: up to this many matches are ranked exactly in memory; more are read as two streams
+_CAP = 2000
 
 # -- what is indexed ------------------------------------------------------------------
 
@@ -488,7 +492,19 @@ class SearchIndex:
         if not text or _STIX_ID.fullmatch(text):
             stmt = sa.select(*cols).where(*cond).order_by(d.seq.desc())
             return _found(conn.execute(stmt.offset(offset).limit(limit + 1)).all(), limit)
-        named, rest = self._matches(parse_query(q.text))
+        clauses = parse_query(q.text)
+        if self.pg:
+            # the GIN index's candidates, capped: a rare word never walks the whole table
+            # in date order looking for a page it will not fill
+            tsv: sa.ColumnElement[Any] = sa.literal_column("search_docs.tsv")
+            named_col = tsv.op("@@")(_pg_tsquery(clauses, "A")).label("named")
+            cand = list(conn.execute(sa.select(*cols, named_col)
+                                .where(*cond, tsv.op("@@")(_pg_tsquery(clauses)))
+                                .limit(_CAP + 1)).all())
+            if len(cand) <= _CAP:
+                cand.sort(key=lambda r: (not r[7], -int(r[6])))
+                return _found(cand[offset:offset + limit + 1], limit)
+        named, rest = self._matches(clauses)
         # two streams, each newest first and stopped at the page's end: the matches in
         # names, then the others (no sort of every match: a word in half the store costs
         # one page, not half the store)
@@ -507,13 +523,11 @@ class SearchIndex:
         """(from, order column, conditions) of the names matches and of the others."""
         d = search_docs.c
         if self.pg:
-            tsq = sa.func.to_tsquery(sa.literal_column("'simple'::regconfig"), _tsquery(clauses))
-            tsq_a = sa.func.to_tsquery(sa.literal_column("'simple'::regconfig"),
-                                       _tsquery(clauses, weight="A"))
-            tsv: sa.ColumnElement[Any] = sa.literal_column(_PG_TSV.format(t="search_docs."))
-            in_names = tsv.op("@@")(tsq_a)
+            tsv: sa.ColumnElement[Any] = sa.literal_column("search_docs.tsv")
+            in_names = tsv.op("@@")(_pg_tsquery(clauses, "A"))
             return ((search_docs, d.seq, [in_names]),
-                    (search_docs, d.seq, [tsv.op("@@")(tsq), sa.not_(in_names)]))
+                    (search_docs, d.seq, [tsv.op("@@")(_pg_tsquery(clauses)),
+                                          sa.not_(in_names)]))
         # FTS5 drives the join and yields its rowids newest first: the LIMIT stops it
         expr = _fts5(clauses)
         fts = sa.table("search_fts", sa.column("rowid"))
@@ -525,6 +539,11 @@ class SearchIndex:
 
 
 _Stream = tuple[Any, Any, list[Any]]
+
+
+def _pg_tsquery(clauses: Sequence[Clause], weight: str = "") -> Any:
+    return sa.func.to_tsquery(sa.literal_column("'simple'::regconfig"),
+                              _tsquery(clauses, weight=weight))
 
 
 def _found(rows: Sequence[Any], limit: int) -> Found:
