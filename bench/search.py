@@ -14,7 +14,7 @@ Then a fixed mix of queries, each timed through ``SqlStore.find`` — the functi
 anchor: the same observable queries as ``body LIKE '%value%'`` over the stored JSON (SQLite,
 the obvious implementation without an index), on a sample of the queries.
 
-    python bench/search.py [--quick] [--n N] [--no-pg] [--queries Q]
+    python bench/search.py [--quick] [--n N] [--no-pg] [--no-sqlite] [--queries Q]
 """
 
 from __future__ import annotations
@@ -247,17 +247,20 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=None)
     ap.add_argument("--queries", type=int, default=None)
     ap.add_argument("--no-pg", action="store_true")
+    ap.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only (no anchor)")
     args = ap.parse_args()
     n = args.n or (100_000 if args.quick else 1_000_000)
     nq = args.queries or (200 if args.quick else 500)
     print(f"search over {n:,} objects, {nq} queries each, 20 results a query")
-    tmp = Path(tempfile.mkdtemp(prefix="detente-bench-search-"))
-    store, sample, _ = load(f"sqlite:///{tmp / 'store.db'}", n)
-    qs = queries(sample, nq)
-    sqlite_p95 = report("SQLite FTS5", time_queries(store, qs))
-    anchor_p95 = anchor(store, qs, 10 if n >= 500_000 else 30)
-    print(f"  anchor (SQLite body LIKE, observables): p95 {anchor_p95:.0f} ms")
-    store.close()
+    sqlite_p95 = anchor_p95 = float("nan")
+    if not args.no_sqlite:
+        tmp = Path(tempfile.mkdtemp(prefix="detente-bench-search-"))
+        store, sample, _ = load(f"sqlite:///{tmp / 'store.db'}", n)
+        qs = queries(sample, nq)
+        sqlite_p95 = report("SQLite FTS5", time_queries(store, qs))
+        anchor_p95 = anchor(store, qs, 10 if n >= 500_000 else 30)
+        print(f"  anchor (SQLite body LIKE, observables): p95 {anchor_p95:.0f} ms")
+        store.close()
     pg_p95 = float("nan")
     if not args.no_pg:
         url, admin, name = pg_url()
