@@ -268,3 +268,25 @@ def test_narrow_screen_never_scrolls_sideways(browser: Any, live: tuple[str, Nod
         check(p, "narrow-" + (path.strip("/").replace("/", "-") or "dashboard"))
     finally:
         context.close()
+def test_search_box_and_object_paging(page: Any, live: tuple[str, Node]) -> None:
+    base, node = live
+    page.goto(f"{base}/")
+    page.get_by_role("searchbox", name="Search objects").fill("198.51.100.7")
+    page.get_by_role("searchbox", name="Search objects").press("Enter")
+    page.get_by_role("heading", name="Search results", level=1).wait_for()
+    results = page.get_by_role("table")
+    link = results.get_by_role("link", name="Safe house uplink (France only)")
+    oid = find(node, "Safe house uplink (France only)")
+    assert link.get_attribute("title") == oid and oid in results.inner_text()
+    check(page, "search-results")
+    page.goto(f"{base}/objects?per_page=10")
+    first = page.locator("code.oid").all_inner_texts()
+    page.get_by_role("link", name="Next page →").click()
+    page.get_by_text("Page 2").wait_for()
+    second = page.locator("code.oid").all_inner_texts()
+    assert len(first) == len(second) == 10 and not set(first) & set(second)
+    page.get_by_label("Type").select_option("threat-actor")
+    page.get_by_role("button", name="Show").click()
+    page.get_by_role("link", name="Amaq media office").wait_for()
+    assert "type=threat-actor" in page.url
+    check(page, "objects-filtered")

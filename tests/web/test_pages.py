@@ -52,7 +52,7 @@ def test_unknown_object_is_a_404_page(client: TestClient) -> None:
 
 def test_objects_list_and_filter(client: TestClient, empty_client: TestClient) -> None:
     assert "C2 relay 3" in client.get("/objects?type=indicator").text
-    assert "No objects of type report yet" in empty_client.get("/objects?type=report").text
+    assert "No objects match with these filters" in empty_client.get("/objects?type=report").text
 
 
 def test_partner_page(client: TestClient) -> None:

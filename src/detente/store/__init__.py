@@ -11,10 +11,14 @@ from detente.store.base import (
     StoredObject,
 )
 from detente.store.engine import make_engine
+from detente.store.search import Find, Found, Hit
 from detente.store.sql import SqlStore, open_store
 
 __all__ = [
     "LOCAL",
+    "Find",
+    "Found",
+    "Hit",
     "Outcome",
     "Page",
     "Provenance",

@@ -8,16 +8,19 @@ strictly increasing within a node and assigned in commit order, so paging by
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import orjson
 import sqlalchemy as sa
 
 from detente.stix.model import StixObject
+
+if TYPE_CHECKING:
+    from detente.store.search import Find, Found
 
 __all__ = [
     "FEED_PREFIX",
@@ -162,6 +165,10 @@ class Store(Protocol):
     def iter_all(self, query: Query, *, page_size: int = 1000) -> Iterator[StoredObject]: ...
 
     def count(self) -> int: ...
+
+    def find(self, query: Find) -> Found: ...
+
+    def rebuild_search(self, progress: Callable[[int, int], None] | None = None) -> int: ...
 
     def last_added(self) -> int | None: ...
 

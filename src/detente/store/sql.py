@@ -11,7 +11,8 @@ see a later version before an earlier one commits.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import logging
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
@@ -43,6 +44,9 @@ from detente.store.schema import (
     refs,
     store_meta,
 )
+from detente.store.search import Find, Found, SearchIndex
+
+log = logging.getLogger("detente.store")
 
 __all__ = ["CORRECTED", "SqlStore", "open_store"]
 
@@ -144,6 +148,7 @@ class SqlStore:
         self._reader = reader(engine)
         self._pg = is_postgres(engine)
         self._ph = "%s" if self._pg else "?"
+        self._search = SearchIndex(self._pg)
 
     # -- schema -----------------------------------------------------------------
     def create(self) -> None:
@@ -164,6 +169,8 @@ class SqlStore:
                         f"store schema {row[0]} is not the schema {SCHEMA_VERSION} "
                         "this detente expects"
                     )
+                if not self._search.current(conn, store_meta):
+                    self._search.rebuild(conn, store_meta, objects, _index_progress)
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot create the store: {_short(exc)}") from None
 
@@ -228,6 +235,9 @@ class SqlStore:
         self, conn: sa.Connection, batch: Sequence[StixObject], prov: Provenance
     ) -> list[PutResult]:
         known = self._load_known(conn, {o.id for o in batch})
+        known_before = set(known)
+        #: the batch's new latest versions, for the search index
+        latest: dict[str, tuple[int, StixObject]] = {}
         clock = self._next_date_added(conn)
         flags = orjson.dumps(dict(prov.flags)).decode() if prov.flags else None
         rows: list[tuple[Any, ...]] = []
@@ -259,6 +269,8 @@ class SqlStore:
             is_latest, is_first = k.latest == obj.version, k.first == obj.version
             if had_versions and (is_latest or is_first):
                 refresh.add(obj.id)  # an older row loses its flag
+            if is_latest:
+                latest[obj.id] = (clock, obj)
             rows.append((
                 obj.id, obj.version, obj.type, obj.spec_version, obj.created_by_ref,
                 obj.revoked, is_latest, is_first, clock, obj.digest, obj.raw,
@@ -274,7 +286,16 @@ class SqlStore:
                          {(r.id, r.version) for r in results if r.outcome is Outcome.STORED})
         for object_id in refresh:
             self._recompute_flags(conn, object_id)
+        self._index_latest(conn, latest, set(known_before) | {i for i, _ in replaced}, prov)
         return results
+
+    def _index_latest(self, conn: sa.Connection, latest: dict[str, tuple[int, StixObject]],
+                      indexed: set[str], prov: Provenance) -> None:
+        """Keep the search index on each object's latest version (store/search.py)."""
+        rows = [(clock, obj.id, obj.type, prov.origin, obj.revoked, obj.body)
+                for clock, obj in latest.values()]
+        self._search.drop(conn, indexed & latest.keys())
+        self._search.add(conn, rows, newest=True)
 
     def _insert(self, conn: sa.Connection, rows: list[tuple[Any, ...]]) -> None:
         if not rows:
@@ -409,6 +430,7 @@ class SqlStore:
                     objects.c.id == object_id).limit(1)).first():
                 conn.execute(refs.delete().where(refs.c.id == object_id))  # rare: a scan
             self._recompute_flags(conn, object_id)
+            self._search.refresh(conn, objects, [object_id])
             return int(n or 0)
 
     # -- reads ------------------------------------------------------------------------
@@ -491,6 +513,20 @@ class SqlStore:
             value = conn.execute(sa.select(sa.func.max(objects.c.date_added))).scalar()
         return None if value is None else int(value)
 
+    def find(self, query: Find) -> Found:
+        """Search (``query.text``) or list the latest version of every object, filtered and
+        paged: see :mod:`detente.store.search`."""
+        try:
+            with self._reader.connect() as conn:
+                return self._search.find(conn, query)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot search the store: {_short(exc)}") from None
+
+    def rebuild_search(self, progress: Callable[[int, int], None] | None = None) -> int:
+        """Rebuild the search index from the stored objects; returns how many it holds."""
+        with self.transaction() as conn:
+            return self._search.rebuild(conn, store_meta, objects, progress)
+
     def count(self) -> int:
         with self._reader.connect() as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(objects)).scalar() or 0)
@@ -548,6 +584,11 @@ def _conditions(q: Query) -> list[sa.ColumnElement[bool]]:
     if q.added_after is not None:
         cond.append(objects.c.date_added > q.added_after)
     return cond
+
+
+def _index_progress(done: int, total: int) -> None:
+    if total >= 20_000 and (done % 100_000 < 2000 or done == total):
+        log.warning("building the search index: %s of %s objects", f"{done:,}", f"{total:,}")
 
 
 def _short(exc: BaseException) -> str:

@@ -602,6 +602,18 @@ class TrustEngine:
         self._keep(grade)
         return grade
 
+    def credibility_of_all(self) -> dict[str, int]:
+        """The information credibility (1–6) of every gradeable object, as :meth:`grade`
+        computes it, without storing each (the Objects page filters by it)."""
+        model = self._model()
+        out = {}
+        for object_id, facts in model.by_object.items():
+            if facts:
+                f = min(facts, key=lambda f: (f.seq, f.id))
+                out[object_id] = int(make_grade(object_id, self._grade_inputs(model, f),
+                                                self.config).credibility)
+        return out
+
     def _grade_inputs(self, model: Model, f: Fact) -> GradeInputs:
         outcome = f.outcome if f.outcome in ("confirmed", "refuted") else None
         if f.claims & model.refuted:

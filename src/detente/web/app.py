@@ -31,7 +31,7 @@ from detente.federation.http.throttle import (
     TooManyFailures,
 )
 from detente.node import Node
-from detente.web import actions, pages
+from detente.web import actions, finder, pages
 from detente.web.context import HERE, SECURITY_HEADERS, Ctx, FormInput, Upload, WebState
 from detente.web.sessions import SESSION_TTL, TooManyAttempts, tokens_match
 
@@ -220,7 +220,7 @@ def web_routes(node: Node, state: WebState | None = None) -> list[BaseRoute]:
         Route("/login", _login_endpoint(st), methods=["GET", "POST"], name="login"),
         Route("/logout", **page(_logout, "POST"), name="logout"),
         Route("/", **page(pages.dashboard), name="dashboard"),
-        Route("/objects", **page(pages.objects_list), name="objects"),
+        Route("/objects", **page(finder.objects_list), name="objects"),
         Route("/objects/{object_id}", **page(pages.object_detail), name="object"),
         Route("/objects/{object_id}/sighting", **page(actions.sighting, "POST"),
               name="object_sighting"),

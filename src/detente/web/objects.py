@@ -16,12 +16,12 @@ from detente.node import Node
 from detente.partners import TIER_NAMES
 from detente.policy import explain
 from detente.stix.vocab import tlp_level
-from detente.store.base import LOCAL, Query, StoredObject
+from detente.store.base import LOCAL, StoredObject
 from detente.web import data
 from detente.web.facts import display_name, fmt_micros, fmt_stix, names_of, release_records
 
 __all__ = ["CorrelationRow", "MarkingLine", "MatrixRow", "RelationshipRow", "ReleaseRow",
-           "SightingRow", "object_page", "recent_objects"]
+           "SightingRow", "object_page"]
 
 #: types whose objects can be sighted (a sighting names an SDO)
 _NOT_SIGHTABLE = frozenset({"relationship", "sighting", "marking-definition",
@@ -246,13 +246,3 @@ def object_page(node: Node, object_id: str) -> dict[str, Any]:
         "credibility": data.credibility(node, object_id),
         "has_partners": bool(node.partners.all()),
     }
-
-
-def recent_objects(node: Node, type_filter: str | None, limit: int = 100) -> list[Any]:
-    """The newest objects (optionally of one type), newest first."""
-    from collections import deque
-
-    types = (type_filter,) if type_filter else ()
-    last: deque[Any] = deque(maxlen=limit)
-    last.extend(node.store.iter_all(Query(types=types)))
-    return [(o, display_name(o)) for o in reversed(last)]

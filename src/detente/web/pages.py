@@ -16,7 +16,7 @@ from detente.trust import PartnerTrust
 from detente.web import charts, data, deconf, facts
 from detente.web.context import Ctx, Upload
 from detente.web.ledgerview import ledger_page
-from detente.web.objects import object_page, recent_objects
+from detente.web.objects import object_page
 
 MAX_ARTIFACT = 32 * 1024 * 1024
 #: the sighting form's marking choices (value, label), most restrictive default first
@@ -100,11 +100,6 @@ def dashboard(ctx: Ctx) -> Response:
         inbox=[(o, facts.display_name(o), order.get(o.id)) for o in inbox],
         order_missing=None,
         alarms=facts.alarms(node, tail), tier_names=TIER_NAMES, grade_names=data.GRADE_NAMES)
-
-
-def objects_list(ctx: Ctx) -> Response:
-    kind = ctx.request.query_params.get("type", "").strip() or None
-    return ctx.render("objects.html", objects=recent_objects(ctx.node, kind), kind=kind or "")
 
 
 def object_detail(ctx: Ctx) -> Response:
