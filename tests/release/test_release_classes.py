@@ -24,6 +24,7 @@ from nacl.signing import SigningKey
 from detente.node import Node
 from detente.policy import releasability_marking
 from detente.release import read_releases, release_pending
+from detente.release.classes import ANONYMOUS
 from detente.stix.validate import validate
 from detente.stix.vocab import TLP_2_0_IDS
 from detente.store import Provenance, Query
@@ -58,6 +59,9 @@ object_st = st.fixed_dictionaries({
     "author": st.none() | st.just("node") | st.integers(0, 3),
     "ref": st.integers(0, 50),
     "ref2": st.none() | st.integers(0, 50) | st.just(-1),
+    # a relationship may point at the next object (if it is a relationship pointing
+    # back, the two form a reference cycle)
+    "forward": st.booleans(),
 })
 
 
@@ -109,6 +113,8 @@ def _build(home: Path, partners: list[tuple[int, frozenset[str]]],
             second = spec["ref2"]
             target = (IDENTITIES[0] if second == -1 else
                       made[second % len(made)] if second is not None else earlier)
+            if spec["forward"]:
+                target = _id("relationship", n + 1)
             body.update(relationship_type="related-to", source_ref=earlier, target_ref=target)
         else:
             body["sighting_of_ref"] = earlier
@@ -196,7 +202,8 @@ def test_a_new_version_starts_a_new_generation(tmp_path: Path) -> None:
     node = _build(tmp_path, [(2, frozenset({"coalition"}))] * 2, [], False)
     try:
         target = _indicator(1, [TLP_2_0_IDS["red"]])
-        rel = {"type": "relationship", "spec_version": "2.1", "id": _id("relationship", 2),
+        rel: dict[str, Any] = {
+               "type": "relationship", "spec_version": "2.1", "id": _id("relationship", 2),
                "created": T0, "modified": T0, "relationship_type": "related-to",
                "source_ref": _id("indicator", 1), "target_ref": _id("indicator", 1),
                "object_marking_refs": [TLP_2_0_IDS["green"]]}
@@ -211,5 +218,33 @@ def test_a_new_version_starts_a_new_generation(tmp_path: Path) -> None:
         node.store.put_many([validate(newer)], Provenance())
         [d1] = node.releaser.decide_by_class(stored, [p1])
         assert d1.allowed and d1 == node.releaser.decide(stored, p1)
+    finally:
+        node.close()
+
+
+def test_a_reference_cycle_is_decided_per_partner(tmp_path: Path) -> None:
+    """Two relationships naming each other: the answer depends on which was decided
+    first, so it is never shared — each partner gets exactly its own decision."""
+    node = _build(tmp_path, [(2, frozenset({"coalition"}))] * 2, [], False)
+    try:
+        green = [TLP_2_0_IDS["green"]]
+        one, two = _id("relationship", 1), _id("relationship", 2)
+        ind = _indicator(3, green)
+        a = {"type": "relationship", "spec_version": "2.1", "id": one, "created": T0,
+             "modified": T0, "relationship_type": "related-to", "source_ref": ind["id"],
+             "target_ref": two, "object_marking_refs": green}
+        b = {**a, "id": two, "target_ref": one}
+        node.store.put_many([validate(ind), validate(a), validate(b)], Provenance())
+        book = node.partners.all()
+        memo = node.releaser._memo
+        for oid in (one, two):
+            stored = node.store.get(oid)
+            assert stored is not None
+            before = memo.hits
+            got = node.releaser.decide_by_class(stored, book)
+            assert memo.hits - before == 1  # found in the memo, but not shared: unsafe
+            assert got == [node.releaser.decide(stored, p) for p in book]
+        shared = [v for k, v in memo._items.items() if k[2] in (one, two)]  # type: ignore[index]
+        assert shared and all(ANONYMOUS in v.sensitive for v in shared)
     finally:
         node.close()

@@ -24,10 +24,11 @@ something it references — is decided on its own, as before.  A decision that m
 reference cycle or came near the depth limit is never shared (its answer depends on the
 order objects were decided in).
 
-Shared decisions are kept for the current *generation* only: the newest stored version,
-the marking definitions and the partners' names and identities when they were taken.  Any
-new version, marking or partner change starts a new generation, so a shared decision is
-always the one the partner would get now.  The memo is bounded (:data:`MEMO_SIZE`).
+Shared decisions are kept per *generation*: the newest stored version, the marking
+definitions and the partners' names and identities that the deciding judge read.  Judges
+share a decision only when they read the same inputs from the same store state; any new
+version, marking or partner change starts a new generation.  The memo is bounded
+(:data:`MEMO_SIZE`).
 """
 
 from __future__ import annotations
