@@ -48,8 +48,9 @@ __all__ = ["ANONYMOUS", "MEMO_SIZE", "ClassMemo", "Shared", "class_key", "named"
 ANONYMOUS = "\x00class\x00"
 
 #: shared decisions kept: a round-robin turn of the releaser (one chunk per partner)
-#: needs one chunk's worth per class
-MEMO_SIZE = 8192
+#: needs one chunk's worth per class — 8 classes of 500-version chunks; more classes
+#: take dropped decisions again (slower, never wrong)
+MEMO_SIZE = 4096
 
 #: a decision sensitive to every partner (never shared)
 EVERYONE: frozenset[str] = frozenset({ANONYMOUS})
