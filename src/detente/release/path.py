@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -26,6 +26,16 @@ from detente.errors import NotFoundError
 from detente.partners import Partner, PartnerBook
 from detente.policy import decide, support_view
 from detente.policy.model import Decision, NodeContext, Recipient
+from detente.release.classes import (
+    ANONYMOUS,
+    EVERYONE,
+    ClassMemo,
+    Shared,
+    class_key,
+    named,
+    owners_of,
+    strings_of,
+)
 from detente.release.schema import cursors, releases
 from detente.stix.timestamps import now_micros
 from detente.store.base import LOCAL, Query, Store, StoredObject
@@ -133,6 +143,8 @@ class Releaser:
         self.default_tlp = default_tlp or None
         self.ledger = ledger
         self.embedder = embedder
+        #: decisions shared within policy classes (bounded; see release.classes)
+        self._memo = ClassMemo()
 
     # -- policy inputs -------------------------------------------------------------
     def recipient(self, partner: Partner) -> Recipient:
@@ -143,11 +155,29 @@ class Releaser:
         found = self.store.iter_all(Query(types=("marking-definition",), versions=("last",)))
         return {o.id: o.body for o in found}
 
-    def _judges(self, partners: list[Partner]) -> list[_Judge]:
-        """Policy inputs read once per run (markings, partner identities, tiers)."""
+    def _judges(self, partners: list[Partner], *, by_class: bool = False) -> list[_Judge]:
+        """Policy inputs read once per run (markings, partner identities, tiers).
+        ``by_class``: decisions are shared within policy classes (see
+        :mod:`detente.release.classes`) — what catch-up and re-evaluation use."""
         markings = self._markings()
-        ids = {p.name: p.identity_id for p in self.partners.all() if p.identity_id}
-        return [_Judge(self, p, markings, ids) for p in partners]
+        everyone = self.partners.all()
+        ids = {p.name: p.identity_id for p in everyone if p.identity_id}
+        sharing = None
+        if by_class:
+            generation = (
+                self.store.last_added(),
+                tuple(sorted((m, str(b.get("modified"))) for m, b in markings.items())),
+                tuple(sorted((p.name, p.identity_id or "") for p in everyone)),
+            )
+            owners = owners_of((p.name, (p.identity_id,)) for p in everyone)
+            sharing = _Sharing(self._memo, generation, owners)
+        return [_Judge(self, p, markings, ids, sharing=sharing) for p in partners]
+
+    def decide_by_class(self, obj: StoredObject, partners: list[Partner]) -> list[Decision]:
+        """The decisions of one stored version for ``partners`` as catch-up takes them:
+        shared within policy classes.  Always equal to :meth:`decide` for each partner
+        (``docs/policy.md``, "Policy classes"; a property test holds it to that)."""
+        return [j.decide(obj) for j in self._judges(partners, by_class=True)]
 
     def decide(self, obj: StoredObject, partner: Partner) -> Decision:
         """The policy decision for one stored version and one partner, with reasons."""
@@ -199,7 +229,7 @@ class Releaser:
         partner = self.partners.get(partner_name)
         run = ReleaseRun(partner.name)
         # (2) policy inputs read now (markings, tier), decided per version, cut and embedded
-        [judge] = self._judges([partner])
+        [judge] = self._judges([partner], by_class=True)
         rows = self._evaluate(page.objects, judge, run)
         rows += self._support_rows(rows, judge, self._released_markings(partner.name))
         # (3) one transaction: CAS on the cursor, same policy inputs, ledger + rows
@@ -265,7 +295,7 @@ class Releaser:
         evaluated under the old inputs are refused at its commit (see ``catch_up_from``)."""
         partner = self.partners.get(partner_name)
         run = ReleaseRun(partner.name)
-        [judge] = self._judges([partner])
+        [judge] = self._judges([partner], by_class=True)
         after: int | None = None
         while True:
             evaluated_to = self._cursor(partner.name)
@@ -481,6 +511,26 @@ class Releaser:
 _VISIBLE_CACHE = 20_000
 
 
+@dataclass(frozen=True, slots=True)
+class _Sharing:
+    """What judges of one run need to share decisions within policy classes."""
+
+    memo: ClassMemo
+    #: newest stored version, marking definitions, partners' names and identities
+    generation: Hashable
+    #: string -> the partners it names (see release.classes)
+    owners: Mapping[str, frozenset[str]]
+
+
+@dataclass(slots=True)
+class _Frame:
+    """While the anonymous recipient decides one object: the partners its inputs name,
+    and the height of the reference checks below it."""
+
+    found: set[str] = field(default_factory=set)
+    height: int = 0
+
+
 class _Judge:
     """The policy as it applies to one partner during one run.
 
@@ -490,18 +540,36 @@ class _Judge:
     its latest stored version to this partner — references and all, so a relationship
     whose target is hidden is itself hidden to a sighting of it — or when it came from
     this partner.  Answers are cached for the run; a reference cycle, or a chain deeper
-    than ``MAX_REF_DEPTH``, counts as not visible (fail closed)."""
+    than ``MAX_REF_DEPTH``, counts as not visible (fail closed).
+
+    With ``sharing``, a decision is taken once per policy class by the class's anonymous
+    recipient (a judge with ``partner=None`` that notes which partners the inputs it reads
+    name) and handed to every member it holds for; the others are decided here, on their
+    own (see :mod:`detente.release.classes`)."""
 
     MAX_REF_DEPTH = 32
 
-    def __init__(self, releaser: Releaser, partner: Partner,
-                 markings: Mapping[str, Mapping[str, Any]], identities: Mapping[str, str]
-                 ) -> None:
-        self.releaser, self.partner = releaser, partner
-        self.recipient = releaser.recipient(partner)
+    def __init__(self, releaser: Releaser, partner: Partner | None,
+                 markings: Mapping[str, Mapping[str, Any]], identities: Mapping[str, str],
+                 *, sharing: _Sharing | None = None,
+                 recipient: Recipient | None = None) -> None:
+        self.releaser = releaser
+        self._partner = partner
+        self.recipient = recipient if recipient is not None else releaser.recipient(
+            _known(partner))
         self.markings, self.identities = markings, identities
+        self.sharing = sharing
         self.visible: dict[str, bool] = {}
         self.depth = 0
+        self._class: _Judge | None = None
+        # the anonymous recipient's bookkeeping (partner None)
+        self._seen: dict[str, tuple[bool, frozenset[str], int]] = {}
+        self._frames: list[_Frame] = []
+        self._marking_owners: dict[str, frozenset[str]] = {}
+
+    @property
+    def partner(self) -> Partner:
+        return _known(self._partner)
 
     def context(self, origin: str | None, refs: bool) -> NodeContext:
         r = self.releaser
@@ -513,11 +581,59 @@ class _Judge:
         )
 
     def decide(self, obj: StoredObject) -> Decision:
+        sharing = self.sharing
+        if sharing is None or self._partner is None:
+            return self._own(obj)
+        key = (class_key(self.recipient), sharing.generation, obj.id, obj.version)
+        shared = sharing.memo.get(key)
+        if shared is None:
+            if self._class is None:
+                self._class = _Judge(
+                    self.releaser, None, self.markings, self.identities, sharing=sharing,
+                    recipient=Recipient(ANONYMOUS, None, self.recipient.communities,
+                                        self.recipient.tier))
+            shared = self._class.for_class(obj)
+            sharing.memo.put(key, shared)
+        name = self._partner.name
+        return named(shared.decision, name) if shared.holds_for(name) else self._own(obj)
+
+    def _own(self, obj: StoredObject) -> Decision:
         origin = None if obj.provenance.origin == LOCAL else obj.provenance.origin
-        if origin == self.partner.name:
+        if self._partner is not None and origin == self._partner.name:
             return Decision.deny(
-                f"{obj.id} came from {self.partner.name}: never sent back to its source")
+                f"{obj.id} came from {self._partner.name}: never sent back to its source")
         return decide(obj.body, self.recipient, self.context(origin, refs=True))
+
+    def for_class(self, obj: StoredObject) -> Shared:
+        """(Anonymous recipient) the class's decision, and the partners it is sensitive to."""
+        if len(self._seen) >= _VISIBLE_CACHE:
+            self._seen.clear()  # between objects only: nothing is being decided
+        frame = _Frame()
+        self._frames = [frame]
+        try:
+            decision = self._own(obj)
+            self._consulted(obj, frame)
+        finally:
+            self._frames = []
+        if frame.height >= self.MAX_REF_DEPTH // 2:
+            frame.found.add(ANONYMOUS)  # near the depth limit: order-dependent, not shared
+        return Shared(decision, frozenset(frame.found))
+
+    def _consulted(self, obj: StoredObject, frame: _Frame) -> None:
+        """Note the partners named by what deciding ``obj`` reads: its body, the marking
+        definitions it references, its origin."""
+        assert self.sharing is not None
+        body = obj.body
+        strings_of(body, self.sharing.owners, frame.found)
+        for ref in _marking_refs(body):
+            hit = self._marking_owners.get(ref)
+            if hit is None:
+                found: set[str] = set()
+                strings_of(self.markings.get(ref), self.sharing.owners, found)
+                hit = self._marking_owners[ref] = frozenset(found)
+            frame.found.update(hit)
+        if obj.provenance.origin != LOCAL:
+            frame.found.add(obj.provenance.origin)
 
     def support_row(self, obj: StoredObject) -> _Row | None:
         """The partner's copy of a marking definition its views reference (None: withheld,
@@ -530,6 +646,8 @@ class _Judge:
         return _Row(obj, decision, orjson.dumps(decision.view), None, None)
 
     def ref_visible(self, ref: str) -> bool:
+        if self._partner is None:
+            return self._ref_visible_for_class(ref)
         if ref not in self.visible:
             if self.depth >= self.MAX_REF_DEPTH:
                 return False
@@ -543,17 +661,52 @@ class _Judge:
                 self.depth -= 1
         return self.visible[ref]
 
+    def _ref_visible_for_class(self, ref: str) -> bool:
+        """As ``ref_visible``, noting what the check read: a cycle or the depth limit makes
+        the decision unshareable (its answer depends on the order of decisions)."""
+        frame = self._frames[-1]
+        got = self._seen.get(ref)
+        if got is None:
+            if self.depth >= self.MAX_REF_DEPTH:
+                frame.found.add(ANONYMOUS)
+                return False
+            self._seen[ref] = (False, EVERYONE, 0)  # while being decided (a cycle)
+            inner = _Frame()
+            self._frames.append(inner)
+            self.depth += 1
+            try:
+                visible = self._visible(ref, inner)
+            finally:
+                self.depth -= 1
+                self._frames.pop()
+            got = self._seen[ref] = (visible, frozenset(inner.found), inner.height + 1)
+        visible, found, height = got
+        frame.found.update(found)
+        frame.height = max(frame.height, height)
+        return visible
+
     def forget(self) -> None:
         self.visible.clear()
+        if self._class is not None:
+            self._class.forget()
+        self._seen.clear()
 
-    def _visible(self, ref: str) -> bool:
+    def _visible(self, ref: str, frame: _Frame | None = None) -> bool:
         obj = self.releaser.store.get(ref)
         if obj is None:
             return False
+        if frame is not None:
+            self._consulted(obj, frame)
         origin = None if obj.provenance.origin == LOCAL else obj.provenance.origin
-        if origin == self.partner.name:
+        if self._partner is not None and origin == self._partner.name:
             return True  # the partner's own object: it holds it already
         return decide(obj.body, self.recipient, self.context(origin, refs=True)).allowed
+
+
+def _known(partner: Partner | None) -> Partner:
+    if partner is None:
+        raise AssertionError("the anonymous recipient of a class is no partner")
+    return partner
 
 
 def _marking_refs(view: Mapping[str, Any]) -> list[str]:
