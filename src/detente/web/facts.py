@@ -11,6 +11,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
+import orjson
+
 from detente.ledger import Entry
 from detente.node import Node
 from detente.release import ReleaseRecord, iter_release_records
@@ -129,11 +131,40 @@ def alarms(node: Node, tail: list[tuple[int, Entry]]) -> list[Alarm]:
         detail = e.detail or ""
         if e.kind == "trace" and "accused nobody" not in detail:
             out.append(Alarm("leak traced", fmt_time(e.time), f"#{i}: {detail}", "/trace"))
+        elif e.kind == "deconfliction" and _outcome(detail) == "aborted":
+            who = f"{e.partner}: " if e.partner else ""
+            out.append(Alarm("deconfliction aborted", fmt_time(e.time),
+                             f"#{i}: {who}{_aborted_text(detail)}",
+                             f"/partners/{e.partner}" if e.partner else None))
         elif e.kind == "deconfliction" and "refused" in detail:
             who = f"{e.partner}: " if e.partner else ""
             out.append(Alarm("budget refusal", fmt_time(e.time), f"#{i}: {who}{detail}",
                              f"/partners/{e.partner}" if e.partner else None))
+        elif e.kind == "evidence" and detail.startswith("review opened: ") and \
+                "protocol deviations" in detail:
+            out.append(Alarm("protocol deviations", fmt_time(e.time),
+                             f"#{i}: {e.partner}: {detail}",
+                             f"/partners/{e.partner}" if e.partner else None))
     return out
+
+
+def _outcome(detail: str) -> str | None:
+    try:
+        doc = orjson.loads(detail)
+    except orjson.JSONDecodeError:
+        return None
+    value = doc.get("outcome") if isinstance(doc, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def _aborted_text(detail: str) -> str:
+    """A deconfliction session the partner left or broke: which step, which mode, why."""
+    doc = orjson.loads(detail)
+    why = doc.get("reason") or "no reason recorded"
+    if not doc.get("mode"):  # a message too broken to name its session
+        return f"a {doc.get('items', '?')} message broke off at step {doc.get('step', '?')} — {why}"
+    return (f"{doc['mode']} session on {doc.get('items', '?')} aborted at step "
+            f"{doc.get('step', '?')} — {why}")
 
 
 @dataclass

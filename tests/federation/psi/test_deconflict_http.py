@@ -328,6 +328,16 @@ def test_a_session_abandoned_after_step_2_is_recorded_aborted(fed: Federation) -
     assert any(e.kind == "evidence" and e.partner == "us" and "protocol deviation"
                in (e.detail or "") for _i, e in fr.ledger.entries())
     assert fr.trust.deviations("ru") == [] and us.trust.deviations() == []
+    # the dashboard's alarms show both sessions and the review they opened
+    from detente.web.facts import alarms
+
+    shown = alarms(fr, list(reversed(fr.ledger.entries())))
+    aborted = [a for a in shown if a.kind == "deconfliction aborted" and "step 2" in a.text]
+    assert len(aborted) == 2 and all("us: " in a.text for a in aborted)
+    assert {a.text.split(" session")[0].split(": ")[-1] for a in aborted} == {
+        "mutual", "cardinality"}
+    assert any("broke off at step 3" in a.text for a in shown)  # the late reveal
+    assert [a.kind for a in shown].count("protocol deviations") == 1
 
 
 def test_one_abandoned_session_is_evidence_but_no_review(fed: Federation) -> None:
