@@ -41,7 +41,7 @@ def test_search_by_value_prints_full_ids(home: Path, tmp_path: Path,
     r = run(capsys, "search", "198.51.100.23", "--home", str(home), "--json")
     [hit] = orjson.loads(r.out)["results"]
     assert (hit["id"], hit["type"], hit["name"], hit["origin"]) == (
-        bad["id"], "indicator", "exfil host", "local")
+        bad["id"], "indicator", "exfil host", "local:import")  # a third party's (kept)
     # the id shown is the id `show` takes
     assert run(capsys, "show", hit["id"], "--home", str(home)).code == 0
 

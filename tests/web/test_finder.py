@@ -38,9 +38,10 @@ def test_pages_differ_and_cover_everything(client: TestClient, node: Node) -> No
 def test_search_by_value_and_name_shows_name_with_id(client: TestClient) -> None:
     html = client.get("/objects?q=198.51.100.7").text
     assert "Safe house uplink (France only)" in html
-    assert len(_ids(html)) == 1
-    [oid] = _ids(html)
-    assert f'title="{oid}"' in html and "Search results" in html
+    # and our own watch on 198.51.100.7/32 (the same address, normalised) and ru's report
+    assert "Uplink watch (ours)" in html and "Uplink reported by ru" in html
+    assert len(_ids(html)) == 3
+    assert all(f'title="{oid}"' in html for oid in _ids(html)) and "Search results" in html
     html = client.get("/objects?q=raqqa+beaconing&type=indicator&per_page=10").text
     assert len(_ids(html)) == 10 and 'rel="next"' in html
     assert "No objects match" in client.get("/objects?q=nothing.example").text

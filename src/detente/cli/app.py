@@ -35,6 +35,9 @@ COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
                "converted with misp-stix); valid objects are kept even if others fail."),
     "show": (("node_cmds",), "Print one object (latest version unless told otherwise)."),
     "list": (("node_cmds",), "List the latest versions stored, oldest first."),
+    "search": (("node_cmds",), "Find objects by observable value (in patterns and SCOs), "
+               "name, alias, description or ATT&CK id; names matches first, then newest "
+               "first. Without QUERY, list the newest."),
     "export": (("node_cmds",), "Write stored objects as one STIX bundle (to stdout or "
                "--output), or as a MISP feed."),
     "release": (("release_cmds",), "Release to partners what was stored since their last "

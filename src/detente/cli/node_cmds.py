@@ -355,7 +355,7 @@ def search(
     = False,
 ) -> None:
     """Find objects by observable value (in patterns and SCOs), name, alias, description or
-    ATT&CK id; names matches first, then newest first.  Without QUERY, list the newest."""
+    ATT&CK id; names matches first, then newest first. Without QUERY, list the newest."""
     if query is not None and not query.strip():
         raise UsageError("the search query is empty",
                          hint="give a value, a name or words, or no QUERY to list the newest")

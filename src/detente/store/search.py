@@ -131,9 +131,11 @@ def normalise_term(value: str) -> str:
     except ValueError:
         pass
     try:
-        return str(ipaddress.ip_network(v, strict=False))
+        net = ipaddress.ip_network(v, strict=False)
     except ValueError:
         return v
+    # a one-address network (198.51.100.7/32) is that address, as trust's claims have it
+    return str(net.network_address) if net.num_addresses == 1 else str(net)
 
 
 def _domain_suffixes(host: str) -> list[str]:
