@@ -5,6 +5,9 @@ and both sides intersect exactly the same sets.
 
     python _openmined_anchor.py N_CLIENT N_SERVER SEED FPR [BUCKET OF]   → one JSON line
 
+The line holds wall seconds and CPU seconds (``time.process_time``: the work done, whatever
+the machine's load), matches and bytes on the wire.
+
 With ``BUCKET OF`` the process intersects only the items whose SHA-256 is ``BUCKET`` mod
 ``OF`` on both sides (a hash partition: the union of the buckets' results is the whole
 intersection, and the work splits evenly). bench/psi.py runs ``OF`` such processes at once to
@@ -43,7 +46,7 @@ def run(
     if of > 1:
         client_items = [i for i in client_items if in_bucket(i, bucket, of)]
         server_items = [i for i in server_items if in_bucket(i, bucket, of)]
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     client = psi.client.CreateWithNewKey(True)
     server = psi.server.CreateWithNewKey(True)
     setup = server.CreateSetupMessage(
@@ -54,9 +57,10 @@ def run(
     response = server.ProcessRequest(request)
     wire_response = response.SerializeToString()
     found = client.GetIntersection(setup, response)
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     return {
         "seconds": seconds,
+        "cpu": cpu,
         "found": len(found),
         "bytes": len(wire_setup) + len(wire_request) + len(wire_response),
         "setup_bytes": len(wire_setup),

@@ -13,11 +13,19 @@ every message to bytes and parsing it back):
 * unbalanced 2^12 requester × 2^20 responder with the responder's set prepared (and the
   requester holding its digest) beforehand: online time only (detente).
 
-Also printed: the rate of every candidate primitive measured now on one core (ristretto255,
-Ed25519 with Elligator 2, X25519 from libsodium and from OpenSSL), bytes on the wire, and
-the floor = group operations × the cost of one operation measured in this run ÷ threads.
-openmined-psi runs in a venv this script creates under bench/.venvs/openmined.
-``--quick`` runs the 2^16 comparison only. The last line is the machine-readable RESULT.
+Every run is timed twice: wall clock, and CPU seconds (``time.process_time``, all threads of
+the process; the anchor reports its own). On a shared machine the wall clock depends on how
+many cores the scheduler lends each run; the CPU seconds are the work done, so their ratio is
+the comparison on equal cores that the load does not move.
+
+Also printed: the CPU cost of every candidate primitive measured now on one core
+(ristretto255, Ed25519 with Elligator 2, the Ed25519 → X25519 conversion, X25519 from
+libsodium and from OpenSSL), what one balanced element costs in each candidate group (4
+multiplications and 2 hashes to the group), the floor = group operations × the cost of one
+operation measured in this run ÷ threads, the best ratio against openmined-psi each candidate
+could reach at its floor, and bytes on the wire. openmined-psi runs in a venv this script
+creates under bench/.venvs/openmined. ``--quick`` runs the 2^16 comparison only. The last
+line is the machine-readable RESULT (``load*`` = 1-min load average when that size ended).
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import rbcl
@@ -84,7 +93,8 @@ def openmined(n_client: int, n_server: int, seed: int, processes: int = 1) -> di
     if any(p.returncode for p in procs):
         raise SystemExit("the openmined-psi anchor failed")
     parts = [json.loads(o.strip().splitlines()[-1]) for o in outs]
-    result = {k: float(sum(p[k] for p in parts)) for k in ("found", "bytes", "setup_bytes")}
+    keys = ("found", "bytes", "setup_bytes", "cpu")
+    result = {k: float(sum(p[k] for p in parts)) for k in keys}
     result["seconds"] = max(p["seconds"] for p in parts) if processes > 1 else parts[0]["seconds"]
     result["wall"] = wall
     return result
@@ -94,14 +104,15 @@ _LIB = ctypes.CDLL(rbcl._sodium._name)  # the libsodium detente's _group calls
 
 
 def _per_op(fn: object, samples: int) -> float:
-    t0 = time.perf_counter()
+    """CPU seconds per call (one thread: the pool is idle while this runs)."""
+    t0 = time.process_time()
     for i in range(samples):
         fn(i)  # type: ignore[operator]
-    return (time.perf_counter() - t0) / samples
+    return (time.process_time() - t0) / samples
 
 
 def primitives(samples: int = 2000) -> dict[str, float]:
-    """Seconds per operation on one core, measured now, for every candidate group."""
+    """CPU seconds per operation on one core, measured now, for every candidate group."""
     from cryptography.hazmat.primitives.asymmetric import x25519
 
     out = ctypes.create_string_buffer(32)
@@ -116,7 +127,7 @@ def primitives(samples: int = 2000) -> dict[str, float]:
     priv = x25519.X25519PrivateKey.from_private_bytes(clamped)
     pub_bytes = mont.raw
     rates: dict[str, float] = {}
-    for _ in range(2):  # keep the better of two rounds of each (the machine is shared)
+    for _ in range(3):  # keep the best of three rounds of each (the machine is shared)
         for name, fn in {
             "ristretto255 hash (from_hash)": lambda i: _LIB.crypto_core_ristretto255_from_hash(
                 out, hashes[i]),
@@ -149,11 +160,23 @@ def _responder(items: list[Item]) -> Responder:
     )
 
 
+@dataclass(frozen=True)
+class Run:
+    """One detente session: wall and CPU seconds (all threads), matches, bytes on the wire,
+    and the 1-min load average when it ended."""
+
+    wall: float
+    cpu: float
+    found: int
+    wire: int
+    load: float
+
+
 def detente_run(
     client: list[Item], responder: Responder, known: SetDigest | None = None,
     mode: Mode = Mode.INTERSECTION,
-) -> tuple[float, int, int]:
-    """One session over bytes; returns (seconds, matches, bytes on the wire)."""
+) -> Run:
+    """One session over bytes (every message serialised and parsed back)."""
     cpu0, t0 = time.process_time(), time.perf_counter()
     requester = Requester(client, mode=mode, partner="bench", known=known)
     query = requester.start().to_bytes()
@@ -166,14 +189,11 @@ def detente_run(
         _, opening = responder.conclude(RevealMessage.from_bytes(reveal), partner="requester")
         result = requester.conclude(OpeningMessage.from_bytes(opening.to_bytes()))
         wire += len(reveal) + len(opening.to_bytes())
-    wall = time.perf_counter() - t0
-    load = os.getloadavg()[0]
-    print(f"  (cores busy on average: {(time.process_time() - cpu0) / wall:.2f} of "
-          f"{_group.cores()}; 1-min load average {load:.2f})")  # fmt: skip
-    return wall, result.count, wire
+    wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    return Run(wall, cpu, result.count, wire, os.getloadavg()[0])
 
 
-def balanced(log2n: int, seed: int, mode: Mode = Mode.INTERSECTION) -> tuple[float, int, int]:
+def balanced(log2n: int, seed: int, mode: Mode = Mode.INTERSECTION) -> Run:
     client, server = item_sets(1 << log2n, 1 << log2n, seed)
     return detente_run(_items(client), _responder(_items(server)), mode=mode)
 
@@ -186,8 +206,8 @@ def unbalanced(seed: int) -> tuple[float, int, int, float, int]:
     digest.contains([0])  # the requester decodes the digest once, offline
     offline = time.perf_counter() - t0
     setup_bytes = len(digest.golomb.quotients) + len(digest.golomb.remainders)
-    seconds, found, wire = detente_run(_items(client), responder, known=digest)
-    return seconds, found, wire, offline, setup_bytes
+    run = detente_run(_items(client), responder, known=digest)
+    return run.wall, run.found, run.wire, offline, setup_bytes
 
 
 def floor_seconds(n_req: int, n_resp: int, t_mult: float, t_hash: float, threads: int) -> float:
@@ -196,42 +216,77 @@ def floor_seconds(n_req: int, n_resp: int, t_mult: float, t_hash: float, threads
     return (mults * t_mult + hashes * t_hash) / threads
 
 
-def compare(log2n: int, seed: int, t_mult: float, t_hash: float, single: bool
-            ) -> dict[str, float]:
+def candidates(rates: dict[str, float]) -> dict[str, float]:
+    """CPU seconds per balanced element (4 multiplications, 2 hashes to the group) in each
+    candidate group, from the primitive costs of this run. X25519 needs an Edwards point from
+    Elligator 2 converted to a Montgomery u-coordinate: libsodium's only conversion is
+    ``crypto_sign_ed25519_pk_to_curve25519``, which checks the subgroup on the way."""
+    x_mult = min(rates["X25519 scalar mult (libsodium)"], rates["X25519 scalar mult (OpenSSL)"])
+    h_ed = rates["ed25519 hash (Elligator 2, from_uniform)"]
+    conv = rates["ed25519 -> X25519 (pk_to_curve25519)"]
+    return {
+        "ristretto255 (used)": 4 * rates["ristretto255 scalar mult"]
+        + 2 * rates["ristretto255 hash (from_hash)"],
+        "Ed25519 + Elligator 2": 4 * rates["ed25519 scalar mult (noclamp)"] + 2 * h_ed,
+        "X25519, libsodium's hash + conversion": 4 * x_mult + 2 * (h_ed + conv),
+        "X25519, a conversion of our own (not done)": 4 * x_mult + 2 * h_ed,
+    }
+
+
+def _ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}"
+
+
+def compare(log2n: int, seed: int, t_mult: float, t_hash: float, single: bool,
+            per_element: dict[str, float]) -> dict[str, float]:
     """Every detente and openmined-psi run at one size, printed side by side."""
     n, threads = 1 << log2n, _group.cores()
     tag = f"2^{log2n} x 2^{log2n}"
     out: dict[str, float] = {}
-    secs, found, wire = balanced(log2n, seed)
+    run = balanced(log2n, seed)
     fl = floor_seconds(n, n, t_mult, t_hash, threads)
-    out.update(t=secs, floor=fl, bytes=wire)
-    print(f"{tag}  detente intersection, {threads} threads {secs:7.2f} s  {wire / n:5.1f} B/el"
-          f"  found {found}  floor {fl:.2f} s ({secs / fl:.2f}x)")  # fmt: skip
+    out.update(t=run.wall, cpu=run.cpu, floor=fl, bytes=run.wire)
+    print(f"{tag}  detente intersection, {threads} threads {run.wall:7.2f} s wall "
+          f"{run.cpu:7.2f} s CPU  {run.wire / n:5.1f} B/el  found {run.found}  floor {fl:.2f} s "
+          f"wall, {fl * threads:.2f} s CPU ({run.cpu / (fl * threads):.2f}x)  "
+          f"(load {run.load:.2f})")  # fmt: skip
     om = openmined(n, n, seed)  # the anchor right after, so both see about the same load
-    out["om"] = om["seconds"]
-    print(f"{tag}  openmined 1 process {om['seconds']:7.2f} s  {om['bytes'] / n:5.1f} B/el  "
-          f"found {om['found']:.0f}  (1-min load average {os.getloadavg()[0]:.2f})")  # fmt: skip
+    out.update(om=om["seconds"], om_cpu=om["cpu"])
+    print(f"{tag}  openmined 1 process {om['seconds']:7.2f} s wall {om['cpu']:7.2f} s CPU  "
+          f"{om['bytes'] / n:5.1f} B/el  found {om['found']:.0f}  "
+          f"(load {os.getloadavg()[0]:.2f})")  # fmt: skip
     om2 = openmined(n, n, seed, processes=threads)
-    out["om2"] = om2["seconds"]
-    print(f"{tag}  openmined {threads} processes (hash buckets) {om2['seconds']:7.2f} s  "
-          f"found {om2['found']:.0f}  (1-min load average {os.getloadavg()[0]:.2f})")  # fmt: skip
+    out.update(om2=om2["seconds"])
+    print(f"{tag}  openmined {threads} processes (hash buckets) {om2['seconds']:7.2f} s wall "
+          f"{om2['cpu']:7.2f} s CPU  found {om2['found']:.0f}  "
+          f"(load {os.getloadavg()[0]:.2f})")  # fmt: skip
     if single:
         _group.set_threads(1)
         try:
-            one, found1, _ = balanced(log2n, seed)
+            one = balanced(log2n, seed)
         finally:
             _group.set_threads(None)
-        out["t_1t"] = one
-        print(f"{tag}  detente intersection, 1 thread  {one:7.2f} s  found {found1}  floor "
-              f"{floor_seconds(n, n, t_mult, t_hash, 1):.2f} s")  # fmt: skip
-    card, found_c, wire_c = balanced(log2n, seed, Mode.CARDINALITY)
-    out["card"] = card
-    print(f"{tag}  detente cardinality (responder compares), {threads} threads {card:7.2f} s "
-          f" {wire_c / n:5.1f} B/el  count {found_c}")  # fmt: skip
-    print(f"{tag}  ratios: {threads} threads vs 1 process {om['seconds'] / secs:.2f}x; "
-          f"equal cores ({threads} vs {threads}) {om2['seconds'] / secs:.2f}x"
-          + (f"; 1 thread vs 1 process {om['seconds'] / out['t_1t']:.2f}x" if single else "")
-          + f"; cardinality vs 1 process {om['seconds'] / card:.2f}x")  # fmt: skip
+        out.update(t_1t=one.wall)
+        print(f"{tag}  detente intersection, 1 thread  {one.wall:7.2f} s wall {one.cpu:7.2f} s "
+              f"CPU  found {one.found}  floor {floor_seconds(n, n, t_mult, t_hash, 1):.2f} s  "
+              f"(load {one.load:.2f})")  # fmt: skip
+    card = balanced(log2n, seed, Mode.CARDINALITY)
+    out.update(card=card.wall, card_cpu=card.cpu, load=os.getloadavg()[0])
+    print(f"{tag}  detente cardinality (responder compares), {threads} threads {card.wall:7.2f} s"
+          f" wall {card.cpu:7.2f} s CPU  {card.wire / n:5.1f} B/el  count {card.found}  "
+          f"(load {card.load:.2f})")  # fmt: skip
+    print(f"{tag}  ratios (openmined / detente): wall, {threads} threads vs 1 process "
+          f"{_ratio(om['seconds'], run.wall)}x; wall, equal cores ({threads} vs {threads}) "
+          f"{_ratio(om2['seconds'], run.wall)}x"
+          + (f"; wall, 1 thread vs 1 process {_ratio(om['seconds'], one.wall)}x" if single else "")
+          + f"; CPU (work, equal cores, load-independent) {_ratio(om['cpu'], run.cpu)}x; "
+          f"cardinality: wall vs 1 process {_ratio(om['seconds'], card.wall)}x, "
+          f"CPU {_ratio(om['cpu'], card.cpu)}x")  # fmt: skip
+    print(f"{tag}  best CPU ratio each group could reach at its floor (x{threads} threads "
+          f"against 1 process, if the cores were free):")
+    for name, t in per_element.items():
+        best = om["cpu"] / (n * t)
+        print(f"    {name:44s} {best:5.2f}x  ({best * threads:5.2f}x)")
     return out
 
 
@@ -240,31 +295,43 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="2^16 × 2^16 comparison only")
     parser.add_argument("--seed", type=int, default=2015)
     args = parser.parse_args()
-    keys = ["t16_s", "t16_1t_s", "card16_s", "openmined_t16_s", "openmined2p_t16_s", "t20_s",
-            "card20_s", "openmined_t20_s", "openmined2p_t20_s", "unbalanced_online_s",
-            "bytes20", "floor20_s", "load"]
+    keys = ["t16_s", "t16_1t_s", "card16_s", "openmined_t16_s", "openmined2p_t16_s",
+            "cpu16_s", "openmined_cpu16_s", "ratio16", "ratio16_eq", "ratio16_cpu", "load16",
+            "t20_s", "card20_s", "openmined_t20_s", "openmined2p_t20_s", "cpu20_s",
+            "openmined_cpu20_s", "ratio20", "ratio20_eq", "ratio20_cpu", "load20",
+            "unbalanced_online_s", "bytes20", "floor16_s", "floor20_s", "load"]
     fields: dict[str, str] = dict.fromkeys(keys, "na")
     rates = primitives()
-    print(f"one core, this run (1-min load average {os.getloadavg()[0]:.2f}):")
+    print(f"one core, CPU per operation, this run (1-min load average {os.getloadavg()[0]:.2f}):")
     for name, t in rates.items():
         print(f"  {name:42s} {t * 1e6:7.1f} µs")
+    per_element = candidates(rates)
+    print("  per balanced element (4 multiplications, 2 hashes to the group), CPU:")
+    for name, t in per_element.items():
+        print(f"    {name:44s} {t * 1e6:6.0f} µs")
     t_mult = rates["ristretto255 scalar mult"]
     t_hash = rates["ristretto255 hash (from_hash)"]
-    x_mult = min(rates["X25519 scalar mult (libsodium)"], rates["X25519 scalar mult (OpenSSL)"])
-    x_hash = rates["ed25519 hash (Elligator 2, from_uniform)"]
-    print(f"  per balanced element: ristretto255 {(4 * t_mult + 2 * t_hash) * 1e6:.0f} µs "
-          f"(used); X25519 + Elligator 2 would be >= {(4 * x_mult + 2 * x_hash) * 1e6:.0f} µs")
 
-    r16 = compare(16, args.seed, t_mult, t_hash, single=True)
-    fields.update(t16_s=f"{r16['t']:.2f}", t16_1t_s=f"{r16['t_1t']:.2f}",
-                  card16_s=f"{r16['card']:.2f}", openmined_t16_s=f"{r16['om']:.2f}",
-                  openmined2p_t16_s=f"{r16['om2']:.2f}")  # fmt: skip
+    def record(size: int, r: dict[str, float], digits: int) -> None:
+        f = f"{{:.{digits}f}}"
+        fields.update({
+            f"t{size}_s": f.format(r["t"]), f"card{size}_s": f.format(r["card"]),
+            f"openmined_t{size}_s": f.format(r["om"]),
+            f"openmined2p_t{size}_s": f.format(r["om2"]),
+            f"cpu{size}_s": f.format(r["cpu"]), f"openmined_cpu{size}_s": f.format(r["om_cpu"]),
+            f"ratio{size}": _ratio(r["om"], r["t"]), f"ratio{size}_eq": _ratio(r["om2"], r["t"]),
+            f"ratio{size}_cpu": _ratio(r["om_cpu"], r["cpu"]), f"load{size}": f"{r['load']:.2f}",
+            f"floor{size}_s": f.format(r["floor"]),
+        })  # fmt: skip
+
+    r16 = compare(16, args.seed, t_mult, t_hash, single=True, per_element=per_element)
+    record(16, r16, 2)
+    fields["t16_1t_s"] = f"{r16['t_1t']:.2f}"
 
     if not args.quick:
-        r20 = compare(20, args.seed, t_mult, t_hash, single=False)
-        fields.update(t20_s=f"{r20['t']:.1f}", card20_s=f"{r20['card']:.1f}",
-                      openmined_t20_s=f"{r20['om']:.1f}", openmined2p_t20_s=f"{r20['om2']:.1f}",
-                      bytes20=str(int(r20["bytes"])), floor20_s=f"{r20['floor']:.1f}")  # fmt: skip
+        r20 = compare(20, args.seed, t_mult, t_hash, single=False, per_element=per_element)
+        record(20, r20, 1)
+        fields["bytes20"] = str(int(r20["bytes"]))
         online, found, wire, offline, setup = unbalanced(args.seed)
         print(f"2^12 x 2^20 prepared  online {online:.3f} s  found {found}  online bytes {wire}  "
               f"(offline: prepare+decode {offline:.1f} s, digest {setup} B)")  # fmt: skip

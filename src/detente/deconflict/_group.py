@@ -56,7 +56,7 @@ _scalarmult = _lib.crypto_scalarmult_ristretto255
 _scalarmult.argtypes = (ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p)
 _scalarmult.restype = ctypes.c_int
 _is_valid = _lib.crypto_core_ristretto255_is_valid_point
-_is_valid.argtypes = (ctypes.c_char_p,)
+_is_valid.argtypes = (ctypes.c_void_p,)
 _is_valid.restype = ctypes.c_int
 
 _pool: ThreadPoolExecutor | None = None
@@ -110,10 +110,26 @@ def shuffled(elements: bytes) -> bytes:
 
 
 def check_elements(elements: bytes) -> None:
-    """Refuse (naming the first) any element that is not a canonical ristretto255 encoding."""
-    for i, element in enumerate(split(elements)):
-        if _is_valid(element) != 1:
-            raise ProtocolError(f"element {i} is not a valid ristretto255 group element")
+    """Refuse (naming the first) any element that is not a canonical ristretto255 encoding.
+
+    Checked in chunks over the same thread pool as :func:`multiply` (libsodium's
+    ``is_valid_point`` decodes the element: about a fifth of a multiplication each)."""
+    if len(elements) % ELEMENT_BYTES:
+        raise ProtocolError(f"element blob of {len(elements)} bytes is not a multiple of 32")
+    n = len(elements) // ELEMENT_BYTES
+    source = ctypes.create_string_buffer(elements, len(elements))
+    base = ctypes.addressof(source)
+
+    def work(lo: int, hi: int) -> int:
+        valid = _is_valid
+        for i in range(lo, hi):
+            if valid(base + i * ELEMENT_BYTES) != 1:
+                return i
+        return -1
+
+    bad = [i for i in _run(n, work) if i >= 0]
+    if bad:
+        raise ProtocolError(f"element {min(bad)} is not a valid ristretto255 group element")
 
 
 def split(blob: bytes) -> list[bytes]:
