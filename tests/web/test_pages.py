@@ -107,6 +107,35 @@ def test_trace_upload_names_the_leaker(client: TestClient, node: Node) -> None:
     assert "verified (" in html and "FAILED" not in html
 
 
+def test_a_trace_finishing_while_its_page_is_built_renders(
+    client: TestClient, node: Node, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker may finish between the page reading the job and rendering it: the page
+    shows one consistent state (it crashed with "'None' has no attribute 'report'")."""
+    from detente.usecases.trace import trace_artifact
+    from detente.web import pages
+    from detente.web.tracejobs import TraceJobs
+
+    held: list[Any] = []
+    monkeypatch.setattr(TraceJobs, "_run", lambda self, job, data, fmt: held.append(job))
+    real_names = pages.facts.names_of
+
+    def finish_meanwhile(*args: Any, **kwargs: Any) -> Any:
+        for job in held:  # the worker completes right now
+            job.outcome = trace_artifact(node, leaked_views(node, "de"))
+            job.state, job.stage = "done", "finished"
+        return real_names(*args, **kwargs)
+
+    monkeypatch.setattr(pages.facts, "names_of", finish_meanwhile)
+    token = csrf_of(client.get("/trace").text)
+    r = client.post("/trace", data={"csrf_token": token, "format": "",
+                                    "pasted": leaked_views(node, "de").decode()})
+    first = client.get(r.headers["location"])
+    assert first.status_code == 200 and "Tracing" in first.text  # the state it read
+    again = client.get(r.headers["location"])
+    assert again.status_code == 200 and "Leaked by de" in again.text
+
+
 def test_trace_paste_and_errors(client: TestClient, node: Node, empty_client: TestClient) -> None:
     token = csrf_of(client.get("/trace").text)
     r = client.post("/trace", data={"csrf_token": token, "format": "",

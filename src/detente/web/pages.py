@@ -211,11 +211,20 @@ def _job(ctx: Ctx) -> Any:
 
 def trace_job(ctx: Ctx) -> Response:
     job = _job(ctx)
-    evidence = job.outcome.report.evidence if job.outcome else []
+    # one consistent snapshot: the worker sets the outcome before the state, so reading the
+    # state first means "done" always comes with its outcome (the worker may finish while
+    # this page is being built)
+    state = job.state
+    outcome = job.outcome
+    if state == "done" and outcome is None:  # cannot happen in that order; fail closed
+        state = "running"
+    if state != "done":
+        outcome = None
+    evidence = outcome.report.evidence if outcome else []
     names = facts.names_of(ctx.node, (e.stix_id for e in evidence))
-    return ctx.render("trace_job.html", job=job, outcome=job.outcome, names=names,
-                      proofs=list(zip(job.outcome.proofs, job.proof_checks, strict=False))
-                      if job.outcome else [])
+    return ctx.render("trace_job.html", job=job, state=state, outcome=outcome, names=names,
+                      proofs=list(zip(outcome.proofs, job.proof_checks, strict=False))
+                      if outcome else [])
 
 
 def trace_status(ctx: Ctx) -> Response:
