@@ -44,7 +44,7 @@ def create_schema(store: Store) -> None:
     A complete database is recognised by one read, so opening a node takes no write lock."""
     wanted = {name for md in METADATA for name in md.tables}
     present = set(sa.inspect(store.engine).get_table_names())
-    if wanted <= present and "objects" in present:
+    if wanted <= present and store.current():
         return
     store.create()
     with writer(store.engine).begin() as conn:

@@ -278,3 +278,12 @@ def test_ranked_in_memory_and_streamed_agree(store: SqlStore, loaded: dict[str, 
     monkeypatch.setattr(search, "_CAP", 2)  # PostgreSQL streams beyond the cap
     assert {(t, o): ids(store, t, offset=o, limit=5) for t in queries for o in (0, 5, 10)} \
         == want
+
+
+def test_a_nul_in_a_name_is_stored_and_found_on_every_backend(store: SqlStore) -> None:
+    """Hypothesis found it: PostgreSQL text cannot hold NUL, and the index copied names."""
+    body = indicator(name="relay\x00 raqqa")
+    store.put_many([v(body)], Provenance())
+    got = store.get(body["id"])
+    assert got is not None and got.body["name"] == "relay\x00 raqqa"
+    assert [h.id for h in store.find(Find(text="raqqa")).hits] == [body["id"]]

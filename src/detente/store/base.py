@@ -148,6 +148,8 @@ class Store(Protocol):
 
     def create(self) -> None: ...
 
+    def current(self) -> bool: ...
+
     def put_many(
         self,
         objects: Sequence[StixObject],

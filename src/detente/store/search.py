@@ -238,7 +238,9 @@ def doc_of(body: dict[str, Any]) -> Doc:
     tokens = sorted({term_token(t) for raw in terms if raw for t in expand_term(raw)})
     names = " ".join([*words(" ".join(name_text)), *tokens])
     doc = " ".join(words(" ".join(prose)[:_MAX_DOC]))
-    return Doc(display_name(body), _marking(body), names, doc)
+    # NUL is valid in STIX strings but not in PostgreSQL text: the index never needs it
+    return Doc(*(f.replace("\x00", " ") for f in (display_name(body), _marking(body), names,
+                                                     doc)))
 
 
 # -- queries ----------------------------------------------------------------------------

@@ -174,6 +174,21 @@ class SqlStore:
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot create the store: {_short(exc)}") from None
 
+    def current(self) -> bool:
+        """Whether :meth:`create` has nothing to do: every table there, the schema version
+        this code expects, the reference and search indexes built (reads only)."""
+        try:
+            with self._reader.connect() as conn:
+                present = set(sa.inspect(conn).get_table_names())
+                if not set(metadata.tables) <= present:
+                    return False
+                row = conn.execute(sa.select(store_meta.c.value).where(
+                    store_meta.c.key == "schema")).first()
+                return (row is not None and row[0] == SCHEMA_VERSION
+                        and self._search.current(conn, store_meta))
+        except SQLAlchemyError:
+            return False  # create() says what is wrong
+
     def holds_tables(self) -> bool:
         """Whether the database already holds a store's tables (a node's, or one being
         made); raises StoreError when the database cannot be reached."""
