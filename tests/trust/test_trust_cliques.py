@@ -164,6 +164,15 @@ def test_a_majority_clique_in_a_small_world_is_still_found() -> None:
     assert m.reliability("c0").mean == pytest.approx(0.5)
 
 
+def test_a_clique_that_is_most_of_the_reporting_is_still_found() -> None:
+    """Regression (hypothesis): with 35 joint reports the colluders' own popularity put
+    the expectation at 17.5, just over half their overlap, and the lift rule kept them
+    apart although p = 3e-8; a complete overlap now links them."""
+    m = _world(5, 35, 3, 0.78125, 32603)
+    assert [sorted(g) for g in m.cliques.cliques()] == [[f"c{c}" for c in range(5)]]
+    assert m.reliability("c0").mean == pytest.approx(0.5)
+
+
 def test_the_exact_tail_matches_brute_force() -> None:
     from math import comb
 

@@ -41,7 +41,6 @@ verified = sa.Table(
     sa.Column("witnessed_at", sa.Float, nullable=False),
     # our own first report of the same content (µs), None if we never reported it
     sa.Column("own_first_at", sa.BigInteger),
-    sa.Column("before_ours", sa.Boolean, nullable=False),
     sa.Column("verified_at", sa.Float, nullable=False),
     sa.UniqueConstraint("partner", "commitment", name="uq_priority_verified"),
 )
@@ -76,8 +75,11 @@ class Verification:
     witnessed_size: int
     witnessed_at: float
     own_first_at: int | None
-    before_ours: bool
     verified_at: float
+
+    @property
+    def before_ours(self) -> bool:
+        return self.own_first_at is None or self.witnessed_at * 1_000_000 < self.own_first_at
 
     def to_json(self) -> dict[str, Any]:
         def iso(t: float) -> str:
@@ -96,9 +98,6 @@ class ClaimBook:
     def __init__(self, engine: sa.Engine, ledger: Ledger) -> None:
         self.engine = engine
         self.ledger = ledger
-
-    def create(self) -> None:
-        metadata.create_all(writer(self.engine))
 
     def claim(self, object_id: str, version: str, body: Any) -> tuple[ClaimRecord, bool]:
         """Commit to one object version (once: claiming it again returns the first claim).
@@ -152,7 +151,7 @@ class ClaimBook:
                 partner=v.partner, object_id=v.object_id, version=v.version,
                 commitment=v.commitment, claim_index=v.claim_index,
                 witnessed_size=v.witnessed_size, witnessed_at=v.witnessed_at,
-                own_first_at=v.own_first_at, before_ours=v.before_ours,
+                own_first_at=v.own_first_at,
                 verified_at=v.verified_at))
         return True
 
@@ -165,7 +164,7 @@ class ClaimBook:
                 r.partner, r.object_id, r.version, bytes(r.commitment), int(r.claim_index),
                 int(r.witnessed_size), float(r.witnessed_at),
                 None if r.own_first_at is None else int(r.own_first_at),
-                bool(r.before_ours), float(r.verified_at)) for r in conn.execute(stmt)]
+                float(r.verified_at)) for r in conn.execute(stmt)]
 
     def proven(self, partner: str) -> int:
         """Claims of ``partner`` verified here as made before our own first report."""

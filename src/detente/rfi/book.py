@@ -63,6 +63,11 @@ def _deadline(value: str | None) -> str | None:
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _stix_now() -> str:
+    """Now as a STIX timestamp to the millisecond."""
+    return format_micros(now_micros())[:23] + "Z"
+
+
 def _marking(level: str) -> str:
     mid = TLP_2_0_IDS.get(level.lower().removeprefix("tlp:"))
     if mid is None:
@@ -78,7 +83,7 @@ def question_note(author: str, text: str, to: Sequence[str], *, about: Sequence[
     partner names ``to``."""
     if not to:
         raise RfiError("an RFI names the partners it asks (--to)")
-    now = format_micros(now_micros())[:23] + "Z"
+    now = _stix_now()
     rel = releasability_marking(releasable_to=sorted(set(to)), onward="denied",
                                 created_by_ref=author)
     note: dict[str, Any] = {
@@ -99,7 +104,7 @@ def answer_note(author: str, rfi: StoredObject, asker: str, offered: Sequence[st
     """(note, marking) of an answer to ``rfi`` for the partner ``asker``."""
     if not offered and not (text or "").strip():
         raise RfiError("an answer offers objects (--with ID) or text (--text), or both")
-    now = format_micros(now_micros())[:23] + "Z"
+    now = _stix_now()
     rel = releasability_marking(releasable_to=[asker], onward="denied", created_by_ref=author)
     levels = [m for m in rfi.body.get("object_marking_refs", []) if m in
               TLP_2_0_IDS.values()]
@@ -193,7 +198,7 @@ class RfiBook:
         if rfi.closed:
             raise RfiError(f"{rfi.note.id} is already closed")
         body = dict(rfi.body)
-        body["modified"] = format_micros(now_micros())[:23] + "Z"
+        body["modified"] = _stix_now()
         body["x_detente_status"] = "closed"
         return body
 

@@ -33,7 +33,9 @@ evidence of collusion; overlapping on claims nobody else reports is.
 (3) P and Q are *linked* when that bound is at most ``alpha / pairs`` (Bonferroni over the
     pairs with joint claims), k_PQ >= ``clique_min_joint`` and k_PQ >= ``clique_min_lift``
     times its expectation (a large sample must not merge honest partners over a small
-    misfit of the null).
+    misfit of the null) — or the overlap is complete: every claim one of them reported,
+    the other asserted too (a clique that is most of the reporting pulls the expectation
+    up to half its own overlap, and full overlap is no small misfit).
 (4) Cliques are the connected components of the links, reported for the operator; the
     model uses the links themselves (not the components) so that one copier linked to two
     honest partners cannot merge those two: a corroborating source counts only when it is
@@ -151,8 +153,11 @@ class CliqueFinder:
                       for d, n in popularity.items()]
             expected = sum(n * x for n, x in strata)
             bound = tail_probability(k, strata)
+            # the lift guards large samples against a small misfit of the null; a pair
+            # where one side reported nothing the other did not is not such a misfit
+            complete = k >= min(volume[p], volume[q])
             linked = (bound <= alpha / len(tested) and k >= min_joint
-                      and k >= min_lift * expected)
+                      and (k >= min_lift * expected or complete))
             self.tests[(p, q)] = PairTest(k, expected, bound, linked)
         self.links: dict[str, set[str]] = {}
         for (p, q), test in self.tests.items():

@@ -312,7 +312,8 @@ class TrustEngine:
             self._record("evidence", r.partner, f"{outcome}: {why}", r.object_id, r.version)
             if outcome == "refuted" and is_partner_origin(r.partner) and \
                     r.importance >= self.config.high_importance:
-                self._open_review(r.partner, r.object_id, why, now)
+                self._open_review(r.partner, r.object_id,
+                                  f"high-importance report {r.object_id} refuted ({why})", now)
         return {r.partner for r in rows if r.partner != LOCAL}
 
     def first_report(self, body: Mapping[str, Any], partner: str = LOCAL) -> int | None:
@@ -331,15 +332,22 @@ class TrustEngine:
         return None if value is None else int(value)
 
     # -- reviews ------------------------------------------------------------------------
-    def _open_review(self, partner: str, object_id: str, why: str, now: int) -> None:
+    def _open_review(self, partner: str, object_id: str, reason: str, now: int) -> Review:
+        """Open a review of ``partner``: its tier is capped below what it was until the
+        operator closes it; ``object_id`` names the occasion."""
         before = self._stored_tier(partner)
         cap = max(0, min(before - 1, self.config.review_max_tier))
-        reason = f"high-importance report {object_id} refuted ({why})"
+        r = t.reviews.c
         with writer(self.engine).begin() as conn:
             conn.execute(t.reviews.insert().values(
                 partner=partner, object_id=object_id, opened_at=now, reason=reason,
                 tier_before=before, tier_cap=cap))
-        self._record("evidence", partner, f"review opened: {reason}", object_id)
+            row = conn.execute(sa.select(t.reviews).where(
+                r.partner == partner, r.object_id == object_id)
+                .order_by(r.id.desc()).limit(1)).one()
+        self._record("evidence", partner, f"review opened: {reason}",
+                     None if object_id.startswith(_DEVIATION_PREFIX) else object_id)
+        return Review(**row._mapping)
 
     def deviation(self, partner: str, subject: str, why: str) -> Review | None:
         """A partner deviated from a protocol with us (``subject`` names the occasion, e.g.
@@ -367,20 +375,12 @@ class TrustEngine:
         self._record("evidence", partner, f"protocol deviation ({subject}): {why}")
         if recent < self.config.deviations_for_review or reviewing is not None:
             return None
-        before = self._stored_tier(partner)
-        cap = max(0, min(before - 1, self.config.review_max_tier))
-        reason = (f"{recent} protocol deviations in {self.config.deviation_window_days:g} "
-                  f"days, the last: {why}")
-        with writer(self.engine).begin() as conn:
-            conn.execute(t.reviews.insert().values(
-                partner=partner, object_id=_DEVIATION_PREFIX + subject, opened_at=now,
-                reason=reason, tier_before=before, tier_cap=cap))
-            row = conn.execute(sa.select(t.reviews).where(
-                r.partner == partner, r.object_id == _DEVIATION_PREFIX + subject)
-                .order_by(r.id.desc()).limit(1)).one()
-        self._record("evidence", partner, f"review opened: {reason}")
+        review = self._open_review(
+            partner, _DEVIATION_PREFIX + subject,
+            f"{recent} protocol deviations in {self.config.deviation_window_days:g} days, "
+            f"the last: {why}", now)
         self.refresh({partner})
-        return Review(**row._mapping)
+        return review
 
     def deviations(self, partner: str | None = None) -> list[tuple[str, str, int, str]]:
         """Recorded deviations (partner, subject, time µs, why), oldest first."""
@@ -643,18 +643,14 @@ class TrustEngine:
             if not n:
                 conn.execute(t.grades.insert().values(object_id=g.object_id, **values))
 
-    def first_report_ids(self, partner: str) -> set[str]:
-        """Object ids of ``partner``'s credited first reports (corroborated or confirmed)."""
-        return {f.object_id for f, lead, ok in self._model().first_reports(partner)
-                if lead is not None or ok}
-
     def credit(self, partner: str) -> Credit:
         firsts = self._model().first_reports(partner)
         credited = [(f, lead, ok) for f, lead, ok in firsts if lead is not None or ok]
         leads = [lead / 1e6 for _, lead, _ in credited if lead is not None]
         return Credit(partner, len(firsts), sum(lead is not None for _, lead, _ in firsts),
                       sum(ok for _, _, ok in firsts), median(leads) if leads else None,
-                      sum(f.importance for f, _, _ in credited))
+                      sum(f.importance for f, _, _ in credited),
+                      frozenset(f.object_id for f, _, _ in credited))
 
     def summary(self, partner: str) -> PartnerTrust:
         model = self._model()

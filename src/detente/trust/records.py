@@ -48,6 +48,8 @@ class Credit:
     confirmed: int
     median_lead_s: float | None
     value: float
+    #: object ids of the credited first reports (later corroborated or confirmed)
+    credited_ids: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

@@ -61,8 +61,7 @@ def credit_report(node: Node, partner: str | None = None, *, proofs: bool = True
         answers = node.rfis.credited(name)
         lines[name] = CreditLine(name, c.first_reports, c.corroborated, c.confirmed,
                                  len(answers), node.claims.proven(name), c.value)
-        firsts = node.trust.first_report_ids(name)
-        credited[name] = firsts
+        credited[name] = set(c.credited_ids)
         lines[name].proofs += [("rfi-answer", a, i) for a, _rfi, _p, i in answers]
     if proofs:
         _receipts(node, credited, lines, on_progress)

@@ -131,10 +131,9 @@ def alarms(node: Node, tail: list[tuple[int, Entry]]) -> list[Alarm]:
         detail = e.detail or ""
         if e.kind == "trace" and "accused nobody" not in detail:
             out.append(Alarm("leak traced", fmt_time(e.time), f"#{i}: {detail}", "/trace"))
-        elif e.kind == "deconfliction" and _outcome(detail) == "aborted":
+        elif e.kind == "deconfliction" and (aborted := _aborted(detail)) is not None:
             who = f"{e.partner}: " if e.partner else ""
-            out.append(Alarm("deconfliction aborted", fmt_time(e.time),
-                             f"#{i}: {who}{_aborted_text(detail)}",
+            out.append(Alarm("deconfliction aborted", fmt_time(e.time), f"#{i}: {who}{aborted}",
                              f"/partners/{e.partner}" if e.partner else None))
         elif e.kind == "deconfliction" and "refused" in detail:
             who = f"{e.partner}: " if e.partner else ""
@@ -148,18 +147,15 @@ def alarms(node: Node, tail: list[tuple[int, Entry]]) -> list[Alarm]:
     return out
 
 
-def _outcome(detail: str) -> str | None:
+def _aborted(detail: str) -> str | None:
+    """What a deconfliction session the partner left or broke says (which step, which mode,
+    why), or None if the entry is not an aborted session."""
     try:
         doc = orjson.loads(detail)
     except orjson.JSONDecodeError:
         return None
-    value = doc.get("outcome") if isinstance(doc, dict) else None
-    return value if isinstance(value, str) else None
-
-
-def _aborted_text(detail: str) -> str:
-    """A deconfliction session the partner left or broke: which step, which mode, why."""
-    doc = orjson.loads(detail)
+    if not isinstance(doc, dict) or doc.get("outcome") != "aborted":
+        return None
     why = doc.get("reason") or "no reason recorded"
     if not doc.get("mode"):  # a message too broken to name its session
         return f"a {doc.get('items', '?')} message broke off at step {doc.get('step', '?')} — {why}"

@@ -39,7 +39,7 @@ from starlette.routing import BaseRoute, Route
 from detente.errors import DetenteError, NotFoundError
 from detente.federation.exchange.intake import receive
 from detente.federation.http.auth import read_body
-from detente.federation.http.client import PartnerClient
+from detente.federation.http.client import PartnerClient, open_partner_client
 from detente.federation.http.endpoint import json_response, partner_endpoint
 from detente.federation.witnessing.names import node_witness, origin_of
 from detente.federation.witnessing.witness import ClientFactory
@@ -114,7 +114,7 @@ def verify_claim(node: Node, partner: str, body: bytes, *,
                 "reason": f"no tree of your log that {node.name} witnessed holds leaf "
                           f"{opening.index} yet; reveal again after {node.name} next "
                           "witnesses your log"}
-    opener = clients or _signed_client(node)
+    opener = clients or (lambda name: open_partner_client(node, name))
     with opener(partner) as client:  # (3)
         doc = client.get_json("/ledger/proofs/inclusion",
                               {"index": opening.index, "size": tree.size})
@@ -125,11 +125,10 @@ def verify_claim(node: Node, partner: str, body: bytes, *,
         raise ClaimError(f"the claim entry is not leaf {opening.index} of the tree of your "
                          f"log we witnessed (size {tree.size}): {exc}") from None
     own = node.trust.first_report(obj.body)  # (4)
-    before = own is None or tree.at * 1_000_000 < own
     version = obj.version
     fresh = node.claims.record(Verification(
         partner, obj.id, version, digest, opening.index, tree.size, tree.at, own,
-        before, datetime.now(UTC).timestamp()))
+        datetime.now(UTC).timestamp()))
     witnessed_at = datetime.fromtimestamp(tree.at, UTC)
     if fresh:
         node.ledger.append(Entry(
@@ -142,12 +141,6 @@ def verify_claim(node: Node, partner: str, body: bytes, *,
         receive(node, partner, [opening.object], None)
     return {"certified": True, "claim_index": opening.index, "commitment": digest.hex(),
             "witnessed_size": tree.size, "witnessed_at": witnessed_at.isoformat()}
-
-
-def _signed_client(node: Node) -> ClientFactory:
-    from detente.federation.http.client import open_partner_client
-
-    return lambda partner: open_partner_client(node, partner)
 
 
 def claim_routes(node: Node) -> list[BaseRoute]:
