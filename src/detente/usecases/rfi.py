@@ -158,7 +158,7 @@ def _probe(node: Node, name: str, mode: str, spec: ItemsSpec, query: Query) -> P
 def ask_private(node: Node, text: str, observable_text: str, *, to: Sequence[str] = (),
                 about: Sequence[str] = (), marking: str = "amber",
                 deadline: str | None = None, mode: str = "pointer",
-                query: Query = run_query) -> PrivateAsked:
+                query: Query | None = None) -> PrivateAsked:
     """Ask ``text`` about one observable of only the partners (among ``to``, default all)
     that hold it, decided by PSI in ``mode`` (steps (1)-(4) of the module docstring)."""
     if mode not in PRIVATE_MODES:
@@ -176,7 +176,7 @@ def ask_private(node: Node, text: str, observable_text: str, *, to: Sequence[str
     spec = ItemsSpec("observables", items)
     done = PrivateAsked(" OR ".join(f"{i.kind}:{i.value}" for i in items), mode)
     for name, partner in partners.items():
-        probe = _probe(node, name, mode, spec, query)  # (2)-(3)
+        probe = _probe(node, name, mode, spec, query or run_query)  # (2)-(3)
         if probe.holds:
             asked = _ask_holder(node, partner, text, done.observable, probe, about=about,
                                 marking=marking, deadline=deadline)
