@@ -291,7 +291,7 @@ def rfis(ctx: Ctx) -> Response:
     return ctx.render("rfi.html", incoming=[r for r in rows if not r.rfi.ours],
                       outgoing=[r for r in rows if r.rfi.ours], partners=partners,
                       names=facts.names_of(node, refs), tlp_levels=TLP_LEVELS,
-                      psi_modes=PRIVATE_MODES, flash=flash, node_identity=node.identity_id)
+                      psi_modes=PRIVATE_MODES, flash=flash)
 
 
 def credit(ctx: Ctx) -> Response:
