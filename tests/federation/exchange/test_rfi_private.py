@@ -59,7 +59,9 @@ def _view(fed: Federation, who: str, probe_ids: list[str]) -> list[Any]:
                         {k: v for k, v in r.headers.items() if k.lower().startswith("x-taxii")}))
         for i, oid in enumerate(probe_ids):
             r = c.get(f"{COLLECTION}/objects/{oid}/")
-            out.append((r.status_code, r.json()["description"].replace(oid, f"<{i}>")))
+            body = r.json()
+            out.append((r.status_code, str(body.get("description", body)).replace(
+                oid, f"<{i}>")))
     return out
 
 
