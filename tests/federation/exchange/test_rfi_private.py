@@ -187,3 +187,56 @@ def test_private_rfi_mistakes(fed: Federation, capsys: pytest.CaptureFixture[str
     # nothing was queried for any of these
     assert not [e for _i, e in fed.nodes["us"].ledger.entries() if e.kind == "deconfliction"]
     assert observable_items("file:sha256:" + "A" * 64)[0].kind == "file:SHA-256"
+
+
+class _Liar:
+    """A partner's deconfliction service that does not hold V but claims every query
+    matches: in pointer mode it opens one of its own boxes for the first element of the
+    reveal (it compares, so nothing stops it); in intersection mode it can only answer
+    honestly — we compare there, and it cannot compute b·H(V) without our secret."""
+
+    def __init__(self) -> None:
+        from detente.deconflict import MemoryBudgetBook, Pointer, Responder
+
+        mine = observable_items("domain-name:other.example")
+        self.responder = Responder(mine, book=MemoryBudgetBook(),
+                                   pointers={i: Pointer("obj-1", "desk@ru") for i in mine})
+
+    def post_bytes(self, path: str, body: bytes, params: Any = None) -> bytes:
+        from detente.deconflict import (
+            Mode,
+            OpeningMessage,
+            QueryMessage,
+            RevealMessage,
+            parse_message,
+        )
+        from detente.deconflict import _group as group
+
+        msg = parse_message(body)
+        if isinstance(msg, QueryMessage):
+            return self.responder.answer(msg, partner="us").to_bytes()
+        assert isinstance(msg, RevealMessage)
+        box_scalar = self.responder._pending[msg.session_id].box_scalar
+        self.responder.conclude(msg, partner="us")  # the honest count is 0
+        forged = group.multiply(box_scalar, group.split(msg.elements)[0])
+        return OpeningMessage(msg.session_id, forged, 1, Mode.POINTER).to_bytes()
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("mode", ["pointer", "intersection"])
+def test_a_lying_non_holder_gets_the_question_in_pointer_mode_only(
+        fed: Federation, mode: str) -> None:
+    """The limit docs/rfi.md states: in pointer mode the responder's count is taken on
+    trust, so a partner that claims to hold V receives the RFI; intersection mode is not
+    fooled by the same partner."""
+    from detente.federation.psi.remote import run_query
+
+    us = fed.nodes["us"]
+
+    def lied_to(node: Any, partner: str, m: str, spec: Any) -> Any:
+        return run_query(node, partner, m, spec, client=_Liar())  # type: ignore[arg-type]
+
+    done = ask_private(us, "Who registered it?", V, to=["ru"], mode=mode, query=lied_to)
+    assert done.holders == (["ru"] if mode == "pointer" else [])
