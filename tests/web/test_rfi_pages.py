@@ -172,3 +172,12 @@ def test_pages_need_a_session(anon: TestClient) -> None:
         r = anon.get(path)
         assert r.status_code == 303 and r.headers["location"].startswith("/login")
     assert anon.post("/rfi", data={"to": "fr", "text": "q"}).status_code == 401
+
+
+def test_a_partners_private_rfi_says_why_it_reached_us(client: TestClient, node: Node) -> None:
+    note, rel = question_note(FR_IDENTITY, "Who registered it?", [node.identity_id])
+    note["x_detente_observable"] = "domain-name:amaq-relay.example"
+    _from_fr(node, rel, note)
+    row = re.search(rf'<tr id="{note["id"]}">(.*?)</tr>', client.get("/rfi").text, re.S)
+    assert row and "asked because we hold domain-name:amaq-relay.example" in _text(
+        row.group(1))

@@ -257,6 +257,8 @@ def rfi_show(rfi_id: Annotated[str, typer.Argument(help="the RFI's note id")],
     console.print(f"[bold]{r.note.id}[/] from {'us' if r.ours else doc['from']}, asked "
                   f"{doc['asked']}; deadline {r.deadline or 'none'}; "
                   f"{'closed' if r.closed else 'open'}", highlight=False)
+    if r.observable:
+        console.print(f"  private: asked only of holders of {r.observable}", highlight=False)
     console.print(f"  {doc['question']}", highlight=False, soft_wrap=True)
     for a in doc["answers"]:
         console.print(f"  answer {a['id']} from {a['from']}: {a['text']}", highlight=False,

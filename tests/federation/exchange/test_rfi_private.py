@@ -97,6 +97,8 @@ def test_a_private_rfi_reaches_only_the_partner_that_holds_the_observable(
     assert theirs.note.id == rfi_id and not theirs.ours
     assert theirs.body["x_detente_observable"] == "domain-name:amaq-relay.example"
     assert ("x_detente_pointer" in theirs.body) == (mode == "pointer")
+    r = run(capsys, "rfi", "show", rfi_id, "--home", str(fr.home))
+    assert "asked only of holders of domain-name:amaq-relay.example" in r.out
     # nobody else has anything: no note, and a view identical to before
     assert _notes(fed, "ru") == [] and _notes(fed, "de") == [] and ru.rfis.all() == []
     for name in ("ru", "de"):
