@@ -194,7 +194,11 @@ def rfi_ask(
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Ask the named partners (and only them) a question."""
+    """Ask the named partners (and only them) a question; --private: only those holding V.
+
+    With --private --observable V, each candidate (--to, default every partner) is asked
+    by private set intersection whether it holds V; only the holders receive the question,
+    each its own copy. See docs/rfi.md for what each side learns."""
     from detente.usecases import rfi
 
     if private != (observable is not None):
