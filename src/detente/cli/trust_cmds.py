@@ -188,9 +188,10 @@ def rfi_ask(
         "--observable", help="with --private: TYPE:VALUE (e.g. domain-name:amaq.example) "
                              "or a simple STIX pattern")] = None,
     psi_mode: Annotated[str, typer.Option(
-        "--psi-mode", help="with --private: pointer (the holder gets a pointer to its "
-                           "object) or intersection (we compare; see docs/rfi.md)")]
-    = "pointer",
+        "--psi-mode", help="with --private: intersection (we compare: a partner cannot "
+                           "lie its way to the question) or pointer (the holder's handle "
+                           "too, but a lying partner gets the question; docs/rfi.md)")]
+    = "intersection",
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:

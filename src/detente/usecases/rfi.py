@@ -2,7 +2,7 @@
 named partners, ask privately only the partners that hold an observable, answer, close.
 
 A **private RFI** (:func:`ask_private`) first runs one private set intersection with each
-candidate partner over the single observable ``V`` (default pointer mode, the node's
+candidate partner over the single observable ``V`` (default intersection mode, the node's
 ordinary deconfliction service, under that partner's budget):
 
   (1) encode ``V`` as deconfliction items (``TYPE:VALUE`` or a simple STIX pattern);
@@ -39,7 +39,7 @@ __all__ = ["MAX_PRIVATE_ITEMS", "PRIVATE_MODES", "Asked", "PrivateAsked", "Probe
            "answer", "ask", "ask_private", "close", "observable_items", "store_local"]
 
 #: PSI modes a private RFI may decide in (the requester learns membership of V in both)
-PRIVATE_MODES = ("pointer", "intersection")
+PRIVATE_MODES = ("intersection", "pointer")
 #: an observable that encodes to more items (a CIDR block) is refused: a wide query would
 #: exhaust partners' budgets and say little about who holds what
 MAX_PRIVATE_ITEMS = 16
@@ -157,7 +157,7 @@ def _probe(node: Node, name: str, mode: str, spec: ItemsSpec, query: Query) -> P
 
 def ask_private(node: Node, text: str, observable_text: str, *, to: Sequence[str] = (),
                 about: Sequence[str] = (), marking: str = "amber",
-                deadline: str | None = None, mode: str = "pointer",
+                deadline: str | None = None, mode: str = "intersection",
                 query: Query | None = None) -> PrivateAsked:
     """Ask ``text`` about one observable of only the partners (among ``to``, default all)
     that hold it, decided by PSI in ``mode`` (steps (1)-(4) of the module docstring)."""

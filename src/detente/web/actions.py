@@ -142,7 +142,7 @@ def rfi_ask(ctx: Ctx) -> Response:
         if observable:
             done = rfi.ask_private(node, text, observable, to=to, about=about,
                                    marking=marking, deadline=deadline,
-                                   mode=ctx.text("psi_mode", 16) or "pointer")
+                                   mode=ctx.text("psi_mode", 16) or "intersection")
         else:
             if not to:
                 raise ValidationError("choose the partners to ask",
