@@ -14,9 +14,9 @@ from rich.table import Table
 
 from detente.cli.app import HomeOption, console, one_of, open_node
 from detente.errors import DetenteError, NotFoundError, UsageError
-from detente.ledger import KNOWN_KINDS, verify_inclusion
-from detente.ledger.hashing import leaf_hash
+from detente.ledger import KNOWN_KINDS, verify_release
 from detente.release import iter_release_records
+from detente.release.proofs import prove_release
 
 log_app = typer.Typer(help="The ledger: a Merkle log with signed checkpoints.",
                       no_args_is_help=True)
@@ -134,7 +134,9 @@ def prove(
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Inclusion proof that a release to a partner is in the log (checked before printing)."""
+    """Inclusion proof that a release to a partner is in the log (checked before printing).
+
+    Two levels: the release entry is in its release batch, the batch entry in the log."""
     node = open_node(home)
     ledger = node.ledger
     checkpoint = ledger.checkpoint()
@@ -143,21 +145,19 @@ def prove(
     for r in iter_release_records(node.store.engine, partner=partner):
         if r.object_id != object_id or r.ledger_index is None or r.ledger_index >= size:
             continue
-        entry = ledger.entry(r.ledger_index)
-        proof = ledger.inclusion_proof(r.ledger_index, size)
-        verify_inclusion(leaf_hash(entry.canonical), r.ledger_index, size, proof,
-                         checkpoint.root)
-        proofs.append({"index": r.ledger_index, "entry": entry.to_dict(),
-                       "leaf_hash": leaf_hash(entry.canonical).hex(),
-                       "proof": [h.hex() for h in proof]})
+        proof = prove_release(node.store.engine, ledger, r.released_at, r.ledger_index, size)
+        verify_release(proof, checkpoint.root)
+        proofs.append({"index": r.ledger_index, "entry": proof.release.to_dict(),
+                       "leaf_hash": proof.release.leaf_hash.hex(), **proof.to_json()})
     if not proofs:
         raise NotFoundError(f"no release of {object_id} to {partner} in this log")
     if as_json:
         _dump({"checkpoint": checkpoint.to_note(), "tree_size": size, "releases": proofs})
         return
     for p in proofs:
-        console.print(f"release #{p['index']} of {object_id} to {partner} "
-                      f"({p['entry']['time']}): included, {len(p['proof'])} proof hashes",
+        console.print(f"release of {object_id} to {partner} ({p['entry']['time']}): "
+                      f"release {p['position']} of batch #{p['index']}, included "
+                      f"({len(p['batch_proof'])} + {len(p['proof'])} proof hashes)",
                       highlight=False)
     console.print(checkpoint.to_note(), highlight=False, markup=False)
 

@@ -84,10 +84,12 @@ def day_labels(days: int = 14, today: date | None = None) -> list[date]:
     return [end - timedelta(days=days - 1 - i) for i in range(days)]
 
 
-def release_records(node: Node, partner: str | None = None) -> Iterator[ReleaseRecord]:
-    """Release records, the release tables created first (a new node has none yet)."""
+def release_records(node: Node, partner: str | None = None, *,
+                    derive: bool = True) -> Iterator[ReleaseRecord]:
+    """Release records, the release tables created first (a new node has none yet);
+    ``derive=False``: without each partner's exact view (counting only)."""
     _ = node.releaser  # the Releaser creates its tables
-    return iter_release_records(node.store.engine, partner=partner)
+    return iter_release_records(node.store.engine, partner=partner, derive=derive)
 
 
 def ledger_tail(node: Node, scan: int = TAIL) -> list[tuple[int, Entry]]:
@@ -178,7 +180,7 @@ def traffic(node: Node, partner: str | None = None) -> dict[str, PartnerTraffic]
     """Release and receipt counts per partner (one pass over each)."""
     names = [partner] if partner else [p.name for p in node.partners.all()]
     out = {n: PartnerTraffic() for n in names}
-    for r in release_records(node, partner) if names else ():
+    for r in release_records(node, partner, derive=False) if names else ():
         t = out.get(r.partner)
         if t is None:
             continue
