@@ -489,7 +489,7 @@ class Releaser:
         chunk_id = int(conn.execute(sa.select(sa.func.max(chunks.c.id))).scalar() or 0) + 1
         for row in rows:
             o = row.stored
-            key = (o.id, o.version, hashlib.sha256(row.body).digest()[:16], row.marked)
+            key = (o.id, o.version, hashlib.sha256(row.body).digest()[:8], row.marked)
             found = known.get(key)
             if found is None:
                 found = known[key] = next_view

@@ -61,7 +61,8 @@ views = sa.Table(
     sa.Column("spec_version", sa.Text),
     sa.Column("chunk", sa.BigInteger, nullable=False),
     sa.Column("slot", sa.Integer, nullable=False),
-    # the first 16 bytes of SHA-256 of the class view (finds it again for the next partner)
+    # the first 8 bytes of SHA-256 of the class view: finds it again for the next partner
+    # (a collision could only make a release fail its hash check when served: never served)
     sa.Column("digest", sa.LargeBinary, nullable=False),
     # served through the fingerprinter (False: as it is — support copies of markings)
     sa.Column("marked", sa.Boolean, nullable=False),
