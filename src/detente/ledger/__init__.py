@@ -31,10 +31,10 @@ from detente.ledger.witness import REFUSED, Equivocation, Witness, WitnessedTree
 
 __all__ = [
     "BATCH_KIND",
-    "BatchProof",
     "EMPTY_ROOT",
     "KNOWN_KINDS",
     "REFUSED",
+    "BatchProof",
     "Checkpoint",
     "CheckpointError",
     "ConsistencyProofError",

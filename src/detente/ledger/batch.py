@@ -26,7 +26,7 @@ from detente.ledger.errors import InclusionProofError
 from detente.ledger.hashing import fold_right, leaf_hash, node_hash, subtrees
 from detente.ledger.proofs import inclusion_ranges, verify_inclusion
 
-__all__ = ["BATCH_KIND", "BatchProof", "batch_root", "batch_path", "verify_release"]
+__all__ = ["BATCH_KIND", "BatchProof", "batch_path", "batch_root", "verify_release"]
 
 BATCH_KIND = "release-batch"
 

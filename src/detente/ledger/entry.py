@@ -10,9 +10,9 @@ the pure-Python :mod:`rfc8785`, and entries are built for every release). On the
 entry admits the two encodings are byte-identical: the keys are fixed ASCII names (so
 sorting by code point equals RFC 8785's UTF-16 order), the only numbers are ``v`` and
 ``batch_size`` (small positive integers), and every string is checked to hold no control
-character and no lone surrogate, which leaves ``"`` and ``\\`` as the only characters either encoder escapes, both the same
-way; everything else is written as raw UTF-8 by both. ``tests/ledger`` checks the equality
-against :mod:`rfc8785` over generated entries.
+character and no lone surrogate, which leaves ``"`` and ``\\`` as the only characters
+either encoder escapes, both the same way; everything else is written as raw UTF-8 by
+both. ``tests/ledger`` checks the equality against :mod:`rfc8785` over generated entries.
 """
 
 from __future__ import annotations
