@@ -13,9 +13,10 @@ from datetime import UTC, date, datetime, timedelta
 
 import orjson
 
-from detente.ledger import Entry
+from detente.ledger import BATCH_KIND, Entry
 from detente.node import Node
 from detente.release import ReleaseRecord, iter_release_records
+from detente.release.proofs import batch_entries
 from detente.store.base import Query, StoredObject
 
 __all__ = [
@@ -107,13 +108,20 @@ class ReleaseLine:
     kind: str
 
 
-def recent_releases(tail: list[tuple[int, Entry]], limit: int = 10) -> list[ReleaseLine]:
-    out = []
-    for i, e in tail:
-        if e.kind in ("release", "withdrawal") and e.partner and e.object_id:
-            out.append(ReleaseLine(i, fmt_time(e.time), e.partner, e.object_id, e.kind))
+def recent_releases(tail: list[tuple[int, Entry]], node: Node | None = None,
+                    limit: int = 10) -> list[ReleaseLine]:
+    """The newest releases and withdrawals in ``tail`` (newest first); with ``node``, a
+    release batch stands for the releases in it."""
+    out: list[ReleaseLine] = []
+    for i, one in tail:
+        shown = [one]
+        if one.kind == BATCH_KIND and node is not None:
+            shown = [e for _s, e in reversed(batch_entries(node.store.engine, node.ledger, i)[1])]
+        for e in shown:
             if len(out) >= limit:
-                break
+                return out
+            if e.kind in ("release", "withdrawal") and e.partner and e.object_id:
+                out.append(ReleaseLine(i, fmt_time(e.time), e.partner, e.object_id, e.kind))
     return out
 
 
