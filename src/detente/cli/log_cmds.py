@@ -154,8 +154,9 @@ def prove(
     checkpoint = ledger.checkpoint()
     size = checkpoint.size
     proofs: list[dict[str, Any]] = []
-    for r in iter_release_records(node.store.engine, partner=partner):
-        if r.object_id != object_id or r.ledger_index is None or r.ledger_index >= size:
+    for r in iter_release_records(node.store.engine, partner=partner, object_id=object_id,
+                                  derive=False):
+        if r.ledger_index is None or r.ledger_index >= size:
             continue
         proof = prove_release(node.store.engine, ledger, r.released_at, r.ledger_index, size)
         verify_release(proof, checkpoint.root)

@@ -65,13 +65,13 @@ def _joined() -> Any:
 def iter_release_records(
     engine: sa.Engine, *, partner: str | None = None, include_withdrawn: bool = True,
     fingerprinted_only: bool = False, batch: int = 2000, source: ViewSource | None = None,
-    derive: bool = True,
+    derive: bool = True, object_id: str | None = None,
 ) -> Iterator[ReleaseRecord]:
     """Every release row (withdrawn ones too by default: a leak may predate withdrawal),
     with each partner's exact view and fingerprint record derived by ``source`` (default:
     the one registered for ``engine``); ``derive=False``: the class views, no fingerprint
     (for counting and content lookups).  ``fingerprinted_only`` keeps views that carry a
-    fingerprint."""
+    fingerprint; ``object_id``: of that object only."""
     if derive and source is None:
         source = source_for(engine)
     elif not derive:
@@ -84,6 +84,8 @@ def iter_release_records(
         cond.append(r.withdrawn.is_(False))
     if fingerprinted_only:
         cond.append(v.marked.is_(True))
+    if object_id is not None:
+        cond.append(v.object_id == object_id)
     cols = (r.partner, r.seq, r.view, r.view_hash, r.batch, r.withdrawn)
     after = -1
     while True:

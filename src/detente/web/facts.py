@@ -85,12 +85,13 @@ def day_labels(days: int = 14, today: date | None = None) -> list[date]:
     return [end - timedelta(days=days - 1 - i) for i in range(days)]
 
 
-def release_records(node: Node, partner: str | None = None, *,
-                    derive: bool = True) -> Iterator[ReleaseRecord]:
+def release_records(node: Node, partner: str | None = None, *, derive: bool = True,
+                    object_id: str | None = None) -> Iterator[ReleaseRecord]:
     """Release records, the release tables created first (a new node has none yet);
     ``derive=False``: without each partner's exact view (counting only)."""
     _ = node.releaser  # the Releaser creates its tables
-    return iter_release_records(node.store.engine, partner=partner, derive=derive)
+    return iter_release_records(node.store.engine, partner=partner, derive=derive,
+                                object_id=object_id)
 
 
 def ledger_tail(node: Node, scan: int = TAIL) -> list[tuple[int, Entry]]:
