@@ -28,7 +28,8 @@ def _legacy(home: Path, rows: int) -> None:
     """Make ``home`` look like a home of release layout 1."""
     node = Node.open(home)
     with writer(node.store.engine).begin() as conn:
-        for t in ("release_rows", "release_views", "release_chunks", "release_meta"):
+        for t in ("release_rows", "release_views", "release_chunks", "release_batches",
+                  "release_meta"):
             conn.execute(sa.text(f"DROP TABLE {t}"))
         conn.execute(sa.text(f"CREATE TABLE {LEGACY_TABLE} (seq BIGINT PRIMARY KEY, "
                              "partner TEXT, view BLOB)"))

@@ -39,7 +39,7 @@ from detente.release.classes import (
     owners_of,
     strings_of,
 )
-from detente.release.schema import chunks, cursors, releases, views
+from detente.release.schema import batches, chunks, cursors, releases, views
 from detente.release.views import CODEC_ZLIB, Embedder, ViewSource, pack, register
 from detente.stix.timestamps import now_micros
 from detente.store.base import LOCAL, Query, Store, StoredObject
@@ -468,6 +468,9 @@ class Releaser:
             values.append({"seq": seq, "partner": partner.name, "view": view_id,
                            "view_hash": digest, "batch": batch, "withdrawn": False})
         conn.execute(releases.insert(), values)
+        if batch is not None:
+            conn.execute(batches.insert().values(ledger_index=batch, first_seq=values[0]["seq"],
+                                                 last_seq=seq))
 
     @staticmethod
     def _class_views(conn: sa.Connection, rows: list[_Row]) -> list[int]:
@@ -798,4 +801,10 @@ def _live(partner: str, ids: Sequence[str]) -> sa.Select[Any]:
     r, v = releases.c, views.c
     return (sa.select(v.object_id, v.version, r.seq, r.view_hash)
             .select_from(releases.join(views, v.id == r.view))
-            .where(r.partner == partner, r.withdrawn.is_(False), v.object_id.in_(ids)))
+            .where(r.view.in_(views_of(ids)), r.partner == partner, r.withdrawn.is_(False)))
+
+
+def views_of(ids: Sequence[str]) -> sa.Select[Any]:
+    """The class views of objects ``ids``: written as ``view IN (this)``, the planner looks
+    release rows up by the (view, partner) index instead of walking a partner's rows."""
+    return sa.select(views.c.id).where(views.c.object_id.in_(ids))

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from detente.errors import NotFoundError
 from detente.ledger import BATCH_KIND, BatchProof, Entry, batch_path
 from detente.release.path import release_entry
-from detente.release.schema import releases, views
+from detente.release.schema import batches, releases, views
 from detente.store.engine import reader
 
 __all__ = ["SupportsProofs", "batch_entries", "prove_release"]
@@ -37,11 +37,16 @@ def batch_entries(engine: sa.Engine, ledger: SupportsProofs, index: int
     batch = ledger.entry(index)
     if batch.kind != BATCH_KIND or batch.partner is None:
         raise NotFoundError(f"ledger entry {index} is not a release batch")
-    r, v = releases.c, views.c
-    stmt = (sa.select(r.seq, v.object_id, v.version, r.view_hash)
-            .select_from(releases.join(views, v.id == r.view))
-            .where(r.batch == index).order_by(r.seq))
+    r, v, b = releases.c, views.c, batches.c
     with reader(engine).connect() as conn:
+        span = conn.execute(sa.select(b.first_seq, b.last_seq)
+                            .where(b.ledger_index == index)).first()
+        if span is None:
+            raise NotFoundError(f"ledger entry {index} is no release batch of this node")
+        stmt = (sa.select(r.seq, v.object_id, v.version, r.view_hash)
+                .select_from(releases.join(views, v.id == r.view))
+                .where(r.seq >= span[0], r.seq <= span[1], r.batch == index)
+                .order_by(r.seq))
         rows = conn.execute(stmt).all()
     entries = [(int(seq), release_entry(batch.partner, oid, ver, bytes(h).hex(), batch.time))
                for seq, oid, ver, h in rows]

@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
+from detente.release.path import views_of
 from detente.release.schema import releases, views
 from detente.release.views import ViewSource, load_views, source_for
 from detente.store.engine import reader
@@ -85,7 +86,7 @@ def iter_release_records(
     if fingerprinted_only:
         cond.append(v.marked.is_(True))
     if object_id is not None:
-        cond.append(v.object_id == object_id)
+        cond.append(r.view.in_(views_of([object_id])))
     cols = (r.partner, r.seq, r.view, r.view_hash, r.batch, r.withdrawn)
     after = -1
     while True:
@@ -157,7 +158,7 @@ def first_releases(conn: sa.Connection, object_ids: Iterable[str]) -> dict[tuple
     r, v = releases.c, views.c
     for start in range(0, len(wanted), _IN_CHUNK):
         stmt = (sa.select(r.partner, v.object_id, sa.func.min(r.seq)).select_from(_joined())
-                .where(v.object_id.in_(wanted[start:start + _IN_CHUNK]))
+                .where(r.view.in_(views_of(wanted[start:start + _IN_CHUNK])))
                 .group_by(r.partner, v.object_id))
         for partner, oid, seq in conn.execute(stmt):
             if seq is not None:
@@ -174,6 +175,6 @@ def released_ids(engine: sa.Engine, partner: str, object_ids: Iterable[str]) -> 
     with reader(engine).connect() as conn:
         for start in range(0, len(wanted), _IN_CHUNK):
             stmt = sa.select(v.object_id).distinct().select_from(_joined()).where(
-                r.partner == partner, v.object_id.in_(wanted[start:start + _IN_CHUNK]))
+                r.view.in_(views_of(wanted[start:start + _IN_CHUNK])), r.partner == partner)
             found.update(row[0] for row in conn.execute(stmt))
     return found

@@ -9,7 +9,8 @@ At rest a release is small (``docs/release.md``, "At rest"):
 - ``release_rows``: one row per (partner, view) release: its ``seq`` (TAXII date_added),
   the SHA-256 of the exact bytes the partner is served (the partner's fingerprinted view,
   derived from the class view when served), the ledger index of the release batch that
-  logged it, and whether it was withdrawn.
+  logged it, and whether it was withdrawn;
+- ``release_batches``: per commit, its ledger leaf and the seq range of its rows.
 
 ``release_meta`` records the layout.  A home whose release records are in the earlier
 layout (one ``releases`` row holding every view's bytes and fingerprint record) is refused
@@ -20,8 +21,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-__all__ = ["LAYOUT", "LEGACY_TABLE", "chunks", "cursors", "meta", "metadata", "releases",
-           "views"]
+__all__ = ["LAYOUT", "LEGACY_TABLE", "batches", "chunks", "cursors", "meta", "metadata",
+           "releases", "views"]
 
 #: the layout tag kept in ``release_meta``; never reused for another layout
 LAYOUT = "2"
@@ -85,7 +86,18 @@ releases = sa.Table(
     sa.Column("batch", sa.BigInteger),
     sa.Column("withdrawn", sa.Boolean, nullable=False),
     sa.Index("ix_release_rows_partner_seq", "partner", "seq"),
-    sa.Index("ix_release_rows_partner_view", "partner", "view"),
+    # by class view first: "the releases of these objects" (to one partner, or to any)
+    sa.Index("ix_release_rows_view_partner", "view", "partner"),
+)
+
+batches = sa.Table(
+    "release_batches",
+    metadata,
+    # one per commit of the release path: the ledger leaf of its release-batch entry and
+    # the seq range of its release rows (consecutive: one commit, one partner)
+    sa.Column("ledger_index", _Key, primary_key=True, autoincrement=False),
+    sa.Column("first_seq", sa.BigInteger, nullable=False),
+    sa.Column("last_seq", sa.BigInteger, nullable=False),
 )
 
 cursors = sa.Table(
