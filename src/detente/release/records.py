@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from detente.release.path import views_of
 from detente.release.schema import releases, views
-from detente.release.views import ViewSource, load_views, source_for
+from detente.release.views import ViewSource, load_views, registered
 from detente.store.engine import reader
 
 __all__ = ["ReleaseRecord", "first_releases", "iter_release_records", "iter_views_after",
@@ -70,13 +70,10 @@ def iter_release_records(
 ) -> Iterator[ReleaseRecord]:
     """Every release row (withdrawn ones too by default: a leak may predate withdrawal),
     with each partner's exact view and fingerprint record derived by ``source`` (default:
-    the one registered for ``engine``); ``derive=False``: the class views, no fingerprint
-    (for counting and content lookups).  ``fingerprinted_only`` keeps views that carry a
-    fingerprint; ``object_id``: of that object only."""
-    if derive and source is None:
-        source = source_for(engine)
-    elif not derive:
-        source = None
+    the one registered for ``engine``); ``derive=False``, or no source at all: the class
+    views, no fingerprint (for counting and content lookups).  ``fingerprinted_only``
+    keeps views that carry a fingerprint; ``object_id``: of that object only."""
+    source = (source or registered(engine)) if derive else None
     r, v = releases.c, views.c
     cond: list[sa.ColumnElement[bool]] = []
     if partner is not None:

@@ -32,7 +32,7 @@ from detente.errors import StoreError
 from detente.release.schema import chunks, views
 
 __all__ = ["CODEC_ZLIB", "ClassView", "Embedder", "Served", "ViewSource", "load_views",
-           "pack", "source_for", "unpack"]
+           "pack", "registered", "source_for", "unpack"]
 
 log = logging.getLogger(__name__)
 
@@ -175,6 +175,11 @@ def register(engine: sa.Engine, source: ViewSource) -> None:
     """Make ``source`` the one readers of ``engine`` derive views with (the releaser of
     that store registers itself when it is built)."""
     _SOURCES[engine] = source
+
+
+def registered(engine: sa.Engine) -> ViewSource | None:
+    """The view source registered for ``engine`` (None: no releaser built for it yet)."""
+    return _SOURCES.get(engine)
 
 
 def source_for(engine: sa.Engine) -> ViewSource:
