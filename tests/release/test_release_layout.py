@@ -82,3 +82,48 @@ def test_partners_of_one_class_share_one_class_view(tmp_path: Path) -> None:
         assert len(hashes) > len(objs) + marking, "each partner's bytes are its own"
     finally:
         node.close()
+
+
+def test_served_bytes_derive_again_identically_and_fail_closed_under_another_secret(
+        tmp_path: Path) -> None:
+    """The served bytes are derived on each read: a fresh source (another process, an
+    empty cache) derives the very same bytes; a source keyed with another secret derives
+    other bytes, and those are never served (they are not what the ledger holds)."""
+    import orjson
+
+    from detente.fingerprint import Fingerprinter
+    from detente.release import ViewSource, read_releases
+    from detente.store import Query
+
+    node = Node.init(tmp_path / "us", "us", communities="coalition")
+    try:
+        node.partners.add("fr", url="http://127.0.0.1:9001", public_key=_key(),
+                          communities=frozenset({"coalition"}), tier=2)
+        marked = indicator(labels=["isis", "c2", "syria", "financing"],
+                           object_marking_refs=[TLP_2_0_IDS["green"]])
+        public = indicator(labels=["isis", "c2"], object_marking_refs=[TLP_2_0_IDS["clear"]])
+        node.store.put_many([validate(marked), validate(public)], Provenance())
+        node.releaser.catch_up("fr")
+        q = Query(versions=("all",))
+        first = read_releases(node.store.engine, "fr", q, node.releaser.views)
+        fresh = ViewSource(node.releaser.views.embedder)
+        again = read_releases(node.store.engine, "fr", q, fresh)
+        assert [v.view for v in first.views] == [v.view for v in again.views]
+        assert {v.id for v in first.views} == {marked["id"], public["id"]}
+        assert {v.id for v in first.views if v.fingerprint_id} == {marked["id"]}
+
+        other = Fingerprinter(b"another secret, 32 bytes long!!!")
+
+        def embed(view: dict[str, object], partner: str, key: str
+                  ) -> tuple[dict[str, object], str | None, str | None]:
+            result = other.embed(view, partner, object_key=key)
+            return result.view, result.fingerprint_id, orjson.dumps(
+                result.record.to_json()).decode()
+
+        wrong = read_releases(node.store.engine, "fr", q, ViewSource(embed))
+        assert [v.id for v in wrong.views] == [public["id"]], "only the unmarked view"
+        # no source at all: the class view of a fingerprinted release is not served either
+        bare = read_releases(node.store.engine, "fr", q, ViewSource(None))
+        assert [v.id for v in bare.views] == [public["id"]]
+    finally:
+        node.close()
