@@ -95,7 +95,7 @@ def dashboard(ctx: Ctx) -> Response:
     inbox = facts.received(node, tuple(p.name for p in partners))
     order = data.credibility_order(node, [o.id for o in inbox])
     inbox.sort(key=lambda o: order.get(o.id, 7))
-    releases = facts.recent_releases(tail)
+    releases = facts.recent_releases(tail, node)
     return ctx.render(
         "dashboard.html", rows=rows, trust_missing=None, trends=trends, trust_clock=TRUST_CLOCK,
         trend_missing=trend_missing, reliability_now=_reliability_now(rows),
