@@ -55,6 +55,10 @@ class SupportsAppend(Protocol):
 #: (view, partner, object_key) -> (fingerprinted view, fingerprint id, embed record JSON)
 Embedder = Callable[[dict[str, Any], str, str], tuple[dict[str, Any], str | None, str | None]]
 
+#: object id -> the only partners it may still go to (read once per run): the node's
+#: refuted reports, withheld from everyone but, by its setting, our opinion's audience
+Holds = Callable[[], Mapping[str, frozenset[str]]]
+
 
 def view_hash(view: bytes) -> str:
     return hashlib.sha256(view).hexdigest()
@@ -134,6 +138,7 @@ class Releaser:
         default_tlp: str | None,
         ledger: SupportsAppend | None = None,
         embedder: Embedder | None = None,
+        holds: Holds | None = None,
     ) -> None:
         self.store = store
         self.partners = partners
@@ -143,6 +148,7 @@ class Releaser:
         self.default_tlp = default_tlp or None
         self.ledger = ledger
         self.embedder = embedder
+        self.holds = holds
         #: decisions shared within policy classes (bounded; see release.classes)
         self._memo = ClassMemo()
 
@@ -162,6 +168,7 @@ class Releaser:
         markings = self._markings()
         everyone = self.partners.all()
         ids = {p.name: p.identity_id for p in everyone if p.identity_id}
+        held = self.holds() if self.holds is not None else {}
         sharing = None
         if by_class:
             generation = (
@@ -171,7 +178,7 @@ class Releaser:
             )
             owners = owners_of((p.name, (p.identity_id,)) for p in everyone)
             sharing = _Sharing(self._memo, generation, owners)
-        return [_Judge(self, p, markings, ids, sharing=sharing) for p in partners]
+        return [_Judge(self, p, markings, ids, sharing=sharing, held=held) for p in partners]
 
     def decide_by_class(self, obj: StoredObject, partners: list[Partner]) -> list[Decision]:
         """The decisions of one stored version for ``partners`` as catch-up takes them:
@@ -188,6 +195,21 @@ class Releaser:
         if obj is None:
             raise NotFoundError(f"no object {object_id} in this node")
         return [(j.partner, j.decide(obj)) for j in self._judges(self.partners.all())]
+
+    def recipients_of(self, object_id: str) -> set[str]:
+        """Every partner any version of ``object_id`` was ever released to (withdrawn
+        releases included: they held it)."""
+        stmt = sa.select(releases.c.partner).distinct().where(
+            releases.c.object_id == object_id)
+        with self.store.engine.connect() as conn:
+            return {str(r[0]) for r in conn.execute(stmt)}
+
+    def withdraw_held(self, object_id: str) -> dict[str, ReleaseRun]:
+        """Re-decide every live view of ``object_id`` now that it is held back
+        (:data:`Holds`): views now denied are withdrawn (ledger ``withdrawal`` entries),
+        as ``reissue`` does for a corrected body."""
+        page = self.store.list(Query(ids=(object_id,), versions=("all",)))
+        return self.reissue([(o.id, o.version) for o in page.objects])
 
     # -- releasing ----------------------------------------------------------------
     def catch_up(self, partner_name: str, *,
@@ -552,8 +574,10 @@ class _Judge:
     def __init__(self, releaser: Releaser, partner: Partner | None,
                  markings: Mapping[str, Mapping[str, Any]], identities: Mapping[str, str],
                  *, sharing: _Sharing | None = None,
-                 recipient: Recipient | None = None) -> None:
+                 recipient: Recipient | None = None,
+                 held: Mapping[str, frozenset[str]] | None = None) -> None:
         self.releaser = releaser
+        self.held = held or {}
         self._partner = partner
         self.recipient = recipient if recipient is not None else releaser.recipient(
             _known(partner))
@@ -581,6 +605,12 @@ class _Judge:
         )
 
     def decide(self, obj: StoredObject) -> Decision:
+        allowed = self.held.get(obj.id)
+        if allowed is not None and self._partner is not None \
+                and self._partner.name not in allowed:
+            return Decision.deny(
+                f"{obj.id} was refuted here: never relayed bare (withheld from partners "
+                "our opinion does not name; node setting refuted_release)")
         sharing = self.sharing
         if sharing is None or self._partner is None:
             return self._own(obj)
