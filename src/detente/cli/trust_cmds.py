@@ -120,7 +120,7 @@ def evidence_sighting(
     like any local object; it confirms the object's sources, or refutes them when marked
     --false-positive.  On a partner's object, our opinion (agree, or disagree for a false
     positive) goes to its source and to every partner that received it through us."""
-    from detente.usecases.opinion import give_opinion
+    from detente.usecases.opinion import sighting_opinion
     from detente.usecases.sighting import parse_when, record_sighting
 
     try:
@@ -132,9 +132,7 @@ def evidence_sighting(
     result = record_sighting(node, object_id, count=count, first_seen=first, last_seen=last,
                              false_positive=false_positive, note=note, tlp=tlp)
     what = "false positive" if result.false_positive else "sighting"
-    seen = "seen in our network" + (", benign" if false_positive else "")
-    why = note.strip() or f"{seen} ({count} times; our sighting {result.sighting['id']})"
-    opinion = give_opinion(node, object_id, "disagree" if false_positive else "agree", why)
+    opinion = sighting_opinion(node, object_id, result.sighting, note)
     console.print(f"{what} {result.sighting['id']} of {object_id} recorded "
                   f"(count {count})", highlight=False)
     _say_opinions([opinion])

@@ -270,8 +270,8 @@ class TrustEngine:
         :mod:`detente.trust.opinions`); returns the partners whose evidence changed."""
         rows: list[dict[str, Any]] = []
         for obj, body in zip(objs, bodies, strict=True):
-            if obj.type != "opinion" or obj.provenance.origin != LOCAL and \
-                    not is_partner_origin(obj.provenance.origin):
+            if obj.type != "opinion" or (obj.provenance.origin != LOCAL and \
+                    not is_partner_origin(obj.provenance.origin)):
                 continue
             refs = body.get("object_refs")
             why = body.get("explanation")

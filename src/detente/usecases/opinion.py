@@ -30,7 +30,7 @@ from detente.store.base import LOCAL, StoredObject, is_partner_origin
 from detente.trust.opinions import opinion_object, stance_of, value_for
 
 __all__ = ["Adopted", "OpinionResult", "adopt", "audience", "describe", "give_opinion",
-           "verdict"]
+           "sighting_opinion", "verdict"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +92,17 @@ def give_opinion(node: Node, object_id: str, value: str, why: str) -> OpinionRes
         runs = node.releaser.withdraw_held(object_id)
         withdrawn = {name: run.withdrawn for name, run in runs.items() if run.withdrawn}
     return OpinionResult(object_id, body, tuple(p.name for p in to), withdrawn)
+
+
+def sighting_opinion(node: Node, object_id: str, sighting: dict[str, Any],
+                     note: str = "") -> OpinionResult:
+    """Our opinion after our sighting of ``object_id``: agree, or disagree when it was a
+    false positive; the note (or what we saw) is the explanation."""
+    false_positive = bool(sighting.get("x_false_positive"))
+    seen = "seen in our network" + (", benign" if false_positive else "")
+    why = note.strip() or f"{seen} ({sighting.get('count')} times; our sighting " \
+        f"{sighting.get('id')})"
+    return give_opinion(node, object_id, "disagree" if false_positive else "agree", why)
 
 
 def verdict(node: Node, object_id: str, outcome: str, why: str) -> tuple[list[str],
