@@ -196,11 +196,13 @@ class Releaser:
             raise NotFoundError(f"no object {object_id} in this node")
         return [(j.partner, j.decide(obj)) for j in self._judges(self.partners.all())]
 
-    def recipients_of(self, object_id: str) -> set[str]:
+    def recipients_of(self, object_id: str, *, live: bool = False) -> set[str]:
         """Every partner any version of ``object_id`` was ever released to (withdrawn
-        releases included: they held it)."""
+        releases included: they held it), or with ``live`` those holding a live view."""
         stmt = sa.select(releases.c.partner).distinct().where(
             releases.c.object_id == object_id)
+        if live:
+            stmt = stmt.where(releases.c.withdrawn.is_(False))
         with self.store.engine.connect() as conn:
             return {str(r[0]) for r in conn.execute(stmt)}
 
