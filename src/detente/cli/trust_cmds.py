@@ -17,7 +17,8 @@ from detente.node import Node
 from detente.stix.timestamps import format_micros
 from detente.trust import CREDIBILITY_NAMES
 
-evidence_app = typer.Typer(help="Evidence about partners' reports: confirm or refute.",
+evidence_app = typer.Typer(help="Evidence about partners' reports: confirm, refute, sight, "
+                           "adopt.",
                            no_args_is_help=True)
 review_app = typer.Typer(help="Reviews opened by refuted high-importance reports.",
                          no_args_is_help=True)
@@ -87,7 +88,10 @@ def _verdict(object_id: str, why: str, home: HomeOption, refute: bool, as_json: 
 def evidence_confirm(object_id: Annotated[str, typer.Argument(help="a STIX id")],
                      why: WhyOption, home: HomeOption = None,
                      as_json: JsonOption = False) -> None:
-    """Confirm an object's claims (our own check): evidence for every source of them."""
+    """Confirm an object's claims (our own check): evidence for every source of them.
+
+    On a partner's object, our opinion (strongly-agree, the reason as its explanation)
+    goes to its source and to every partner that received it through us."""
     _verdict(object_id, why, home, refute=False, as_json=as_json)
 
 
@@ -95,7 +99,11 @@ def evidence_confirm(object_id: Annotated[str, typer.Argument(help="a STIX id")]
 def evidence_refute(object_id: Annotated[str, typer.Argument(help="a STIX id")],
                     why: WhyOption, home: HomeOption = None,
                     as_json: JsonOption = False) -> None:
-    """Refute an object's claims; a refuted important report drops its partner's tier."""
+    """Refute an object's claims; a refuted important report drops its partner's tier.
+
+    Our opinion (strongly-disagree) goes to its source and to every partner that received
+    it through us, and the report is never relayed bare: its releases are withdrawn
+    (node setting refuted_release = "with-opinion": kept only for our opinion's audience)."""
     _verdict(object_id, why, home, refute=True, as_json=as_json)
 
 
