@@ -273,7 +273,7 @@ class Node:
         goes to nobody (``refuted_release = "withdraw"``, the default) or only to the
         partners our refuting opinion names (``"with-opinion"``).  An unknown setting
         withholds from everyone: fail closed."""
-        from detente.trust.opinions import refuted_audiences
+        from detente.opinions import refuted_audiences
 
         mode = str(self.settings["refuted_release"]).strip().lower()
         everyone = self.partners.all()

@@ -199,7 +199,7 @@ def test_opinions_are_shown_and_a_verdict_sends_ours_to_the_source(
     reason; our refutation from the UI becomes our opinion, for Russia (the source) and
     those we released the report to."""
     from detente.federation.exchange.intake import Intake, Source
-    from detente.trust.opinions import opinion_object
+    from detente.opinions import opinion_object
 
     ru = find(node, "Uplink reported by ru")
     assert "No opinion about this object" in _section(client.get(f"/objects/{ru}").text,

@@ -31,6 +31,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
 from detente.errors import NotFoundError
+from detente.opinions import OpinionRecord, Stance, stance_of
 from detente.partners import Partner, PartnerBook, effective_tier
 from detente.store.base import LOCAL, Store, StoredObject, is_partner_origin
 from detente.store.engine import reader, writer
@@ -42,7 +43,6 @@ from detente.trust.errors import TrustError, UnknownObjectError
 from detente.trust.grading import Grade, GradeInputs, make_grade, source_grade, worse
 from detente.trust.intake import Intake, judgement_of
 from detente.trust.model import HIGH, Fact, Link, Model, Reliability
-from detente.trust.opinions import OpinionRecord, Stance, stance_of
 from detente.trust.records import (
     Credit,
     HistoryItem,
@@ -267,7 +267,7 @@ class TrustEngine:
     def _note_opinions(self, objs: Sequence[StoredObject],
                        bodies: Sequence[Mapping[str, Any]]) -> set[str]:
         """Record the opinions among ``objs`` (a partner's are evidence about it, see
-        :mod:`detente.trust.opinions`); returns the partners whose evidence changed."""
+        :mod:`detente.opinions`); returns the partners whose evidence changed."""
         rows: list[dict[str, Any]] = []
         for obj, body in zip(objs, bodies, strict=True):
             if obj.type != "opinion" or (obj.provenance.origin != LOCAL and \

@@ -32,11 +32,11 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from detente.opinions import Stance
 from detente.store.base import LOCAL
 from detente.trust.betadist import beta_quantile
 from detente.trust.cliques import CliqueFinder
 from detente.trust.config import TrustConfig
-from detente.trust.opinions import Stance
 
 __all__ = ["Counts", "Fact", "Link", "Model", "Reliability", "Support"]
 

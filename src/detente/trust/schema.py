@@ -181,7 +181,7 @@ grades = sa.Table(
 )
 
 #: opinions (STIX ``opinion``) about objects we hold: a partner's are evidence about that
-#: partner (see ``trust/opinions.py``); ours (partner ``local``) are shown beside them.
+#: partner (see ``opinions/``); ours (partner ``local``) are shown beside them.
 #: One row per (opinion, object it names); a later version of the opinion replaces it.
 opinions = sa.Table(
     "trust_opinions", metadata,

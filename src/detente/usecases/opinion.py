@@ -25,9 +25,9 @@ from typing import Any
 from detente.errors import NotFoundError, ValidationError
 from detente.federation.exchange.local import ingest_local
 from detente.node import Node
+from detente.opinions import opinion_object, stance_of, value_for
 from detente.partners import Partner
 from detente.store.base import LOCAL, StoredObject, is_partner_origin
-from detente.trust.opinions import opinion_object, stance_of, value_for
 
 __all__ = ["Adopted", "OpinionResult", "adopt", "audience", "describe", "give_opinion",
            "sighting_opinion", "verdict"]

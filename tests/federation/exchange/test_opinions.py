@@ -190,7 +190,7 @@ def test_peers_resolve_an_opinion_before_our_verdict(fed: Federation) -> None:
 
 def _foreign_opinion(node: Node, object_id: str, value: str
                      ) -> tuple[dict[str, Any], dict[str, Any]]:
-    from detente.trust.opinions import opinion_object
+    from detente.opinions import opinion_object
 
     us = node.partners.get("us")
     return opinion_object(node.identity_id, object_id, value, "same here",
