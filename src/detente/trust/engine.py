@@ -173,9 +173,7 @@ class TrustEngine:
                     topics[aid] = {topic}
             links = [Link(int(first), int(later), bool(ok), str(why))
                      for first, later, ok, why in conn.execute(sa.select(t.links))]
-            o = t.opinions.c
-            stances = [Stance(p, oid, int(st), int(tm)) for p, oid, st, tm in conn.execute(
-                sa.select(o.partner, o.object_id, o.stance, o.time).where(o.partner != LOCAL))]
+            stances = self._stances(conn)
         empty: frozenset[str] = frozenset()
         facts = [Fact(int(aid), partner, oid, int(time), int(seq), float(importance),
                       bool(echo), bool(revoked), outcome, outcome_at,
@@ -184,6 +182,20 @@ class TrustEngine:
                  for aid, partner, oid, time, seq, importance, echo, revoked, outcome,
                  outcome_at in rows]
         return Model(facts, links, now, self.config, stances)
+
+    @staticmethod
+    def _stances(conn: sa.Connection) -> list[Stance]:
+        """Partners' opinions that are evidence: about an object whose claims we released
+        to that partner (an opinion about anything else — its own report, something it
+        got elsewhere, an id it made up — weighs nothing, so opinions cannot be minted)."""
+        o, a, c, r = t.opinions.c, t.assertions.c, t.claims.c, t.released_claims.c
+        released = sa.exists(
+            sa.select(1).select_from(t.assertions.join(t.claims, c.assertion_id == a.id)
+                                     .join(t.released_claims, r.key == c.key))
+            .where(a.object_id == o.object_id, r.partner == o.partner))
+        stmt = sa.select(o.partner, o.object_id, o.stance, o.time).where(
+            o.partner != LOCAL, o.stance != 0, released)
+        return [Stance(p, oid, int(st), int(tm)) for p, oid, st, tm in conn.execute(stmt)]
 
     def _any_partner_assertion(self) -> bool:
         """Whether any source other than this node asserted anything (two index probes

@@ -39,8 +39,9 @@ def fed(tmp_path: Path) -> Iterator[Federation]:
         yield f
 
 
-def _report(fed: Federation) -> str:
-    """Russia's 'imminent attack' report: ru -> us, relayed by the U.S. to France only."""
+def _report(fed: Federation, relayed_to: frozenset[str] = frozenset({"fr"})) -> str:
+    """Russia's 'imminent attack' report: ru -> us, relayed by the U.S. to France only
+    (unless told otherwise)."""
     ru, us = fed.nodes["ru"], fed.nodes["us"]
     lie = indicator("green", name="Imminent attack staging server",
                     labels=["imminent", "attack-planning"], confidence=95,
@@ -51,7 +52,7 @@ def _report(fed: Federation) -> str:
     pull(us, "ru")
     release_pending(us.releaser)
     pull(fed.nodes["fr"], "us")
-    assert us.releaser.recipients_of(str(lie["id"])) == {"fr"}
+    assert us.releaser.recipients_of(str(lie["id"])) == relayed_to
     return str(lie["id"])
 
 
@@ -171,21 +172,43 @@ def test_peers_resolve_an_opinion_before_our_verdict(fed: Federation) -> None:
     """Without a verdict of ours, another partner's agreeing opinion makes France's
     refutation weak evidence for France; a lone opinion is no evidence yet."""
     us, fr, de = fed.nodes["us"], fed.nodes["fr"], fed.nodes["de"]
-    lie = _report(fed)
+    us.partners.update("de", communities=frozenset({"coalition"}))
+    lie = _report(fed, frozenset({"fr", "de"}))
     give_opinion(fr, lie, "disagree", "not seen")
     release_pending(fr.releaser, ["us"])
     pull(us, "fr")
     alone = us.trust.reliability("fr")
-    # de got the report from Russia directly and disputes it too, telling the U.S.
-    release_pending(fed.nodes["ru"].releaser, ["de"])
-    pull(de, "ru")
-    opinion, rel = _foreign_opinion(de, lie, "disagree")
-    assert not ingest_local(de, [("m", rel), ("o", opinion)]).rejected
+    pull(de, "us")
+    give_opinion(de, lie, "disagree", "same here")
     release_pending(de.releaser, ["us"])
     pull(us, "de")
     backed = us.trust.reliability("fr")
     assert alone.n == pytest.approx(us.trust.reliability("nobody").n)
     assert backed.mean > alone.mean and backed.n > alone.n
+
+
+def test_opinions_about_what_we_never_released_to_the_partner_weigh_nothing(
+        fed: Federation) -> None:
+    """de got the report from Russia, not from us, and floods us with opinions about it
+    and about ids it made up: shown, never evidence (opinions cannot be minted)."""
+    us, de = fed.nodes["us"], fed.nodes["de"]
+    lie = _report(fed)
+    release_pending(fed.nodes["ru"].releaser, ["de"])
+    pull(de, "ru")
+    made_up = [f"indicator--{uuid.uuid4()}" for _ in range(20)]
+    flood: list[dict[str, Any]] = []
+    for target in [lie, *made_up]:  # pushed straight into our inbox, no policy of its own
+        flood += _foreign_opinion(de, target, "disagree")[::-1]
+    with fed.raw("de", "us") as client:
+        got = client.post("/taxii2/api1/collections/inbox/objects/",
+                          content=orjson.dumps({"objects": flood}),
+                          headers={"Content-Type": "application/taxii+json;version=2.1"})
+    assert got.status_code in (200, 202), got.text
+    assert [o.partner for o in us.trust.opinions_about(lie)] == ["de"]
+    assert all(us.trust.opinions_about(m) for m in made_up[:3])
+    verdict(us, lie, "refuted", "deceptive")
+    assert us.trust.opinion_record("de") == (0, 0, 0)
+    assert us.trust.reliability("de").n == pytest.approx(us.trust.reliability("nobody").n)
 
 
 def _foreign_opinion(node: Node, object_id: str, value: str
