@@ -55,6 +55,8 @@ def test_opinions_feed_trust_and_our_verdict_goes_to_the_holders(node: Node) -> 
     _receive(node, "fr", rel, theirs)
     assert [o.said for o in node.trust.opinions_about(str(lie["id"]))] == ["fr disputes"]
     assert node.trust.opinion_record("fr") == (0, 0, 1)
+    assert [h.detail for h in node.trust.history("fr") if h.kind == "opinion"] == [
+        "fr disputes (disagree): sinkholed"]
     before = node.trust.reliability("fr")
     judged, ours = verdict(node, str(lie["id"]), "refuted", "no such server")
     assert judged == ["ru"] and sorted(ours.audience) == ["fr", "ru"]

@@ -754,6 +754,11 @@ class TrustEngine:
                 if r.outcome:
                     items.append(HistoryItem(int(r.outcome_at or r.time), r.outcome,
                                              r.object_id, r.outcome_why or ""))
+            for r in conn.execute(sa.select(t.opinions).where(t.opinions.c.partner == partner)):
+                said = OpinionRecord(r.id, r.partner, r.object_id, r.value, r.explanation,
+                                     int(r.time)).said
+                items.append(HistoryItem(int(r.time), "opinion", r.object_id,
+                                         f"{said} ({r.value}): {r.explanation}"[:500]))
             for r in conn.execute(sa.select(t.tier_log).where(t.tier_log.c.partner == partner)):
                 items.append(HistoryItem(int(r.time), "tier-change", None,
                                          f"{r.old} -> {r.new}: {r.reason}"))
