@@ -248,3 +248,21 @@ def test_adopt_a_partners_refutation(fed: Federation,
         adopt(us, "opinion--00000000-0000-4000-8000-000000000000")
     with pytest.raises(ValidationError):
         adopt(us, lie)
+
+
+@pytest.mark.parametrize("false_positive", [False, True])
+def test_a_sighting_is_an_opinion_too(fed: Federation, capsys: pytest.CaptureFixture[str],
+                                      false_positive: bool) -> None:
+    us, ru = fed.nodes["us"], fed.nodes["ru"]
+    lie = _report(fed)
+    flag = ["--false-positive"] if false_positive else []
+    r = run(capsys, "evidence", "sighting", lie, *flag, "--why", "proxy logs, 3 hosts",
+            "--home", str(us.home))
+    assert r.code == 0, r.err
+    value = "disagree" if false_positive else "agree"
+    assert f"({value}) for fr, ru" in r.out
+    assert ("withdrawn from fr (1)" in r.out) is false_positive
+    release_pending(us.releaser)
+    pull(ru, "us")
+    (seen,) = ru.trust.opinions_about(lie)
+    assert seen.value == value and seen.explanation == "proxy logs, 3 hosts"
