@@ -611,8 +611,10 @@ class _Judge:
         if allowed is not None and self._partner is not None \
                 and self._partner.name not in allowed:
             return Decision.deny(
-                f"{obj.id} was refuted here: never relayed bare (withheld from partners "
-                "our opinion does not name; node setting refuted_release)")
+                f"{obj.id} was refuted here and is never relayed bare: "
+                + ("released only to the partners our opinion goes to (node setting "
+                   "refuted_release = with-opinion)." if allowed else
+                   "withheld from every partner (node setting refuted_release = withdraw)."))
         sharing = self.sharing
         if sharing is None or self._partner is None:
             return self._own(obj)

@@ -90,7 +90,8 @@ def test_a_refutation_reaches_the_source_and_the_relayed_copy_is_withdrawn(
     assert op["opinion"] in _opinions(fr)
     assert op["opinion"] not in _opinions(de)
     # the withdrawn report is not released again, to France or to a partner that joins later
-    assert all(not d.allowed for p, d in us.releaser.matrix(lie) if p.name == "fr")
+    (to_fr,) = [d for p, d in us.releaser.matrix(lie) if p.name == "fr"]
+    assert not to_fr.allowed and "withheld from every partner" in to_fr.reasons[0]
     # Russia sees who disputes its report, and why
     (seen,) = ru.trust.opinions_about(lie)
     assert seen.said == "us disputes" and "unused" in seen.explanation
@@ -140,6 +141,8 @@ def test_with_opinion_setting_keeps_recipients_and_adds_our_opinion(
         release_pending(again.releaser)
         decisions = {p.name: d for p, d in again.releaser.matrix(lie)}
         assert decisions["fr"].allowed and not decisions["de"].allowed
+        assert "released only to the partners our opinion goes to" in \
+            decisions["de"].reasons[0]
     finally:
         again.close()
     pull(fed.nodes["fr"], "us")
