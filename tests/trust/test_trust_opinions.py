@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from nacl.signing import SigningKey
 from tests.federation.fed_fixtures import indicator
 
@@ -90,3 +92,31 @@ def test_opinion_values_and_building() -> None:
     ext = next(iter(rel["extensions"].values()))
     assert ext["releasable_to"] == ["a", "b"] and ext["onward"] == "denied"
     assert body["explanation"] == "seen" and rel["id"] in body["object_marking_refs"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["fr", "ru", "de", "it", "pl", "uk"]),
+                          st.integers(0, 4), st.booleans()), min_size=1, max_size=6,
+                unique_by=lambda t: t[0]),
+       st.sets(st.sampled_from(["fr", "ru", "de", "it", "pl", "uk"]), min_size=1),
+       st.booleans())
+def test_an_opinion_is_released_to_its_audience_only(
+        partners: list[tuple[str, int, bool]], audience: set[str], visible: bool) -> None:
+    """Whatever the recipients' tiers and communities, and whether the object it is about
+    is visible to them, the policy releases our opinion to nobody outside its audience,
+    and to a member only when it may see what the opinion is about."""
+    from detente.policy import decide
+    from detente.policy.model import NodeContext, Recipient
+
+    me = "identity--5f5d5f9c-0d44-4b5a-9a0c-6c3c0c6b1c11"
+    ids = {name: f"identity--{uuid.uuid5(uuid.NAMESPACE_DNS, name)}" for name, _, _ in partners}
+    names = [ids.get(n, n) for n in sorted(audience)]
+    body, rel = opinion_object(me, "indicator--9d2ec2c3-2a6f-4f5b-8f52-2f7b1f3b6b1a",
+                               "disagree", "why", names)
+    ctx = NodeContext(name="us", identity_id=me, communities=frozenset({"coalition"}),
+                      default_tlp=None, markings={rel["id"]: rel}, partner_identities=ids,
+                      ref_visible=lambda ref: visible)
+    for name, tier, shared in partners:
+        who = Recipient(name, ids[name], frozenset({"coalition"} if shared else ()), tier)
+        allowed = decide(body, who, ctx).allowed
+        assert allowed == (name in audience and visible), (name, audience, visible)
