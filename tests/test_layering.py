@@ -20,7 +20,7 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "detente"
 CAPABILITIES = {"stix", "store", "partners", "policy", "release", "ledger", "trust", "misp",
-                "priority", "rfi",
+                "priority", "rfi", "opinions",
                 "deconflict", "fingerprint", "errors", "settings"}
 COMPOSITION = {"node", "schema"}
 NETWORK = {"federation", "usecases"}

@@ -15,7 +15,7 @@ import shutil
 import threading
 import uuid
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -263,9 +263,29 @@ class Node:
                 self.store, self.partners, node_name=self.name,
                 node_identity=self.identity_id, communities=self.communities,
                 default_tlp=default, ledger=self.ledger, embedder=self._embedder(),
+                holds=self._refuted_holds,
             )
 
         return self._service("releaser", build)
+
+    def _refuted_holds(self) -> dict[str, frozenset[str]]:
+        """The release path's holds (read once per release run): every report we refuted
+        goes to nobody (``refuted_release = "withdraw"``, the default) or only to the
+        partners our refuting opinion names (``"with-opinion"``).  An unknown setting
+        withholds from everyone: fail closed."""
+        from detente.opinions import refuted_audiences
+
+        mode = str(self.settings["refuted_release"]).strip().lower()
+        everyone = self.partners.all()
+
+        def names_of(entries: Iterable[str]) -> frozenset[str]:
+            if mode != "with-opinion":
+                return frozenset()
+            wanted = set(entries)
+            return frozenset(p.name for p in everyone
+                             if p.name in wanted or (p.identity_id or "") in wanted)
+
+        return refuted_audiences(self.store, self.identity_id, names_of)
 
     @property
     def fingerprinter(self) -> Fingerprinter:

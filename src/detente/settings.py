@@ -51,6 +51,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("release_interval_s", 1, "how often `serve` checks for content not yet released "
             "to partners and releases it in the background, in chunks, seconds (0: never; "
             "then run `detente release`)"),
+    Setting("refuted_release", "withdraw", "what becomes of a partner's report we refuted: "
+            "'withdraw' (every release of it is withdrawn, it is never relayed again) or "
+            "'with-opinion' (released only to the partners our refuting opinion goes to)"),
     Setting("fingerprint_secret_file", "fingerprint.key",
             "file (in the home) holding the leak-attribution secret", secret=True),
 )

@@ -168,6 +168,10 @@ CASES: list[tuple[str, str, int]] = [
     ("evidence refute", "{obj} --why ours", 0),
     ("evidence refute", GONE + " --why ours", 1),
     ("evidence refute", "{obj}", 2),
+    # adopting a partner's opinion succeeds in tests/federation/exchange/test_opinions.py
+    ("evidence adopt", "opinion--00000000-0000-4000-8000-000000000000", 1),
+    ("evidence adopt", "{obj}", 1),  # not an opinion
+    ("evidence adopt", "", 2),
     ("review list", "", 0),
     ("review list", "--bogus", 2),
     ("review close", "99 --why x", 1),

@@ -40,6 +40,16 @@ def test_deception_is_held_then_refuted(played: tuple[Outcome, Path]) -> None:
     assert o.ru_tier_after_refutation < tier_before, "a refuted important lie costs a tier"
 
 
+def test_the_refutation_reaches_russia_and_frances_relayed_copy_is_withdrawn(
+        played: tuple[Outcome, Path]) -> None:
+    o, _ = played
+    assert o.fr_held_relayed_lie, "the U.S. had relayed Russia's report to France"
+    assert o.refutation_to == ["fr", "ru"], "the source and the partner we relayed it to"
+    assert o.refutation_reached == ["ru", "fr"]
+    assert o.relayed_copy_withdrawn, "a refuted report is never relayed onward bare"
+    assert o.ru_sees and o.ru_sees[0].startswith("us disputes: No such server")
+
+
 def test_policy_holds_across_nodes(played: tuple[Outcome, Path]) -> None:
     o, _ = played
     assert not o.onward_denied_reached_ru, "France never passes onward-denied U.S. material"
@@ -83,6 +93,7 @@ def test_report_and_homes_are_left_for_the_ui(played: tuple[Outcome, Path]) -> N
     _, out = played
     html = (out / "report.html").read_text()
     assert "<svg" in html and "Trust over time" in html and "Tehran" in html
+    assert "Opinions: the deceptive report refuted" in html and "us disputes" in html
     assert orjson.loads((out / "outcome.json").read_bytes())["leak_suspects"] == ["ru"]
     for name in ("us", "fr", "ru"):
         assert (out / name / "detente.toml").exists()

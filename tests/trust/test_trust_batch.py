@@ -28,8 +28,9 @@ from hypothesis import strategies as st
 from tests.conftest import _pg_admin_engine
 from tests.trust.trust_helpers import T0, Clock, ts
 
+from detente.release.schema import chunks, releases, views
 from detente.release.schema import metadata as release_metadata
-from detente.release.schema import releases
+from detente.release.views import CODEC_ZLIB, pack
 from detente.stix.validate import validate
 from detente.store import Provenance
 from detente.store.base import LOCAL, StoredObject
@@ -146,11 +147,19 @@ def _engine_for(url: str, world: World) -> tuple[TrustEngine, list[StoredObject]
     release_metadata.create_all(writer(store.engine))
     with writer(store.engine).begin() as conn:
         for k, (partner, view, at) in enumerate(world.released):
+            # the release layout at rest: one chunk holding the class view, its row, the
+            # release row naming it (the trust index reads class views, not served bytes)
             raw = orjson.dumps(view)
+            sizes, data = pack([raw])
+            conn.execute(chunks.insert().values(id=k, codec=CODEC_ZLIB, sizes=sizes,
+                                                data=data))
+            conn.execute(views.insert().values(
+                id=k, object_id=view["id"], version="v", type=view["type"],
+                spec_version="2.1", chunk=k, slot=0, digest=raw[:8], marked=False,
+                removed=None))
             conn.execute(releases.insert().values(
-                seq=at + k, partner=partner, object_id=view["id"], version="v",
-                type=view["type"], verdict="released", reasons="", removed="", view=raw,
-                view_hash="x", withdrawn=False))
+                seq=at + k, partner=partner, view=k, view_hash=b"x" * 32, batch=None,
+                withdrawn=False))
     stored = []
     for i, ev in enumerate(world.events):
         prov = Provenance(origin=ev.origin, received_at=T0 + i * STEP, flags=ev.flags)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
+import uuid
 from html import unescape
 
 import pytest
@@ -190,3 +191,31 @@ def test_another_sessions_token_is_refused_and_login_is_required(node: Node) -> 
         r = anon.post(f"/objects/{ru}/sighting", data={"csrf_token": theirs, "count": "1"})
         assert r.status_code == 401
     assert _sightings_of(node, ru) == []
+
+
+def test_opinions_are_shown_and_a_verdict_sends_ours_to_the_source(
+        client: TestClient, node: Node) -> None:
+    """France's opinion about Russia's report arrives by intake and is shown with its
+    reason; our refutation from the UI becomes our opinion, for Russia (the source) and
+    those we released the report to."""
+    from detente.federation.exchange.intake import Intake, Source
+    from detente.opinions import opinion_object
+
+    ru = find(node, "Uplink reported by ru")
+    assert "No opinion about this object" in _section(client.get(f"/objects/{ru}").text,
+                                                      "opinion-h")
+    fr = node.partners.get("fr").identity_id or f"identity--{uuid.uuid4()}"
+    theirs, rel = opinion_object(fr, ru, "strongly-disagree",
+                                 "a sinkhole since May", [node.identity_id])
+    with Intake(node, Source.partner(node, "fr")) as intake:
+        assert not intake.receive([rel, theirs]).failures
+    html = _post(client, f"/objects/{ru}/verdict", {"verdict": "refute",
+                                                    "why": "sinkholed since October"})
+    # Russia (the source) and the partners we had released it to; their copies withdrawn
+    assert ("Our opinion (strongly-disagree) goes to de, fr, ru. Withdrawn from de, fr: a "
+            "report we refuted is never relayed bare.") in _text(html)
+    said = _section(html, "opinion-h")
+    assert "Fr disputes, we dispute" in said
+    assert "a sinkhole since May" in said and "sinkholed since October" in said
+    assert f"detente evidence adopt {theirs['id']}" in said
+    assert node.trust.opinion_record("fr") == (1, 0, 0)  # France called it right

@@ -63,7 +63,8 @@ COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
     "policy": (("policy_cmds",), "Release policy: decisions and their reasons."),
     "key": (("sync_cmds",), "This node's Ed25519 key: rotation."),
     "log": (("log_cmds",), "The ledger: a Merkle log with signed checkpoints."),
-    "evidence": (("trust_cmds",), "Evidence about partners' reports: confirm or refute."),
+    "evidence": (("trust_cmds",),
+                 "Evidence about partners' reports: confirm, refute, sight, adopt."),
     "review": (("trust_cmds",), "Reviews opened by refuted high-importance reports."),
     "deconflict": (("deconflict_cmds",), "Private deconfliction (PSI) with a partner: "
                    "`detente deconflict PARTNER --mode M (--items FILE | --observables | "

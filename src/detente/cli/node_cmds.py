@@ -226,6 +226,22 @@ def show(
         where = f" at version {version}" if version else ""
         raise NotFoundError(f"no object {object_id}{where} in this node")
     sys.stdout.write(_dump(obj.body) + "\n")
+    _say_opinions(node, object_id)
+
+
+def _say_opinions(node: Node, object_id: str) -> None:
+    """Partners' opinions (and ours) about the object, on stderr: stdout stays the JSON."""
+    from detente.cli.app import err_console
+
+    found = node.trust.opinions_about(object_id)
+    if not found:
+        return
+    err_console.print("opinions: " + ", ".join(o.said for o in found), highlight=False,
+                      soft_wrap=True)
+    for o in found:
+        err_console.print(f"  {o.who} ({o.value}, {o.id}): "
+                          f"{o.explanation or 'no reason given'}", highlight=False,
+                          soft_wrap=True)
 
 
 def list_objects(

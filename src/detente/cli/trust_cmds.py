@@ -17,7 +17,8 @@ from detente.node import Node
 from detente.stix.timestamps import format_micros
 from detente.trust import CREDIBILITY_NAMES
 
-evidence_app = typer.Typer(help="Evidence about partners' reports: confirm or refute.",
+evidence_app = typer.Typer(help="Evidence about partners' reports: confirm, refute, sight, "
+                           "adopt.",
                            no_args_is_help=True)
 review_app = typer.Typer(help="Reviews opened by refuted high-importance reports.",
                          no_args_is_help=True)
@@ -44,20 +45,42 @@ def report_tier_changes(node: Node) -> None:
                       highlight=False)
 
 
+def _opinion_json(r: Any) -> dict[str, Any]:
+    return {"object": r.object_id, "opinion": None if r.opinion is None else r.opinion["id"],
+            "value": None if r.opinion is None else r.opinion["opinion"],
+            "to": list(r.audience), "withdrawn": r.withdrawn, "note": r.note}
+
+
+def _tier_json(node: Node) -> list[dict[str, Any]]:
+    return [{"partner": c.partner, "old_tier": c.old, "new_tier": c.new,
+             "reason": c.reason, "released": run.released, "withdrawn": run.withdrawn}
+            for c, run in node.applied_tier_changes]
+
+
+def _say_opinions(results: list[Any]) -> None:
+    from detente.usecases.opinion import describe
+
+    for line in describe(results):
+        console.print(f"  {line}", highlight=False)
+    if any(r.opinion is not None for r in results):
+        console.print("  (opinions go out with serve's background releaser, or now: "
+                      "detente release)", highlight=False)
+
+
 def _verdict(object_id: str, why: str, home: HomeOption, refute: bool, as_json: bool) -> None:
+    from detente.usecases.opinion import verdict
+
     node = open_node(home)
-    judged = (node.trust.refute if refute else node.trust.confirm)(object_id, why)
     verb = "refuted" if refute else "confirmed"
+    judged, result = verdict(node, object_id, verb, why)
     if as_json:
-        changes = [{"partner": c.partner, "old_tier": c.old, "new_tier": c.new,
-                    "reason": c.reason, "released": run.released, "withdrawn": run.withdrawn}
-                   for c, run in node.applied_tier_changes]
         out = {"object": object_id, "verdict": verb, "judged": list(judged),
-               "tier_changes": changes}
+               "opinion": _opinion_json(result), "tier_changes": _tier_json(node)}
         sys.stdout.write(orjson.dumps(out, option=orjson.OPT_INDENT_2).decode() + "\n")
         return
     who = ", ".join(judged) if judged else "no partner"
     console.print(f"{object_id} {verb}; reports judged from: {who}", highlight=False)
+    _say_opinions([result])
     report_tier_changes(node)
 
 
@@ -65,7 +88,10 @@ def _verdict(object_id: str, why: str, home: HomeOption, refute: bool, as_json: 
 def evidence_confirm(object_id: Annotated[str, typer.Argument(help="a STIX id")],
                      why: WhyOption, home: HomeOption = None,
                      as_json: JsonOption = False) -> None:
-    """Confirm an object's claims (our own check): evidence for every source of them."""
+    """Confirm an object's claims (our own check): evidence for every source of them.
+
+    On a partner's object, our opinion (strongly-agree, the reason as its explanation)
+    goes to its source and to every partner that received it through us."""
     _verdict(object_id, why, home, refute=False, as_json=as_json)
 
 
@@ -73,7 +99,11 @@ def evidence_confirm(object_id: Annotated[str, typer.Argument(help="a STIX id")]
 def evidence_refute(object_id: Annotated[str, typer.Argument(help="a STIX id")],
                     why: WhyOption, home: HomeOption = None,
                     as_json: JsonOption = False) -> None:
-    """Refute an object's claims; a refuted important report drops its partner's tier."""
+    """Refute an object's claims; a refuted important report drops its partner's tier.
+
+    Our opinion (strongly-disagree) goes to its source and to every partner that received
+    it through us, and the report is never relayed bare: its releases are withdrawn
+    (node setting refuted_release = "with-opinion": kept only for our opinion's audience)."""
     _verdict(object_id, why, home, refute=True, as_json=as_json)
 
 
@@ -89,12 +119,16 @@ def evidence_sighting(
             "--last-seen", help="ISO 8601 (default: now)")] = None,
         false_positive: Annotated[bool, typer.Option(
             "--false-positive", help="seen, but benign: refutes the reports")] = False,
-        note: Annotated[str, typer.Option("--note", help="free text for the sighting")] = "",
+        note: Annotated[str, typer.Option(
+            "--note", "--why", help="free text for the sighting, and our opinion's "
+            "explanation")] = "",
         tlp: Annotated[str, typer.Option("--tlp", help="the sighting's own TLP marking")
                        ] = "amber") -> None:
     """Record our sighting of an object ("seen in our network"): a STIX sighting ingested
     like any local object; it confirms the object's sources, or refutes them when marked
-    --false-positive."""
+    --false-positive.  On a partner's object, our opinion (agree, or disagree for a false
+    positive) goes to its source and to every partner that received it through us."""
+    from detente.usecases.opinion import sighting_opinion
     from detente.usecases.sighting import parse_when, record_sighting
 
     try:
@@ -106,8 +140,33 @@ def evidence_sighting(
     result = record_sighting(node, object_id, count=count, first_seen=first, last_seen=last,
                              false_positive=false_positive, note=note, tlp=tlp)
     what = "false positive" if result.false_positive else "sighting"
+    opinion = sighting_opinion(node, object_id, result.sighting, note)
     console.print(f"{what} {result.sighting['id']} of {object_id} recorded "
                   f"(count {count})", highlight=False)
+    _say_opinions([opinion])
+    report_tier_changes(node)
+
+
+@evidence_app.command("adopt")
+def evidence_adopt(
+        opinion_id: Annotated[str, typer.Argument(help="a partner's opinion (opinion--…)")],
+        home: HomeOption = None, as_json: JsonOption = False) -> None:
+    """Adopt a partner's opinion as our own verdict: its refutation refutes, its
+    confirmation confirms, with the opinion as the recorded reason."""
+    from detente.usecases.opinion import adopt
+
+    node = open_node(home)
+    done = adopt(node, opinion_id)
+    if as_json:
+        return _dump({"opinion": opinion_id, "partner": done.partner, "verdict": done.outcome,
+                      "objects": [{"judged": list(j), **_opinion_json(r)}
+                                  for j, r in done.results],
+                      "tier_changes": _tier_json(node)})
+    for judged, r in done.results:
+        who = ", ".join(judged) if judged else "no partner"
+        console.print(f"{r.object_id} {done.outcome} (adopting {done.partner}'s opinion "
+                      f"{opinion_id}); reports judged from: {who}", highlight=False)
+    _say_opinions([r for _, r in done.results])
     report_tier_changes(node)
 
 

@@ -56,6 +56,11 @@ class SupportsAppend(Protocol):
     def append_many(self, entries: Any, conn: sa.Connection | None = None) -> range: ...
 
 
+#: object id -> the only partners it may still go to (read once per run): the node's
+#: refuted reports, withheld from everyone but, by its setting, our opinion's audience
+Holds = Callable[[], Mapping[str, frozenset[str]]]
+
+
 def view_hash(view: bytes) -> str:
     return hashlib.sha256(view).hexdigest()
 
@@ -136,6 +141,7 @@ class Releaser:
         default_tlp: str | None,
         ledger: SupportsAppend | None = None,
         embedder: Embedder | None = None,
+        holds: Holds | None = None,
     ) -> None:
         self.store = store
         self.partners = partners
@@ -148,6 +154,7 @@ class Releaser:
         #: derives each partner's view from its class view, for the path and for readers
         self.views = ViewSource(embedder)
         register(store.engine, self.views)
+        self.holds = holds
         #: decisions shared within policy classes (bounded; see release.classes)
         self._memo = ClassMemo()
 
@@ -167,6 +174,7 @@ class Releaser:
         markings = self._markings()
         everyone = self.partners.all()
         ids = {p.name: p.identity_id for p in everyone if p.identity_id}
+        held = self.holds() if self.holds is not None else {}
         sharing = None
         if by_class:
             generation = (
@@ -176,7 +184,7 @@ class Releaser:
             )
             owners = owners_of((p.name, (p.identity_id,)) for p in everyone)
             sharing = _Sharing(self._memo, generation, owners)
-        return [_Judge(self, p, markings, ids, sharing=sharing) for p in partners]
+        return [_Judge(self, p, markings, ids, sharing=sharing, held=held) for p in partners]
 
     def decide_by_class(self, obj: StoredObject, partners: list[Partner]) -> list[Decision]:
         """The decisions of one stored version for ``partners`` as catch-up takes them:
@@ -193,6 +201,24 @@ class Releaser:
         if obj is None:
             raise NotFoundError(f"no object {object_id} in this node")
         return [(j.partner, j.decide(obj)) for j in self._judges(self.partners.all())]
+
+    def recipients_of(self, object_id: str, *, live: bool = False) -> set[str]:
+        """Every partner any version of ``object_id`` was ever released to (withdrawn
+        releases included: they held it), or with ``live`` those holding a live view."""
+        stmt = sa.select(releases.c.partner).distinct().select_from(
+            releases.join(views, releases.c.view == views.c.id)).where(
+            views.c.object_id == object_id)
+        if live:
+            stmt = stmt.where(releases.c.withdrawn.is_(False))
+        with self.store.engine.connect() as conn:
+            return {str(r[0]) for r in conn.execute(stmt)}
+
+    def withdraw_held(self, object_id: str) -> dict[str, ReleaseRun]:
+        """Re-decide every live view of ``object_id`` now that it is held back
+        (:data:`Holds`): views now denied are withdrawn (ledger ``withdrawal`` entries),
+        as ``reissue`` does for a corrected body."""
+        page = self.store.list(Query(ids=(object_id,), versions=("all",)))
+        return self.reissue([(o.id, o.version) for o in page.objects])
 
     # -- releasing ----------------------------------------------------------------
     def catch_up(self, partner_name: str, *,
@@ -593,8 +619,10 @@ class _Judge:
     def __init__(self, releaser: Releaser, partner: Partner | None,
                  markings: Mapping[str, Mapping[str, Any]], identities: Mapping[str, str],
                  *, sharing: _Sharing | None = None,
-                 recipient: Recipient | None = None) -> None:
+                 recipient: Recipient | None = None,
+                 held: Mapping[str, frozenset[str]] | None = None) -> None:
         self.releaser = releaser
+        self.held = held or {}
         self._partner = partner
         self.recipient = recipient if recipient is not None else releaser.recipient(
             _known(partner))
@@ -622,6 +650,14 @@ class _Judge:
         )
 
     def decide(self, obj: StoredObject) -> Decision:
+        allowed = self.held.get(obj.id)
+        if allowed is not None and self._partner is not None \
+                and self._partner.name not in allowed:
+            return Decision.deny(
+                f"{obj.id} was refuted here and is never relayed bare: "
+                + ("released only to the partners our opinion goes to (node setting "
+                   "refuted_release = with-opinion)." if allowed else
+                   "withheld from every partner (node setting refuted_release = withdraw)."))
         sharing = self.sharing
         if sharing is None or self._partner is None:
             return self._own(obj)

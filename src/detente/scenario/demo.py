@@ -30,6 +30,12 @@ def _report(outcome: Outcome, lines: list[str], seconds: float) -> Report:
     r.add("Sharing volume", line_chart(
         "Objects each node received per round", "New or updated objects pulled from partners",
         rounds, series, y_label="objects"))
+    r.add("Opinions: the deceptive report refuted", key_values({
+        "the U.S. opinion went to": ", ".join(outcome.refutation_to) or "nobody",
+        "received by": ", ".join(outcome.refutation_reached) or "nobody",
+        "Russia's node shows": "; ".join(outcome.ru_sees) or "nothing",
+        "France's relayed copy": "withdrawn" if outcome.relayed_copy_withdrawn
+        else "NOT withdrawn"}))
     r.add_table("Private deconfliction", ["partner", "contact for the conflict"],
                 [(c["partner"], c["contact"]) for c in outcome.conflicts] or [("-", "none")],
                 caption="Pointer mode: only a handle and a contact channel per conflict")

@@ -19,7 +19,7 @@ import orjson
 from detente.errors import DetenteError
 from detente.federation.exchange.claims import reveal_claim
 from detente.federation.exchange.local import ingest_local
-from detente.federation.exchange.pull import PartnerSummary, sync_all
+from detente.federation.exchange.pull import PartnerSummary, sync_all, sync_partner
 from detente.federation.http.client import open_partner_client
 from detente.federation.psi.remote import ItemsSpec, run_query
 from detente.federation.psi.sets import OperationsBook, parse_operations
@@ -32,6 +32,7 @@ from detente.scenario.live import LiveServer, listening_socket, serve_in_thread,
 from detente.scenario.world import stix_id, ts
 from detente.stix.vocab import TLP_2_0_IDS
 from detente.store import Query
+from detente.usecases.opinion import verdict as give_verdict
 from detente.usecases.trace import trace_artifact
 from detente.web.operators import OperatorBook
 
@@ -67,6 +68,12 @@ class Outcome:
     deception_credibility: int | None = None
     deception_reasons: list[str] = field(default_factory=list)
     ru_tier_after_refutation: int | None = None
+    #: the U.S. refutation as an opinion: who it went to, who got it, France's relayed copy
+    fr_held_relayed_lie: bool = False
+    refutation_to: list[str] = field(default_factory=list)
+    refutation_reached: list[str] = field(default_factory=list)
+    relayed_copy_withdrawn: bool = False
+    ru_sees: list[str] = field(default_factory=list)
     onward_denied_reached_ru: bool = False
     conflicts: list[dict[str, Any]] = field(default_factory=list)
     alignment: int | None = None
@@ -227,12 +234,31 @@ class Coalition:
         self.say(f"Russia reports an 'imminent attack' staging server (confidence 95). "
                  f"Uncorroborated, from a partner below tier 3: graded credibility "
                  f"{grade.credibility} — possibly true, do not act on it alone.")
-        us.trust.refute(lie, "No such server: our own collection shows the address "
-                             "unused; the report was deceptive.")
+        self.outcome.fr_held_relayed_lie = "fr" in us.releaser.recipients_of(lie, live=True)
+        _, opinion = give_verdict(us, lie, "refuted", "No such server: our own collection "
+                                  "shows the address unused; the report was deceptive.")
         self.outcome.ru_tier_after_refutation = us.partners.tier_of(us.partners.get("ru"))
         self._note_trust("refuted")
+        self.outcome.refutation_to = sorted(opinion.audience)
+        self.outcome.relayed_copy_withdrawn = (
+            opinion.withdrawn.get("fr", 0) > 0
+            and "fr" not in us.releaser.recipients_of(lie, live=True))
+        for name in ("ru", "fr"):
+            us.releaser.catch_up(name)
+            sync_partner(self.nodes[name], "us")
+            if opinion.opinion is not None and \
+                    self.nodes[name].store.get(opinion.opinion["id"]) is not None:
+                self.outcome.refutation_reached.append(name)
+        self.outcome.ru_sees = [f"{o.said}: {o.explanation}"
+                                for o in self.nodes["ru"].trust.opinions_about(lie)]
         self.say(f"The U.S. analyst refutes it: Russia drops to tier "
-                 f"{self.outcome.ru_tier_after_refutation} at once and a review opens.")
+                 f"{self.outcome.ru_tier_after_refutation} at once and a review opens. The "
+                 f"refutation goes out as a STIX opinion to "
+                 f"{' and '.join(self.outcome.refutation_reached) or 'nobody'} — Russia's "
+                 f"node shows '{self.outcome.ru_sees[0] if self.outcome.ru_sees else '?'}' "
+                 f"— and the copy the U.S. had relayed to France is "
+                 f"{'withdrawn' if self.outcome.relayed_copy_withdrawn else 'NOT withdrawn'}"
+                 ": a refuted report is never relayed onward bare.")
 
     def laundering(self) -> None:
         """Russia's re-issue of U.S. indicators under its own ids: an echo at the U.S."""

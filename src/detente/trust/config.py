@@ -51,6 +51,10 @@ class TrustConfig:
     late_weight: float = 0.5
     #: EM iterations of the joint fixed point (reliabilities weight corroborations)
     iterations: int = 3
+    #: weight of a partner's opinion about a report (times the report's importance) once
+    #: our verdict resolves the report; other partners' opinions resolve it more weakly
+    #: (each agreeing or disputing partner weighs its pair weight times its reliability)
+    opinion_weight: float = 0.5
     # -- collusion: pairwise discount ------------------------------------------------
     #: Beta prior of a pair's "joint claims also supported by a third party" rate;
     #: (1, 2) makes a first joint claim with no third support weigh 1/4
@@ -123,6 +127,8 @@ class TrustConfig:
                                    "deviation_window_days positive")
         if self.corroboration_lr <= 1 or not 0 < self.expiry_lr <= 1:
             raise TrustConfigError("corroboration_lr must be > 1 and expiry_lr in (0, 1]")
+        if not 0 <= self.opinion_weight <= 10:
+            raise TrustConfigError("opinion_weight must be in [0, 10]")
         if not 0 < self.late_weight <= 1:
             raise TrustConfigError("late_weight must be in (0, 1]")
         if not 0 < self.clique_alpha < 1 or self.clique_min_joint < 1 \

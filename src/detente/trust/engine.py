@@ -31,6 +31,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
 from detente.errors import NotFoundError
+from detente.opinions import OpinionRecord, Stance, stance_of
 from detente.partners import Partner, PartnerBook, effective_tier
 from detente.store.base import LOCAL, Store, StoredObject, is_partner_origin
 from detente.store.engine import reader, writer
@@ -172,6 +173,7 @@ class TrustEngine:
                     topics[aid] = {topic}
             links = [Link(int(first), int(later), bool(ok), str(why))
                      for first, later, ok, why in conn.execute(sa.select(t.links))]
+            stances = self._stances(conn)
         empty: frozenset[str] = frozenset()
         facts = [Fact(int(aid), partner, oid, int(time), int(seq), float(importance),
                       bool(echo), bool(revoked), outcome, outcome_at,
@@ -179,15 +181,29 @@ class TrustEngine:
                       frozenset(topics[aid]) if aid in topics else empty)
                  for aid, partner, oid, time, seq, importance, echo, revoked, outcome,
                  outcome_at in rows]
-        return Model(facts, links, now, self.config)
+        return Model(facts, links, now, self.config, stances)
+
+    @staticmethod
+    def _stances(conn: sa.Connection) -> list[Stance]:
+        """Partners' opinions that are evidence: about an object whose claims we released
+        to that partner (an opinion about anything else — its own report, something it
+        got elsewhere, an id it made up — weighs nothing, so opinions cannot be minted)."""
+        o, a, c, r = t.opinions.c, t.assertions.c, t.claims.c, t.released_claims.c
+        released = sa.exists(
+            sa.select(1).select_from(t.assertions.join(t.claims, c.assertion_id == a.id)
+                                     .join(t.released_claims, r.key == c.key))
+            .where(a.object_id == o.object_id, r.partner == o.partner))
+        stmt = sa.select(o.partner, o.object_id, o.stance, o.time).where(
+            o.partner != LOCAL, o.stance != 0, released)
+        return [Stance(p, oid, int(st), int(tm)) for p, oid, st, tm in conn.execute(stmt)]
 
     def _any_partner_assertion(self) -> bool:
         """Whether any source other than this node asserted anything (two index probes
         on ``uq_trust_assertion``, whose first column is the partner)."""
-        p = t.assertions.c.partner
+        p, o = t.assertions.c.partner, t.opinions.c.partner
         with self.engine.connect() as conn:
-            return any(conn.execute(sa.select(p).where(cond).limit(1)).first() is not None
-                       for cond in (p < LOCAL, p > LOCAL))
+            return any(conn.execute(sa.select(col).where(cond).limit(1)).first() is not None
+                       for col in (p, o) for cond in (col < LOCAL, col > LOCAL))
 
     def _partner(self, name: str) -> Partner | None:
         if self._book is None:
@@ -255,9 +271,59 @@ class TrustEngine:
             for target, outcome, why, _when in intake.judgements:
                 touched |= self._judge(target, outcome, why, analyst=False)
             start = end
+        touched |= self._note_opinions(objs, bodies)
         if refresh:
             self.refresh(touched)
         return out
+
+    def _note_opinions(self, objs: Sequence[StoredObject],
+                       bodies: Sequence[Mapping[str, Any]]) -> set[str]:
+        """Record the opinions among ``objs`` (a partner's are evidence about it, see
+        :mod:`detente.opinions`); returns the partners whose evidence changed."""
+        rows: list[dict[str, Any]] = []
+        for obj, body in zip(objs, bodies, strict=True):
+            if obj.type != "opinion" or (obj.provenance.origin != LOCAL and \
+                    not is_partner_origin(obj.provenance.origin)):
+                continue
+            refs = body.get("object_refs")
+            why = body.get("explanation")
+            for ref in dict.fromkeys(r for r in refs if isinstance(r, str)) \
+                    if isinstance(refs, list) else ():
+                rows.append({"id": obj.id, "object_id": ref, "version": obj.version,
+                             "partner": obj.provenance.origin,
+                             "value": str(body.get("opinion", ""))[:40],
+                             "stance": stance_of(body.get("opinion")),
+                             "explanation": why[:4000] if isinstance(why, str) else "",
+                             "time": int(obj.provenance.received_at or obj.date_added)})
+        if not rows:
+            return set()
+        o = t.opinions.c
+        with writer(self.engine).begin() as conn:
+            for row in rows:  # a later version replaces an earlier one, never the reverse
+                old = conn.execute(sa.select(o.version).where(
+                    o.id == row["id"], o.object_id == row["object_id"])).scalar()
+                if old is not None and str(old) >= str(row["version"]):
+                    continue
+                conn.execute(t.opinions.delete().where(o.id == row["id"],
+                                                       o.object_id == row["object_id"]))
+                conn.execute(t.opinions.insert().values(**row))
+            self._bump(conn)
+        self._invalidate()
+        return {str(r["partner"]) for r in rows if r["partner"] != LOCAL}
+
+    def opinions_about(self, object_id: str) -> list[OpinionRecord]:
+        """Every opinion held here about ``object_id`` (ours: partner ``local``), oldest
+        first."""
+        o = t.opinions.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(t.opinions).where(o.object_id == object_id)
+                                .order_by(o.time, o.id)).all()
+        return [OpinionRecord(r.id, r.partner, r.object_id, r.value, r.explanation,
+                              int(r.time)) for r in rows]
+
+    def opinion_record(self, partner: str) -> tuple[int, int, int]:
+        """(right, wrong, unresolved) of a partner's opinions, judged by our verdicts."""
+        return self._model().opinion_record(partner)
 
     def confirm(self, object_id: str, why: str) -> list[str]:
         """The analyst confirms an object's claims; returns the partners whose reports
@@ -688,6 +754,11 @@ class TrustEngine:
                 if r.outcome:
                     items.append(HistoryItem(int(r.outcome_at or r.time), r.outcome,
                                              r.object_id, r.outcome_why or ""))
+            for r in conn.execute(sa.select(t.opinions).where(t.opinions.c.partner == partner)):
+                said = OpinionRecord(r.id, r.partner, r.object_id, r.value, r.explanation,
+                                     int(r.time)).said
+                items.append(HistoryItem(int(r.time), "opinion", r.object_id,
+                                         f"{said} ({r.value}): {r.explanation}"[:500]))
             for r in conn.execute(sa.select(t.tier_log).where(t.tier_log.c.partner == partner)):
                 items.append(HistoryItem(int(r.time), "tier-change", None,
                                          f"{r.old} -> {r.new}: {r.reason}"))

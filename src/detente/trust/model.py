@@ -32,6 +32,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from detente.opinions import Stance
 from detente.store.base import LOCAL
 from detente.trust.betadist import beta_quantile
 from detente.trust.cliques import CliqueFinder
@@ -129,10 +130,16 @@ class Model:
     """Everything the engine infers from its tables, computed once per change."""
 
     def __init__(self, facts: Iterable[Fact], links: Iterable[Link], now: int,
-                 config: TrustConfig) -> None:
+                 config: TrustConfig, stances: Iterable[Stance] = ()) -> None:
         self.config, self.now = config, now
         self.facts = {f.id: f for f in facts}
         self.links = list(links)
+        self.stances: dict[str, list[Stance]] = defaultdict(list)  # by object
+        self.stances_by: dict[str, list[Stance]] = defaultdict(list)  # by partner
+        for s in stances:
+            if s.stance and s.partner != LOCAL:
+                self.stances[s.object_id].append(s)
+                self.stances_by[s.partner].append(s)
         self.by_partner: dict[str, list[Fact]] = defaultdict(list)
         self.by_claim: dict[str, list[Fact]] = defaultdict(list)
         self.by_object: dict[str, list[Fact]] = defaultdict(list)
@@ -145,7 +152,7 @@ class Model:
                     self.by_claim[c].append(f)
         self.confirmed = self._claims_with("confirmed")
         self.refuted = self._claims_with("refuted")
-        self.partners = sorted(p for p in self.by_partner if p != LOCAL)
+        self.partners = sorted((set(self.by_partner) | set(self.stances_by)) - {LOCAL})
         self._neighbours = self._index_links()
         joint = self._joint_claims()
         self.cliques = CliqueFinder(
@@ -313,10 +320,87 @@ class Model:
         self.base = {p: self._base_rate(self.by_partner[p]) for p in self.partners}
         out: dict[str, tuple[float, float]] = {}
         for _ in range(max(1, self.config.iterations)):
-            out = {p: self._beta(self.by_partner[p], self.base[p], means)
+            out = {p: self._with_opinions(p, self._beta(self.by_partner[p], self.base[p],
+                                                          means), means)
                    for p in self.partners}
             means = {p: a / (a + b) for p, (a, b) in out.items()}
         return out
+
+    # -- opinions -----------------------------------------------------------------------
+    def truth(self, object_id: str) -> tuple[float, int] | None:
+        """Our verdict on an object: (1.0 confirmed | 0.0 refuted, when), or None."""
+        for f in self.by_object.get(object_id, ()):
+            if not f.counts:
+                continue
+            if f.outcome == "refuted" or f.claims & self.refuted:
+                return 0.0, f.outcome_at or f.time
+            if f.outcome == "confirmed" or f.claims & self.confirmed:
+                return 1.0, f.outcome_at or f.time
+        return None
+
+    def opinion_terms(self, partner: str, rel: dict[str, float] | None = None
+                      ) -> list[tuple[Stance, float, float]]:
+        """(opinion, weight, q) of each of ``partner``'s opinions that is evidence yet:
+        q is the probability the opinion was right — 1 or 0 once our verdict resolved the
+        object; otherwise the reliability-weighted share of other partners' opinions
+        that side with it, each discounted by its pair weight (two partners that
+        only ever back each other weigh little), at half the weight."""
+        rel = self.rel_means() if rel is None else rel
+        out = []
+        for s in self.stances_by.get(partner, ()):
+            importance = max((f.importance for f in self.by_object.get(s.object_id, ())),
+                             default=1.0)
+            weight = self.config.opinion_weight * importance
+            verdict = self.truth(s.object_id)
+            if verdict is not None:
+                right = (verdict[0] > 0.5) == (s.stance > 0)
+                when = max(s.time, verdict[1])
+                q = 1.0 if right else 0.0
+            else:
+                q_peer = self._peer_view(s, rel)
+                if q_peer is None:
+                    continue
+                q, when, weight = q_peer, s.time, weight / 2
+            decay = 2.0 ** (-max(0, self.now - when) / self.config.half_life_us)
+            out.append((s, weight * decay, q))
+        return out
+
+    def _peer_view(self, s: Stance, rel: dict[str, float]) -> float | None:
+        agree = dispute = 0.0
+        backers: dict[str, float] = {}
+        for other in self.stances.get(s.object_id, ()):
+            if other.partner != s.partner:
+                backers[other.partner] = 1.0 if other.stance > 0 else -1.0
+        for q, side in backers.items():
+            e = self.pair_weight(s.partner, q) * rel.get(q, self._prior_mean)
+            if (side > 0) == (s.stance > 0):
+                agree += e
+            else:
+                dispute += e
+        if agree + dispute == 0:
+            return None
+        return (agree + 0.5) / (agree + dispute + 1.0)
+
+    def _with_opinions(self, partner: str, ab: tuple[float, float],
+                       rel: dict[str, float]) -> tuple[float, float]:
+        alpha, beta = ab
+        for _, w, q in self.opinion_terms(partner, rel):
+            alpha += w * q
+            beta += w * (1.0 - q)
+        return alpha, beta
+
+    def opinion_record(self, partner: str) -> tuple[int, int, int]:
+        """(right, wrong, unresolved) of ``partner``'s opinions, by our verdicts."""
+        right = wrong = 0
+        mine = self.stances_by.get(partner, ())
+        for s in mine:
+            verdict = self.truth(s.object_id)
+            if verdict is not None:
+                if (verdict[0] > 0.5) == (s.stance > 0):
+                    right += 1
+                else:
+                    wrong += 1
+        return right, wrong, len(mine) - right - wrong
 
     def rel_means(self) -> dict[str, float]:
         return {p: a / (a + b) for p, (a, b) in self.rel.items()}

@@ -11,7 +11,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 __all__ = ["assertions", "claims", "derived", "extrefs", "grades", "links", "metadata",
-           "released_claims", "released_cursor", "reviews", "tier_log", "tiers", "topics"]
+           "opinions", "released_claims", "released_cursor", "reviews", "tier_log", "tiers",
+           "topics"]
 
 metadata = sa.MetaData()
 
@@ -177,4 +178,22 @@ grades = sa.Table(
     sa.Column("source_grade", sa.Text, nullable=False),
     sa.Column("reasons", sa.Text, nullable=False),
     sa.Column("graded_at", sa.BigInteger, nullable=False),
+)
+
+#: opinions (STIX ``opinion``) about objects we hold: a partner's are evidence about that
+#: partner (see ``opinions/``); ours (partner ``local``) are shown beside them.
+#: One row per (opinion, object it names); a later version of the opinion replaces it.
+opinions = sa.Table(
+    "trust_opinions", metadata,
+    sa.Column("id", sa.Text, nullable=False),
+    sa.Column("object_id", sa.Text, nullable=False),
+    sa.Column("version", sa.Text, nullable=False),
+    sa.Column("partner", sa.Text, nullable=False),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.Column("stance", sa.Integer, nullable=False),
+    sa.Column("explanation", sa.Text, nullable=False),
+    sa.Column("time", sa.BigInteger, nullable=False),
+    sa.PrimaryKeyConstraint("id", "object_id"),
+    sa.Index("ix_trust_opinions_object", "object_id"),
+    sa.Index("ix_trust_opinions_partner", "partner"),
 )

@@ -3,8 +3,9 @@ confirm or refute it; and requests for information from the RFI page: ask, answe
 
 Each handler calls the very function its CLI command calls — ``detente evidence
 sighting`` (:func:`detente.usecases.sighting.record_sighting`), ``detente evidence
-confirm|refute`` (``node.trust.confirm`` / ``node.trust.refute``), ``detente rfi
-ask|answer|close`` (:mod:`detente.usecases.rfi`) — behind the UI's
+confirm|refute`` (:func:`detente.usecases.opinion.verdict`, which also sends our
+opinion to the object's holders), ``detente rfi ask|answer|close``
+(:mod:`detente.usecases.rfi`) — behind the UI's
 session and CSRF check (:mod:`detente.web.app`).  Every action is logged (logger
 ``detente.web.actions``, with the operator's name) and lands in the ledger through its
 capability (a receipt for the sighting, ``evidence`` entries for the verdicts, whose
@@ -16,6 +17,7 @@ session).
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from starlette.responses import RedirectResponse, Response
@@ -23,6 +25,9 @@ from starlette.responses import RedirectResponse, Response
 from detente.errors import DetenteError, ValidationError
 from detente.usecases.rfi import PrivateAsked
 from detente.web.context import Ctx, Flash
+
+if TYPE_CHECKING:
+    from detente.usecases.opinion import OpinionResult
 
 __all__ = ["rfi_answer", "rfi_ask", "rfi_close", "sighting", "verdict"]
 
@@ -45,6 +50,16 @@ def _tier_news(ctx: Ctx, before: set[int]) -> str:
                    f"{run.withdrawn} withdrawn)." for c, run in changes)
 
 
+def _opinion_news(result: OpinionResult) -> str:
+    if result.opinion is None:
+        return ""
+    news = f" Our opinion ({result.opinion['opinion']}) goes to {', '.join(result.audience)}."
+    if result.withdrawn:
+        news += " Withdrawn from " + ", ".join(sorted(result.withdrawn)) + \
+            ": a report we refuted is never relayed bare."
+    return news
+
+
 def _int(ctx: Ctx, name: str, default: int) -> int:
     text = ctx.text(name, 32).strip()
     if not text:
@@ -59,6 +74,7 @@ def _int(ctx: Ctx, name: str, default: int) -> int:
 def sighting(ctx: Ctx) -> Response:
     """POST /objects/{id}/sighting: ``count``, ``first_seen``, ``last_seen`` (ISO 8601,
     empty = now), ``note``, ``tlp``; ``false_positive=1`` marks it a false positive."""
+    from detente.usecases.opinion import sighting_opinion
     from detente.usecases.sighting import parse_when, record_sighting
 
     object_id = ctx.request.path_params["object_id"]
@@ -71,6 +87,8 @@ def sighting(ctx: Ctx) -> Response:
             last_seen=parse_when(ctx.text("last_seen", 64), field="last seen"),
             false_positive=false_positive, note=ctx.text("note", 4000),
             tlp=ctx.text("tlp", 16) or "amber")
+        opinion = sighting_opinion(ctx.node, object_id, result.sighting,
+                                   ctx.text("note", 4000))
     except DetenteError as exc:
         log.info("operator %s: sighting of %s refused: %s", ctx.operator, object_id,
                  exc.message)
@@ -84,11 +102,13 @@ def sighting(ctx: Ctx) -> Response:
               else "confirms every source of its claims")
     return _back(ctx, object_id, Flash(True, (
         f"Recorded our {what} {sid} (count {result.sighting['count']}): it {effect}."
-        + _tier_news(ctx, before))))
+        + _opinion_news(opinion) + _tier_news(ctx, before))))
 
 
 def verdict(ctx: Ctx) -> Response:
     """POST /objects/{id}/verdict: ``verdict`` confirm|refute and ``why`` (required)."""
+    from detente.usecases.opinion import verdict as give_verdict
+
     object_id = ctx.request.path_params["object_id"]
     kind = ctx.text("verdict", 16)
     why = ctx.text("why", 2000).strip()
@@ -98,20 +118,20 @@ def verdict(ctx: Ctx) -> Response:
             raise ValidationError(f"unknown verdict {kind!r}: confirm or refute")
         if not why:
             raise ValidationError("a reason is required", hint="say why in the reason field")
-        judge = ctx.node.trust.refute if kind == "refute" else ctx.node.trust.confirm
-        judged = judge(object_id, f"{why} (operator {ctx.operator}, web UI)")
+        done = "refuted" if kind == "refute" else "confirmed"
+        judged, opinion = give_verdict(ctx.node, object_id, done,
+                                       f"{why} (operator {ctx.operator}, web UI)")
     except DetenteError as exc:
         log.info("operator %s: %s of %s refused: %s", ctx.operator, kind, object_id,
                  exc.message)
         return _back(ctx, object_id, Flash(False, f"Not recorded: {exc.message}"
                                            + (f" ({exc.hint})" if exc.hint else "")))
-    done = "refuted" if kind == "refute" else "confirmed"
     log.info("operator %s %s %s: %s (reports judged from %s)", ctx.operator, done,
              object_id, why, ", ".join(judged) or "no partner")
     who = ", ".join(judged) if judged else "no partner (only our own reports)"
     return _back(ctx, object_id, Flash(True, (
         f"{done.capitalize()}; reports judged from: {who}. Recorded in the ledger."
-        + _tier_news(ctx, before))))
+        + _opinion_news(opinion) + _tier_news(ctx, before))))
 
 
 # -- requests for information ----------------------------------------------------------------

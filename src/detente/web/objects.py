@@ -20,8 +20,8 @@ from detente.store.base import LOCAL, StoredObject
 from detente.web import data
 from detente.web.facts import display_name, fmt_micros, fmt_stix, names_of, release_records
 
-__all__ = ["CorrelationRow", "MarkingLine", "MatrixRow", "RelationshipRow", "ReleaseRow",
-           "SightingRow", "object_page"]
+__all__ = ["CorrelationRow", "MarkingLine", "MatrixRow", "OpinionRow", "RelationshipRow",
+           "ReleaseRow", "SightingRow", "object_page"]
 
 #: types whose objects can be sighted (a sighting names an SDO)
 _NOT_SIGHTABLE = frozenset({"relationship", "sighting", "marking-definition",
@@ -176,6 +176,24 @@ def sightings(node: Node, sights: list[StoredObject]) -> list[SightingRow]:
     return list(reversed(rows))  # newest first
 
 
+@dataclass(frozen=True, slots=True)
+class OpinionRow:
+    id: str
+    who: str
+    value: str
+    explanation: str
+    when: str
+
+
+def opinions(node: Node, object_id: str) -> tuple[list[OpinionRow], str]:
+    """Every opinion about the object (partners' and ours), and the sentence saying them:
+    "fr agrees, ru disputes"."""
+    found = node.trust.opinions_about(object_id)
+    rows = [OpinionRow(o.id, o.who, o.value, o.explanation, fmt_micros(o.time))
+            for o in found]
+    return rows, ", ".join(o.said for o in found)
+
+
 def correlations(node: Node, object_id: str) -> tuple[list[str], list[CorrelationRow], bool]:
     from detente.trust.correlation import observable_label
 
@@ -231,7 +249,9 @@ def object_page(node: Node, object_id: str) -> dict[str, Any]:
     body = stored.body
     rels, sights = _referring(node, object_id)
     observables, correlated, cut = correlations(node, object_id)
+    said_rows, said = opinions(node, object_id)
     return {
+        "opinions": said_rows, "opinions_said": said[:1].upper() + said[1:],
         "obj": stored, "title": display_name(stored), "body": body,
         "content": orjson.dumps(body, option=orjson.OPT_INDENT_2).decode(),
         "origin": stored.provenance.origin,
