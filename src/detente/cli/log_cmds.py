@@ -281,6 +281,10 @@ def _print_verification(r: Any) -> None:
                       f"{', '.join(r.cosigned_by) or 'no known witness'}", highlight=False)
         console.print(f"  {r.releases_included} releases to us included; {r.matched} of "
                       f"{r.received} received versions match their view hash", highlight=False)
+        if r.credit:
+            tally = ", ".join(f"{n} {kind}" for kind, n in sorted(r.credit.items()))
+            console.print(f"  credit to us in this log, each entry checked: {tally}",
+                          highlight=False)
     for label in r.mismatched:
         console.print(f"  mismatch: {label}", highlight=False)
     for label in r.unaccounted:

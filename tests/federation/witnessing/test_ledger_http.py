@@ -37,6 +37,7 @@ from detente.ledger import (
 from detente.node import Node
 from detente.scenario.live import listening_socket, url_of
 from detente.settings import Settings
+from detente.store.base import Query
 
 pytestmark = pytest.mark.live
 
@@ -142,6 +143,36 @@ def test_log_verify_reports_a_version_the_partner_never_logged(
     r = run(capsys, "log", "verify", "--home", str(fr.home), "--partner", "us", "--json")
     [doc] = orjson.loads(r.out)
     assert r.code == 1 and not doc["ok"] and len(doc["unaccounted"]) == 1
+
+
+def test_a_partner_checks_the_credit_our_log_gives_it(
+        fed: Federation, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 20 item 4: us verifies its own credit in fr's log (fr's receipts of what us
+    released to it), and a receipt of something us never sent is a problem."""
+    us, fr = fed.nodes["us"], fed.nodes["fr"]
+    received = pull(fr, "us")
+    assert received >= 3
+    with fed.client("us", "fr") as client:
+        report = verify_partner_log(us, "fr", client)
+    assert report.ok, report.to_json()
+    assert report.credit == {"receipt": received}
+    r = run(capsys, "log", "verify", "--home", str(us.home), "--partner", "fr")
+    assert r.code == 0 and f"{received} receipt" in r.out, r.out
+    # fr's log claims a receipt from us of a version us never released to it: the kind of
+    # entry that could later be held against us
+    fake = indicator("green", name="never sent")
+    fr.ledger.append(Entry(kind="receipt", time="2025-02-02T00:00:00Z", partner="us",
+                           object_id=str(fake["id"]), object_version=str(fake["modified"]),
+                           view_hash=hashlib.sha256(b"x").hexdigest()))
+    # and a receipt of a real release with other bytes than us served
+    sent = next(iter(us.store.iter_all(Query(types=("indicator",)))))
+    fr.ledger.append(Entry(kind="receipt", time="2025-02-02T00:00:00Z", partner="us",
+                           object_id=sent.id, object_version=sent.version,
+                           view_hash=hashlib.sha256(b"other bytes").hexdigest()))
+    r = run(capsys, "log", "verify", "--home", str(us.home), "--partner", "fr", "--json")
+    [doc] = orjson.loads(r.out)
+    assert r.code == 1 and not doc["ok"] and doc["credit"] == {"receipt": received}
+    assert sum("never released to it" in p for p in doc["problems"]) == 2, doc["problems"]
 
 
 def _fork(us: Node, tmp_path: Path, sock_b: object) -> Node:

@@ -18,7 +18,15 @@
       of :mod:`detente.ledger.batch`);
   (5) match every object version we hold from that partner (``origin = partner``) to a
       release entry: the entry's ``view_hash`` is SHA-256 of the exact bytes the partner
-      served, and we compare it with SHA-256 of the bytes we stored (``StoredObject.raw``).
+      served, and we compare it with SHA-256 of the bytes we stored (``StoredObject.raw``);
+  (6) check the **credit** the partner's log gives us, entry by entry (each is one of the
+      leaves of step 3, so it is in the checkpointed tree): a ``receipt`` must name a
+      version we released to that partner with the very view hash we served (our release
+      records), an ``rfi-answer`` one of our own answer notes, a ``priority`` entry the
+      commitment of one of our claims. What matches is tallied (``credit``); anything else
+      is a problem — a receipt of something we never sent could later be used against us.
+      ``detente credit`` at the partner lists the ledger index of each proof, so the
+      figures it shows us can be checked against this tally.
 
 On (5): intake re-serialises what it validates (``orjson.dumps`` of the parsed object),
 and the release path serves ``orjson.dumps`` of the view, so for views made by detente the
@@ -34,6 +42,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from detente.federation.http.client import PartnerClient
 from detente.federation.witnessing.names import node_witness, origin_of, witness_keys
 from detente.federation.witnessing.witness import fetch_checkpoint, reconcile
@@ -48,7 +58,8 @@ from detente.ledger import (
 )
 from detente.ledger.hashing import fold_right, node_hash
 from detente.node import Node
-from detente.store.base import Query
+from detente.release import iter_release_records
+from detente.store.base import LOCAL, Query
 
 __all__ = ["LogVerification", "verify_partner_log"]
 
@@ -71,6 +82,8 @@ class LogVerification:
     mismatched: list[str] = field(default_factory=list)
     unaccounted: list[str] = field(default_factory=list)
     equivocations: list[int] = field(default_factory=list)
+    #: (6) entries of the partner's log crediting us, per kind, each checked
+    credit: dict[str, int] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -86,7 +99,7 @@ class LogVerification:
                 "releases_included": self.releases_included, "received": self.received,
                 "matched": self.matched, "mismatched": self.mismatched,
                 "unaccounted": self.unaccounted, "equivocations": self.equivocations,
-                "problems": self.problems}
+                "credit": self.credit, "problems": self.problems}
 
 
 def _root(leaves: list[bytes]) -> bytes:
@@ -186,8 +199,49 @@ def _check_received(node: Node, partner: str, releases: list[Entry],
             out.mismatched.append(label)
 
 
+CREDIT_KINDS = ("receipt", "rfi-answer", "priority")
+
+
+def _credited(node: Node, partner: str, entry: Entry) -> str | None:
+    """(6) Why one credit entry about us does not match what we did (None: it does)."""
+    oid = entry.object_id
+    if oid is None:
+        return "names no object"
+    if entry.kind == "receipt":
+        sent = {r.view_hash for r in iter_release_records(
+            node.store.engine, partner=partner, derive=False, object_id=oid)
+            if r.version == (entry.object_version or "")}
+        return None if entry.view_hash in sent else (
+            "records a receipt of a version we never released to it with that view hash")
+    if entry.kind == "rfi-answer":
+        obj = node.store.get(oid)
+        ours = obj is not None and obj.provenance.origin == LOCAL and obj.type == "note"
+        return None if ours else "credits an answer that is not one of our notes"
+    claim = node.claims.get(oid, entry.object_version)
+    try:
+        said = orjson.loads(entry.detail or "{}").get("commitment")
+    except (orjson.JSONDecodeError, AttributeError):
+        said = None
+    if claim is None or said != claim.commitment.hex():
+        return "certifies a priority claim we never made"
+    return None
+
+
+def _check_credit(node: Node, partner: str, ours: list[tuple[int, Entry]],
+                  out: LogVerification) -> None:
+    """(6) Every entry of the partner's log that credits us matches what we did."""
+    for index, entry in ours:
+        if entry.kind not in CREDIT_KINDS:
+            continue
+        why = _credited(node, partner, entry)
+        if why is None:
+            out.credit[entry.kind] = out.credit.get(entry.kind, 0) + 1
+        else:
+            out.problems.append(f"entry {index} ({entry.kind} of {entry.object_id}) {why}")
+
+
 def verify_partner_log(node: Node, partner: str, client: PartnerClient) -> LogVerification:
-    """Steps (1)-(5) of the module docstring for one partner."""
+    """Steps (1)-(6) of the module docstring for one partner."""
     out = LogVerification(partner, origin_of(partner))
     cp = fetch_checkpoint(node, partner, client)  # (1)
     out.size = cp.size
@@ -206,4 +260,5 @@ def verify_partner_log(node: Node, partner: str, client: PartnerClient) -> LogVe
             releases += members
             out.releases_included += len(members)
     _check_received(node, partner, releases, out)  # (5)
+    _check_credit(node, partner, ours, out)  # (6)
     return out
