@@ -117,10 +117,11 @@ def test_an_answer_to_our_rfi_is_shown_with_its_credit_and_proof(
                           r'(.*?)</tr>', page, re.S)
         assert cells, name
         figures = re.findall(r'<td class="num">([^<]*)</td>', cells.group(1))
+        answers = (f"{line['rfi_answers']} ({line['rfi_answers_confirmed']} confirmed)"
+                   if line["rfi_answers"] else "0")
         assert figures == [str(line[k]) for k in ("first_reports", "corroborated",
-                                                  "confirmed", "rfi_answers",
-                                                  "proven_priority")] + \
-            [f"{line['value']:.1f}"]
+                                                  "confirmed")] + \
+            [answers, str(line["proven_priority"]), f"{line['value']:.1f}"]
         for proof in line["proofs"]:
             assert f'href="/ledger/entries/{proof["ledger_index"]}"' in page
     assert f'href="/ledger/entries/{link.group(1)}"' in page

@@ -385,7 +385,9 @@ def credit(
                   "proven priority", "credit")
     for line in lines:
         table.add_row(line.partner, str(line.first_reports), str(line.corroborated),
-                      str(line.confirmed), str(line.rfi_answers), str(line.proven_priority),
+                      str(line.confirmed),
+                      f"{line.rfi_answers} ({line.rfi_answers_confirmed} confirmed)",
+                      str(line.proven_priority),
                       f"{line.value:.1f}")
     console.print(table)
     console.print("credit: the importance of first reports later corroborated by an "

@@ -19,7 +19,7 @@ derived from it.  Our own sightings and the analyst's verdicts are confirmations
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from statistics import median
@@ -717,6 +717,19 @@ class TrustEngine:
                       sum(ok for _, _, ok in firsts), median(leads) if leads else None,
                       sum(f.importance for f, _, _ in credited),
                       frozenset(f.object_id for f, _, _ in credited))
+
+    def confirmed(self, partner: str, object_ids: Iterable[str]) -> set[str]:
+        """Those of ``object_ids`` whose report by ``partner`` has been confirmed (by our
+        analyst, a sighting or independent corroboration resolved as confirmed)."""
+        ids = list(dict.fromkeys(object_ids))
+        out: set[str] = set()
+        a = t.assertions.c
+        with self.engine.connect() as conn:
+            for i in range(0, len(ids), 400):
+                out.update(str(r[0]) for r in conn.execute(sa.select(a.object_id).where(
+                    a.partner == partner, a.object_id.in_(ids[i:i + 400]),
+                    a.outcome == "confirmed")))
+        return out
 
     def summary(self, partner: str) -> PartnerTrust:
         model = self._model()

@@ -38,11 +38,15 @@ class CreditLine:
     value: float
     #: (what, object id, ledger index) for every credited item found in the ledger
     proofs: list[tuple[str, str, int]] = field(default_factory=list)
+    #: answers offering an object of the partner's that was later confirmed
+    rfi_answers_confirmed: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {"partner": self.partner, "first_reports": self.first_reports,
                 "corroborated": self.corroborated, "confirmed": self.confirmed,
-                "rfi_answers": self.rfi_answers, "proven_priority": self.proven_priority,
+                "rfi_answers": self.rfi_answers,
+                "rfi_answers_confirmed": self.rfi_answers_confirmed,
+                "proven_priority": self.proven_priority,
                 "value": round(self.value, 3),
                 "proofs": [{"what": w, "object_id": o, "ledger_index": i}
                            for w, o, i in self.proofs]}
@@ -63,9 +67,23 @@ def credit_report(node: Node, partner: str | None = None, *, proofs: bool = True
                                  len(answers), node.claims.proven(name), c.value)
         credited[name] = set(c.credited_ids)
         lines[name].proofs += [("rfi-answer", a, i) for a, _rfi, _p, i in answers]
+        lines[name].rfi_answers_confirmed = _confirmed_answers(node, name, answers)
     if proofs:
         _receipts(node, credited, lines, on_progress)
     return list(lines.values())
+
+
+def _confirmed_answers(node: Node, partner: str,
+                       answers: list[tuple[str, str, str, int]]) -> int:
+    """How many of ``answers`` offered one of the partner's objects that was confirmed
+    since (the answer note's ``object_refs`` after the question)."""
+    offered: dict[str, list[str]] = {}
+    for answer_id, _rfi, _p, _i in answers:
+        note = node.store.get(answer_id)
+        refs = note.body.get("object_refs", []) if note is not None else []
+        offered[answer_id] = [r for r in refs[1:] if isinstance(r, str)]
+    confirmed = node.trust.confirmed(partner, (r for refs in offered.values() for r in refs))
+    return sum(1 for refs in offered.values() if confirmed.intersection(refs))
 
 
 def _receipts(node: Node, credited: dict[str, set[str]], lines: dict[str, CreditLine],

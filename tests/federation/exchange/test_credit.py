@@ -61,6 +61,26 @@ def test_credit_lists_each_item_with_its_ledger_proof(
     mine = {row["index"] for row in doc["entries"] if row.get("entry")}
     assert {kinds["first report"]["ledger_index"],
             kinds["rfi-answer"]["ledger_index"]} <= mine
+    assert line["rfi_answers_confirmed"] == 0
+    # a second answer offers France's own report; once we confirm that report, the answer
+    # counts as confirmed (the first, text only, never can)
+    r = run(capsys, "rfi", "ask", "Who runs 198.51.100.31?", "--to", "fr",
+            "--home", str(us.home), "--json")
+    second = orjson.loads(r.out)["id"]
+    release_pending(us.releaser)
+    pull(fr, "us")
+    assert run(capsys, "rfi", "answer", second, "--with", first["id"],
+               "--home", str(fr.home)).code == 0
+    release_pending(fr.releaser)
+    pull(us, "fr")
+    r = run(capsys, "credit", "--partner", "fr", "--home", str(us.home), "--json")
+    (line,) = orjson.loads(r.out)
+    assert line["rfi_answers"] == 2 and line["rfi_answers_confirmed"] == 0
+    assert run(capsys, "evidence", "confirm", first["id"], "--why", "seen on our sensors",
+               "--home", str(us.home)).code == 0
+    r = run(capsys, "credit", "--partner", "fr", "--home", str(us.home), "--json")
+    (line,) = orjson.loads(r.out)
+    assert line["rfi_answers"] == 2 and line["rfi_answers_confirmed"] == 1
     r = run(capsys, "credit", "--home", str(us.home))
     assert r.code == 0 and "fr" in r.out and "ru" in r.out and "ledger leaf" in r.out
     r = run(capsys, "credit", "--partner", "nobody", "--home", str(us.home))
