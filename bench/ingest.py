@@ -11,7 +11,12 @@ created_by_ref, confidence and labels):
             indexes, no validation
 and, in the full run, the resident memory of a 1 GB JSON Lines ingest (a subprocess).
 
-    python bench/ingest.py [--quick] [--n N] [--no-pg] [--no-memory]
+``--stages`` also times the SQLite run's stages (CPU seconds per stage, µs per object):
+validation, the store's rows, the search index, earned trust per batch, the trust refresh
+at the end, and the rest (reading, decoding, the intake's bookkeeping, commits outside the
+stages) — where an ingest's time goes, measured on the same run.
+
+    python bench/ingest.py [--quick] [--n N] [--no-pg] [--no-memory] [--stages]
 """
 
 from __future__ import annotations
@@ -24,7 +29,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
+from typing import Any
 
 import orjson
 import sqlalchemy as sa
@@ -59,6 +67,47 @@ def fresh_node(url: str) -> Node:
 #: CPU seconds of this process in the last run_detente (the machine is shared: the CPU
 #: figure is the steadier one; on PostgreSQL the server's own CPU is not in it)
 LAST_CPU: list[float] = [float("nan")]
+
+
+#: CPU seconds per stage of the last run_detente under --stages (nested stages excluded)
+STAGES: dict[str, float] = {}
+
+
+@contextmanager
+def staged() -> Iterator[None]:
+    """Time the intake's stages (CPU seconds, the inner stage subtracted from the outer)."""
+    from detente.federation.exchange.intake import Intake
+    from detente.store.search import SearchIndex
+    from detente.store.sql import SqlStore
+
+    STAGES.clear()
+    stack: list[list[float]] = []
+    wrapped = [(Intake, "_validated", "validate"), (SqlStore, "put_many", "store"),
+               (SearchIndex, "add", "search"), (Intake, "_observe", "trust"),
+               (Intake, "close", "trust_refresh")]
+
+    def timed(fn: Any, name: str) -> Any:
+        def run(*args: Any, **kwargs: Any) -> Any:
+            t = time.process_time()
+            stack.append([0.0])
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                spent = time.process_time() - t
+                inner = stack.pop()[0]
+                STAGES[name] = STAGES.get(name, 0.0) + spent - inner
+                if stack:
+                    stack[-1][0] += spent
+        return run
+
+    saved = [(cls, attr, getattr(cls, attr)) for cls, attr, _ in wrapped]
+    for cls, attr, name in wrapped:
+        setattr(cls, attr, timed(getattr(cls, attr), name))
+    try:
+        yield
+    finally:
+        for cls, attr, fn in saved:
+            setattr(cls, attr, fn)
 
 
 def run_detente(url: str, path: Path) -> float:
@@ -200,6 +249,7 @@ def main() -> None:
     ap.add_argument("--n", type=int)
     ap.add_argument("--no-pg", action="store_true")
     ap.add_argument("--no-memory", action="store_true")
+    ap.add_argument("--stages", action="store_true")
     ap.add_argument("--memory-child", nargs=2)
     args = ap.parse_args()
     if args.memory_child:
@@ -213,10 +263,18 @@ def main() -> None:
         size = write_jsonl(src, n)
         print(f"{n:,} indicators, {size / n:.0f} B each on average; load average "
               f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}, {os.cpu_count()} CPUs")
-        det = n / run_detente(f"sqlite:///{tmp}/det.db", src)
+        with staged() if args.stages else nullcontext():
+            det = n / run_detente(f"sqlite:///{tmp}/det.db", src)
         det_cpu = n / LAST_CPU[0]
         print(f"detente  SQLite      {det:>10,.0f} objects/s (validated, earned trust); "
               f"{det_cpu:,.0f} per CPU second")
+        stages = ""
+        if args.stages:
+            STAGES["rest"] = LAST_CPU[0] - sum(STAGES.values())
+            for name, spent in STAGES.items():
+                print(f"  stage {name:<14} {spent:6.2f} CPU s {spent / n * 1e6:7.1f} µs/object "
+                      f"{100 * spent / LAST_CPU[0]:5.1f}%")
+            stages = " " + " ".join(f"{k}_us={v / n * 1e6:.1f}" for k, v in STAGES.items())
         cli = n / run_cli(src)
         print(f"detente  CLI SQLite  {cli:>10,.0f} objects/s (the whole `detente ingest` "
               "command: start-up, imports, opening the node included)")
@@ -258,7 +316,7 @@ def main() -> None:
         f"RESULT ingest detente_per_s={det:.0f} stix2_per_s={st2:.0f} "
         f"floor_per_s={floor:.0f} vs_stix2={det / st2:.1f} vs_floor={det / floor:.2f} "
         f"pg_per_s={pg_rate:.0f} pg_floor_per_s={pg_floor:.0f} cli_per_s={cli:.0f} "
-        f"cpu_per_s={det_cpu:.0f} pg_cpu_per_s={pg_cpu:.0f} rss_mb={rss:.0f}"
+        f"cpu_per_s={det_cpu:.0f} pg_cpu_per_s={pg_cpu:.0f} rss_mb={rss:.0f}{stages}"
     )
 
 

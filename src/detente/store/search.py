@@ -101,14 +101,25 @@ _LITERAL = re.compile(r"'((?:[^'\\]|\\.)*)'")
 _IPISH = re.compile(r"[0-9a-f.:/%]{2,64}")
 _HEX = re.compile(r"[0-9a-f]{32,128}")
 _STIX_ID = re.compile(r"[a-z0-9-]+--[0-9a-f-]{36}")
+_DOMAIN = re.compile(r"[a-z0-9_-]+(\.[a-z0-9_-]+)+")
+#: a dotted-quad IPv4 address as ``ipaddress`` prints it (no leading zeros): kept as is
+_PLAIN_IPV4 = re.compile(r"(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}"
+                         r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])", re.ASCII)
+#: every ASCII character but a letter or digit, as a space (see :func:`words`)
+_ASCII_SEPARATORS = str.maketrans({c: " " for c in map(chr, range(128)) if not c.isalnum()})
 
 
 def words(text: str) -> list[str]:
-    """Lower-case letter/digit runs, diacritics removed (the same on both databases)."""
+    """Lower-case letter/digit runs, diacritics removed (the same on both databases).
+
+    ASCII text (nearly all of it) is split by a translation table: every ASCII character
+    that is not a letter or digit becomes a space, which is what ``[^\\W_]+`` finds runs
+    between (tests/store/test_search_doc.py pins the equality)."""
     folded = text.lower()
-    if not folded.isascii():
-        folded = "".join(c for c in unicodedata.normalize("NFKD", folded)
-                         if not unicodedata.combining(c))
+    if folded.isascii():
+        return folded.translate(_ASCII_SEPARATORS).split()
+    folded = "".join(c for c in unicodedata.normalize("NFKD", folded)
+                     if not unicodedata.combining(c))
     return _WORD.findall(folded)
 
 
@@ -124,8 +135,8 @@ def _refang(value: str) -> str:
 def normalise_term(value: str) -> str:
     """An observable's canonical form: refanged, lower-case, IP addresses compressed."""
     v = _refang(value)
-    if not _IPISH.fullmatch(v):
-        return v
+    if not _IPISH.fullmatch(v) or _PLAIN_IPV4.fullmatch(v):
+        return v  # not IP-like, or an address ipaddress would print unchanged
     try:
         return str(ipaddress.ip_address(v))
     except ValueError:
@@ -159,7 +170,7 @@ def expand_term(value: str) -> list[str]:
             host = ""
     elif "@" in term and " " not in term:
         host = term.rsplit("@", 1)[1]
-    elif re.fullmatch(r"[a-z0-9_-]+(\.[a-z0-9_-]+)+", term) and not term[-1].isdigit():
+    elif _DOMAIN.fullmatch(term) and not term[-1].isdigit():
         host = term
     if host:
         out.extend(_domain_suffixes(host) if host != term else _domain_suffixes(host)[1:])
@@ -203,44 +214,64 @@ class Doc:
 
 def doc_of(body: dict[str, Any]) -> Doc:
     """The name, marking and the two texts indexed for one object."""
+    get = body.get
     terms: list[str] = []
     sco = "created" not in body  # a cyber-observable: its value and name are observables
     name_text: list[str] = []
     prose: list[str] = []
     for key in _NAME_FIELDS:
-        value = body.get(key)
-        if isinstance(value, (str, int)) and not isinstance(value, bool):
+        value = get(key)
+        if value is not None and isinstance(value, (str, int)) and not isinstance(value, bool):
             name_text.append(str(value))
             if sco and key in ("value", "name", "path"):
                 terms.append(str(value))
     for key in _LIST_FIELDS:
-        for item in body.get(key) or []:
-            if isinstance(item, str):
-                name_text.append(item)
-    hashes = body.get("hashes")
+        items = get(key)
+        if items:
+            name_text += [item for item in items if isinstance(item, str)]
+    hashes = get("hashes")
     if isinstance(hashes, dict):
         terms.extend(str(h) for h in hashes.values())
-    for ref in body.get("external_references") or []:
+    for ref in get("external_references") or ():
         if isinstance(ref, dict):
             if ref.get("external_id"):
                 name_text.append(str(ref["external_id"]))
                 terms.append(str(ref["external_id"]))
             if ref.get("url"):
                 terms.append(str(ref["url"]))
-    pattern = body.get("pattern")
+    pattern = get("pattern")
     if isinstance(pattern, str):
         prose.append(pattern)
-        terms.extend(m.group(1).replace("\\'", "'") for m in _LITERAL.finditer(pattern))
+        terms += [m.replace("\\'", "'") for m in _LITERAL.findall(pattern)]
     for key in _TEXT_FIELDS:
-        value = body.get(key)
+        value = get(key)
         if isinstance(value, str):
             prose.append(value)
-    tokens = sorted({term_token(t) for raw in terms if raw for t in expand_term(raw)})
+    tokens = sorted({_token(t) for raw in terms if raw for t in expand_term(raw)})
     names = " ".join([*words(" ".join(name_text)), *tokens])
     doc = " ".join(words(" ".join(prose)[:_MAX_DOC]))
-    # NUL is valid in STIX strings but not in PostgreSQL text: the index never needs it
-    return Doc(*(f.replace("\x00", " ") for f in (display_name(body), _marking(body), names,
-                                                     doc)))
+    name = display_name(body)
+    marking = _marking(body)
+    if "\x00" in name or "\x00" in names or "\x00" in doc or "\x00" in marking:
+        # NUL is valid in STIX strings but not in PostgreSQL text: the index never needs it
+        name, marking, names, doc = (f.replace("\x00", " ") for f in (name, marking, names,
+                                                                      doc))
+    return Doc(name, marking, names, doc)
+
+
+#: term tokens of recent terms (parent domains such as ``example.net`` recur in a feed);
+#: emptied when full
+_TOKENS: dict[str, str] = {}
+
+
+def _token(term: str) -> str:
+    """:func:`term_token` through :data:`_TOKENS`."""
+    token = _TOKENS.get(term)
+    if token is None:
+        if len(_TOKENS) >= 16_384:
+            _TOKENS.clear()
+        token = _TOKENS[term] = term_token(term)
+    return token
 
 
 # -- queries ----------------------------------------------------------------------------

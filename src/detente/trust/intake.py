@@ -34,7 +34,7 @@ import sqlalchemy as sa
 
 from detente.release import first_releases
 from detente.stix.timestamps import micros_from_stix
-from detente.store.base import LOCAL, StoredObject
+from detente.store.base import LOCAL, StoredObject, is_partner_origin
 from detente.store.engine import among, insert_rows, is_postgres
 from detente.trust import schema as t
 from detente.trust.claims import Extracted, Resolver, claim_key, extract, refs_of
@@ -255,15 +255,20 @@ class _Batch:
         self._echoes(asserted)
 
     def _echoes(self, asserted: list[_Item]) -> None:
-        """(3a) for every object of the batch: released claim times, first releases."""
+        """(3a) for every object of the batch: released claim times, first releases.
+
+        Only a partner is ever released anything (a feed or a local import has no tier
+        and is sent nothing), so the release records are read for partners' objects
+        alone: for any other source both reads would find nothing."""
         foreign = [it for it in asserted if it.partner != LOCAL]
+        partners = [it for it in foreign if is_partner_origin(it.partner)]
         times: dict[tuple[str, str], int] = {}
         rc = t.released_claims.c
         for partner, key, seq in self._select(
                 lambda p: sa.select(rc.partner, rc.key, rc.first_seq).where(p(rc.key)),
-                {k for it in foreign for k in it.keys}):
+                {k for it in partners for k in it.keys}):
             times[(str(partner), str(key))] = int(seq)
-        unflagged = {it.obj.id for it in foreign if not it.obj.provenance.flags.get("echo")}
+        unflagged = {it.obj.id for it in partners if not it.obj.provenance.flags.get("echo")}
         firsts = first_releases(self.conn, unflagged) if unflagged else {}
         for it in foreign:
             obj, partner = it.obj, it.partner

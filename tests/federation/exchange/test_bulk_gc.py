@@ -6,7 +6,7 @@ from __future__ import annotations
 import gc
 import threading
 
-from detente.federation.exchange.bulk import YOUNG_THRESHOLD, relaxed_gc
+from detente.federation.exchange.bulk import YOUNG_THRESHOLD, batch_done, relaxed_gc
 
 
 def test_threshold_raised_then_restored_when_the_last_run_ends() -> None:
@@ -41,3 +41,33 @@ def test_restored_after_an_error_and_across_threads() -> None:
         t.join(timeout=60)
     assert gc.get_threshold() == before
     assert gc.get_freeze_count() == 0
+
+
+class _Cycle:
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_a_batchs_cyclic_garbage_is_freed_when_the_batch_is_done() -> None:
+    import weakref
+
+    with relaxed_gc():
+        cycle = _Cycle()
+        gone = weakref.ref(cycle)
+        del cycle
+        assert gone() is not None  # a cycle: reference counting alone keeps it
+        batch_done()
+        assert gone() is None
+
+
+def test_batch_done_outside_a_bulk_run_leaves_the_collector_alone() -> None:
+    gc.collect()
+    gc.disable()
+    try:
+        cycle = _Cycle()
+        count = gc.get_count()[0]
+        batch_done()
+        assert gc.get_count()[0] >= count  # no collection ran
+        del cycle
+    finally:
+        gc.enable()

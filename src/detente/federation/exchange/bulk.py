@@ -5,9 +5,14 @@ body, the validated object, its rows, trust's working sets) and frees them a bat
 almost none are cyclic garbage.  With CPython's default threshold (a young collection
 every 700 net allocations) the collector runs every dozen objects and re-scans what the
 batch still holds: a third of the CPU time of an ingest, measured.  :func:`relaxed_gc`
-raises the young-generation threshold for the duration of a bulk run — memory stays
-bounded (batches are bounded; reference counting frees almost everything; the collector
-still runs every :data:`YOUNG_THRESHOLD` allocations) — and restores it afterwards.
+raises the young-generation threshold for the duration of a bulk run above what one batch
+allocates, and the run calls :func:`batch_done` after each batch: the young generations
+are collected there, when the batch's working set is already freed, so a collection scans
+only what survived instead of re-scanning a batch in flight (5% of an ingest's CPU,
+measured).  Memory stays bounded: batches are bounded, reference counting frees almost
+everything, a batch's cyclic garbage goes at its end, and the collector still runs by
+itself every :data:`YOUNG_THRESHOLD` allocations (a run waiting on the network while other
+threads allocate).  The threshold is restored afterwards.
 What is alive when the run starts (modules, caches) is frozen meanwhile (``gc.freeze``),
 so the full collections the run still triggers do not re-scan it.
 Re-entrant and thread-safe: the threshold is process-wide, so it is restored only when
@@ -21,10 +26,11 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["YOUNG_THRESHOLD", "relaxed_gc"]
+__all__ = ["YOUNG_THRESHOLD", "batch_done", "relaxed_gc"]
 
-#: net allocations between young collections during a bulk run (CPython's default: 700)
-YOUNG_THRESHOLD = 50_000
+#: net allocations between young collections during a bulk run (CPython's default: 700):
+#: above one intake batch's working set (5,000 objects, some fifty containers each)
+YOUNG_THRESHOLD = 1_000_000
 
 _lock = threading.Lock()
 _depth = 0
@@ -50,3 +56,10 @@ def relaxed_gc() -> Iterator[None]:
                 gc.set_threshold(*_saved)
                 gc.unfreeze()
                 _saved = None
+
+
+def batch_done() -> None:
+    """One batch of a bulk run is done: collect the young generations now, while little
+    is alive (nothing outside a bulk run: the collector's own pace applies there)."""
+    if _depth > 0:
+        gc.collect(1)

@@ -160,6 +160,8 @@ class Received:
     object: StixObject
     date_added: int
     flags: dict[str, Any] = field(default_factory=dict)
+    #: the provenance it was stored with (None: derived again from the intake's source)
+    provenance: Provenance | None = None
 
 
 @dataclass
@@ -390,9 +392,9 @@ class Intake:
         groups += [([i], echoes[i].flags) for i in sorted(set(echoes) - by_id)]
         if not self.source.is_remote:  # ours and third-party material, put apart
             self._note_creators(valid)
+            imported = [self._imported(o) for o in valid]
             groups = [(part, flags) for indexes, flags in groups for part in (
-                [i for i in indexes if not self._imported(valid[i])],
-                [i for i in indexes if self._imported(valid[i])])]
+                [i for i in indexes if not imported[i]], [i for i in indexes if imported[i]])]
         corrected: list[tuple[str, str]] = []
         if conn is not None:
             self._put_groups(conn, valid, at, groups, held, signature, result, corrected)
@@ -415,7 +417,7 @@ class Intake:
                                     imported=self._imported(batch[0]))
             for r in self.node.store.put_many(batch, prov, conn=conn):
                 i = indexes[r.index]
-                self._record(result, valid[i], r, at[i], held, flags)
+                self._record(result, valid[i], r, at[i], held, flags, prov)
                 if r.corrected:
                     corrected.append((r.id, r.version))
                     entries.append(_correction(prov.origin, valid[i]))
@@ -430,11 +432,11 @@ class Intake:
             self.node.releaser.reissue(corrected)
 
     def _record(self, result: IntakeResult, obj: StixObject, r: PutResult, pos: str,
-                held: set[str], flags: dict[str, Any] | None) -> None:
+                held: set[str], flags: dict[str, Any] | None, prov: Provenance) -> None:
         version = _version_of(obj, r.date_added or result.received_at)
         if r.outcome is Outcome.STORED:
             assert r.date_added is not None
-            result.stored.append(Received(obj, r.date_added, flags or {}))
+            result.stored.append(Received(obj, r.date_added, flags or {}, prov))
             result.successes.append(Detail(obj.id, version,
                                            "correction accepted" if r.corrected else None, pos))
             if r.corrected:
@@ -463,9 +465,11 @@ class Intake:
 
     def _stored_object(self, r: Received, received_at: int,
                        signature: str | None) -> StoredObject:
-        """A version just stored, as the store now holds it (no read-back)."""
+        """A version just stored, as the store now holds it (no read-back): with the
+        provenance its group was stored with (one per group, not one per object)."""
         o = r.object
-        prov = self._provenance(signature, received_at, r.flags, imported=self._imported(o))
+        prov = r.provenance if r.provenance is not None else self._provenance(
+            signature, received_at, r.flags, imported=self._imported(o))
         return StoredObject(
             id=o.id, type=o.type, version=o.version, spec_version=o.spec_version,
             created_by_ref=o.created_by_ref, revoked=o.revoked, date_added=r.date_added,

@@ -20,7 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from detente.errors import DetenteError
-from detente.federation.exchange.bulk import relaxed_gc
+from detente.federation.exchange.bulk import batch_done, relaxed_gc
 from detente.federation.exchange.intake import Intake, IntakeResult, Source
 from detente.node import Node
 from detente.stix.bundle import DecodeFailure
@@ -103,6 +103,7 @@ class _Batcher:
             self.summary.add(self.intake.receive(self.raws, positions=self.positions,
                                                  conn=self.conn))
             self.raws, self.positions = [], []
+            batch_done()
 
 
 def ingest_local(node: Node, items: Iterable[tuple[str, object]], *, strict: bool = False,

@@ -40,7 +40,7 @@ import httpx
 
 from detente.errors import DetenteError, StoreError
 from detente.federation.exchange.aliases import RELEASES
-from detente.federation.exchange.bulk import relaxed_gc
+from detente.federation.exchange.bulk import batch_done, relaxed_gc
 from detente.federation.exchange.cursors import Cursor, load_cursor, save_cursor
 from detente.federation.exchange.intake import Intake, IntakeResult, Source
 from detente.federation.http.client import (
@@ -220,6 +220,7 @@ class _Puller:
                     pending = pool.submit(self._fetch, objects_url, cursor)
                 if page.objects:
                     self._intake(page.objects, reply.evidence)                  # (6)
+                    batch_done()
                 save_cursor(self.node.store.engine, cursor)                     # (7)
                 self.summary.pages += 1
                 if self.progress is not None:
