@@ -169,10 +169,17 @@ def test_a_partner_checks_the_credit_our_log_gives_it(
     fr.ledger.append(Entry(kind="receipt", time="2025-02-02T00:00:00Z", partner="us",
                            object_id=sent.id, object_version=sent.version,
                            view_hash=hashlib.sha256(b"other bytes").hexdigest()))
+    # credit for an "answer" that is not one of our notes, and for a claim never made
+    fr.ledger.append(Entry(kind="rfi-answer", time="2025-02-02T00:00:00Z", partner="us",
+                           object_id=sent.id, detail="answer to note--x"))
+    fr.ledger.append(Entry(kind="priority", time="2025-02-02T00:00:00Z", partner="us",
+                           object_id=sent.id, detail='{"commitment": "00"}'))
     r = run(capsys, "log", "verify", "--home", str(us.home), "--partner", "fr", "--json")
     [doc] = orjson.loads(r.out)
     assert r.code == 1 and not doc["ok"] and doc["credit"] == {"receipt": received}
     assert sum("never released to it" in p for p in doc["problems"]) == 2, doc["problems"]
+    assert sum("not one of our notes" in p for p in doc["problems"]) == 1
+    assert sum("claim we never made" in p for p in doc["problems"]) == 1
 
 
 def _fork(us: Node, tmp_path: Path, sock_b: object) -> Node:

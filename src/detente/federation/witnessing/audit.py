@@ -26,7 +26,8 @@
       commitment of one of our claims. What matches is tallied (``credit``); anything else
       is a problem — a receipt of something we never sent could later be used against us.
       ``detente credit`` at the partner lists the ledger index of each proof, so the
-      figures it shows us can be checked against this tally.
+      figures it shows us can be checked against this tally. A receipt of a release made
+      outside the release path (a revealed claim) matches our plain ``release`` entry.
 
 On (5): intake re-serialises what it validates (``orjson.dumps`` of the parsed object),
 and the release path serves ``orjson.dumps`` of the view, so for views made by detente the
@@ -200,6 +201,8 @@ def _check_received(node: Node, partner: str, releases: list[Entry],
 
 
 CREDIT_KINDS = ("receipt", "rfi-answer", "priority")
+_NEVER_SENT = "records a receipt of a version we never released to it with that view hash"
+_SCAN = 20_000
 
 
 def _credited(node: Node, partner: str, entry: Entry) -> str | None:
@@ -211,33 +214,61 @@ def _credited(node: Node, partner: str, entry: Entry) -> str | None:
         sent = {r.view_hash for r in iter_release_records(
             node.store.engine, partner=partner, derive=False, object_id=oid)
             if r.version == (entry.object_version or "")}
-        return None if entry.view_hash in sent else (
-            "records a receipt of a version we never released to it with that view hash")
+        return None if entry.view_hash in sent else _NEVER_SENT
     if entry.kind == "rfi-answer":
         obj = node.store.get(oid)
         ours = obj is not None and obj.provenance.origin == LOCAL and obj.type == "note"
         return None if ours else "credits an answer that is not one of our notes"
-    claim = node.claims.get(oid, entry.object_version)
+    # by commitment, not version: a claim covers content, and the version revealed may be a
+    # later one (declassified: new markings, new `modified`, same committed content)
     try:
         said = orjson.loads(entry.detail or "{}").get("commitment")
     except (orjson.JSONDecodeError, AttributeError):
         said = None
-    if claim is None or said != claim.commitment.hex():
-        return "certifies a priority claim we never made"
-    return None
+    made = {c.commitment.hex() for c in node.claims.all() if c.object_id == oid}
+    return None if said in made else "certifies a priority claim we never made"
+
+
+def _logged_releases(node: Node, partner: str, receipts: list[tuple[int, Entry]]
+                     ) -> set[tuple[str | None, str | None, str | None]]:
+    """(object, version, view hash) of our plain ``release`` entries to ``partner`` about
+    the objects of ``receipts``: releases made outside the release path (a claim revealed,
+    ``detente claim reveal``) have a ledger entry but no release row. One streaming pass,
+    only when some receipt matched no release row."""
+    ids = {e.object_id.encode() for _i, e in receipts if e.object_id}
+    found: set[tuple[str | None, str | None, str | None]] = set()
+    size = node.ledger.size()
+    for start in range(0, size, _SCAN):
+        for _i, body in node.ledger.canonical_entries(start, min(size, start + _SCAN)):
+            if b'"kind":"release"' not in body or not any(i in body for i in ids):
+                continue
+            e = Entry.from_json(body)
+            if e.partner == partner:
+                found.add((e.object_id, e.object_version, e.view_hash))
+    return found
 
 
 def _check_credit(node: Node, partner: str, ours: list[tuple[int, Entry]],
                   out: LogVerification) -> None:
     """(6) Every entry of the partner's log that credits us matches what we did."""
+    unmatched: list[tuple[int, Entry]] = []
     for index, entry in ours:
         if entry.kind not in CREDIT_KINDS:
             continue
         why = _credited(node, partner, entry)
-        if why is None:
+        if why is _NEVER_SENT:
+            unmatched.append((index, entry))
+        elif why is None:
             out.credit[entry.kind] = out.credit.get(entry.kind, 0) + 1
         else:
             out.problems.append(f"entry {index} ({entry.kind} of {entry.object_id}) {why}")
+    logged = _logged_releases(node, partner, unmatched) if unmatched else set()
+    for index, entry in unmatched:
+        if (entry.object_id, entry.object_version, entry.view_hash) in logged:
+            out.credit[entry.kind] = out.credit.get(entry.kind, 0) + 1
+        else:
+            out.problems.append(
+                f"entry {index} ({entry.kind} of {entry.object_id}) {_NEVER_SENT}")
 
 
 def verify_partner_log(node: Node, partner: str, client: PartnerClient) -> LogVerification:
