@@ -166,11 +166,13 @@ class ReleaserProcess:
     stops, or dies (even by SIGKILL: the kernel closes the pipe), the child sees end of
     file and stops between chunks.  Killing either at any moment loses nothing and
     duplicates nothing (one transaction per chunk, the cursor's compare-and-set).
-    :meth:`ensure` (the upkeep's "release" task) restarts a child that died, at most once
-    a minute after one that died young."""
+    :meth:`ensure` (the upkeep's "release" task) restarts a child that died — after
+    ``restart_after_s`` if it died within 10 s of its start (a crash at start-up is not
+    retried every second)."""
 
-    def __init__(self, home: Path, interval_s: float) -> None:
-        self.home, self.interval_s = home, interval_s
+    def __init__(self, home: Path, interval_s: float, *, restart_after_s: float = 60.0
+                 ) -> None:
+        self.home, self.interval_s, self.restart_after_s = home, interval_s, restart_after_s
         self._proc: subprocess.Popen[bytes] | None = None
         self._started = 0.0
         self._not_before = 0.0
@@ -181,6 +183,10 @@ class ReleaserProcess:
     def pid(self) -> int | None:
         return None if self._proc is None else self._proc.pid
 
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
     def ensure(self) -> None:
         """Start the child, or start it again if it died."""
         with self._lock:
@@ -190,10 +196,12 @@ class ReleaserProcess:
             now = time.monotonic()
             if proc is not None:
                 young = now - self._started < 10.0
-                log.warning("the releaser process exited (status %s); %s", proc.returncode,
-                            "restarting it in 60 s" if young else "restarting it")
+                wait = self.restart_after_s if young else 0.0
+                log.warning("the releaser process exited (status %s); restarting it in "
+                            "%.0f s", proc.returncode, wait)
+                _close_pipe(proc)
                 self._proc = None
-                self._not_before = now + 60.0 if young else now
+                self._not_before = now + wait
             if now < self._not_before:
                 return
             self._proc = subprocess.Popen(
@@ -202,21 +210,26 @@ class ReleaserProcess:
                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, close_fds=True)
             self._started = now
 
-    def stop(self, timeout_s: float = 10.0) -> None:
+    def stop(self, timeout_s: float = 10.0) -> int | None:
         """Ask the child to stop (end of file on its pipe), after its chunk; kill it if
-        it has not within ``timeout_s`` (safe: an unfinished chunk is rolled back)."""
+        it has not within ``timeout_s`` (safe: an unfinished chunk is rolled back).
+        Returns its exit status (None: there was none)."""
         with self._lock:
             proc, self._proc, self._closed = self._proc, None, True
         if proc is None:
-            return
-        if proc.stdin is not None:
-            with contextlib.suppress(OSError):
-                proc.stdin.close()
+            return None
+        _close_pipe(proc)
         try:
-            proc.wait(timeout_s)
+            return proc.wait(timeout_s)
         except subprocess.TimeoutExpired:
             proc.kill()
-            proc.wait()
+            return proc.wait()
+
+
+def _close_pipe(proc: subprocess.Popen[bytes]) -> None:
+    if proc.stdin is not None:
+        with contextlib.suppress(OSError):
+            proc.stdin.close()
 
 
 def releaser_main() -> None:
@@ -228,8 +241,9 @@ def releaser_main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
 
     def watch_parent() -> None:
-        with contextlib.suppress(OSError, ValueError):
-            sys.stdin.buffer.read()
+        with contextlib.suppress(OSError):
+            while os.read(0, 4096):  # the raw fd: no buffer lock held at interpreter exit
+                pass
         stop.set()
 
     threading.Thread(target=watch_parent, name="detente-parent", daemon=True).start()
