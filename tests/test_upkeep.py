@@ -247,3 +247,20 @@ def test_the_releaser_process_ends_when_serve_is_killed(node: Node) -> None:
         if serve.poll() is None:
             serve.kill()
             serve.wait(30)
+
+
+def test_release_pending_commits_in_chunks_of_the_size_asked(node: Node) -> None:
+    """``serve``'s releaser takes smaller chunks (one write transaction each) than
+    ``detente release``: every version is released once whatever the chunk."""
+    from detente.assembly import SERVE_CHUNK
+    from detente.release import release_pending
+
+    bodies = [_clear_indicator() for _ in range(60)]
+    node.store.put_many([validate(b) for b in bodies], Provenance())
+    chunks: list[int] = []
+    done = release_pending(node.releaser, on_chunk=lambda _p, run: chunks.append(
+        run.evaluated), chunk=25)
+    assert len(chunks) >= 3 and max(chunks) == 25 and sum(chunks) == done.evaluated >= 60
+    assert {str(b["id"]) for b in bodies} <= _released_to(node, "fr")
+    assert len(_released_to(node, "fr")) == done.released
+    assert 0 < SERVE_CHUNK < 500
