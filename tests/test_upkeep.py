@@ -179,7 +179,7 @@ def test_serve_upkeep_releases_new_content_in_the_background(node: Node) -> None
 def test_serve_upkeep_runs_the_releaser_in_a_process_of_its_own(node: Node) -> None:
     """What ``detente serve`` builds: the release task only watches a child process (its
     releasing holds no lock or GIL of the server's); it stops cleanly with the upkeep."""
-    worker = Upkeep.for_node(node, release_process=True)
+    worker = Upkeep.for_node(node, release="process")
     assert worker.releaser is not None and not worker.releaser.running
     worker.start()
     try:

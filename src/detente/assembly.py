@@ -19,6 +19,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
@@ -83,9 +84,11 @@ class Upkeep:
     failing task is logged and retried at its next turn, never fatal; ``stop`` ends a
     release turn between chunks.
 
-    ``for_node(node, release_process=True)`` (what ``detente serve`` runs): the releaser
+    ``for_node(node, release="process")`` (what ``detente serve`` runs): the releaser
     runs in a child process (:class:`ReleaserProcess`), started and stopped with the
-    upkeep; the "release" task then only restarts it if it died."""
+    upkeep; the "release" task then only restarts it if it died.  ``release="off"``: no
+    releaser (``serve --workers N``: the serving process runs one for all its workers,
+    :meth:`releaser_only`)."""
 
     tasks: Sequence[UpkeepTask] = ()
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -93,16 +96,17 @@ class Upkeep:
     releaser: ReleaserProcess | None = None
 
     @classmethod
-    def for_node(cls, node: Node, *, release_process: bool = False) -> Upkeep:
+    def for_node(cls, node: Node, *,
+                 release: Literal["thread", "process", "off"] = "thread") -> Upkeep:
         upkeep = cls()
         interval = float(node.settings["release_interval_s"])
 
-        def release() -> object:
+        def in_thread() -> object:
             return release_pending(node.releaser, should_stop=upkeep.stopping,
                                    budget_s=RELEASE_SLICE_S, chunk=SERVE_CHUNK)
 
-        task = UpkeepTask("release", interval, release)
-        if release_process and interval > 0:
+        task = UpkeepTask("release", interval if release == "thread" else 0, in_thread)
+        if release == "process" and interval > 0:
             upkeep.releaser = ReleaserProcess(node.home, interval)
             task = UpkeepTask("release", max(interval, 1.0), upkeep.releaser.ensure)
         upkeep.tasks = (
@@ -110,6 +114,14 @@ class Upkeep:
                        node.trust.expire),
             task,
         )
+        return upkeep
+
+    @classmethod
+    def releaser_only(cls, node: Node) -> Upkeep:
+        """The releaser process and its watch, nothing else: what the process of ``serve
+        --workers N`` that starts the workers runs (one releaser for the N of them)."""
+        upkeep = cls.for_node(node, release="process")
+        upkeep.tasks = tuple(t for t in upkeep.tasks if t.name == "release")
         return upkeep
 
     def stopping(self) -> bool:
@@ -269,15 +281,16 @@ def releaser_main() -> None:
 
 
 def build_app(node: Node, *, authorities: Sequence[str] = (),
-              upkeep: bool = False) -> Starlette:
+              upkeep: bool = False, releaser: bool = True) -> Starlette:
     """TAXII under /taxii2/, the ledger, deconfliction and the analyst UI at /.
 
     ``authorities``: the host[:port] values signed requests may name (default: from the
     node's settings).  ``upkeep``: run :class:`Upkeep` for as long as the app is served
-    (``detente serve``), its releaser in a process of its own."""
+    (``detente serve``), its releaser in a process of its own unless ``releaser`` is
+    False (a uvicorn worker: the process that started it runs the releaser)."""
     app = create_app(node, extra_routes=_extra_routes(node), authorities=authorities)
     if upkeep:
-        worker = Upkeep.for_node(node, release_process=True)
+        worker = Upkeep.for_node(node, release="process" if releaser else "off")
 
         @contextlib.asynccontextmanager
         async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -293,7 +306,8 @@ def build_app(node: Node, *, authorities: Sequence[str] = (),
 
 def worker_app() -> Starlette:
     """The app of one ``detente serve --workers N`` process (a uvicorn factory): the home
-    named by :data:`WORKER_HOME_ENV`, opened by this process, served with its own upkeep.
+    named by :data:`WORKER_HOME_ENV`, opened by this process, served with its own upkeep
+    but no releaser (``serve`` runs one beside its workers: :meth:`Upkeep.releaser_only`).
     Everything the workers must agree on is in the home's PostgreSQL database — nonces,
     PSI budgets and sessions, UI sessions, login attempts, release claims — so any worker
     may answer any request."""
@@ -301,7 +315,7 @@ def worker_app() -> Starlette:
 
     node = Node.open(Path(os.environ[WORKER_HOME_ENV]))
     authorities = tuple(a for a in os.environ.get(WORKER_AUTHORITIES_ENV, "").split(",") if a)
-    app = build_app(node, authorities=authorities, upkeep=True)
+    app = build_app(node, authorities=authorities, upkeep=True, releaser=False)
     inner = app.router.lifespan_context
 
     @contextlib.asynccontextmanager
