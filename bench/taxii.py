@@ -199,7 +199,7 @@ def detente_run(n: int) -> dict[str, float]:
 def _visible_ids(us: Node) -> list[str]:
     from detente.release import read_releases
 
-    page = read_releases(us.store.engine, "fr", Query(versions=("all",)))
+    page = read_releases(us.store.engine, "fr", Query(versions=("all",)), us.releaser.views)
     return [v.id for v in page.views if v.type == "indicator"]
 
 

@@ -15,6 +15,7 @@ from detente.federation.schema import metadata as federation_metadata
 from detente.ledger.schema import metadata as ledger_metadata
 from detente.partners.book import metadata as partners_metadata
 from detente.priority.book import metadata as priority_metadata
+from detente.release.layout import check_layout as check_release_layout
 from detente.release.schema import metadata as release_metadata
 from detente.rfi.book import metadata as rfi_metadata
 from detente.store.base import Store
@@ -50,3 +51,4 @@ def create_schema(store: Store) -> None:
     with writer(store.engine).begin() as conn:
         for md in METADATA:
             md.create_all(conn)
+        check_release_layout(conn)

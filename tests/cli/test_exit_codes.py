@@ -204,6 +204,8 @@ CASES: list[tuple[str, str, int]] = [
     ("rfi ask", "question --to fr", 0),
     ("rfi ask", "question --to nobody", 1),
     ("rfi ask", "question --to fr --deadline soonish", 2),
+    ("rfi ask", "question --private --observable domain-name:x.example --to nobody", 1),
+    ("rfi ask", "question --private --to fr", 2),
     ("rfi list", "", 0),
     ("rfi list", "--bogus", 2),
     ("rfi show", "note--00000000-0000-4000-8000-000000000000", 1),

@@ -44,6 +44,7 @@ from detente.federation.psi.remote import ItemsSpec, run_query
 from detente.node import Node
 from detente.release import iter_release_records, view_hash
 from detente.release.claims import CLAIM_CLASS
+from detente.release.proofs import batch_entries
 from detente.stix.validate import validate
 from detente.stix.vocab import TLP_2_0_IDS
 from detente.store import Provenance, Query
@@ -261,11 +262,17 @@ def test_two_releasers_never_release_twice_and_leave_no_gap(pair: Pair) -> None:
     records = list(iter_release_records(us.store.engine))
     keys = Counter((r.partner, r.object_id, r.version) for r in records)
     assert max(keys.values()) == 1, "a version was released twice"
-    entries = {i: e for i, e in us.ledger.entries() if e.kind == "release"}
+    # every release is in the release batch its row names, once
+    entries = {}
+    for i, batch in us.ledger.entries():
+        if batch.kind == "release-batch":
+            entries.update({seq: (i, e) for seq, e in
+                            batch_entries(us.store.engine, us.ledger, i)[1]})
     assert len(entries) == len(records), "ledger release entries and release rows differ"
     for r in records:
         assert r.ledger_index is not None
-        e = entries[r.ledger_index]
+        index, e = entries[r.released_at]
+        assert index == r.ledger_index
         assert (e.partner, e.object_id, e.object_version, e.view_hash) == (
             r.partner, r.object_id, r.version, view_hash(r.view_bytes))
     versions = list(us.store.iter_all(Query(versions=("all",))))

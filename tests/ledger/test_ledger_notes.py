@@ -39,6 +39,14 @@ def test_entry_encodes_as_rfc8785_and_round_trips() -> None:
     assert entry.to_dict()["v"] == 1
 
 
+@given(st.integers(min_value=1, max_value=2**20), st.binary(min_size=32, max_size=32))
+def test_a_release_batch_entry_encodes_as_rfc8785(size: int, root: bytes) -> None:
+    entry = Entry(kind="release-batch", time="2026-01-01T00:00:00.000Z", partner="fr",
+                  batch_root=root.hex(), batch_size=size)
+    assert entry.canonical == rfc8785.dumps(entry.to_dict())
+    assert Entry.from_json(entry.canonical) == entry
+
+
 def test_entry_time_from_datetime_is_normalised_to_utc_milliseconds() -> None:
     when = datetime(2025, 3, 4, 5, 6, 7, 891234, tzinfo=UTC)
     assert Entry(kind="receipt", time=when).time == "2025-03-04T05:06:07.891Z"
@@ -57,6 +65,11 @@ def test_entry_time_from_datetime_is_normalised_to_utc_milliseconds() -> None:
         ({"partner": ""}, "non-empty"),
         ({"partner": "a\nb"}, "control"),
         ({"object_version": 5}, "timestamp string"),
+        ({"batch_root": "ab" * 32}, "go together"),
+        ({"batch_root": "AB" * 32, "batch_size": 2}, "batch_root"),
+        ({"batch_root": "ab" * 32, "batch_size": 0}, "batch_size"),
+        ({"batch_root": "ab" * 32, "batch_size": True}, "batch_size"),
+        ({"batch_root": "ab" * 32, "batch_size": 2**21}, "batch_size"),
     ],
 )
 def test_entry_refuses_bad_fields(fields: dict[str, object], message: str) -> None:

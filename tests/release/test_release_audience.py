@@ -21,6 +21,7 @@ from detente.node import Node
 from detente.policy import RELEASABILITY_EXTENSION_ID, decide, releasability_marking
 from detente.policy.model import NodeContext, Recipient
 from detente.release import read_releases, view_hash
+from detente.release.proofs import prove_release
 from detente.stix.validate import validate
 from detente.stix.vocab import TLP_2_0_IDS
 from detente.store import Provenance, Query
@@ -133,7 +134,8 @@ def test_the_recipients_copy_is_what_the_ledger_records_and_survives_reevaluatio
     assert len(marks) == 2, "each marking served once, under its one id"
     for v in marks:
         assert v.ledger_index is not None
-        entry = node.ledger.entry(v.ledger_index)
+        entry = prove_release(node.store.engine, node.ledger, v.date_added, v.ledger_index,
+                              node.ledger.size()).release
         assert entry.object_id == v.id and entry.view_hash == view_hash(v.view)
         assert "de" not in set(_words(orjson.loads(v.view)))
 

@@ -29,6 +29,7 @@ from nacl.signing import SigningKey
 
 from detente.node import Node
 from detente.release import iter_release_records, view_hash
+from detente.release.proofs import batch_entries
 from detente.stix.validate import validate
 from detente.stix.vocab import TLP_2_0_IDS
 from detente.store import Provenance, Query
@@ -80,15 +81,22 @@ def _check(node: Node, *, complete: bool) -> dict[str, int]:
     # no version released twice to a partner
     keys = Counter((r.partner, r.object_id, r.version) for r in records)
     assert max(keys.values(), default=1) == 1, "a version was released twice"
-    # every release row has its ledger entry, and no release entry exists without its row
-    entries = {i: e for i, e in node.ledger.entries() if e.kind == "release"}
+    # every release row has its ledger entry (in a release batch), and no release entry
+    # exists without its row
+    entries = {}
+    for i, batch in node.ledger.entries():
+        if batch.kind == "release-batch":
+            _batch, members = batch_entries(node.store.engine, node.ledger, i)
+            entries.update({seq: (i, e) for seq, e in members})
     assert len(entries) == len(records), "ledger release entries and release rows differ"
     for r in records:
         assert r.ledger_index is not None
-        e = entries[r.ledger_index]
+        index, e = entries[r.released_at]
+        assert index == r.ledger_index
         assert (e.partner, e.object_id, e.object_version, e.view_hash) == (
             r.partner, r.object_id, r.version, view_hash(r.view_bytes))
-    ledger_keys = Counter((e.partner, e.object_id, e.object_version) for e in entries.values())
+    ledger_keys = Counter((e.partner, e.object_id, e.object_version)
+                          for _i, e in entries.values())
     assert max(ledger_keys.values(), default=1) == 1, "a ledger entry was written twice"
     # released == allowed up to the cursor: no gap, nothing denied, nothing beyond it
     out = {}

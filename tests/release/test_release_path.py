@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,11 +13,12 @@ import pytest
 from nacl.signing import SigningKey
 from tests.store.helpers import indicator
 
-from detente.ledger import verify_inclusion
+from detente.ledger import InclusionProofError, verify_inclusion, verify_release
 from detente.ledger.hashing import leaf_hash
 from detente.node import Node
 from detente.policy import releasability_marking
 from detente.release import read_releases, view_hash
+from detente.release.proofs import prove_release
 from detente.stix.validate import validate
 from detente.stix.vocab import TLP_2_0_IDS
 from detente.store import Provenance, Query
@@ -92,13 +94,22 @@ def test_every_release_has_a_ledger_entry_with_the_view_hash(node: Node) -> None
     assert len(page.views) == 5
     ledger = node.ledger
     size, root = ledger.size(), ledger.root()
+    assert size == 1, "one catch-up chunk: one release batch in the log"
     for v in page.views:
         assert v.ledger_index is not None
-        entry = ledger.entry(v.ledger_index)
+        proof = prove_release(node.store.engine, ledger, v.date_added, v.ledger_index, size)
+        entry = proof.release
         assert entry.kind == "release" and entry.partner == "fr"
         assert entry.object_id == v.id and entry.view_hash == view_hash(v.view)
-        proof = ledger.inclusion_proof(v.ledger_index, size)
-        verify_inclusion(leaf_hash(entry.canonical), v.ledger_index, size, proof, root)
+        verify_release(proof, root)
+        # (1) release entry in its batch, (2) batch entry in the log, by hand
+        verify_inclusion(leaf_hash(entry.canonical), proof.position, 5,
+                         list(proof.batch_path), bytes.fromhex(proof.batch.batch_root or ""))
+        verify_inclusion(leaf_hash(proof.batch.canonical), v.ledger_index, size,
+                         list(proof.log_path), root)
+        forged = dataclasses.replace(proof, position=(proof.position + 1) % 5)
+        with pytest.raises(InclusionProofError):
+            verify_release(forged, root)
     assert hashlib.sha256(page.views[0].view).hexdigest() == view_hash(page.views[0].view)
 
 
@@ -165,10 +176,14 @@ def test_views_carry_a_fingerprint_recorded_in_the_ledger(node: Node) -> None:
     assert sorted(fr[obj["id"]]["labels"]) == sorted(de[obj["id"]]["labels"])
     records = [r for r in iter_release_records(node.store.engine) if r.object_id == obj["id"]]
     assert {r.partner for r in records} == {"fr", "de"}
+    size = node.ledger.size()
     for r in records:
         assert r.fingerprint_id and r.embed_record
         assert r.ledger_index is not None
-        assert node.ledger.entry(r.ledger_index).fingerprint_id == r.fingerprint_id
+        # the ledger binds the fingerprinted bytes: the release entry holds their hash
+        proof = prove_release(node.store.engine, node.ledger, r.released_at, r.ledger_index,
+                              size)
+        assert proof.release.view_hash == view_hash(r.view_bytes) == r.view_hash
 
 
 def test_concurrent_catch_ups_release_each_version_once(node: Node) -> None:

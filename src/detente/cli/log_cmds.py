@@ -14,9 +14,9 @@ from rich.table import Table
 
 from detente.cli.app import HomeOption, console, one_of, open_node
 from detente.errors import DetenteError, NotFoundError, UsageError
-from detente.ledger import KNOWN_KINDS, verify_inclusion
-from detente.ledger.hashing import leaf_hash
+from detente.ledger import BATCH_KIND, KNOWN_KINDS, verify_release
 from detente.release import iter_release_records
+from detente.release.proofs import batch_entries, prove_release
 
 log_app = typer.Typer(help="The ledger: a Merkle log with signed checkpoints.",
                       no_args_is_help=True)
@@ -73,7 +73,7 @@ def show(
     limit: Annotated[int, typer.Option("--limit", min=1)] = 50,
     as_json: JsonOption = False,
 ) -> None:
-    """The latest entries, newest last."""
+    """The latest entries, newest last (``--kind release``: the releases in batches too)."""
     node = open_node(home)
     ledger = node.ledger
     size = ledger.size()
@@ -82,10 +82,17 @@ def show(
     while end > 0 and len(found) < limit:
         start = max(0, end - 1000)
         for i, e in reversed(ledger.entries(start, end)):
-            if (partner is None or e.partner == partner) and (kind is None or e.kind == kind):
-                found.append((i, e))
+            if partner is not None and e.partner != partner:
+                continue
+            # a release batch stands for its releases: --kind release lists them
+            shown = _releases_of(node, i) if kind == "release" and e.kind == BATCH_KIND \
+                else [e] if kind is None or e.kind == kind else []
+            for one in reversed(shown):
+                found.append((i, one))
                 if len(found) >= limit:
                     break
+            if len(found) >= limit:
+                break
         end = start
     found.reverse()
     if as_json:
@@ -99,6 +106,11 @@ def show(
         table.add_row(str(i), e.time, e.kind, e.partner or "", e.object_id or "",
                       e.detail or "")
     console.print(table)
+
+
+def _releases_of(node: Any, index: int) -> list[Any]:
+    """The release entries under the release batch at ``index``."""
+    return [e for _seq, e in batch_entries(node.store.engine, node.ledger, index)[1]]
 
 
 @log_app.command("refused")
@@ -134,30 +146,34 @@ def prove(
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Inclusion proof that a release to a partner is in the log (checked before printing)."""
+    """Inclusion proof that a release to a partner is in the log (checked before printing).
+
+    Two levels: the release entry is in its release batch, the batch entry in the log."""
     node = open_node(home)
     ledger = node.ledger
     checkpoint = ledger.checkpoint()
     size = checkpoint.size
     proofs: list[dict[str, Any]] = []
-    for r in iter_release_records(node.store.engine, partner=partner):
-        if r.object_id != object_id or r.ledger_index is None or r.ledger_index >= size:
+    for r in iter_release_records(node.store.engine, partner=partner, object_id=object_id,
+                                  derive=False):
+        if r.ledger_index is None or r.ledger_index >= size:
             continue
-        entry = ledger.entry(r.ledger_index)
-        proof = ledger.inclusion_proof(r.ledger_index, size)
-        verify_inclusion(leaf_hash(entry.canonical), r.ledger_index, size, proof,
-                         checkpoint.root)
-        proofs.append({"index": r.ledger_index, "entry": entry.to_dict(),
-                       "leaf_hash": leaf_hash(entry.canonical).hex(),
-                       "proof": [h.hex() for h in proof]})
+        proof = prove_release(node.store.engine, ledger, r.released_at, r.ledger_index, size)
+        verify_release(proof, checkpoint.root)
+        # "index", "leaf_hash" and "proof": the log leaf (the batch entry) and its path;
+        # "release", "position" and "batch_proof": the release entry in that batch
+        proofs.append({**proof.to_json(), "index": r.ledger_index,
+                       "entry": proof.release.to_dict(),
+                       "leaf_hash": proof.batch.leaf_hash.hex()})
     if not proofs:
         raise NotFoundError(f"no release of {object_id} to {partner} in this log")
     if as_json:
         _dump({"checkpoint": checkpoint.to_note(), "tree_size": size, "releases": proofs})
         return
     for p in proofs:
-        console.print(f"release #{p['index']} of {object_id} to {partner} "
-                      f"({p['entry']['time']}): included, {len(p['proof'])} proof hashes",
+        console.print(f"release of {object_id} to {partner} ({p['entry']['time']}): "
+                      f"release {p['position']} of batch #{p['index']}, included "
+                      f"({len(p['batch_proof'])} + {len(p['proof'])} proof hashes)",
                       highlight=False)
     console.print(checkpoint.to_note(), highlight=False, markup=False)
 

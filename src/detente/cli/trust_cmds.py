@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 
 from detente.cli.app import HomeOption, console, open_node
-from detente.errors import DetenteError, NotFoundError, UsageError, ValidationError
+from detente.errors import DetenteError, UsageError
 from detente.node import Node
 from detente.stix.timestamps import format_micros
 from detente.trust import CREDIBILITY_NAMES
@@ -158,14 +158,6 @@ def review_close(review_id: int, why: WhyOption, home: HomeOption = None) -> Non
 
 
 # -- requests for information --------------------------------------------------------------
-def _store_local(node: Node, *objs: dict[str, Any]) -> None:
-    from detente.federation.exchange.local import ingest_local
-
-    summary = ingest_local(node, [(str(o["id"]), o) for o in objs], strict=True)
-    if summary.rejected:
-        raise ValidationError("; ".join(r.reason for r in summary.rejected))
-
-
 def _dump(doc: Any) -> None:
     sys.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")
 
@@ -179,7 +171,9 @@ def _release_hint(partners: list[str]) -> None:
 @rfi_app.command("ask")
 def rfi_ask(
     text: Annotated[str, typer.Argument(help="the question")],
-    to: Annotated[list[str], typer.Option("--to", help="a partner to ask (repeatable)")],
+    to: Annotated[list[str] | None, typer.Option(
+        "--to", help="a partner to ask (repeatable); with --private: a candidate "
+                     "(default: every partner)")] = None,
     about: Annotated[list[str] | None, typer.Option(
         "--about", help="a STIX id the question is about (repeatable)")] = None,
     marking: Annotated[str, typer.Option(
@@ -187,26 +181,54 @@ def rfi_ask(
     deadline: Annotated[str | None, typer.Option(
         "--deadline", help="answer wanted by (e.g. 2026-12-31 or 2026-12-31T18:00:00Z)")]
     = None,
+    private: Annotated[bool, typer.Option(
+        "--private", help="ask only the partners that hold --observable (decided by "
+                          "private set intersection; the others receive nothing)")] = False,
+    observable: Annotated[str | None, typer.Option(
+        "--observable", help="with --private: TYPE:VALUE (e.g. domain-name:amaq.example) "
+                             "or a simple STIX pattern")] = None,
+    psi_mode: Annotated[str, typer.Option(
+        "--psi-mode", help="with --private: intersection (we compare: a partner cannot "
+                           "lie its way to the question) or pointer (the holder's handle "
+                           "too, but a lying partner gets the question; docs/rfi.md)")]
+    = "intersection",
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Ask the named partners (and only them) a question."""
-    from detente.rfi import question_note
+    """Ask the named partners (and only them) a question; --private: only those holding V.
 
+    With --private --observable V, each candidate (--to, default every partner) is asked
+    by private set intersection whether it holds V; only the holders receive the question,
+    each its own copy. See docs/rfi.md for what each side learns."""
+    from detente.usecases import rfi
+
+    if private != (observable is not None):
+        raise UsageError("--private and --observable go together",
+                         hint='detente rfi ask --private --observable TYPE:VALUE "TEXT"')
     node = open_node(home)
-    names = list(dict.fromkeys(to))
-    partners = [node.partners.get(n) for n in names]
-    for ref in about or []:
-        if node.store.get(ref) is None:
-            raise NotFoundError(f"no object {ref} in this node (--about)")
-    note, rel = question_note(node.identity_id, text,
-                              [p.identity_id or p.name for p in partners],
-                              about=about or (), marking=marking, deadline=deadline)
-    _store_local(node, rel, note)
+    if private:
+        assert observable is not None
+        done = rfi.ask_private(node, text, observable, to=to or (), about=about or (),
+                               marking=marking, deadline=deadline, mode=psi_mode)
+        if as_json:
+            return _dump(done.to_json())
+        for p in done.probes:
+            state = ("holds it: asked " + str(p.rfi)) if p.holds else \
+                "does not hold it: not asked" if p.holds is False else \
+                f"undecided, not asked ({p.error})"
+            console.print(f"  {p.partner}: {state}", highlight=False)
+        if done.holders:
+            _release_hint(done.holders)
+        else:
+            console.print("no partner holds it: nothing asked", highlight=False)
+        return None
+    if not to:
+        raise UsageError("an RFI names the partners it asks (--to), or is --private")
+    asked = rfi.ask(node, text, to, about=about or (), marking=marking, deadline=deadline)
     if as_json:
-        return _dump({"id": note["id"], "to": names, "deadline": note.get("x_detente_deadline")})
-    console.print(f"asked {', '.join(names)}: {note['id']}", highlight=False)
-    _release_hint(names)
+        return _dump({"id": asked.id, "to": asked.to, "deadline": asked.deadline})
+    console.print(f"asked {', '.join(asked.to)}: {asked.id}", highlight=False)
+    _release_hint(asked.to)
 
 
 @rfi_app.command("list")
@@ -240,6 +262,8 @@ def rfi_show(rfi_id: Annotated[str, typer.Argument(help="the RFI's note id")],
     console.print(f"[bold]{r.note.id}[/] from {'us' if r.ours else doc['from']}, asked "
                   f"{doc['asked']}; deadline {r.deadline or 'none'}; "
                   f"{'closed' if r.closed else 'open'}", highlight=False)
+    if r.observable:
+        console.print(f"  private: asked only of holders of {r.observable}", highlight=False)
     console.print(f"  {doc['question']}", highlight=False, soft_wrap=True)
     for a in doc["answers"]:
         console.print(f"  answer {a['id']} from {a['from']}: {a['text']}", highlight=False,
@@ -258,39 +282,23 @@ def rfi_answer(
     as_json: JsonOption = False,
 ) -> None:
     """Answer a partner's RFI; only that partner receives the answer (under policy)."""
-    from detente.rfi import RfiError, answer_note
+    from detente.usecases import rfi
 
     node = open_node(home)
-    r = node.rfis.get(rfi_id)
-    if r.ours:
-        raise RfiError(f"{rfi_id} is our own RFI: partners answer it")
-    asker = node.partners.get(r.note.provenance.origin)
-    for oid in offered or []:
-        obj = node.store.get(oid)
-        if obj is None:
-            raise NotFoundError(f"no object {oid} in this node (--with)")
-        decision = node.releaser.decide(obj, asker)
-        if not decision.allowed:
-            raise RfiError(f"the release policy does not release {oid} to {asker.name}: "
-                           + "; ".join(decision.reasons),
-                           hint=f"detente policy explain {oid} --partner {asker.name}")
-    note, rel = answer_note(node.identity_id, r.note, asker.identity_id or asker.name,
-                            offered or [], text)
-    _store_local(node, rel, note)
+    answer_id, asker = rfi.answer(node, rfi_id, offered or [], text)
     if as_json:
-        return _dump({"id": note["id"], "rfi": rfi_id, "to": asker.name,
-                      "offered": offered or []})
-    console.print(f"answered {rfi_id} for {asker.name}: {note['id']}", highlight=False)
-    _release_hint([asker.name])
+        return _dump({"id": answer_id, "rfi": rfi_id, "to": asker, "offered": offered or []})
+    console.print(f"answered {rfi_id} for {asker}: {answer_id}", highlight=False)
+    _release_hint([asker])
 
 
 @rfi_app.command("close")
 def rfi_close(rfi_id: Annotated[str, typer.Argument(help="our RFI (note id)")],
               home: HomeOption = None, as_json: JsonOption = False) -> None:
     """Close one of our RFIs (a new version, released to the partners asked)."""
-    node = open_node(home)
-    body = node.rfis.closed_version(node.rfis.get(rfi_id))
-    _store_local(node, body)
+    from detente.usecases import rfi
+
+    rfi.close(open_node(home), rfi_id)
     if as_json:
         return _dump({"id": rfi_id, "closed": True})
     console.print(f"closed {rfi_id}", highlight=False)

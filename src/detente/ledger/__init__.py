@@ -6,6 +6,7 @@ inclusion and consistency with the pure functions :func:`verify_inclusion` and
 :class:`Witness`, which stores equivocation evidence when a log shows a split view.
 """
 
+from detente.ledger.batch import BATCH_KIND, BatchProof, batch_path, batch_root, verify_release
 from detente.ledger.checkpoint import Checkpoint, Cosignature
 from detente.ledger.entry import KNOWN_KINDS, Entry
 from detente.ledger.errors import (
@@ -29,9 +30,11 @@ from detente.ledger.visibility import VisibleEntry
 from detente.ledger.witness import REFUSED, Equivocation, Witness, WitnessedTree, list_alarms
 
 __all__ = [
+    "BATCH_KIND",
     "EMPTY_ROOT",
     "KNOWN_KINDS",
     "REFUSED",
+    "BatchProof",
     "Checkpoint",
     "CheckpointError",
     "ConsistencyProofError",
@@ -56,9 +59,12 @@ __all__ = [
     "VisibleEntry",
     "Witness",
     "WitnessedTree",
+    "batch_path",
+    "batch_root",
     "format_vkey",
     "list_alarms",
     "parse_vkey",
     "verify_consistency",
     "verify_inclusion",
+    "verify_release",
 ]

@@ -8,11 +8,11 @@ valid: the constructor checks every field and caches the canonical bytes, and
 The bytes are produced by :func:`orjson.dumps` with sorted keys (about ten times faster than
 the pure-Python :mod:`rfc8785`, and entries are built for every release). On the values an
 entry admits the two encodings are byte-identical: the keys are fixed ASCII names (so
-sorting by code point equals RFC 8785's UTF-16 order), the only number is ``v`` (a small
-integer), and every string is checked to hold no control character and no lone surrogate,
-which leaves ``"`` and ``\\`` as the only characters either encoder escapes, both the same
-way; everything else is written as raw UTF-8 by both. ``tests/ledger`` checks the equality
-against :mod:`rfc8785` over generated entries.
+sorting by code point equals RFC 8785's UTF-16 order), the only numbers are ``v`` and
+``batch_size`` (small positive integers), and every string is checked to hold no control
+character and no lone surrogate, which leaves ``"`` and ``\\`` as the only characters
+either encoder escapes, both the same way; everything else is written as raw UTF-8 by
+both. ``tests/ledger`` checks the equality against :mod:`rfc8785` over generated entries.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ ENTRY_FORMAT = 1
 
 KNOWN_KINDS = frozenset(
     {"release", "receipt", "deconfliction", "policy-change", "tier-change", "evidence", "cap",
-     "correction"}
+     "correction", "release-batch"}
 )
 """Kinds this version writes. Well-formed unknown kinds are accepted (newer nodes)."""
 
@@ -46,7 +46,10 @@ _STIX_ID = re.compile(
 )
 _HEX256 = re.compile(r"[0-9a-f]{64}")
 _UNSAFE = re.compile("[\x00-\x1f\ud800-\udfff]")
-_OPTIONAL = ("partner", "object_id", "object_version", "view_hash", "fingerprint_id", "detail")
+_OPTIONAL = ("partner", "object_id", "object_version", "view_hash", "fingerprint_id", "detail",
+             "batch_root", "batch_size")
+#: the most releases one batch entry may commit to
+MAX_BATCH = 1 << 20
 _FIELDS = frozenset({"v", "kind", "time", *_OPTIONAL})
 _MAX_TEXT = {"partner": 256, "fingerprint_id": 128, "detail": 2048}
 
@@ -84,6 +87,9 @@ class Entry:
     ``partner`` is whom the event concerns (decides who may read it in full), ``object_id``
     and ``object_version`` the STIX object and its ``modified``, ``view_hash`` the hex
     SHA-256 of the exact bytes served, ``fingerprint_id`` the fingerprint code embedded.
+    A ``release-batch`` entry commits to many releases to ``partner`` at once:
+    ``batch_root`` is the hex RFC 9162 root of their release entries and ``batch_size`` their
+    number (see :mod:`detente.ledger.batch`).
     """
 
     kind: str
@@ -94,6 +100,8 @@ class Entry:
     view_hash: str | None = None
     fingerprint_id: str | None = None
     detail: str | None = None
+    batch_root: str | None = None
+    batch_size: int | None = None
     canonical: bytes = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -126,6 +134,16 @@ class Entry:
             isinstance(self.view_hash, str) and _HEX256.fullmatch(self.view_hash)
         ):
             raise EntryError("entry view_hash must be 64 lowercase hex digits (SHA-256)")
+        if self.batch_root is not None and not (
+            isinstance(self.batch_root, str) and _HEX256.fullmatch(self.batch_root)
+        ):
+            raise EntryError("entry batch_root must be 64 lowercase hex digits (SHA-256)")
+        size = self.batch_size
+        if size is not None and (not isinstance(size, int) or isinstance(size, bool)
+                                 or not 1 <= size <= MAX_BATCH):
+            raise EntryError(f"entry batch_size must be an integer in 1..{MAX_BATCH}")
+        if (self.batch_root is None) != (size is None):
+            raise EntryError("entry batch_root and batch_size go together")
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object of the entry: ``v``, ``kind``, ``time`` and the fields present."""

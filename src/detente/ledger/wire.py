@@ -14,12 +14,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from detente.ledger.errors import ProofError
+from detente.ledger.batch import batch_root
+from detente.ledger.entry import Entry
+from detente.ledger.errors import EntryError, ProofError
 from detente.ledger.hashing import HASH_SIZE
 
-__all__ = ["MAX_PROOF", "EntryRow", "checkpoint_doc", "consistency_doc", "decode_hash",
-           "decode_proof", "encode_hash", "entries_doc", "inclusion_doc", "read_consistency",
-           "read_entries", "read_inclusion", "read_note"]
+__all__ = ["MAX_PROOF", "EntryRow", "batch_doc", "checkpoint_doc", "consistency_doc",
+           "decode_hash", "decode_proof", "encode_hash", "entries_doc", "inclusion_doc",
+           "read_batch", "read_consistency", "read_entries", "read_inclusion", "read_note"]
 
 #: a proof in a tree of at most 2^64 leaves has at most 64 hashes (128 for consistency)
 MAX_PROOF = 128
@@ -131,4 +133,37 @@ def read_entries(doc: dict[str, Any], start: int, what: str) -> list[EntryRow]:
         if text is not None and not isinstance(text, str):
             raise ProofError(f"leaf {at} of {what} carries a malformed entry")
         out.append(EntryRow(at, decode_hash(row.get("leaf_hash"), f"leaf {at}"), text))
+    return out
+
+
+def batch_doc(index: int, entries: Sequence[Entry]) -> dict[str, Any]:
+    """The release entries of the release batch at leaf ``index`` (its partner's only)."""
+    return {"index": index, "entries": [e.canonical.decode() for e in entries]}
+
+
+def read_batch(doc: dict[str, Any], index: int, batch: Entry, what: str) -> list[Entry]:
+    """The release entries of ``batch`` (the batch entry at leaf ``index``, already proved
+    in the log), checked against it: (1) each is a canonical ``release`` entry of the
+    batch's partner and time, (2) there are ``batch_size`` of them, (3) they make the tree
+    whose root is ``batch_root``."""
+    rows = doc.get("entries")
+    if doc.get("index") != index or not isinstance(rows, list):
+        raise ProofError(f"{what} answers for another leaf, or sent no entries")
+    out: list[Entry] = []
+    for k, text in enumerate(rows):  # (1)
+        if not isinstance(text, str):
+            raise ProofError(f"release {k} of {what} is not an entry")
+        try:
+            entry = Entry.from_json(text.encode())
+        except EntryError as exc:
+            raise ProofError(f"release {k} of {what}: {exc.message}") from None
+        if entry.kind != "release" or entry.partner != batch.partner or \
+                entry.time != batch.time:
+            raise ProofError(f"release {k} of {what} is not a release of this batch")
+        out.append(entry)
+    if len(out) != batch.batch_size:  # (2)
+        raise ProofError(f"{what} holds {len(out)} releases, its entry says "
+                         f"{batch.batch_size}")
+    if batch_root([e.leaf_hash for e in out]).hex() != batch.batch_root:  # (3)
+        raise ProofError(f"the releases of {what} do not make its batch root")
     return out

@@ -10,10 +10,12 @@ from detente.release.records import (
     released_versions,
 )
 from detente.release.serve import ReleasedView, ReleasePage, read_releases
+from detente.release.views import ClassView, Served, ViewSource
 from detente.release.worker import PendingRun, release_pending
 
 __all__ = [
     "CatchUpStep",
+    "ClassView",
     "Embedder",
     "PendingRun",
     "ReleasePage",
@@ -21,6 +23,8 @@ __all__ = [
     "ReleaseRun",
     "ReleasedView",
     "Releaser",
+    "Served",
+    "ViewSource",
     "first_releases",
     "iter_release_records",
     "iter_views_after",

@@ -1,13 +1,16 @@
 """The release path: policy → view → fingerprint → ledger entry → served.
 
 Releases are materialised: for each partner, every stored object version is evaluated
-once (``catch_up``), and an allowed one becomes a row holding the exact view bytes, its
-hash, its fingerprint record and the index of its ledger entry — written in the same
-transaction, so no view is ever served without its entry.  When an input of the policy
-changes (tier, caps, communities, markings) ``reevaluate`` re-decides everything released
-or denied to that partner: newly allowed versions are released, views that changed are
-replaced, views now denied are withdrawn.  TAXII serves only rows not withdrawn, so what a
-partner can fetch always equals what ``policy matrix`` says.
+once (``catch_up``), and an allowed one becomes a release row — the partner, the class
+view it was cut from (kept once per distinct view, shared by the partners it went to), the
+SHA-256 of the exact fingerprinted bytes the partner is served, and the ledger index of the
+release batch that logs it — written in the same transaction as that batch, so no view is
+ever served without its entry.  The served bytes are derived again from the class view
+when read (``release.views``), and checked against the logged hash.  When an input of the
+policy changes (tier, caps, communities, markings) ``reevaluate`` re-decides everything
+released or denied to that partner: newly allowed versions are released, views that
+changed are replaced, views now denied are withdrawn.  TAXII serves only rows not
+withdrawn, so what a partner can fetch always equals what ``policy matrix`` says.
 """
 
 from __future__ import annotations
@@ -36,12 +39,13 @@ from detente.release.classes import (
     owners_of,
     strings_of,
 )
-from detente.release.schema import cursors, releases
+from detente.release.schema import batches, chunks, cursors, releases, views
+from detente.release.views import CODEC_ZLIB, Embedder, ViewSource, pack, register
 from detente.stix.timestamps import now_micros
 from detente.store.base import LOCAL, Query, Store, StoredObject
 
 __all__ = ["BATCH", "CatchUpStep", "Embedder", "ReleaseRun", "Releaser", "SupportsAppend",
-           "view_hash"]
+           "release_entry", "view_hash"]
 
 BATCH = 500
 
@@ -50,10 +54,6 @@ class SupportsAppend(Protocol):
     """What the release path needs of the ledger."""
 
     def append_many(self, entries: Any, conn: sa.Connection | None = None) -> range: ...
-
-
-#: (view, partner, object_key) -> (fingerprinted view, fingerprint id, embed record JSON)
-Embedder = Callable[[dict[str, Any], str, str], tuple[dict[str, Any], str | None, str | None]]
 
 
 def view_hash(view: bytes) -> str:
@@ -115,9 +115,11 @@ class _Commit(enum.Enum):
 class _Row:
     stored: StoredObject
     decision: Decision
+    #: the class view (the policy's cut, before fingerprinting) and the partner's bytes
+    body: bytes
     view: bytes
-    fingerprint_id: str | None
-    embed_record: str | None
+    #: served through the fingerprinter (False: support copies, served as they are)
+    marked: bool
 
 
 class Releaser:
@@ -143,6 +145,9 @@ class Releaser:
         self.default_tlp = default_tlp or None
         self.ledger = ledger
         self.embedder = embedder
+        #: derives each partner's view from its class view, for the path and for readers
+        self.views = ViewSource(embedder)
+        register(store.engine, self.views)
         #: decisions shared within policy classes (bounded; see release.classes)
         self._memo = ClassMemo()
 
@@ -257,9 +262,9 @@ class Releaser:
                 sa.select(cursors.c.partner, cursors.c.evaluated_to))}
 
     def _released_markings(self, partner: str) -> set[str]:
-        stmt = sa.select(releases.c.object_id).where(
-            releases.c.partner == partner, releases.c.type == "marking-definition",
-            releases.c.withdrawn.is_(False))
+        r, v = releases.c, views.c
+        stmt = sa.select(v.object_id).select_from(releases.join(views, v.id == r.view)).where(
+            r.partner == partner, v.type == "marking-definition", r.withdrawn.is_(False))
         with self.store.engine.connect() as conn:
             return {r[0] for r in conn.execute(stmt)}
 
@@ -396,12 +401,9 @@ class Releaser:
     def _cut(self, obj: StoredObject, decision: Decision, partner: Partner) -> _Row:
         """The exact view for (object version, partner): redacted, then fingerprinted."""
         assert decision.view is not None
-        view: dict[str, Any] = dict(decision.view)
-        fp_id: str | None = None
-        record: str | None = None
-        if self.embedder is not None:
-            view, fp_id, record = self.embedder(view, partner.name, f"{obj.id}|{obj.version}")
-        return _Row(obj, decision, orjson.dumps(view), fp_id, record)
+        body = orjson.dumps(decision.view)
+        served = self.views.derive(body, partner.name, f"{obj.id}|{obj.version}", True)
+        return _Row(obj, decision, body, served.view, True)
 
     def _commit(self, partner: Partner, rows: list[_Row], withdraw: list[int],
                 cursor: tuple[int | None, int] | None,
@@ -442,32 +444,73 @@ class Releaser:
         ids = sorted({r.stored.id for r in rows})
         live: set[tuple[str, str]] = set()
         for start in range(0, len(ids), 500):
-            stmt = sa.select(releases.c.object_id, releases.c.version, releases.c.seq).where(
-                releases.c.partner == partner, releases.c.withdrawn.is_(False),
-                releases.c.object_id.in_(ids[start:start + 500]))
+            stmt = _live(partner, ids[start:start + 500])
             live.update((r[0], r[1]) for r in conn.execute(stmt) if int(r[2]) not in withdrawing)
         return [r for r in rows if (r.stored.id, r.stored.version) not in live]
 
     def _insert(self, conn: sa.Connection, partner: Partner, rows: list[_Row]) -> None:
+        """The chunk's release rows, their class views (those not kept yet) and one release
+        batch in the ledger (see ``docs/release.md``, "At rest")."""
         last = conn.execute(sa.select(sa.func.max(releases.c.seq))).scalar()
         seq = max(now_micros() - 1, int(last or 0))
-        indices: Iterable[int | None] = [None] * len(rows)
+        view_ids = self._class_views(conn, rows)
+        hashes = [hashlib.sha256(row.view).digest() for row in rows]
+        batch: int | None = None
         if self.ledger is not None:
-            indices = self.ledger.append_many([_release_entry(partner, r) for r in rows], conn)
+            when = _now()
+            leaves = [release_entry(partner.name, row.stored.id, row.stored.version, h.hex(),
+                                     when).leaf_hash for row, h in zip(rows, hashes, strict=True)]
+            batch = self.ledger.append_many([_batch_entry(partner.name, leaves, when)],
+                                            conn).start
         values = []
-        for row, index in zip(rows, indices, strict=True):
+        for view_id, digest in zip(view_ids, hashes, strict=True):
             seq += 1
-            values.append({
-                "seq": seq, "partner": partner.name, "object_id": row.stored.id,
-                "version": row.stored.version, "type": row.stored.type,
-                "spec_version": row.stored.spec_version, "verdict": row.decision.verdict.value,
-                "reasons": orjson.dumps(list(row.decision.reasons)).decode(),
-                "removed": orjson.dumps(list(row.decision.removed)).decode(),
-                "view": row.view, "view_hash": view_hash(row.view),
-                "fingerprint_id": row.fingerprint_id, "embed_record": row.embed_record,
-                "ledger_index": index, "withdrawn": False,
-            })
+            values.append({"seq": seq, "partner": partner.name, "view": view_id,
+                           "view_hash": digest, "batch": batch, "withdrawn": False})
         conn.execute(releases.insert(), values)
+        if batch is not None:
+            conn.execute(batches.insert().values(ledger_index=batch, first_seq=values[0]["seq"],
+                                                 last_seq=seq))
+
+    @staticmethod
+    def _class_views(conn: sa.Connection, rows: list[_Row]) -> list[int]:
+        """The id of each row's class view: the one kept already (another partner of the
+        class, or an earlier release), or a new one, kept with the chunk's other new views
+        in one compressed chunk."""
+        v = views.c
+        ids = sorted({row.stored.id for row in rows})
+        known: dict[tuple[str, str, bytes, bool], int] = {}
+        for start in range(0, len(ids), 500):
+            stmt = sa.select(v.object_id, v.version, v.digest, v.marked, v.id).where(
+                v.object_id.in_(ids[start:start + 500]))
+            known.update({(r[0], r[1], bytes(r[2]), bool(r[3])): int(r[4])
+                          for r in conn.execute(stmt)})
+        out: list[int] = []
+        new_views: list[dict[str, Any]] = []
+        bodies: list[bytes] = []
+        next_view = int(conn.execute(sa.select(sa.func.max(v.id))).scalar() or 0) + 1
+        chunk_id = int(conn.execute(sa.select(sa.func.max(chunks.c.id))).scalar() or 0) + 1
+        for row in rows:
+            o = row.stored
+            key = (o.id, o.version, hashlib.sha256(row.body).digest()[:8], row.marked)
+            found = known.get(key)
+            if found is None:
+                found = known[key] = next_view
+                next_view += 1
+                removed = list(row.decision.removed)
+                new_views.append({
+                    "id": found, "object_id": o.id, "version": o.version, "type": o.type,
+                    "spec_version": o.spec_version, "chunk": chunk_id, "slot": len(bodies),
+                    "digest": key[2], "marked": row.marked,
+                    "removed": orjson.dumps(removed).decode() if removed else None})
+                bodies.append(row.body)
+            out.append(found)
+        if bodies:
+            sizes, data = pack(bodies)
+            conn.execute(chunks.insert().values(id=chunk_id, codec=CODEC_ZLIB, sizes=sizes,
+                                                data=data))
+            conn.execute(views.insert(), new_views)
+        return out
 
     # -- cursors and current state -------------------------------------------------
     def _cursor(self, partner: str) -> int | None:
@@ -493,11 +536,9 @@ class Releaser:
         out: dict[tuple[str, str], tuple[int, str]] = {}
         with self.store.engine.connect() as conn:
             for start in range(0, len(ids), 500):
-                stmt = sa.select(releases.c.object_id, releases.c.version, releases.c.seq,
-                                 releases.c.view_hash).where(
-                    releases.c.partner == partner, releases.c.withdrawn.is_(False),
-                    releases.c.object_id.in_(ids[start:start + 500]))
-                out.update({(r[0], r[1]): (int(r[2]), r[3]) for r in conn.execute(stmt)})
+                stmt = _live(partner, ids[start:start + 500])
+                out.update({(r[0], r[1]): (int(r[2]), bytes(r[3]).hex())
+                            for r in conn.execute(stmt)})
         return out
 
     def forget_partner(self, partner: str) -> None:
@@ -643,7 +684,8 @@ class _Judge:
         decision = support_view(obj.body, self.recipient, self.context(origin, refs=True))
         if decision.view is None:
             return None
-        return _Row(obj, decision, orjson.dumps(decision.view), None, None)
+        body = orjson.dumps(decision.view)
+        return _Row(obj, decision, body, body, False)
 
     def ref_visible(self, ref: str) -> bool:
         if self._partner is None:
@@ -725,21 +767,44 @@ def _entry_version(version: str) -> str | None:
     return version or None
 
 
-def _release_entry(partner: Partner, row: _Row) -> Any:
+def release_entry(partner: str, object_id: str, version: str, digest_hex: str,
+                  when: datetime | str) -> Any:
+    """The ``release`` entry of one release: a leaf of its batch's tree (the batch entry
+    in the log carries the same ``time``)."""
     from detente.ledger import Entry
 
-    return Entry(
-        kind="release", time=_now(), partner=partner.name, object_id=row.stored.id,
-        object_version=_entry_version(row.stored.version), view_hash=view_hash(row.view),
-        fingerprint_id=row.fingerprint_id,
-    )
+    return Entry(kind="release", time=when, partner=partner, object_id=object_id,
+                 object_version=_entry_version(version), view_hash=digest_hex)
+
+
+def _batch_entry(partner: str, leaves: list[bytes], when: datetime) -> Any:
+    from detente.ledger import BATCH_KIND, Entry, batch_root
+
+    return Entry(kind=BATCH_KIND, time=when, partner=partner,
+                 batch_root=batch_root(leaves).hex(), batch_size=len(leaves))
 
 
 def _withdraw_entries(conn: sa.Connection, seqs: list[int]) -> list[Any]:
     from detente.ledger import Entry
 
-    rows = conn.execute(sa.select(releases.c.partner, releases.c.object_id,
-                                  releases.c.version, releases.c.view_hash)
-                        .where(releases.c.seq.in_(seqs))).all()
-    return [Entry(kind="withdrawal", time=_now(), partner=r[0], object_id=r[1],
-                  object_version=_entry_version(r[2]), view_hash=r[3]) for r in rows]
+    r, v = releases.c, views.c
+    rows = conn.execute(sa.select(r.partner, v.object_id, v.version, r.view_hash)
+                        .select_from(releases.join(views, v.id == r.view))
+                        .where(r.seq.in_(seqs)).order_by(r.seq)).all()
+    return [Entry(kind="withdrawal", time=_now(), partner=row[0], object_id=row[1],
+                  object_version=_entry_version(row[2]), view_hash=bytes(row[3]).hex())
+            for row in rows]
+
+
+def _live(partner: str, ids: Sequence[str]) -> sa.Select[Any]:
+    """(object id, version, seq, view hash) of ``partner``'s live releases of ``ids``."""
+    r, v = releases.c, views.c
+    return (sa.select(v.object_id, v.version, r.seq, r.view_hash)
+            .select_from(releases.join(views, v.id == r.view))
+            .where(r.view.in_(views_of(ids)), r.partner == partner, r.withdrawn.is_(False)))
+
+
+def views_of(ids: Sequence[str]) -> sa.Select[Any]:
+    """The class views of objects ``ids``: written as ``view IN (this)``, the planner looks
+    release rows up by the (view, partner) index instead of walking a partner's rows."""
+    return sa.select(views.c.id).where(views.c.object_id.in_(ids))

@@ -1,4 +1,11 @@
-"""Release records as evidence: what leak attribution and the trust engine read back."""
+"""Release records as evidence: what leak attribution, the ledger proofs and the trust
+engine read back.
+
+A record's view is the exact bytes the partner was served (derived from the class view by
+the node's :class:`ViewSource`, checked against the logged hash); with ``derive=False`` it is
+the class view (the policy's cut before fingerprinting), which is what the trust engine
+compares content with.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +16,9 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
-from detente.release.schema import releases
+from detente.release.path import views_of
+from detente.release.schema import releases, views
+from detente.release.views import ViewSource, load_views, registered
 from detente.store.engine import reader
 
 __all__ = ["ReleaseRecord", "first_releases", "iter_release_records", "iter_views_after",
@@ -29,8 +38,11 @@ class ReleaseRecord:
     view_bytes: bytes
     fingerprint_id: str | None
     embed_record: str | None
+    #: the ledger index of the release batch that logs this release
     ledger_index: int | None
     withdrawn: bool
+    #: SHA-256 of the exact bytes served (hex), as in the release entry
+    view_hash: str = ""
 
     @property
     def object_key(self) -> str:
@@ -47,61 +59,88 @@ class ReleaseRecord:
         return orjson.loads(self.embed_record) if self.embed_record else {}
 
 
+def _joined() -> Any:
+    return releases.join(views, views.c.id == releases.c.view)
+
+
 def iter_release_records(
     engine: sa.Engine, *, partner: str | None = None, include_withdrawn: bool = True,
-    fingerprinted_only: bool = False, batch: int = 2000,
+    fingerprinted_only: bool = False, batch: int = 2000, source: ViewSource | None = None,
+    derive: bool = True, object_id: str | None = None,
 ) -> Iterator[ReleaseRecord]:
-    """Every release row (withdrawn ones too by default: a leak may predate withdrawal)."""
+    """Every release row (withdrawn ones too by default: a leak may predate withdrawal),
+    with each partner's exact view and fingerprint record derived by ``source`` (default:
+    the one registered for ``engine``); ``derive=False``, or no source at all: the class
+    views, no fingerprint (for counting and content lookups).  ``fingerprinted_only``
+    keeps views that carry a fingerprint; ``object_id``: of that object only."""
+    source = (source or registered(engine)) if derive else None
+    r, v = releases.c, views.c
     cond: list[sa.ColumnElement[bool]] = []
     if partner is not None:
-        cond.append(releases.c.partner == partner)
+        cond.append(r.partner == partner)
     if not include_withdrawn:
-        cond.append(releases.c.withdrawn.is_(False))
+        cond.append(r.withdrawn.is_(False))
     if fingerprinted_only:
-        cond.append(releases.c.embed_record.is_not(None))
-    cols = (releases.c.partner, releases.c.object_id, releases.c.version, releases.c.seq,
-            releases.c.view, releases.c.fingerprint_id, releases.c.embed_record,
-            releases.c.ledger_index, releases.c.withdrawn)
+        cond.append(v.marked.is_(True))
+    if object_id is not None:
+        cond.append(r.view.in_(views_of([object_id])))
+    cols = (r.partner, r.seq, r.view, r.view_hash, r.batch, r.withdrawn)
     after = -1
     while True:
-        stmt = (sa.select(*cols).where(*cond, releases.c.seq > after)
-                .order_by(releases.c.seq).limit(batch))
+        stmt = (sa.select(*cols).select_from(_joined()).where(*cond, r.seq > after)
+                .order_by(r.seq).limit(batch))
         with reader(engine).connect() as conn:
             rows = conn.execute(stmt).all()
-        for r in rows:
-            yield ReleaseRecord(r[0], r[1], r[2], int(r[3]), bytes(r[4]), r[5], r[6],
-                                None if r[7] is None else int(r[7]), bool(r[8]))
+            cvs = load_views(conn, (int(x[2]) for x in rows))
+        for who, seq, vid, digest, ledger_index, withdrawn in rows:
+            cv = cvs[int(vid)]
+            served = source.serve(cv, who, bytes(digest)) if source is not None else None
+            if source is not None and served is None:
+                continue  # does not derive to its logged bytes: no evidence of anything
+            if fingerprinted_only and served is not None and served.fingerprint_id is None:
+                continue
+            yield ReleaseRecord(
+                who, cv.object_id, cv.version, int(seq),
+                served.view if served else cv.body,
+                served.fingerprint_id if served else None,
+                served.embed_record if served else None,
+                None if ledger_index is None else int(ledger_index), bool(withdrawn),
+                bytes(digest).hex())
         if len(rows) < batch:
             return
-        after = int(rows[-1][3])
+        after = int(rows[-1][1])
 
 
 def released_versions(engine: sa.Engine, keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
     """Those of ``keys`` (object id, version) released to any partner, ever: one indexed
-    lookup per few hundred keys (echo detection asks this of each incoming page)."""
+    lookup per few hundred keys (echo detection asks this of each incoming page).  A class
+    view is kept only once released, so its row is the answer."""
     wanted = sorted(set(keys))
     found: set[tuple[str, str]] = set()
     with reader(engine).connect() as conn:
         for start in range(0, len(wanted), _IN_CHUNK):
             chunk = wanted[start:start + _IN_CHUNK]
             ids = {oid for oid, _ in chunk}
-            stmt = (sa.select(releases.c.object_id, releases.c.version).distinct()
-                    .where(releases.c.object_id.in_(ids)))
+            stmt = (sa.select(views.c.object_id, views.c.version).distinct()
+                    .where(views.c.object_id.in_(ids)))
             found |= {(r[0], r[1]) for r in conn.execute(stmt)} & set(chunk)
     return found
 
 
 def iter_views_after(engine: sa.Engine, seq: int, batch: int = 1000
                      ) -> Iterator[tuple[str, bytes, int]]:
-    """(partner, view bytes, seq) of every release row after ``seq``, in seq order: what
-    the trust engine indexes incrementally as "what we told whom"."""
+    """(partner, class view bytes, seq) of every release row after ``seq``, in seq order:
+    what the trust engine indexes incrementally as "what we told whom" (the content, less
+    the partner's fingerprint)."""
+    r = releases.c
     while True:
-        stmt = (sa.select(releases.c.partner, releases.c.view, releases.c.seq)
-                .where(releases.c.seq > seq).order_by(releases.c.seq).limit(batch))
+        stmt = (sa.select(r.partner, r.view, r.seq).where(r.seq > seq)
+                .order_by(r.seq).limit(batch))
         with reader(engine).connect() as conn:
             rows = conn.execute(stmt).all()
-        for partner, view, s in rows:
-            yield str(partner), bytes(view), int(s)
+            cvs = load_views(conn, (int(x[1]) for x in rows))
+        for partner, vid, s in rows:
+            yield str(partner), cvs[int(vid)].body, int(s)
         if len(rows) < batch:
             return
         seq = int(rows[-1][2])
@@ -113,11 +152,11 @@ def first_releases(conn: sa.Connection, object_ids: Iterable[str]) -> dict[tuple
     batch: an object we released to a partner before it sent it back is an echo)."""
     wanted = sorted(set(object_ids))
     out: dict[tuple[str, str], int] = {}
-    r = releases.c
+    r, v = releases.c, views.c
     for start in range(0, len(wanted), _IN_CHUNK):
-        stmt = (sa.select(r.partner, r.object_id, sa.func.min(r.seq))
-                .where(r.object_id.in_(wanted[start:start + _IN_CHUNK]))
-                .group_by(r.partner, r.object_id))
+        stmt = (sa.select(r.partner, v.object_id, sa.func.min(r.seq)).select_from(_joined())
+                .where(r.view.in_(views_of(wanted[start:start + _IN_CHUNK])))
+                .group_by(r.partner, v.object_id))
         for partner, oid, seq in conn.execute(stmt):
             if seq is not None:
                 out[(str(partner), str(oid))] = int(seq)
@@ -129,10 +168,10 @@ def released_ids(engine: sa.Engine, partner: str, object_ids: Iterable[str]) -> 
     (withdrawn ones too: it has seen them)."""
     wanted = sorted(set(object_ids))
     found: set[str] = set()
+    r, v = releases.c, views.c
     with reader(engine).connect() as conn:
         for start in range(0, len(wanted), _IN_CHUNK):
-            stmt = sa.select(releases.c.object_id).distinct().where(
-                releases.c.partner == partner,
-                releases.c.object_id.in_(wanted[start:start + _IN_CHUNK]))
-            found.update(r[0] for r in conn.execute(stmt))
+            stmt = sa.select(v.object_id).distinct().select_from(_joined()).where(
+                r.view.in_(views_of(wanted[start:start + _IN_CHUNK])), r.partner == partner)
+            found.update(row[0] for row in conn.execute(stmt))
     return found

@@ -1,37 +1,103 @@
-"""Tables of the release path: every view served, and each partner's progress."""
+"""Tables of the release path: what each partner was released, and each partner's progress.
+
+At rest a release is small (``docs/release.md``, "At rest"):
+
+- ``release_chunks``: the **class views** (the policy's cut of an object version for a
+  policy class, before fingerprinting) of one commit, compressed together;
+- ``release_views``: one row per distinct class view of an object version, shared by every
+  partner it was released to (object id, version, type, where its bytes are, a digest);
+- ``release_rows``: one row per (partner, view) release: its ``seq`` (TAXII date_added),
+  the SHA-256 of the exact bytes the partner is served (the partner's fingerprinted view,
+  derived from the class view when served), the ledger index of the release batch that
+  logged it, and whether it was withdrawn;
+- ``release_batches``: per commit, its ledger leaf and the seq range of its rows.
+
+``release_meta`` records the layout.  A home whose release records are in the earlier
+layout (one ``releases`` row holding every view's bytes and fingerprint record) is refused
+with a clear message when it holds releases; an empty one is replaced.
+"""
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 
-__all__ = ["cursors", "metadata", "releases"]
+__all__ = ["LAYOUT", "LEGACY_TABLE", "batches", "chunks", "cursors", "meta", "metadata",
+           "releases", "views"]
+
+#: the layout tag kept in ``release_meta``; never reused for another layout
+LAYOUT = "2"
+#: the table of layout 1 (before issue 13)
+LEGACY_TABLE = "releases"
 
 metadata = sa.MetaData()
 
-releases = sa.Table(
-    "releases",
+# INTEGER PRIMARY KEY on SQLite makes the key the rowid itself (no second index)
+_Key = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+meta = sa.Table(
+    "release_meta",
     metadata,
-    # TAXII date_added of the view in the partner's `releases` collection: integer µs,
-    # strictly increasing node-wide, assigned in commit order
-    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
-    sa.Column("partner", sa.Text, nullable=False),
+    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+chunks = sa.Table(
+    "release_chunks",
+    metadata,
+    sa.Column("id", _Key, primary_key=True, autoincrement=False),
+    # how ``data`` is encoded: 1 = zlib (RFC 1950) of the views' bytes, concatenated
+    sa.Column("codec", sa.SmallInteger, nullable=False),
+    # each view's length, big-endian uint32
+    sa.Column("sizes", sa.LargeBinary, nullable=False),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+)
+
+views = sa.Table(
+    "release_views",
+    metadata,
+    sa.Column("id", _Key, primary_key=True, autoincrement=False),
     sa.Column("object_id", sa.Text, nullable=False),
     sa.Column("version", sa.Text, nullable=False),
     sa.Column("type", sa.Text, nullable=False),
     sa.Column("spec_version", sa.Text),
-    sa.Column("verdict", sa.Text, nullable=False),
-    sa.Column("reasons", sa.Text, nullable=False),
-    sa.Column("removed", sa.Text, nullable=False),
-    # the exact bytes served, and their SHA-256 (also in the ledger entry)
-    sa.Column("view", sa.LargeBinary, nullable=False),
-    sa.Column("view_hash", sa.Text, nullable=False),
-    sa.Column("fingerprint_id", sa.Text),
-    sa.Column("embed_record", sa.Text),
-    sa.Column("ledger_index", sa.BigInteger),
+    sa.Column("chunk", sa.BigInteger, nullable=False),
+    sa.Column("slot", sa.Integer, nullable=False),
+    # the first 8 bytes of SHA-256 of the class view: finds it again for the next partner
+    # (a collision could only make a release fail its hash check when served: never served)
+    sa.Column("digest", sa.LargeBinary, nullable=False),
+    # served through the fingerprinter (False: as it is — support copies of markings)
+    sa.Column("marked", sa.Boolean, nullable=False),
+    # fields the policy removed (JSON list), NULL when none
+    sa.Column("removed", sa.Text),
+    sa.Index("ix_release_views_object", "object_id"),
+)
+
+releases = sa.Table(
+    "release_rows",
+    metadata,
+    # TAXII date_added of the view in the partner's `releases` collection: integer µs,
+    # strictly increasing node-wide, assigned in commit order
+    sa.Column("seq", _Key, primary_key=True, autoincrement=False),
+    sa.Column("partner", sa.Text, nullable=False),
+    sa.Column("view", sa.BigInteger, nullable=False),
+    # SHA-256 of the exact bytes this partner is served (also in its release entry)
+    sa.Column("view_hash", sa.LargeBinary, nullable=False),
+    # ledger index of the release batch holding this release's entry
+    sa.Column("batch", sa.BigInteger),
     sa.Column("withdrawn", sa.Boolean, nullable=False),
-    sa.Index("ix_releases_partner_seq", "partner", "seq"),
-    sa.Index("ix_releases_partner_object", "partner", "object_id", "version"),
-    sa.Index("ix_releases_object", "object_id", "version"),
+    sa.Index("ix_release_rows_partner_seq", "partner", "seq"),
+    # by class view first: "the releases of these objects" (to one partner, or to any)
+    sa.Index("ix_release_rows_view_partner", "view", "partner"),
+)
+
+batches = sa.Table(
+    "release_batches",
+    metadata,
+    # one per commit of the release path: the ledger leaf of its release-batch entry and
+    # the seq range of its release rows (consecutive: one commit, one partner)
+    sa.Column("ledger_index", _Key, primary_key=True, autoincrement=False),
+    sa.Column("first_seq", sa.BigInteger, nullable=False),
+    sa.Column("last_seq", sa.BigInteger, nullable=False),
 )
 
 cursors = sa.Table(
@@ -41,3 +107,4 @@ cursors = sa.Table(
     # store date_added up to which every object version was evaluated for this partner
     sa.Column("evaluated_to", sa.BigInteger, nullable=False),
 )
+

@@ -3,7 +3,9 @@
 Only rows not withdrawn are served.  ``date_added`` is the release sequence number, so a
 view replaced after a tier change reappears as new to a partner paging by
 ``added_after``.  ``last``/``first`` are decided among the versions released to that
-partner (a version it may not see does not exist for it).
+partner (a version it may not see does not exist for it).  Each view's bytes are derived
+from its class view by the node's :class:`~detente.release.views.ViewSource` and served
+only if they hash to what the release logged (``docs/release.md``, "At rest").
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from detente.errors import StoreError
-from detente.release.schema import releases
+from detente.release.path import views_of
+from detente.release.schema import releases, views
+from detente.release.views import ViewSource, load_views, source_for
 from detente.stix.timestamps import normalise
 from detente.store.base import Query
 from detente.store.engine import reader
@@ -43,9 +47,13 @@ class ReleasePage:
 
 
 def _version_clause(partner: str, selectors: Sequence[str]) -> sa.ColumnElement[bool]:
-    other = releases.alias("other")
-    same = sa.and_(other.c.partner == partner, other.c.object_id == releases.c.object_id,
-                   other.c.withdrawn.is_(False))
+    # the versions of this object (object index) that the partner holds live (the
+    # (partner, view) index): written so, the planner walks the object's few views first
+    # instead of every release of the partner
+    o_r, o_v = releases.alias("o_r"), views.alias("o_v")
+    held = sa.exists().where(o_r.c.view == o_v.c.id, o_r.c.partner == partner,
+                             o_r.c.withdrawn.is_(False))
+    same = sa.and_(o_v.c.object_id == views.c.object_id, held)
     parts: list[sa.ColumnElement[bool]] = []
     exact: list[str] = []
     for sel in selectors:
@@ -53,43 +61,56 @@ def _version_clause(partner: str, selectors: Sequence[str]) -> sa.ColumnElement[
             return sa.true()
         if sel in ("last", "first"):
             agg = sa.func.max if sel == "last" else sa.func.min
-            sub = sa.select(agg(other.c.version)).where(same).scalar_subquery()
-            parts.append(releases.c.version == sub)
+            sub = sa.select(agg(o_v.c.version)).where(same).scalar_subquery()
+            parts.append(views.c.version == sub)
         else:
             exact.append(normalise(sel, field="match[version]"))
     if exact:
-        parts.append(releases.c.version.in_(exact))
+        parts.append(views.c.version.in_(exact))
     return sa.or_(*parts)
 
 
-def read_releases(engine: sa.Engine, partner: str, query: Query) -> ReleasePage:
-    """One page of the views served to ``partner``, in date_added order."""
-    cond = [releases.c.partner == partner, releases.c.withdrawn.is_(False),
+def read_releases(engine: sa.Engine, partner: str, query: Query,
+                  source: ViewSource | None = None) -> ReleasePage:
+    """One page of the views served to ``partner``, in date_added order.  ``source``
+    derives the served bytes (the node's: ``node.releaser.views``, which is also what
+    :func:`~detente.release.views.source_for` finds for the store's engine)."""
+    r, v = releases.c, views.c
+    cond = [r.partner == partner, r.withdrawn.is_(False),
             _version_clause(partner, query.versions or ("last",))]
     if query.types:
-        cond.append(releases.c.type.in_(query.types))
+        cond.append(v.type.in_(query.types))
     if query.ids:
-        cond.append(releases.c.object_id.in_(query.ids))
+        cond.append(r.view.in_(views_of(query.ids)))
     if query.spec_versions:
-        cond.append(releases.c.spec_version.in_(query.spec_versions))
+        cond.append(v.spec_version.in_(query.spec_versions))
     if query.added_after is not None:
-        cond.append(releases.c.seq > query.added_after)
-    cols = (releases.c.partner, releases.c.object_id, releases.c.type, releases.c.version,
-            releases.c.spec_version, releases.c.seq, releases.c.view,
-            releases.c.fingerprint_id, releases.c.ledger_index)
-    # with ids, order by an expression: the planner then uses the (partner, object_id)
-    # index and sorts the few rows, instead of walking all the partner's rows in seq order
-    order = releases.c.seq + 0 if query.ids else releases.c.seq
-    stmt = sa.select(*cols).where(*cond).order_by(order)
+        cond.append(r.seq > query.added_after)
+    cols = (r.seq, r.view, r.view_hash, r.batch)
+    # with ids, order by an expression: the planner then uses the (view, partner) index and
+    # sorts the few rows, instead of walking all the partner's rows in seq order
+    order = r.seq + 0 if query.ids else r.seq
+    stmt = (sa.select(*cols).select_from(releases.join(views, v.id == r.view))
+            .where(*cond).order_by(order))
     if query.limit is not None:
         stmt = stmt.limit(query.limit + 1)
     try:
         with reader(engine).connect() as conn:
             rows = conn.execute(stmt).all()
+            more = query.limit is not None and len(rows) > query.limit
+            rows = rows[: query.limit] if more else rows
+            cvs = load_views(conn, (int(x[1]) for x in rows))
     except sa.exc.SQLAlchemyError as exc:
         raise StoreError(f"cannot read releases: {str(exc).splitlines()[0]}") from None
-    more = query.limit is not None and len(rows) > query.limit
-    rows = rows[: query.limit] if more else rows
-    views = [ReleasedView(r[0], r[1], r[2], r[3], r[4], int(r[5]), bytes(r[6]), r[7],
-                          None if r[8] is None else int(r[8])) for r in rows]
-    return ReleasePage(views, more, views[-1].date_added if views else None)
+    source = source or source_for(engine)
+    out: list[ReleasedView] = []
+    for seq, vid, digest, batch in rows:
+        cv = cvs[int(vid)]
+        served = source.serve(cv, partner, bytes(digest))
+        if served is None:
+            continue  # fail closed: never serve bytes the ledger does not hold
+        out.append(ReleasedView(partner, cv.object_id, cv.type, cv.version, cv.spec_version,
+                                int(seq), served.view, served.fingerprint_id,
+                                None if batch is None else int(batch)))
+    cursor = int(rows[-1][0]) if rows else None
+    return ReleasePage(out, more, cursor)

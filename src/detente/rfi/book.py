@@ -145,6 +145,12 @@ class Rfi:
         return value if isinstance(value, str) else None
 
     @property
+    def observable(self) -> str | None:
+        """A private RFI's observable (the canonical items its holders were asked about)."""
+        value = self.body.get("x_detente_observable")
+        return value if isinstance(value, str) else None
+
+    @property
     def overdue(self) -> bool:
         return bool(self.deadline and not self.closed and
                     self.deadline < datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
@@ -154,6 +160,7 @@ class Rfi:
         return {"id": self.note.id, "from": self.note.provenance.origin,
                 "question": b.get("content"), "about": b.get("object_refs", []),
                 "deadline": self.deadline, "closed": self.closed, "overdue": self.overdue,
+                "private_observable": self.observable,
                 "asked": b.get("created"),
                 "answers": [{"id": a.id, "from": a.provenance.origin,
                              "text": a.body.get("content"),

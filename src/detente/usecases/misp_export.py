@@ -42,7 +42,8 @@ def objects_for(node: Node, partner: str | None) -> Iterator[dict[str, Any]]:
     after: int | None = None
     while True:                                                                  # (2)
         page = read_releases(node.store.engine, known.name,
-                             Query(versions=("last",), added_after=after, limit=_PAGE))
+                             Query(versions=("last",), added_after=after, limit=_PAGE),
+                             node.releaser.views)
         for view in page.views:
             yield orjson.loads(view.view)
         if not page.more:

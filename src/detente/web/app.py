@@ -40,6 +40,8 @@ __all__ = ["SESSION_COOKIE", "create_web_app", "web_routes"]
 SESSION_COOKIE = "detente_session"
 LOGIN_COOKIE = "detente_login"
 MAX_BODY = 40 * 2**20
+#: form fields per request (the RFI form has one checkbox per partner)
+MAX_FIELDS = 400
 Handler = Callable[[Ctx], Response]
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -65,13 +67,16 @@ async def _read_form(request: Request) -> FormInput:
     if length.isdigit() and int(length) > MAX_BODY:
         raise ForbiddenError(f"request body larger than {MAX_BODY // 2**20} MiB")
     try:
-        form = await request.form(max_files=2, max_fields=40, max_part_size=16 * 2**20)
+        form = await request.form(max_files=2, max_fields=MAX_FIELDS,
+                                  max_part_size=16 * 2**20)
     except MultiPartException as exc:
         raise ForbiddenError(f"unreadable form: {exc.message}") from None
     out: FormInput = {}
     for key, value in form.multi_items():
         if isinstance(value, UploadFile):
             out[key] = Upload(value.filename or "", await value.read(MAX_BODY + 1))
+        elif isinstance(out.get(key), str):  # a repeated field (checkboxes): one per line
+            out[key] = f"{out[key]}\n{value}"
         else:
             out[key] = value
     await form.close()
@@ -233,7 +238,13 @@ def web_routes(node: Node, state: WebState | None = None) -> list[BaseRoute]:
         Route("/trace", **page(pages.trace_submit, "POST"), name="trace_submit"),
         Route("/trace/jobs/{job_id}", **page(pages.trace_job), name="trace_job"),
         Route("/trace/jobs/{job_id}/status", **page(pages.trace_status), name="trace_status"),
+        Route("/rfi", **page(pages.rfis), name="rfi"),
+        Route("/rfi", **page(actions.rfi_ask, "POST"), name="rfi_ask"),
+        Route("/rfi/{rfi_id}/answer", **page(actions.rfi_answer, "POST"), name="rfi_answer"),
+        Route("/rfi/{rfi_id}/close", **page(actions.rfi_close, "POST"), name="rfi_close"),
+        Route("/credit", **page(pages.credit), name="credit"),
         Route("/ledger", **page(pages.ledger), name="ledger"),
+        Route("/ledger/entries/{index}", **page(pages.ledger_entry), name="ledger_entry"),
         Route("/ledger/sign", **page(pages.ledger_checkpoint, "POST"),
               name="ledger_sign"),
         Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),

@@ -13,9 +13,10 @@ from datetime import UTC, date, datetime, timedelta
 
 import orjson
 
-from detente.ledger import Entry
+from detente.ledger import BATCH_KIND, Entry
 from detente.node import Node
 from detente.release import ReleaseRecord, iter_release_records
+from detente.release.proofs import batch_entries
 from detente.store.base import Query, StoredObject
 
 __all__ = [
@@ -84,10 +85,13 @@ def day_labels(days: int = 14, today: date | None = None) -> list[date]:
     return [end - timedelta(days=days - 1 - i) for i in range(days)]
 
 
-def release_records(node: Node, partner: str | None = None) -> Iterator[ReleaseRecord]:
-    """Release records, the release tables created first (a new node has none yet)."""
+def release_records(node: Node, partner: str | None = None, *, derive: bool = True,
+                    object_id: str | None = None) -> Iterator[ReleaseRecord]:
+    """Release records, the release tables created first (a new node has none yet);
+    ``derive=False``: without each partner's exact view (counting only)."""
     _ = node.releaser  # the Releaser creates its tables
-    return iter_release_records(node.store.engine, partner=partner)
+    return iter_release_records(node.store.engine, partner=partner, derive=derive,
+                                object_id=object_id)
 
 
 def ledger_tail(node: Node, scan: int = TAIL) -> list[tuple[int, Entry]]:
@@ -105,13 +109,20 @@ class ReleaseLine:
     kind: str
 
 
-def recent_releases(tail: list[tuple[int, Entry]], limit: int = 10) -> list[ReleaseLine]:
-    out = []
-    for i, e in tail:
-        if e.kind in ("release", "withdrawal") and e.partner and e.object_id:
-            out.append(ReleaseLine(i, fmt_time(e.time), e.partner, e.object_id, e.kind))
+def recent_releases(tail: list[tuple[int, Entry]], node: Node | None = None,
+                    limit: int = 10) -> list[ReleaseLine]:
+    """The newest releases and withdrawals in ``tail`` (newest first); with ``node``, a
+    release batch stands for the releases in it."""
+    out: list[ReleaseLine] = []
+    for i, one in tail:
+        shown = [one]
+        if one.kind == BATCH_KIND and node is not None:
+            shown = [e for _s, e in reversed(batch_entries(node.store.engine, node.ledger, i)[1])]
+        for e in shown:
             if len(out) >= limit:
-                break
+                return out
+            if e.kind in ("release", "withdrawal") and e.partner and e.object_id:
+                out.append(ReleaseLine(i, fmt_time(e.time), e.partner, e.object_id, e.kind))
     return out
 
 
@@ -178,7 +189,7 @@ def traffic(node: Node, partner: str | None = None) -> dict[str, PartnerTraffic]
     """Release and receipt counts per partner (one pass over each)."""
     names = [partner] if partner else [p.name for p in node.partners.all()]
     out = {n: PartnerTraffic() for n in names}
-    for r in release_records(node, partner) if names else ():
+    for r in release_records(node, partner, derive=False) if names else ():
         t = out.get(r.partner)
         if t is None:
             continue

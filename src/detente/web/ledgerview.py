@@ -11,7 +11,7 @@ import orjson
 from nacl.signing import VerifyKey
 
 from detente.federation.witnessing.cosignatures import CosignatureBook
-from detente.ledger import Checkpoint, Witness, verify_consistency
+from detente.ledger import Checkpoint, Witness, verify_consistency, verify_inclusion
 from detente.ledger.errors import LedgerError
 from detente.node import Node
 from detente.partners import Partner
@@ -19,7 +19,7 @@ from detente.store.engine import writer
 from detente.web import data
 from detente.web.facts import fmt_time, ledger_tail, names_of
 
-__all__ = ["CheckpointRow", "EntryRow", "PartnerLog", "entry_rows", "ledger_page"]
+__all__ = ["CheckpointRow", "EntryRow", "PartnerLog", "entry_page", "entry_rows", "ledger_page"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,3 +183,33 @@ def ledger_page(node: Node) -> dict[str, Any]:
         "partner_logs": partner_logs(node, partners), "alarms": node.ledger.alarms(),
         "entries": entry_rows(node), "has_partners": bool(partners),
     }
+
+
+def entry_page(node: Node, index: int) -> dict[str, Any]:
+    """One entry as proof: its fields, canonical bytes and leaf hash, and its RFC 9162
+    inclusion proof in the latest signed checkpoint, verified here (what a partner checks
+    with ``detente log verify`` against the checkpoints it witnessed)."""
+    ledger = node.ledger
+    entry = ledger.entry(index)
+    leaf = ledger.leaf_hash(index)
+    cp = ledger.latest_checkpoint()
+    proof: list[bytes] = []
+    if cp is None or index >= cp.size:
+        verdict: tuple[bool | None, str] = (None, "Not yet covered by a signed checkpoint: "
+                                            "sign one on the ledger page, then partners can "
+                                            "check this entry against it.")
+    else:
+        proof = ledger.inclusion_proof(index, cp.size)
+        try:
+            verify_inclusion(leaf, index, cp.size, proof, cp.root)
+            verdict = (True, f"Included in the signed checkpoint of size {cp.size}: inclusion "
+                       f"proof of {len(proof)} hashes verified against its root.")
+        except LedgerError as exc:
+            verdict = (False, f"The inclusion proof does not verify: {exc.message}")
+    summary, full = _summary(entry.detail or "")
+    names = names_of(node, [entry.object_id])
+    return {"index": index, "entry": entry, "time": fmt_time(entry.time), "summary": summary,
+            "full": full, "object_name": names.get(entry.object_id or ""),
+            "canonical": entry.canonical.decode(), "leaf": leaf.hex(),
+            "checkpoint_size": cp.size if cp else None, "root": _b64(cp.root) if cp else None,
+            "proof": [_b64(p) for p in proof], "ok": verdict[0], "verdict": verdict[1]}

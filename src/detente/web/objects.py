@@ -220,7 +220,7 @@ def releases(node: Node, object_id: str) -> list[ReleaseRow]:
     prove = _Prover(node)
     return [ReleaseRow(r.partner, fmt_stix(r.version), fmt_micros(r.released_at), r.withdrawn,
                        r.fingerprint_id, r.ledger_index, prove(r.ledger_index))
-            for r in release_records(node) if r.object_id == object_id]
+            for r in release_records(node, object_id=object_id)]
 
 
 def object_page(node: Node, object_id: str) -> dict[str, Any]:

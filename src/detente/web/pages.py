@@ -11,11 +11,14 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from detente.errors import DetenteError, NotFoundError, ValidationError
 from detente.partners import TIER_NAMES, Partner
+from detente.policy.releasability import RELEASABILITY_EXTENSION_ID
 from detente.release import ReleaseRecord
+from detente.rfi import Rfi
 from detente.trust import PartnerTrust
+from detente.usecases.rfi import PRIVATE_MODES
 from detente.web import charts, data, deconf, facts
 from detente.web.context import Ctx, Upload
-from detente.web.ledgerview import ledger_page
+from detente.web.ledgerview import entry_page, ledger_page
 from detente.web.objects import object_page
 
 MAX_ARTIFACT = 32 * 1024 * 1024
@@ -92,7 +95,7 @@ def dashboard(ctx: Ctx) -> Response:
     inbox = facts.received(node, tuple(p.name for p in partners))
     order = data.credibility_order(node, [o.id for o in inbox])
     inbox.sort(key=lambda o: order.get(o.id, 7))
-    releases = facts.recent_releases(tail)
+    releases = facts.recent_releases(tail, node)
     return ctx.render(
         "dashboard.html", rows=rows, trust_missing=None, trends=trends, trust_clock=TRUST_CLOCK,
         trend_missing=trend_missing, reliability_now=_reliability_now(rows),
@@ -240,3 +243,72 @@ def ledger(ctx: Ctx) -> Response:
 def ledger_checkpoint(ctx: Ctx) -> Response:
     cp = ctx.node.ledger.checkpoint()
     return RedirectResponse(f"/ledger?signed={cp.size}", status_code=303)
+
+
+# -- requests for information and credit -------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class RfiRow:
+    rfi: Rfi
+    #: partners asked (ours) or the asker (theirs)
+    who: list[str]
+    #: answer id -> the ledger entry crediting it (answers to our RFIs)
+    credits: dict[str, int]
+
+
+def _asked(node: Any, rfi: Rfi, names: dict[str, str]) -> list[str]:
+    """Whom our RFI was asked of, from its releasability marking (identities as names)."""
+    out: list[str] = []
+    for ref in rfi.body.get("object_marking_refs") or []:
+        md = node.store.get(ref) if ref.startswith("marking-definition--") else None
+        ext = (md.body.get("extensions") or {}).get(RELEASABILITY_EXTENSION_ID) if md else None
+        if isinstance(ext, dict):
+            out += [names.get(str(x), str(x)) for x in ext.get("releasable_to") or []]
+    return out
+
+
+def _rfi_order(row: RfiRow) -> tuple[bool, str, str]:
+    """Open first, soonest deadline first (none last), then the newest."""
+    return (row.rfi.closed, row.rfi.deadline or "9999", str(row.rfi.body.get("created")))
+
+
+def rfis(ctx: Ctx) -> Response:
+    """GET /rfi: the RFI inbox — partners' questions to us, ours to them — and the forms."""
+    node = ctx.node
+    partners = node.partners.all()
+    by_identity = {p.identity_id: p.name for p in partners if p.identity_id}
+    credited = {a: i for a, _r, _p, i in node.rfis.credited()}
+    rows = []
+    for r in node.rfis.all():
+        who = _asked(node, r, by_identity) if r.ours else [r.note.provenance.origin]
+        rows.append(RfiRow(r, who, {a.id: credited[a.id] for a in r.answers
+                                    if a.id in credited}))
+    rows.sort(key=_rfi_order)
+    refs = [ref for row in rows for ref in row.rfi.body.get("object_refs") or []]
+    refs += [ref for row in rows for a in row.rfi.answers
+             for ref in a.body.get("object_refs") or []]
+    flash = ctx.state.flashes.pop(ctx.session.csrf) if ctx.session else None
+    return ctx.render("rfi.html", incoming=[r for r in rows if not r.rfi.ours],
+                      outgoing=[r for r in rows if r.rfi.ours], partners=partners,
+                      names=facts.names_of(node, refs), tlp_levels=TLP_LEVELS,
+                      psi_modes=PRIVATE_MODES, flash=flash)
+
+
+def credit(ctx: Ctx) -> Response:
+    """GET /credit: ``detente credit`` as a page, each item linked to its ledger entry."""
+    from detente.usecases.credit import credit_report
+
+    lines = credit_report(ctx.node)
+    names = facts.names_of(ctx.node, (oid for line in lines for _w, oid, _i in line.proofs))
+    return ctx.render("credit.html", lines=lines, names=names)
+
+
+def ledger_entry(ctx: Ctx) -> Response:
+    """GET /ledger/entries/{index}: one entry, with its inclusion proof in the latest
+    signed checkpoint, verified here."""
+    text = ctx.request.path_params["index"]
+    size = ctx.node.ledger.size()
+    if not text.isdigit() or int(text) >= size:
+        raise NotFoundError(f"no ledger entry {text} (the ledger holds {size})",
+                            hint="entries are numbered from 0")
+    return ctx.render("ledger_entry.html", **entry_page(ctx.node, int(text)))

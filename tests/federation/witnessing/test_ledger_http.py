@@ -74,7 +74,8 @@ def test_witnessing_collects_cosignatures(fed: Federation) -> None:
 
 def test_proofs_and_entries_endpoints(fed: Federation) -> None:
     us, fr = fed.nodes["us"], fed.nodes["fr"]
-    pull(fr, "us")  # us releases its indicators to fr: release entries about fr
+    pull(fr, "us")  # us releases its indicators to fr: a release batch about fr
+    us.ledger.append_many([note(i) for i in range(2)])
     with fed.client("fr", "us") as client:
         cp = Checkpoint.from_note(client.get_json("/ledger/checkpoint")["note"],
                                   {"detente/us": us.verify_key})
@@ -291,3 +292,36 @@ def test_tampered_proofs_are_refused(fed: Federation) -> None:
     cp = us.ledger.checkpoint()
     with pytest.raises(InclusionProofError):
         verify_inclusion(us.ledger.leaf_hash(0), 0, cp.size, [b"\x00" * 32] * 3, cp.root)
+
+
+def test_a_partner_reads_its_own_release_batches_only(fed: Federation) -> None:
+    """Releases are logged one batch leaf per commit; the partner fetches the release
+    entries under its own batches and checks them against the batch root.  Anyone else's
+    batch, or a leaf that is no batch, answers exactly like a leaf past the end."""
+    from detente.ledger import BATCH_KIND, wire
+
+    us, fr = fed.nodes["us"], fed.nodes["fr"]
+    pull(fr, "us")
+    us.releaser.catch_up("ru")
+    us.ledger.append_many([note(1)])
+    batches = {i: e for i, e in us.ledger.entries() if e.kind == BATCH_KIND}
+    mine = next(i for i, e in batches.items() if e.partner == "fr")
+    theirs = next(i for i, e in batches.items() if e.partner == "ru")
+    plain = us.ledger.size() - 1
+    with fed.client("fr", "us") as client:
+        doc = client.get_json("/ledger/batch", {"index": mine})
+        got = wire.read_batch(doc, mine, batches[mine], "batch")
+        assert got and all(e.kind == "release" and e.partner == "fr" for e in got)
+        # a batch whose entries were reordered or cut no longer makes its root
+        for forged in ({**doc, "entries": doc["entries"][::-1]},
+                       {**doc, "entries": doc["entries"][:-1]}):
+            if forged["entries"] != doc["entries"]:
+                with pytest.raises(ProofError):
+                    wire.read_batch(forged, mine, batches[mine], "batch")
+    answers = []
+    for index in (theirs, plain, 10**6):
+        with fed.raw("fr", "us") as raw:
+            r = raw.get("/ledger/batch", params={"index": index})
+        assert r.status_code == 404 and tuple(r.json()) == ERROR_KEYS
+        answers.append(r.json()["title"])
+    assert len(set(answers)) == 1, "another's batch must look like no batch at all"

@@ -106,7 +106,7 @@ class _Pusher:
         engine, size = self.node.store.engine, self.client.limits.page_size
         while True:
             query = Query(versions=("all",), added_after=after, limit=size)
-            page = read_releases(engine, self.client.name, query)
+            page = read_releases(engine, self.client.name, query, self.node.releaser.views)
             yield from page.views
             if not page.more:
                 return

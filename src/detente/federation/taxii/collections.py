@@ -120,7 +120,8 @@ class Reader:
         return self._inbox(query)
 
     def _releases(self, partner: str, query: Query) -> Listing:
-        page = read_releases(self.node.store.engine, partner, query)
+        page = read_releases(self.node.store.engine, partner, query,
+                             self.node.releaser.views)
         rows = [Row(v.id, v.version, v.date_added, v.view) for v in page.views]
         return Listing(rows, page.more, page.cursor)
 

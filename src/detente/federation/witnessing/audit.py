@@ -12,7 +12,10 @@
       key: ``detente log check-evidence``) and raises the alarm;
   (3) fetch every leaf up to the checkpoint (ours in full, others' as hashes), check each
       entry of ours hashes to its leaf, and recompute the root from all leaves;
-  (4) check the inclusion proof of every ``release`` entry addressed to us;
+  (4) check the inclusion proof of every ``release`` entry addressed to us, and of every
+      ``release-batch`` entry addressed to us, whose release entries we then fetch
+      (``/ledger/batch``) and check against the batch's root and size (the two-level proof
+      of :mod:`detente.ledger.batch`);
   (5) match every object version we hold from that partner (``origin = partner``) to a
       release entry: the entry's ``view_hash`` is SHA-256 of the exact bytes the partner
       served, and we compare it with SHA-256 of the bytes we stored (``StoredObject.raw``).
@@ -35,6 +38,7 @@ from detente.federation.http.client import PartnerClient
 from detente.federation.witnessing.names import node_witness, origin_of, witness_keys
 from detente.federation.witnessing.witness import fetch_checkpoint, reconcile
 from detente.ledger import (
+    BATCH_KIND,
     Checkpoint,
     Entry,
     EquivocationError,
@@ -155,6 +159,13 @@ def _check_inclusion(partner: str, client: PartnerClient, cp: Checkpoint, index:
     verify_inclusion(entry.leaf_hash, index, cp.size, proof, cp.root)
 
 
+def _batch_releases(partner: str, client: PartnerClient, index: int, batch: Entry
+                    ) -> list[Entry]:
+    """(4) The release entries under one of our release batches, checked against it."""
+    doc = client.get_json("/ledger/batch", {"index": index})
+    return wire.read_batch(doc, index, batch, f"release batch {index} of {partner}")
+
+
 def _check_received(node: Node, partner: str, releases: list[Entry],
                     out: LogVerification) -> None:
     """(5) Every version we hold from the partner has a release entry with its hash."""
@@ -189,5 +200,10 @@ def verify_partner_log(node: Node, partner: str, client: PartnerClient) -> LogVe
         if entry.kind == "release":
             _check_inclusion(partner, client, cp, index, entry)
             out.releases_included += 1
+        elif entry.kind == BATCH_KIND:
+            _check_inclusion(partner, client, cp, index, entry)
+            members = _batch_releases(partner, client, index, entry)
+            releases += members
+            out.releases_included += len(members)
     _check_received(node, partner, releases, out)  # (5)
     return out

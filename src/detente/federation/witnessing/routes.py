@@ -10,6 +10,9 @@ GET    ``/ledger/proofs/inclusion?index=I&size=N``   RFC 9162 inclusion proof of
 GET    ``/ledger/proofs/consistency?old=M&new=N``    RFC 9162 consistency proof M → N
 GET    ``/ledger/entries?start=S&end=E&limit=L``     leaves [S, E): the caller's own entries in
                                                      full (canonical JSON), others' as hashes
+GET    ``/ledger/batch?index=I``                     the release entries under the caller's
+                                                     own release batch at leaf I (one that is
+                                                     not the caller's is "not found")
 POST   ``/ledger/cosignatures``  ``{"note": …}``     a witness hands back its cosignature
 GET    ``/ledger/witnessed``                         the partners' checkpoints this node last
                                                      cosigned (gossip: how split views surface)
@@ -34,6 +37,7 @@ from detente.federation.witnessing.cosignatures import CosignatureBook
 from detente.federation.witnessing.names import node_witness, origin_of
 from detente.ledger import Checkpoint, CheckpointError, SignatureError, wire
 from detente.node import Node
+from detente.release.proofs import batch_entries
 
 __all__ = ["MAX_ENTRIES_PAGE", "ledger_routes"]
 
@@ -88,6 +92,20 @@ class _LedgerService:
                for v in rows]
         more = stop < end
         return wire.entries_doc(start, end, out, more, stop if more else None)
+
+    def batch(self, partner: str, index: int) -> dict[str, Any]:
+        """The release entries of the caller's release batch at leaf ``index``; any other
+        leaf (another partner's batch, another kind, past the end) answers alike."""
+        missing = NotFoundError(f"no release batch of yours at leaf {index}")
+        if index >= self._size():
+            raise missing
+        try:
+            batch, members = batch_entries(self.node.store.engine, self.node.ledger, index)
+        except NotFoundError:
+            raise missing from None
+        if batch.partner != partner:
+            raise missing
+        return wire.batch_doc(index, [e for _seq, e in members])
 
     def cosign(self, partner: str, body: bytes) -> dict[str, Any]:
         # (1) the body is {"note": <our checkpoint, cosigned>}, and we signed that checkpoint
@@ -156,6 +174,10 @@ def ledger_routes(node: Node) -> list[BaseRoute]:
         doc = await run_in_threadpool(svc.entries, partner, start, end, limit)
         return json_response(doc)
 
+    async def batch(request: Request, partner: str) -> Response:
+        index = int_param(request, "index")
+        return json_response(await run_in_threadpool(svc.batch, partner, index))
+
     async def cosign(request: Request, partner: str) -> Response:
         body = await read_body(request, _MAX_COSIGN_BODY)
         return json_response(await run_in_threadpool(svc.cosign, partner, body), 201)
@@ -171,6 +193,7 @@ def ledger_routes(node: Node) -> list[BaseRoute]:
         route("/ledger/proofs/inclusion", inclusion),
         route("/ledger/proofs/consistency", consistency),
         route("/ledger/entries", entries),
+        route("/ledger/batch", batch),
         route("/ledger/cosignatures", cosign, "POST"),
         route("/ledger/witnessed", witnessed),
     ]

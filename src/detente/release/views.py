@@ -1,0 +1,189 @@
+"""Class views at rest, and the partner's view derived from one when it is served.
+
+A **class view** is the policy's cut of an object version for a policy class: the bytes
+every partner of the class would get if nobody were fingerprinted.  The release path keeps
+each distinct class view once (compressed with the other views of its commit, see
+:mod:`detente.release.schema`) and, per partner, only the SHA-256 of the exact bytes that
+partner is served.  Serving derives those bytes again: the node's embedder (the keyed
+fingerprinter) is deterministic for (class view, partner, object version), so the bytes are
+the same on every request, and :meth:`ViewSource.serve` checks them against the recorded
+hash before anything leaves — a view that no longer derives to its hash (the fingerprint
+secret or code changed under it) is not served (fail closed) and is reported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import sys
+import threading
+import weakref
+import zlib
+from array import array
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+
+from detente.errors import StoreError
+from detente.release.schema import chunks, views
+
+__all__ = ["CODEC_ZLIB", "ClassView", "Embedder", "Served", "ViewSource", "load_views",
+           "pack", "registered", "source_for", "unpack"]
+
+log = logging.getLogger(__name__)
+
+#: (view, partner, object_key) -> (fingerprinted view, fingerprint id, embed record JSON)
+Embedder = Callable[[dict[str, Any], str, str], tuple[dict[str, Any], str | None, str | None]]
+
+CODEC_ZLIB = 1
+_DERIVED_CACHE = 4096
+_IN_CHUNK = 400
+
+
+def pack(bodies: Sequence[bytes]) -> tuple[bytes, bytes]:
+    """(sizes, data) of a chunk: lengths as big-endian uint32, the bodies zlib-compressed."""
+    sizes = array("I", [len(b) for b in bodies])
+    if sizes.itemsize != 4:  # pragma: no cover - every platform detente runs on
+        raise StoreError("uint32 arrays are not 4 bytes on this platform")
+    if sys.byteorder == "little":
+        sizes.byteswap()
+    return sizes.tobytes(), zlib.compress(b"".join(bodies), 6)
+
+
+def unpack(codec: int, sizes: bytes, data: bytes) -> list[bytes]:
+    """The bodies of a chunk; anything malformed is a :class:`StoreError`."""
+    if codec != CODEC_ZLIB or len(sizes) % 4:
+        raise StoreError(f"release chunk has an unknown codec {codec!r} or bad sizes")
+    lengths = array("I")
+    lengths.frombytes(sizes)
+    if sys.byteorder == "little":
+        lengths.byteswap()
+    try:
+        raw = zlib.decompress(data)
+    except zlib.error as exc:
+        raise StoreError(f"release chunk does not decompress: {exc}") from None
+    if sum(lengths) != len(raw):
+        raise StoreError("release chunk sizes do not match its data")
+    out, at = [], 0
+    for n in lengths:
+        out.append(raw[at:at + n])
+        at += n
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class ClassView:
+    """One class view at rest: what it is a view of, and its bytes."""
+
+    id: int
+    object_id: str
+    version: str
+    type: str
+    spec_version: str | None
+    marked: bool
+    body: bytes
+
+    @property
+    def object_key(self) -> str:
+        return f"{self.object_id}|{self.version}"
+
+
+def load_views(conn: sa.Connection, ids: Iterable[int]) -> dict[int, ClassView]:
+    """The class views ``ids``, each chunk read and decompressed once."""
+    wanted = sorted(set(ids))
+    rows: list[Any] = []
+    v = views.c
+    for start in range(0, len(wanted), _IN_CHUNK):
+        rows += conn.execute(sa.select(v.id, v.object_id, v.version, v.type, v.spec_version,
+                                       v.marked, v.chunk, v.slot)
+                             .where(v.id.in_(wanted[start:start + _IN_CHUNK]))).all()
+    chunk_ids = sorted({int(r.chunk) for r in rows})
+    bodies: dict[int, list[bytes]] = {}
+    for start in range(0, len(chunk_ids), _IN_CHUNK):
+        stmt = sa.select(chunks.c.id, chunks.c.codec, chunks.c.sizes, chunks.c.data).where(
+            chunks.c.id.in_(chunk_ids[start:start + _IN_CHUNK]))
+        for cid, codec, sizes, data in conn.execute(stmt):
+            bodies[int(cid)] = unpack(int(codec), bytes(sizes), bytes(data))
+    out: dict[int, ClassView] = {}
+    for r in rows:
+        chunk = bodies.get(int(r.chunk))
+        if chunk is None or not 0 <= int(r.slot) < len(chunk):
+            raise StoreError(f"release view {r.id}: its bytes are missing (chunk {r.chunk})")
+        out[int(r.id)] = ClassView(int(r.id), r.object_id, r.version, r.type, r.spec_version,
+                                   bool(r.marked), chunk[int(r.slot)])
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Served:
+    """A partner's view as served: its bytes, fingerprint id and embed record (JSON)."""
+
+    view: bytes
+    fingerprint_id: str | None
+    embed_record: str | None
+
+
+class ViewSource:
+    """Derives partners' views from class views (the embedder is the node's fingerprinter;
+    ``None``: views are served as their class view).  Thread-safe; the most recent derived
+    views are kept (bounded)."""
+
+    def __init__(self, embedder: Embedder | None, cache: int = _DERIVED_CACHE) -> None:
+        self.embedder = embedder
+        self._size = cache
+        self._lock = threading.Lock()
+        self._cache: OrderedDict[tuple[int, str], Served] = OrderedDict()
+
+    def derive(self, body: bytes, partner: str, object_key: str, marked: bool) -> Served:
+        """The partner's view of a class view (what the release path hashes and logs)."""
+        if self.embedder is None or not marked:
+            return Served(body, None, None)
+        value = orjson.loads(body)
+        view, fp_id, record = self.embedder(value, partner, object_key)
+        return Served(orjson.dumps(view), fp_id, record)
+
+    def serve(self, cv: ClassView, partner: str, expected: bytes | None) -> Served | None:
+        """The bytes ``partner`` is served for ``cv``, or None when they do not hash to
+        ``expected`` (then nothing is served, and the mismatch is logged)."""
+        key = (cv.id, partner)
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is not None:
+                self._cache.move_to_end(key)
+        if hit is None:
+            hit = self.derive(cv.body, partner, cv.object_key, cv.marked)
+            if expected is not None and hashlib.sha256(hit.view).digest() != expected:
+                log.error("release of %s to %s no longer derives to its logged hash: "
+                          "not served", cv.object_key, partner)
+                return None
+            with self._lock:
+                self._cache[key] = hit
+                while len(self._cache) > self._size:
+                    self._cache.popitem(last=False)
+        return hit
+
+
+#: the view source of each store engine's releaser (see :func:`source_for`)
+_SOURCES: weakref.WeakKeyDictionary[sa.Engine, ViewSource] = weakref.WeakKeyDictionary()
+
+
+def register(engine: sa.Engine, source: ViewSource) -> None:
+    """Make ``source`` the one readers of ``engine`` derive views with (the releaser of
+    that store registers itself when it is built)."""
+    _SOURCES[engine] = source
+
+
+def registered(engine: sa.Engine) -> ViewSource | None:
+    """The view source registered for ``engine`` (None: no releaser built for it yet)."""
+    return _SOURCES.get(engine)
+
+
+def source_for(engine: sa.Engine) -> ViewSource:
+    """The view source registered for ``engine``; without one, views are served as their
+    class views — so a fingerprinted view, whose logged hash is of other bytes, is not
+    served at all (fail closed)."""
+    return _SOURCES.get(engine) or ViewSource(None)
