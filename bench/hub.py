@@ -12,8 +12,12 @@ pragmas, in the same run):
 - ingest end to end (objects/s, trust included);
 - releases/s during catch-up, and the time until every partner's cursor reaches the last
   stored version (``catchup_s``), checked by paging one partner's whole collection;
-- p50/p99 of a 100-object TAXII page *while* the catch-up runs (Basic auth);
-- peak RSS of ``serve`` (VmHWM);
+- p50/p99 of a 100-object TAXII page *while* the catch-up runs, asked in turn with Basic
+  auth (each client's first page, which pays the argon2 check of its secret, is printed
+  apart) and signed by the partner node (RFC 9421: a nonce is written per request, so a
+  signed page also waits for the write lock the releaser holds while it commits a chunk);
+- peak RSS of ``serve``: the server process and its releaser process (VmHWM of each,
+  summed: an upper bound of the pair's peak), each also printed;
 - bytes at rest per release (store growth during catch-up / releases).
 
 ``--quick``: 100,000 objects x 3 partners (the issue's hub; several minutes on 2 loaded
@@ -43,6 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import free_port
 from _stixgen import TLP_GREEN
 from detente.federation.exchange.local import ingest_local
+from detente.federation.http.client import PartnerClient, SyncError, open_partner_client
 from detente.node import Node
 from detente.release.schema import releases
 
@@ -82,6 +87,21 @@ def vm_hwm_mb(pid: int) -> float:
         return float("nan")
 
 
+def quantiles(ms: list[float]) -> tuple[float, float]:
+    """p50 and p99 (nan when nothing was measured)."""
+    lat = sorted(ms)
+    if not lat:
+        return float("nan"), float("nan")
+    return statistics.median(lat), lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+
+
+def children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except (OSError, ValueError):
+        return []
+
+
 def floor_rate(rows: int, tmp: Path) -> float:
     """Raw inserts of one index row per release, 500 a transaction, same pragmas and
     indexes as the releases table (partner, seq) and (partner, object, version)."""
@@ -119,12 +139,16 @@ def main() -> None:
     home = tmp / "hub"
     hub = Node.init(home, "hub", url=f"http://127.0.0.1:{port}", communities="coalition")
     creds = []
+    others: list[Node] = []  # the partner nodes: they sign their requests
     for i in range(np_):
         other = Node.init(tmp / f"p{i}", f"p{i}")
         hub.partners.add(f"p{i}", url=f"http://127.0.0.1:{9000 + i}",
                          public_key=other.public_key_b64, tier=2,
                          communities=frozenset({"coalition"}), identity_id=other.identity_id)
-        other.close()
+        other.partners.add("hub", url=f"http://127.0.0.1:{port}",
+                           public_key=hub.public_key_b64, tier=2,
+                           communities=frozenset({"coalition"}), identity_id=hub.identity_id)
+        others.append(other)
         creds.append((f"c{i}", hub.partners.add_client(f"c{i}", f"p{i}")[1]))
     # (1) ingest end to end, the function `detente ingest` runs (trust included)
     t0 = time.perf_counter()
@@ -143,24 +167,48 @@ def main() -> None:
     base = f"http://127.0.0.1:{port}"
     started = time.perf_counter()
     latencies: list[float] = []
+    signed: list[float] = []
+    first: list[float] = []  # each client's first page: the argon2 check of its secret
     stop = threading.Event()
-    peak = [0.0]
+    peaks: dict[int, float] = {}
+
+    def sample() -> None:
+        for pid in [proc.pid, *children(proc.pid)]:
+            peaks[pid] = max(peaks.get(pid, 0.0), vm_hwm_mb(pid))
+
+    def signed_page(partner: PartnerClient) -> None:
+        t = time.perf_counter()
+        try:
+            partner.get_reply(OBJECTS, {"limit": 100})
+        except SyncError:
+            time.sleep(0.05)  # not up yet
+            return
+        signed.append((time.perf_counter() - t) * 1000)
 
     def reader() -> None:
+        partners = [open_partner_client(o, "hub", timeout_s=60) for o in others]
         with httpx.Client(base_url=base, headers=HEADERS, timeout=60) as client:
             i = 0
             while not stop.is_set():
-                user, secret = creds[i % len(creds)]
-                i += 1
+                if i % 2:  # every other page: a partner node's signed request
+                    signed_page(partners[i // 2 % len(partners)])
+                    i += 1
+                    stop.wait(0.05)
+                    continue
+                user, secret = creds[i // 2 % len(creds)]
                 t = time.perf_counter()
                 try:
                     r = client.get(OBJECTS, params={"limit": 100}, auth=(user, secret))
                 except httpx.HTTPError:
                     time.sleep(0.05)
                     continue
+                i += 1
                 if r.status_code == 200:
-                    latencies.append((time.perf_counter() - t) * 1000)
+                    ms = (time.perf_counter() - t) * 1000
+                    (latencies if len(first) == len(creds) else first).append(ms)
                 stop.wait(0.05)
+        for partner in partners:
+            partner.close()
 
     watcher = Node.open(home)
     thread = threading.Thread(target=reader, daemon=True)
@@ -168,7 +216,7 @@ def main() -> None:
     try:
         while True:
             cursors = watcher.releaser.cursors()
-            peak[0] = max(peak[0], vm_hwm_mb(proc.pid))
+            sample()
             if len(cursors) == np_ and min(cursors.values()) >= (last or 0):
                 break
             if time.perf_counter() - started > args.timeout or proc.poll() is not None:
@@ -188,7 +236,7 @@ def main() -> None:
                 if not env_.get("more"):
                     break
                 params = {"limit": 1000, "next": env_["next"]}
-        peak[0] = max(peak[0], vm_hwm_mb(proc.pid))
+        sample()
     finally:
         stop.set()
         proc.terminate()
@@ -197,26 +245,34 @@ def main() -> None:
         released = int(conn.execute(sa.select(sa.func.count()).select_from(releases)).scalar()
                        or 0)
     watcher.close()
+    for other in others:
+        other.close()
     checkpoint(home)
     per_release = (db_bytes(home) - before) / max(released, 1)
     floor = floor_rate(released, tmp)
     rate = released / catchup_s
-    lat = sorted(latencies)
-    p50 = statistics.median(lat) if lat else float("nan")
-    p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))] if lat else float("nan")
+    p50, p99 = quantiles(latencies)
+    s50, s99 = quantiles(signed)
     print(f"hub n={n:,} partners={np_} (load average {load:.1f} at start)")
     print(f"detente  ingest end to end: {n / ingest_s:,.0f} objects/s ({ingest_s:.1f} s)")
     print(f"detente  catch-up in serve: {released:,} releases in {catchup_s:.1f} s = "
           f"{rate:,.0f}/s; p0 then paged {total:,} objects")
     print(f"detente  100-object page during catch-up: p50 {p50:.1f} ms, p99 {p99:.1f} ms "
-          f"({len(lat)} pages)")
-    print(f"detente  serve peak RSS {peak[0]:.0f} MB; {per_release:,.0f} bytes at rest per "
-          f"release")
+          f"({len(latencies)} pages, Basic); signed: p50 {s50:.1f} ms, p99 {s99:.1f} ms "
+          f"({len(signed)} pages)")
+    server = peaks.pop(proc.pid, float("nan"))
+    rss = server + sum(peaks.values())
+    print(f"detente  first page of each client (argon2): "
+          f"{', '.join(f'{ms:.0f}' for ms in first)} ms")
+    print(f"detente  serve peak RSS {rss:.0f} MB (server {server:.0f} MB, releaser "
+          f"{', '.join(f'{mb:.0f}' for mb in peaks.values()) or 'in-process'} MB); "
+          f"{per_release:,.0f} bytes at rest per release")
     print(f"floor    one index row per release (raw SQLite inserts): {floor:,.0f}/s; "
           f"detente/floor = {rate / floor:.3f}")
     assert total >= n, f"p0 reads {total} of {n}"
     print(f"RESULT hub ingest_e2e_per_s={n / ingest_s:.0f} releases_per_s={rate:.0f} "
-          f"page_p99_ms={p99:.1f} catchup_s={catchup_s:.1f} serve_rss_mb={peak[0]:.0f} "
+          f"page_p99_ms={p99:.1f} signed_page_p99_ms={s99:.1f} catchup_s={catchup_s:.1f} "
+          f"serve_rss_mb={rss:.0f} "
           f"bytes_per_release={per_release:.0f} floor_releases_per_s={floor:.0f}")
 
 

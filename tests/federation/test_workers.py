@@ -297,7 +297,13 @@ def test_uvicorn_workers_serve_the_same_home(pair: Pair, tmp_path: Path) -> None
         assert r.status_code in (303, 429)
         children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True,
                                   text=True, check=False).stdout.split()
-        assert len(children) >= 2, children
+        assert len(children) >= 3, children  # two workers and one releaser process
+        releasers = [c for c in children
+                     if b"releaser_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+        assert len(releasers) == 1, "serve --workers 2 runs one releaser for its workers"
+        for worker in set(children) - set(releasers):  # the workers run none of their own
+            assert not subprocess.run(["pgrep", "-P", worker], capture_output=True,
+                                      text=True, check=False).stdout.split()
     finally:
         proc.terminate()
         _out, err = proc.communicate(timeout=30)

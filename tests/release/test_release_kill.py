@@ -150,3 +150,49 @@ def test_sigkill_mid_release_loses_nothing_and_duplicates_nothing(tmp_path: Path
                                   if watcher.releaser.decide(o, watcher.partners.get(name))
                                   .allowed)
     watcher.close()
+
+
+@pytest.mark.slow
+def test_sigkill_of_serves_releaser_process_loses_nothing_and_it_is_restarted(
+        tmp_path: Path) -> None:
+    """``detente serve`` releases in a child process (``assembly.ReleaserProcess``):
+    killed mid catch-up, it leaves whole chunks; the upkeep starts it again and the
+    restarted one completes the catch-up, every allowed version released exactly once."""
+    from detente.assembly import ReleaserProcess
+
+    home = _home(tmp_path)
+    watcher = Node.open(home)
+    releaser = ReleaserProcess(home, 0.05, restart_after_s=0)
+    try:
+        releaser.ensure()
+        first = releaser.pid
+        assert first is not None
+        # (1) kill it as soon as its first chunk is committed (bounded wait)
+        deadline = time.monotonic() + 120
+        while not watcher.releaser.cursors():
+            assert releaser.running, "the releaser process ended before it could be killed"
+            assert time.monotonic() < deadline, "no chunk committed within 120 s"
+            time.sleep(0.005)
+        os.kill(first, signal.SIGKILL)
+        while releaser.running:
+            assert time.monotonic() < deadline, "SIGKILL did not end the releaser"
+            time.sleep(0.01)
+        partial = _check(watcher, complete=False)
+        cursors = watcher.releaser.cursors()
+        assert len(cursors) < len(PARTNERS) or min(cursors.values()) < watcher.store.last_added()
+        # (2) the upkeep's release task starts it again; it completes the catch-up
+        releaser.ensure()
+        assert releaser.running and releaser.pid != first
+        last = watcher.store.last_added()
+        deadline = time.monotonic() + 600
+        while len(cursors := watcher.releaser.cursors()) < len(PARTNERS) \
+                or min(cursors.values()) != last:
+            assert releaser.running, "the restarted releaser process died"
+            assert time.monotonic() < deadline, f"not caught up within 600 s: {cursors}"
+            time.sleep(0.05)
+    finally:
+        status = releaser.stop()
+    assert status == 0, "the releaser did not stop cleanly when its server closed the pipe"
+    final = _check(watcher, complete=True)
+    assert all(final[name] >= partial[name] for name in PARTNERS)
+    watcher.close()

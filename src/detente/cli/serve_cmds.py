@@ -37,7 +37,13 @@ def serve(
     deconfliction at /deconflict/ and the analyst UI at / (Starlette on uvicorn)."""
     import uvicorn
 
-    from detente.assembly import WORKER_AUTHORITIES_ENV, WORKER_HOME_ENV, build_app, worker_app
+    from detente.assembly import (
+        WORKER_AUTHORITIES_ENV,
+        WORKER_HOME_ENV,
+        Upkeep,
+        build_app,
+        worker_app,
+    )
     from detente.federation.http.auth import default_authorities
 
     node = open_node(home)
@@ -56,12 +62,17 @@ def serve(
                     **proxy_options(node))
         return
     # uvicorn's workers each import the app: they open the same home (one PostgreSQL
-    # database) and build the same app, with its own background releaser
+    # database) and build the same app; one releaser process, started here, serves them all
     os.environ[WORKER_HOME_ENV] = str(node.home)
     os.environ[WORKER_AUTHORITIES_ENV] = ",".join(sorted(authorities))
-    uvicorn.run(f"{worker_app.__module__}:{worker_app.__name__}", factory=True,
-                workers=workers, host=bind_host, port=bind_port, log_level="warning",
-                **proxy_options(node))
+    releaser = Upkeep.releaser_only(node)
+    releaser.start()
+    try:
+        uvicorn.run(f"{worker_app.__module__}:{worker_app.__name__}", factory=True,
+                    workers=workers, host=bind_host, port=bind_port, log_level="warning",
+                    **proxy_options(node))
+    finally:
+        releaser.stop()
 
 
 def check_workers(node: Node, workers: int) -> None:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from detente.errors import NotFoundError
 from detente.release.claims import Claims
-from detente.release.path import Releaser, ReleaseRun
+from detente.release.path import BATCH, Releaser, ReleaseRun
 
 __all__ = ["PendingRun", "release_pending"]
 
@@ -60,13 +60,17 @@ def release_pending(
     should_stop: Callable[[], bool] | None = None,
     budget_s: float | None = None,
     on_chunk: Callable[[str, ReleaseRun], None] | None = None,
+    chunk: int = BATCH,
 ) -> PendingRun:
     """Catch every partner (or those named) up with what was stored since its cursor.
 
     ``should_stop`` and ``budget_s`` end the run between chunks (the serve worker passes
     its stop flag and a time slice so other upkeep tasks get their turn); the rest is
     released by the next run.  ``on_chunk(partner, chunk run)`` after each committed
-    chunk (the progress bar).  Unknown partner names are a :class:`NotFoundError`."""
+    chunk (the progress bar).  ``chunk``: versions per chunk, i.e. per write transaction
+    (``serve`` takes smaller ones than ``detente release``: a request that writes — a
+    signed request's nonce — waits for the one in progress).  Unknown partner names are
+    a :class:`NotFoundError`."""
     started = time.monotonic()
     out = PendingRun()
     names = list(partners) if partners is not None else [
@@ -98,7 +102,8 @@ def release_pending(
                     continue
                 try:
                     # the cursor as the last holder left it (no chunk thrown away)
-                    step = releaser.catch_up_from(name, releaser.cursors().get(name))
+                    step = releaser.catch_up_from(name, releaser.cursors().get(name),
+                                                  chunk)
                 except NotFoundError:  # removed meanwhile: nothing more to release to it
                     active.remove(name)
                     continue

@@ -90,7 +90,8 @@ class Gate:
         self.failures = FailureLimiter(node.store.engine)
 
     def client(self, user: str, secret: str, address: str = "unknown") -> Client:
-        """Check a credential: (1) a recent success, cached under a keyed digest, needs no
+        """Check a credential: (1) a success checked within the last
+        ``_CREDENTIAL_TTL_S`` of use, cached under a keyed digest, needs no
         hash, only one read that the credential is still stored as it was checked (the
         cache never outlives a removal, on any worker); (2) an address over its attempt
         budget is refused by one read, before any hashing; (3) the attempt is counted
@@ -101,9 +102,14 @@ class Gate:
         failure keeps it."""
         key = hmac.digest(self._cache_key, f"{user}\0{secret}".encode(), "sha256")
         hit = self._clients.get(key)                                           # (1)
-        if hit is not None and hit[1] > time.monotonic() \
+        now = time.monotonic()
+        if hit is not None and hit[1] > now \
                 and self.node.partners.client_of_user(user) == hit[0]:
-            return hit[0]  # still stored as checked: a removed or re-keyed one is not
+            # still stored as checked (a removed or re-keyed one is not); kept while in use,
+            # so a busy client pays the hash once, not once per TTL (a page every 30 s
+            # waited ~50 ms-2 s for argon2 under load: the p99 of bench/hub.py)
+            self._clients[key] = (hit[0], now + _CREDENTIAL_TTL_S)
+            return hit[0]
         self.failures.check(address)                                           # (2)
         window = self.failures.reserve(address)                                # (3)
         try:                                                                   # (4)
