@@ -92,7 +92,8 @@ def matching_work(threshold: int, participants: int, capacity: int) -> int:
     shape = shape_for(threshold, capacity)
     if threshold <= 2:
         return participants * shape.slots
-    return shape.bins * math.comb(participants, threshold - 1) * shape.load ** (threshold - 1)
+    combos = math.comb(participants, threshold - 1)
+    return int(shape.bins * combos * shape.load ** (threshold - 1))
 
 
 def _kdf(run_id: bytes, label: bytes, tag: bytes, size: int = 32) -> bytes:

@@ -513,9 +513,9 @@ class Reconstructor:
         if len({u.result_key for u in opened}) != len(opened):
             raise ReplayError("two uploads carry the same result key (a replayed upload)")
         xs: set[int] = set()
-        for k, u in enumerate(opened):
-            mine = {s.x for s in u.shares}
-            if len(mine) != len(u.shares) or xs & mine:
+        for k, opened_k in enumerate(opened):
+            mine = {sh.x for sh in opened_k.shares}
+            if len(mine) != len(opened_k.shares) or xs & mine:
                 raise ReplayError(f"upload {k} repeats a share (a replayed or copied upload)")
             xs |= mine
         self._done = True
@@ -553,7 +553,8 @@ def pack_frames(parts: Sequence[bytes]) -> bytes:
 
 def unpack_frames(blob: bytes, expected: int) -> list[bytes]:
     """The ``expected`` frames of :func:`pack_frames`, or a :class:`ProtocolError`."""
-    out, pos = [], 0
+    out: list[bytes] = []
+    pos = 0
     while pos < len(blob):
         if pos + 4 > len(blob) or len(out) >= expected:
             raise ProtocolError(f"framing broken at byte {pos}")
