@@ -468,6 +468,9 @@ class Reconstructor:
         self.spec = spec
         self._key = nacl.public.PrivateKey.generate()
         self._done = False
+        #: what R learns beyond N opaque uploads: per over-threshold group, how many
+        #: (anonymous, shuffled) uploads it spans — sorted, for the leakage tests
+        self.learned: list[int] = []
 
     @property
     def public_key(self) -> bytes:
@@ -526,9 +529,11 @@ class Reconstructor:
                 bins[s // shape.load].append((u, s, share))
         over: list[dict[int, list[bytes]]] = [{} for _ in opened]
         for group in _shares.find_groups(bins, self.spec.threshold):
+            self.learned.append(len({u for u, _s in group}))
             for u, s in group:
                 co = {v: opened[v].blobs[t] for v, t in group if v != u}
                 over[u][s] = list(co.values())
+        self.learned.sort()
         return [self._seal(up, over[u]) for u, up in enumerate(opened)]
 
     def _seal(self, up: _Upload, over: Mapping[int, list[bytes]]) -> bytes:
