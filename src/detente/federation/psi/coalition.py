@@ -130,7 +130,8 @@ def _entry(node: Node, spec: RunSpec, *, outcome: str, size: int | None,
     if reason:
         doc["reason"] = reason[:400]
     if counters is not None:
-        doc["multiplications"] = counters.multiplications
+        doc.update(multiplications=counters.multiplications, hashes=counters.hashes,
+                   bytes_sent=counters.bytes_sent, bytes_received=counters.bytes_received)
     partner = spec.initiator if spec.initiator != node.name else None
     return Entry(kind="deconfliction", time=datetime.now(UTC), partner=partner,
                  detail=orjson.dumps(doc, option=orjson.OPT_SORT_KEYS).decode())
@@ -275,7 +276,9 @@ class _CoalitionService:
             if sender != run.spec.initiator or run.step != "joined":
                 raise ProtocolError("only the initiator asks, once, for our blinded list")
             run.step = "blinded"
-            return run.participant.blinded()
+            out = run.participant.blinded()
+            run.participant.counters.bytes_sent += len(out)
+            return out
 
     def raise_for(self, sender: str, rid: str, body: bytes) -> bytes:
         run = self._run(rid, sender)
@@ -295,6 +298,7 @@ class _CoalitionService:
 
     def go(self, sender: str, rid: str, capacity: int, body: bytes) -> bytes:
         run = self._run(rid, sender)
+        run.participant.counters.bytes_received += len(body)
         with run.lock:
             if sender != run.spec.initiator or run.step != "blinded":
                 raise ProtocolError("only the initiator starts our ring, once, after blinding")
@@ -312,9 +316,11 @@ class _CoalitionService:
         for other in spec.others(self.node.name):
             if other == spec.initiator:
                 continue  # it applied its key before handing us the list
+            me.counters.bytes_sent += len(elements)
             with self.client(self.node, other) as http:
                 elements = http.post_bytes(f"/deconflict/coalition/{spec.run_id.hex()}/raise",
                                            elements)
+            me.counters.bytes_received += len(elements)
         me.unblind(elements)
         run.step = "upload"
         return me.upload(capacity, self._reconstructor_key(run))
@@ -435,12 +441,19 @@ class _Initiator:
         self.me = Participant(spec, node.name, items.items, pointers=pointers,
                               budgets=budgets, book=SqlBudgetBook(writer(node.store.engine)))
         self.step = "join"
+        self.wire = Counters()
+
+    @property
+    def counters(self) -> Counters:
+        c = self.me.counters
+        return Counters(c.hashes, c.multiplications, self.wire.bytes_sent,
+                        self.wire.bytes_received)
 
     def post(self, partner: str, step: str, body: bytes, **params: object) -> bytes:
         with self.client(self.node, partner) as http:
             data = http.post_bytes(f"{self.path}/{step}", body, params or None)
-        self.me.counters.bytes_sent += len(body)
-        self.me.counters.bytes_received += len(data)
+        self.wire.bytes_sent += len(body)  # what crossed the wire (we relay too)
+        self.wire.bytes_received += len(data)
         return data
 
     def join(self, pool: ThreadPoolExecutor) -> dict[str, int]:
@@ -472,8 +485,9 @@ class _Initiator:
                     f"{max(sizes.values())} items needs ~{work:,} candidate polynomials",
                     hint="use a lower threshold or smaller sets (T = 2 is linear)")
             self.step = "blind"
-            raised = {p: self.me.raise_for(p, self.post(p, "blinded", b""))  # (2)
-                      for p in self.others}
+            lists = pool.map(lambda p: self.me.raise_for(p, self.post(p, "blinded", b"")),
+                             self.others)                                    # (2)
+            raised = dict(zip(self.others, lists, strict=True))
             self.step = "ring"
             futures = {p: pool.submit(self.post, p, "go", raised[p], capacity=capacity)
                        for p in self.others}                                 # (3)
@@ -527,10 +541,10 @@ def run_coalition(node: Node, others: Sequence[str], threshold: int, items: Item
     _save(node, spec, mine, labels)
     index = node.ledger.append(_entry(node, spec, outcome="completed", size=mine.size,
                                       matched=len(mine.matched),
-                                      counters=initiator.me.counters))
+                                      counters=initiator.counters))
     matched = tuple(dict.fromkeys(labels[i] for i in mine.matched))
     pointers: dict[str, tuple[ContactPointer, ...]] = {}
     for item, found in mine.pointers.items():
         pointers.setdefault(labels[item], tuple(found))
-    return CoalitionOutcome(spec, sizes, capacity, matched, pointers, initiator.me.counters,
+    return CoalitionOutcome(spec, sizes, capacity, matched, pointers, initiator.counters,
                             index, time.perf_counter() - started)
