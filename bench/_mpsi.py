@@ -2,8 +2,9 @@
 thread of this process, as `detente serve` would), each holding ``size`` of its own
 observables, one of them running ``detente deconflict --with … --threshold T`` end to end.
 
-Sets: participant ``p`` holds addresses ``[p·size/2, p·size/2 + size)`` of one numbering,
-so neighbours share half their items (T = 2 matches about half of each set). The timed part
+Sets: participant ``p`` holds addresses ``[p·d, p·d + size)`` of one numbering with
+``d = size / T``, so the initiator's last ``size/T`` items are held by T participants
+(T = 2: neighbours share half their sets). The timed part
 is :func:`run_coalition` only (seeding the stores is not). Reported per participant, from
 each one's ledger entry: group operations (ristretto255 multiplications; hashes to the group)
 and protocol bytes sent and received (the initiator's figure includes what it relays).
@@ -39,7 +40,7 @@ def _address(k: int) -> str:
 
 
 @contextmanager
-def coalition(tmp: Path, n: int, size: int) -> Iterator[dict[str, Node]]:
+def coalition(tmp: Path, n: int, size: int, step: int) -> Iterator[dict[str, Node]]:
     names = sorted(NAMES[:n])
     socks = {name: listening_socket() for name in names}
     nodes = {name: Node.init(tmp / name, name, url=url_of(socks[name])) for name in names}
@@ -56,7 +57,7 @@ def coalition(tmp: Path, n: int, size: int) -> Iterator[dict[str, Node]]:
             if p:  # the initiator (the first) runs from the CLI: it serves nothing
                 objs = [validate({"type": "ipv4-addr", "spec_version": "2.1",
                                   "id": f"ipv4-addr--{uuid.uuid4()}",
-                                  "value": _address(p * size // 2 + k)}) for k in range(size)]
+                                  "value": _address(p * step + k)}) for k in range(size)]
                 node.store.put_many(objs, Provenance())
                 served.append(serve_app(build_app(node), socks[name]))
         yield nodes
@@ -76,7 +77,8 @@ def _entry(node: Node) -> dict[str, Any]:
 
 
 def run_case(n: int, size: int, threshold: int) -> dict[str, float]:
-    with tempfile.TemporaryDirectory() as tmp, coalition(Path(tmp), n, size) as nodes:
+    step = size // threshold
+    with tempfile.TemporaryDirectory() as tmp, coalition(Path(tmp), n, size, step) as nodes:
         first, *others = sorted(nodes)
         mine = ItemsSpec("observables", tuple(
             i for k in range(size) for i in observable("ipv4-addr", _address(k))))
@@ -84,7 +86,8 @@ def run_case(n: int, size: int, threshold: int) -> dict[str, float]:
         outcome = run_coalition(nodes[first], others, threshold, mine)
         seconds = time.perf_counter() - started
         entries = {name: _entry(node) for name, node in nodes.items()}
-    expected = size // 2  # the next participant holds the upper half of ours
+    expected = sum(1 for k in range(size)
+                   if sum(p * step <= k < p * step + size for p in range(n)) >= threshold)
     if len(outcome.matched) != expected:
         raise SystemExit(f"coalition case wrong: {len(outcome.matched)} matched, "
                          f"expected {expected}")

@@ -19,6 +19,7 @@ from tests.federation.live import Federation, federation
 
 from detente.deconflict import BudgetExceeded, Item, observable
 from detente.deconflict.coalition import RunSpec, new_run
+from detente.errors import ValidationError
 from detente.federation.psi.coalition import coalition_runs, run_coalition
 from detente.federation.psi.remote import ItemsSpec
 from detente.federation.psi.sets import own_set
@@ -108,7 +109,7 @@ def test_operations_only_in_pointer_mode(fed: Federation) -> None:
     spec = ItemsSpec.operations_json([{
         "name": "strike", "latitude": 35.95, "longitude": 39.0, "radius_m": 100,
         "start": "2025-11-20T08:00:00Z", "end": "2025-11-20T09:00:00Z"}])
-    with pytest.raises(Exception, match="pointer"):
+    with pytest.raises(ValidationError, match="not offered in coalition membership mode"):
         run_coalition(fed.nodes["us"], ["fr", "ru"], 2, spec)
 
 
