@@ -33,7 +33,8 @@ class _QueryByDefault(TyperGroup):
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         if args and args[0] not in self.commands and not args[0].startswith("-"):
             args = ["query", *args]
-        elif args and (args[0] == "--with" or args[0].startswith("--with=")):
+        elif args and args[0] not in self.commands and any(
+                a == "--with" or a.startswith("--with=") for a in args):
             args = ["coalition", *args]
         return super().parse_args(ctx, args)
 

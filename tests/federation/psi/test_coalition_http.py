@@ -177,8 +177,8 @@ def test_cli(fed: Federation, tmp_path: Path, capsys: pytest.CaptureFixture[str]
             "--observables", str(mine), "--home", us)
     assert r.code == 0, r.err
     assert RAQQA_C2 in r.out and "198.51.100.200" not in r.out
-    r = run(capsys, "deconflict", "--with", "fr", "--threshold", "3",
-            "--observables", str(mine), "--home", us)
+    r = run(capsys, "deconflict", "--home", us, "--with", "fr", "--threshold", "3",
+            "--observables", str(mine))
     assert r.code == 1 and "threshold 3" in r.err
     assert own_set(fed.nodes["fr"], "observables").items  # fr's own set was used
     assert Item("ipv4-addr", RAQQA_C2) in own_set(fed.nodes["fr"], "observables").items
