@@ -47,6 +47,7 @@ from typing import Any
 import nacl.exceptions
 import nacl.public
 import nacl.secret
+import orjson
 
 from detente.deconflict import _group, _shares
 from detente.deconflict.budget import BudgetBook, Budgets
@@ -188,8 +189,6 @@ class ContactPointer:
 
     @classmethod
     def from_plain(cls, raw: bytes) -> ContactPointer:
-        import orjson
-
         try:
             doc = orjson.loads(raw.rstrip(b"\x00"))
             return cls(str(doc["node"]), str(doc["handle"]), str(doc["contact"]))
@@ -198,8 +197,6 @@ class ContactPointer:
 
 
 def _canonical(doc: Mapping[str, Any]) -> bytes:
-    import orjson
-
     return orjson.dumps(dict(doc), option=orjson.OPT_SORT_KEYS)
 
 
