@@ -159,6 +159,11 @@ def test_deviating_requests_are_refused(fed: Federation) -> None:
     with fed.raw("us", target) as client:
         wrong = _post(client, f"{path}/join", orjson.dumps({"spec": other.to_json()}))
         assert wrong.status_code == 400 and "does not match" in wrong.text
+    stranger = new_run("us", ["fr", "it"], 2, "observables")  # "it" is not fr's partner
+    with fed.raw("us", "fr") as client:
+        unknown = _post(client, f"/deconflict/coalition/{stranger.run_id.hex()}/join",
+                        orjson.dumps({"spec": stranger.to_json()}))
+        assert unknown.status_code == 404 and "it" in unknown.text
     refused = [r for r in coalition_records(fed.nodes[target]) if r["outcome"] == "refused"]
     assert refused and "ristretto255" in refused[0]["reason"]
 
