@@ -11,7 +11,11 @@ every message to bytes and parsing it back):
   (hash-partitioned halves run at once, so both get the same cores);
 * balanced 2^20 × 2^20: the same without the one-thread run;
 * unbalanced 2^12 requester × 2^20 responder with the responder's set prepared (and the
-  requester holding its digest) beforehand: online time only (detente).
+  requester holding its digest) beforehand: online time only (detente);
+* coalition (``bench/_mpsi.py``): 5 live nodes on loopback, 10,000 items each, T = 2, end
+  to end (``mpsi_n5_10k_s``, with group operations and protocol bytes per participant);
+  the full run adds T = 3 over 5 × 1,000 (``mpsi_n5_1k_t3_s``). ``--mpsi-only`` runs
+  just these.
 
 Every run is timed twice: wall clock, and CPU seconds (``time.process_time``, all threads of
 the process; the anchor reports its own). On a shared machine the wall clock depends on how
@@ -294,13 +298,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="2^16 × 2^16 comparison only")
     parser.add_argument("--seed", type=int, default=2015)
+    parser.add_argument("--mpsi-only", action="store_true", help="the coalition case only")
     args = parser.parse_args()
     keys = ["t16_s", "t16_1t_s", "card16_s", "openmined_t16_s", "openmined2p_t16_s",
             "cpu16_s", "openmined_cpu16_s", "ratio16", "ratio16_eq", "ratio16_cpu", "load16",
             "t20_s", "card20_s", "openmined_t20_s", "openmined2p_t20_s", "cpu20_s",
             "openmined_cpu20_s", "ratio20", "ratio20_eq", "ratio20_cpu", "load20",
-            "unbalanced_online_s", "bytes20", "floor16_s", "floor20_s", "load"]
+            "unbalanced_online_s", "bytes20", "floor16_s", "floor20_s",
+            "mpsi_n5_10k_s", "mpsi_mults_per_participant", "mpsi_bytes_per_participant",
+            "mpsi_initiator_bytes", "mpsi_n5_1k_t3_s", "load"]
     fields: dict[str, str] = dict.fromkeys(keys, "na")
+    if args.mpsi_only:
+        coalition_cases(fields, full=not args.quick)
+        fields["load"] = f"{os.getloadavg()[0]:.2f}"
+        print("RESULT psi " + " ".join(f"{k}={v}" for k, v in fields.items()))
+        return
     rates = primitives()
     print(f"one core, CPU per operation, this run (1-min load average {os.getloadavg()[0]:.2f}):")
     for name, t in rates.items():
@@ -336,8 +348,27 @@ def main() -> None:
         print(f"2^12 x 2^20 prepared  online {online:.3f} s  found {found}  online bytes {wire}  "
               f"(offline: prepare+decode {offline:.1f} s, digest {setup} B)")  # fmt: skip
         fields["unbalanced_online_s"] = f"{online:.3f}"
+    coalition_cases(fields, full=not args.quick)
     fields["load"] = f"{os.getloadavg()[0]:.2f}"
     print("RESULT psi " + " ".join(f"{k}={v}" for k, v in fields.items()))
+
+
+def coalition_cases(fields: dict[str, str], *, full: bool) -> None:
+    from _mpsi import run_case
+
+    r = run_case(5, 10_000, 2)
+    print(f"coalition N=5 T=2 10k each  {r['s']:.1f} s  matched {int(r['matched'])}  "
+          f"multiplications/participant mean {r['mults_mean']:.0f} max {int(r['mults_max'])}  "
+          f"protocol bytes/participant {r['bytes_mean'] / 1e6:.2f} MB "
+          f"(initiator, relaying: {r['bytes_initiator'] / 1e6:.2f} MB)")  # fmt: skip
+    fields.update({"mpsi_n5_10k_s": f"{r['s']:.1f}",
+                   "mpsi_mults_per_participant": f"{r['mults_mean']:.0f}",
+                   "mpsi_bytes_per_participant": f"{r['bytes_mean']:.0f}",
+                   "mpsi_initiator_bytes": f"{r['bytes_initiator']:.0f}"})
+    if full:
+        t3 = run_case(5, 1_000, 3)
+        print(f"coalition N=5 T=3 1k each  {t3['s']:.1f} s")
+        fields["mpsi_n5_1k_t3_s"] = f"{t3['s']:.1f}"
 
 
 if __name__ == "__main__":

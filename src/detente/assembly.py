@@ -26,6 +26,7 @@ from starlette.routing import BaseRoute
 
 from detente.federation.exchange.claims import claim_routes
 from detente.federation.exchange.keys import key_routes
+from detente.federation.psi.coalition import coalition_routes
 from detente.federation.psi.routes import deconflict_routes
 from detente.federation.taxii.server import create_app
 from detente.federation.witnessing.routes import ledger_routes
@@ -60,7 +61,8 @@ WORKER_AUTHORITIES_ENV = "DETENTE_SERVE_AUTHORITIES"
 
 def _extra_routes(node: Node) -> list[BaseRoute]:
     """Every route beside TAXII: the ledger, deconfliction, key rotation, the UI at /."""
-    return [*ledger_routes(node), *deconflict_routes(node), *key_routes(node),
+    return [*ledger_routes(node), *deconflict_routes(node), *coalition_routes(node),
+            *key_routes(node),
             *claim_routes(node), *web_routes(node)]
 
 

@@ -178,6 +178,11 @@ CASES: list[tuple[str, str, int]] = [
     ("review close", "x --why x", 2),
     ("deconflict query", "fr --items {files}/ops.json --mode bogus", 2),
     ("deconflict query", "fr --items {files}/good.json", 1),  # fr is not running
+    ("deconflict coalition", "--with fr --observables {files}/good.json", 1),  # fr is down
+    ("deconflict coalition", "--with fr --threshold 3 --observables {files}/good.json", 1),
+    ("deconflict coalition", "--with fr --observables {files}/good.json "
+     "--names {files}/good.json", 2),
+    ("deconflict coalition", "--with fr --threshold 1 --observables {files}/good.json", 2),
     ("deconflict load-operations", "{files}/ops.json", 0),
     ("deconflict load-operations", "{files}/leak.txt", 1),
     ("deconflict load-operations", "", 2),

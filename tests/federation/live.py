@@ -21,6 +21,7 @@ from detente.federation.exchange.intake import receive
 from detente.federation.http.client import PartnerClient, open_partner_client
 from detente.federation.http.render import TAXII_MEDIA
 from detente.federation.http.signatures import NodeAuth
+from detente.federation.psi.coalition import coalition_routes
 from detente.federation.psi.routes import deconflict_routes
 from detente.federation.taxii.server import create_app
 from detente.federation.witnessing.routes import ledger_routes
@@ -33,7 +34,8 @@ Served = LiveServer
 def serve(node: Node, sock: socket.socket, routes: Sequence[BaseRoute] | None = None) -> Served:
     """Serve ``node`` (TAXII + ledger + deconfliction routes) on ``sock`` in a thread."""
     if routes is None:
-        routes = [*ledger_routes(node), *deconflict_routes(node), *claim_routes(node)]
+        routes = [*ledger_routes(node), *deconflict_routes(node), *coalition_routes(node),
+                  *claim_routes(node)]
     return serve_app(create_app(node, extra_routes=routes), sock)
 
 

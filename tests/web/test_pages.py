@@ -242,3 +242,37 @@ def test_times_and_versions_are_readable(client: TestClient, node: Node) -> None
     html = client.get(f"/objects/{find(node, 'Safe house uplink (France only)')}").text
     assert "000000000Z</" not in html and "2025-11-05 00:00:00 UTC" in html
     assert 'title="2025-11-05T00:00:00.000000000Z"' in html  # the exact value on hover
+
+
+def test_deconfliction_coalition_run_renders(client: TestClient,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from typing import ClassVar
+
+    from detente.deconflict.coalition import ContactPointer, new_run
+
+    seen: list[Any] = []
+
+    class Outcome:
+        spec = new_run("us", ["fr"], 2, "observables")
+        matched = ("198.51.100.7",)
+        pointers: ClassVar[dict[str, tuple[ContactPointer, ...]]] = {
+            "198.51.100.7": (ContactPointer("fr", "h-1", "desk@fr"),)}
+        ledger_index, seconds = 9, 1.0
+
+    def fake_run(node: Node, partners: list[str], threshold: int, spec: Any,
+                 mode: str) -> Outcome:
+        seen.append((partners, threshold, spec.kind, len(spec.items), mode))
+        return Outcome()
+
+    monkeypatch.setattr(deconf, "coalition_runner", lambda: fake_run)
+    token = csrf_of(client.get("/deconfliction").text)
+    form = {"csrf_token": token, "form": "coalition", "with-fr": "on", "threshold": "2",
+            "kind": "ipv4-addr", "items": "198.51.100.7\n10.1.1.1", "pointer": "on"}
+    r = client.post("/deconfliction", data=form)
+    assert r.status_code == 200, r.text
+    assert seen == [(["fr"], 2, "observables", 2, "pointer")]
+    assert "<strong>1</strong> of your 2 items" in r.text and "desk@fr" in r.text
+    r = client.post("/deconfliction", data={**form, "threshold": "3"})
+    assert r.status_code == 400 and "threshold must be a number from 2 to 2" in r.text
+    r = client.post("/deconfliction", data={k: v for k, v in form.items() if k != "with-fr"})
+    assert r.status_code == 400 and "choose at least one partner" in r.text

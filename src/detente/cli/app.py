@@ -68,7 +68,9 @@ COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
     "review": (("trust_cmds",), "Reviews opened by refuted high-importance reports."),
     "deconflict": (("deconflict_cmds",), "Private deconfliction (PSI) with a partner: "
                    "`detente deconflict PARTNER --mode M (--items FILE | --observables | "
-                   "--operations FILE | --alignment FILE)`."),
+                   "--operations FILE | --alignment FILE)`, or with a coalition: `detente "
+                   "deconflict --with P --with Q --threshold T (--observables FILE | --names "
+                   "FILE | --operations FILE)`."),
     "operator": (("web_cmds",), "Operator accounts of the web UI (argon2id-hashed "
                  "passwords)."),
     "feed": (("sync_cmds",), "TAXII 2.1 feeds this node pulls (any server; unsigned)."),

@@ -1,7 +1,10 @@
-"""`detente deconflict`: private set intersection with a partner, and what we offer.
+"""`detente deconflict`: private set intersection with a partner or a coalition, and what
+we offer.
 
     detente deconflict PARTNER --mode M (--items FILE | --observables | --operations FILE
                                          | --alignment FILE) [--grid G] [--json]
+    detente deconflict --with P [--with P …] --threshold T (--observables FILE
+                       | --names FILE | --operations FILE) [--pointer] [--grid G] [--json]
     detente deconflict load-operations FILE [--replace]
     detente deconflict budget [PARTNER] [--items N] [--queries N] [--ratio R]
 """
@@ -24,18 +27,24 @@ JsonOption = Annotated[bool, typer.Option("--json", help="print JSON")]
 
 
 class _QueryByDefault(TyperGroup):
-    """``detente deconflict PARTNER …`` runs the ``query`` subcommand."""
+    """``detente deconflict PARTNER …`` runs the ``query`` subcommand, ``detente deconflict
+    --with P …`` the ``coalition`` one."""
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         if args and args[0] not in self.commands and not args[0].startswith("-"):
             args = ["query", *args]
+        elif args and args[0] not in self.commands and any(
+                a == "--with" or a.startswith("--with=") for a in args):
+            args = ["coalition", *args]
         return super().parse_args(ctx, args)
 
 
 deconflict_app = typer.Typer(
     cls=_QueryByDefault, no_args_is_help=True,
     help="Private deconfliction (PSI) with a partner: `detente deconflict PARTNER --mode M "
-         "(--items FILE | --observables | --operations FILE | --alignment FILE)`.")
+         "(--items FILE | --observables | --operations FILE | --alignment FILE)`, or with a "
+         "coalition: `detente deconflict --with P --with Q --threshold T (--observables FILE "
+         "| --names FILE | --operations FILE)`.")
 
 
 def register(app: typer.Typer) -> None:
@@ -113,6 +122,67 @@ def query(
                       highlight=False, markup=False)
     console.print(f"recorded in our ledger at #{outcome.ledger_index} (no items)",
                   highlight=False)
+
+
+@deconflict_app.command("coalition", hidden=True)
+def coalition(
+    partners: Annotated[list[str], typer.Option("--with", help="another participant "
+                                                "(repeat; 1 to 9 of them)")],
+    threshold: Annotated[int, typer.Option("--threshold", min=2, help="report an item of "
+                                           "ours when at least T participants, us "
+                                           "included, hold it")] = 2,
+    observables: Annotated[Path | None, typer.Option("--observables", help="JSON list of "
+                                                     "observables or patterns, or a STIX "
+                                                     "bundle")] = None,
+    names: Annotated[Path | None, typer.Option("--names", help="JSON list of names "
+                                               "({kind, name} or STIX objects)")] = None,
+    operations: Annotated[Path | None, typer.Option("--operations", help="JSON list of "
+                                                    "planned operations (pointer mode)")]
+    = None,
+    pointer: Annotated[bool, typer.Option("--pointer", help="also learn whom to call: the "
+                                          "co-holders' contact pointers")] = False,
+    grid: Annotated[str | None, typer.Option("--grid", help="place-time grid, e.g. "
+                                             "r8:d500:b3600:s0")] = None,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Ask a coalition which of our items at least T of us hold, without anyone seeing the
+    lists (over-threshold multi-party PSI; docs/deconfliction.md)."""
+    from detente.federation.psi.coalition import run_coalition
+    from detente.federation.psi.remote import ItemsSpec
+    from detente.federation.psi.sets import parse_grid
+
+    chosen = [x for x in (observables, names, operations) if x is not None]
+    if len(chosen) != 1:
+        raise UsageError("choose one of --observables FILE, --names FILE, --operations FILE")
+    node = open_node(home)
+    if operations is not None:
+        spec = ItemsSpec.operations_json(_read_json(operations), parse_grid(grid))
+        pointer = True  # where and when never leave: operations are pointer mode only
+    else:
+        spec = ItemsSpec.from_json(_read_json(chosen[0]))
+        wanted = "observables" if observables is not None else "names"
+        if spec.kind != wanted:
+            raise ValidationError(f"{chosen[0]} holds {spec.kind}, not {wanted}")
+    if threshold > len(set(partners)) + 1:
+        raise ValidationError(f"threshold {threshold} is more than the "
+                              f"{len(set(partners)) + 1} participants")
+    outcome = run_coalition(node, sorted(set(partners)), threshold, spec,
+                            mode="pointer" if pointer else "membership")
+    if as_json:
+        _dump(outcome.to_json())
+        return
+    console.print(f"coalition run {outcome.spec.run_id.hex()[:12]} over {spec.kind} with "
+                  f"{', '.join(outcome.spec.participants)}: [bold]{len(outcome.matched)}[/] "
+                  f"of our {len(spec.items)} items held by at least {threshold} of us "
+                  f"({outcome.seconds:.1f} s)", highlight=False)
+    for label in outcome.matched:
+        console.print(f"  held by >= {threshold}: {label}", highlight=False, markup=False)
+        for p in outcome.pointers.get(label, ()):
+            console.print(f"    call {p.node}: {p.contact} (handle {p.handle})",
+                          highlight=False, markup=False)
+    console.print(f"recorded in our ledger at #{outcome.ledger_index} (no items); each "
+                  f"participant recorded its own", highlight=False)
 
 
 @deconflict_app.command("load-operations")

@@ -1,5 +1,6 @@
-"""The deconfliction page: encode the analyst's items, run a query with a partner, and
-show the budgets in play (what we give partners, what we used of theirs today)."""
+"""The deconfliction page: encode the analyst's items, run a query with a partner or a
+coalition run with several, and show the budgets in play (what we give partners, what we
+used of theirs today)."""
 
 from __future__ import annotations
 
@@ -30,10 +31,13 @@ __all__ = [
     "ITEM_KINDS",
     "MODES",
     "BudgetRow",
+    "CoalitionAnswer",
     "QueryAnswer",
     "budget_rows",
+    "coalition_runner",
     "encode_items",
     "run",
+    "run_coalition",
 ]
 
 MAX_LINES = 10_000
@@ -156,3 +160,42 @@ def budget_rows(node: Node) -> list[BudgetRow]:
         rows.append(BudgetRow(p.name, budgets.for_partner(p.name), used.queries, used.items,
                               asked, refused))
     return rows
+
+
+@dataclass(frozen=True, slots=True)
+class CoalitionAnswer:
+    run_id: str
+    participants: tuple[str, ...]
+    threshold: int
+    sent: int
+    matched: tuple[str, ...]
+    pointers: dict[str, list[str]]
+    ledger_index: int | None
+    seconds: float
+
+
+def coalition_runner() -> Any:
+    """The initiator of a coalition run over signed HTTP (tests replace it)."""
+    from detente.federation.psi.coalition import run_coalition as runner
+
+    return runner
+
+
+def run_coalition(node: Node, partners: list[str], threshold: str, kind: str, text: str,
+                  pointer: bool) -> CoalitionAnswer:
+    """One coalition run with ``partners`` (docs/deconfliction.md, Coalition
+    deconfliction): which of our items at least ``threshold`` of us hold."""
+    if not partners:
+        raise ValidationError("choose at least one partner to run with")
+    for p in partners:
+        node.partners.get(p)
+    if not threshold.isdigit() or not 2 <= int(threshold) <= len(partners) + 1:
+        raise ValidationError(f"threshold must be a number from 2 to {len(partners) + 1}")
+    spec = _spec(node, kind, text)
+    out = coalition_runner()(node, sorted(partners), int(threshold), spec,
+                             mode="pointer" if pointer else "membership")
+    pointers = {label: [f"{p.node}: {p.contact} (handle {p.handle})" for p in found]
+                for label, found in out.pointers.items()}
+    return CoalitionAnswer(out.spec.run_id.hex(), tuple(out.spec.participants),
+                           int(threshold), len(spec.items), tuple(out.matched), pointers,
+                           out.ledger_index, out.seconds)

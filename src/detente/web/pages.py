@@ -163,7 +163,19 @@ def deconfliction(ctx: Ctx) -> Response:
     result: Any = None
     error: str | None = None
     encoded = 0
-    if ctx.form is not None:
+    coalition: Any = None
+    chosen: list[str] = []
+    if ctx.form is not None and ctx.text("form") == "coalition":
+        values.update({"kind": ctx.text("kind"), "items": ctx.text("items"),
+                       "threshold": ctx.text("threshold"), "pointer": ctx.text("pointer")})
+        chosen = [p.name for p in partners if ctx.text(f"with-{p.name}") == "on"]
+        try:
+            coalition = deconf.run_coalition(ctx.node, chosen, values["threshold"],
+                                             values["kind"], values["items"],
+                                             values["pointer"] == "on")
+        except DetenteError as exc:
+            error = deconf.refusal_text(exc) + (f" — {exc.hint}" if exc.hint else "")
+    elif ctx.form is not None:
         values.update({k: ctx.text(k) for k in values})
         try:
             result, encoded = deconf.run(ctx.node, values["partner"], values["mode"],
@@ -172,8 +184,8 @@ def deconfliction(ctx: Ctx) -> Response:
             error = deconf.refusal_text(exc) + (f" — {exc.hint}" if exc.hint else "")
     return ctx.render("deconfliction.html", partners=partners, values=values, modes=deconf.MODES,
                       kinds=deconf.ITEM_KINDS, result=result, error=error, encoded=encoded,
-                      budgets=deconf.budget_rows(ctx.node),
-                      status=400 if error is not None else 200)
+                      budgets=deconf.budget_rows(ctx.node), coalition=coalition,
+                      chosen=chosen, status=400 if error is not None else 200)
 
 
 def trace_form(ctx: Ctx, error: Exception | None = None, status: int = 200) -> Response:
