@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from detente.scenario.demo import run_demo
-from detente.scenario.story import Outcome
+from detente.scenario.story import HELD_BACK_IP, Outcome
 
 
 @pytest.fixture(scope="module")
@@ -87,6 +87,15 @@ def test_every_ledger_verifies_and_credit_is_given(played: tuple[Outcome, Path])
     assert len(o.ledgers) == 6 and all(o.ledgers.values()), o.ledger_problems
     assert not o.ledger_problems
     assert o.credit["fr"]["corroborated"] > 0
+
+
+def test_coalition_learns_the_shared_raqqa_c2_and_nothing_else(
+        played: tuple[Outcome, Path]) -> None:
+    o, out = played
+    assert o.coalition_learned == {n: [f"ipv4-addr:{HELD_BACK_IP}"]
+                                   for n in ("us", "fr", "ru")}
+    assert o.coalition_recorded == {"us": True, "fr": True, "ru": True}
+    assert "Coalition deconfliction (threshold 3" in (out / "report.html").read_text()
 
 
 def test_report_and_homes_are_left_for_the_ui(played: tuple[Outcome, Path]) -> None:

@@ -23,7 +23,6 @@ __all__ = ["RAQQA_C2", "CoalitionStep", "coalition_deconflict"]
 
 #: outside the ranges the scenario's world draws from, so only these sightings hold it
 RAQQA_C2 = "198.18.7.77"
-_LABEL = f"ipv4-addr:{RAQQA_C2}"
 
 
 @dataclass
@@ -37,23 +36,28 @@ class CoalitionStep:
     run_id: str = ""
 
 
-def _sighting(creator: str, service: str) -> dict[str, Any]:
+def _sighting(creator: str, service: str, address: str) -> dict[str, Any]:
     return {"type": "indicator", "spec_version": "2.1",
-            "id": stix_id("indicator", creator, f"sighting-{RAQQA_C2}"),
+            "id": stix_id("indicator", creator, f"sighting-{address}"),
             "created_by_ref": creator, "created": ts(30), "modified": ts(30),
             "name": f"Raqqa C2 ({service} collection)",
             "indicator_types": ["malicious-activity"],
-            "pattern": f"[ipv4-addr:value = '{RAQQA_C2}']", "pattern_type": "stix",
+            "pattern": f"[ipv4-addr:value = '{address}']", "pattern_type": "stix",
             "valid_from": ts(30), "labels": ["isis", "c2", "raqqa"],
             "object_marking_refs": [TLP_2_0_IDS["red"]]}
 
 
-def coalition_deconflict(coalition: Any) -> CoalitionStep:
-    """Run the step on a started :class:`~detente.scenario.story.Coalition`."""
+def coalition_deconflict(coalition: Any, address: str = RAQQA_C2, *,
+                         plant: bool = True) -> CoalitionStep:
+    """Run the step on a started :class:`~detente.scenario.story.Coalition`. ``plant``:
+    first give each of the three its own TLP:RED sighting of ``address`` (the full story
+    needs none: by its end all three hold the held-back Raqqa C2 of their own)."""
     nodes = coalition.nodes
-    for name, service in (("us", "NSA"), ("fr", "DGSE"), ("ru", "GRU")):
-        node = nodes[name]
-        ingest_local(node, [("sighting", _sighting(node.identity_id, service))])
+    label = f"ipv4-addr:{address}"
+    if plant:
+        for name, service in (("us", "NSA"), ("fr", "DGSE"), ("ru", "GRU")):
+            node = nodes[name]
+            ingest_local(node, [("sighting", _sighting(node.identity_id, service, address))])
     us = nodes["us"]
     got = run_coalition(us, ["fr", "ru"], 3, ItemsSpec.observables(us))
     step = CoalitionStep(run_id=got.spec.run_id.hex(), sizes=dict(got.sizes))
@@ -65,11 +69,11 @@ def coalition_deconflict(coalition: Any) -> CoalitionStep:
     for name, node in nodes.items():
         step.recorded[name] = any(
             e.kind == "deconfliction" and step.run_id in (e.detail or "")
-            and _LABEL not in (e.detail or "") for _i, e in node.ledger.entries())
-    shared = [v for v in step.learned.values() if v == [_LABEL]]
+            and label not in (e.detail or "") for _i, e in node.ledger.entries())
+    shared = [v for v in step.learned.values() if v == [label]]
     coalition.say(f"Coalition deconfliction, threshold 3, without a centre: the U.S., France "
                   f"and Russia ({', '.join(f'{n} {s}' for n, s in sorted(step.sizes.items()))}"
                   f" own observables) each learn that all three hold the Raqqa C2 "
-                  f"{RAQQA_C2} — {len(shared)} of 3 learned exactly that, and nothing else: "
+                  f"{address} — {len(shared)} of 3 learned exactly that, and nothing else: "
                   f"the addresses two of them share stayed hidden, and no list left its node.")
     return step

@@ -42,6 +42,11 @@ def _report(outcome: Outcome, lines: list[str], seconds: float) -> Report:
     r.add("Leak attribution", key_values({
         "trace verdict": outcome.leak_message, "accused": ", ".join(outcome.leak_suspects)
         or "nobody"}))
+    r.add_table("Coalition deconfliction (threshold 3, no centre)",
+                ["node", "learned: held by all three"],
+                [(n, ", ".join(items) or "nothing")
+                 for n, items in outcome.coalition_learned.items()] or [("-", "not run")],
+                caption="Each node learns only which of its own items at least 3 hold")
     r.add_table("Credit (as the U.S. sees it)", ["partner", "first reports", "corroborated",
                                                   "confirmed", "value"],
                 [(p, c["first_reports"], c["corroborated"], c["confirmed"], c["value"])

@@ -27,6 +27,7 @@ from detente.federation.witnessing.audit import verify_partner_log
 from detente.federation.witnessing.witness import witness_partner
 from detente.node import Node
 from detente.rfi import answer_note, question_note
+from detente.scenario.coalition_step import coalition_deconflict
 from detente.scenario.intel import COMMON_THREATS, Holdings, build_holdings
 from detente.scenario.live import LiveServer, listening_socket, serve_in_thread, url_of
 from detente.scenario.world import stix_id, ts
@@ -88,6 +89,10 @@ class Outcome:
     priority_certified: bool = False
     priority_before_france: bool = False
     credit: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: the coalition run at threshold 3: what each node learned, and whether its ledger
+    #: records the run (never the items)
+    coalition_learned: dict[str, list[str]] = field(default_factory=dict)
+    coalition_recorded: dict[str, bool] = field(default_factory=dict)
     ledgers: dict[str, bool] = field(default_factory=dict)
     ledger_problems: list[str] = field(default_factory=list)
 
@@ -419,6 +424,11 @@ def play(out: Path, say: Say, seed: int = 2015) -> Outcome:
         coalition.rfi()
         coalition.priority()
         coalition.credit_and_ledgers()
+        # last, so no earlier figure moves; by now all three hold the held-back Raqqa C2 of
+        # their own (the U.S. claim, France's report, Russia's deceptive report reused it)
+        step = coalition_deconflict(coalition, HELD_BACK_IP, plant=False)
+        coalition.outcome.coalition_learned = step.learned
+        coalition.outcome.coalition_recorded = step.recorded
     finally:
         coalition.stop()
     return coalition.outcome
