@@ -591,8 +591,10 @@ class TrustEngine:
                           model.important_good(name), base, min(caps) if caps else None)
 
     def refresh(self, partners: set[str] | None = None) -> list[TierChange]:
-        """Recompute earned tiers (all partners, or those given); changes are recorded in
-        the ledger and kept for :meth:`tier_changes`."""
+        """Recompute earned tiers (all partners, or those given) and every source's
+        reliability trend point; changes are recorded in the ledger and kept for
+        :meth:`tier_changes`.  Its model holds only the evidence that can weigh
+        (:meth:`_refresh_model`), so its memory does not grow with the objects held."""
         if partners is None and not self._any_partner_assertion():
             return []  # no partner has evidence: no model to build (a local-only node)
         model = self._refresh_model()
