@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 __all__ = ["CliqueFinder", "PairTest", "tail_bound", "tail_probability"]
@@ -132,30 +132,38 @@ class CliqueFinder:
 
     def __init__(self, reporters: Mapping[str, frozenset[str]],
                  joint: Mapping[tuple[str, str], int], *, alpha: float, min_joint: int,
-                 min_lift: float, never: frozenset[str] = frozenset()) -> None:
+                 min_lift: float, never: frozenset[str] = frozenset(),
+                 volume: Callable[[], Mapping[str, int]] | None = None) -> None:
         """``reporters``: claim -> the sources that reported it (all counting reports);
         ``joint``: (P, Q) with P < Q -> claims both assert with an independent link;
-        ``never``: sources that are never linked (our own reports)."""
-        volume: Counter[str] = Counter()
+        ``never``: sources that are never linked (our own reports); ``volume``: gives
+        the distinct claims each source reported, asked only when some pair is tested
+        (then ``reporters`` need only hold every claim two or more sources reported: a
+        claim one source alone reported weighs in its volume and nowhere else)."""
+        counted: Counter[str] = Counter()
         popularity: Counter[int] = Counter()
         for sources in reporters.values():
-            volume.update(sources)
+            if volume is None:
+                counted.update(sources)
             if len(sources) >= 2:
                 popularity[len(sources)] += 1
-        total = sum(volume.values())
-        squares = sum(n * n for n in volume.values())
-        m_eff = total * total / squares if squares else 1.0
         tested = [(pair, k) for pair, k in joint.items()
                   if k > 0 and not (set(pair) & never)]
+        if volume is not None and tested:
+            counted = Counter({p: n for p, n in volume().items() if n > 0})
+        total = sum(counted.values())
+        squares = sum(n * n for n in counted.values())
+        m_eff = total * total / squares if squares else 1.0
+        volume_of = counted
         self.tests: dict[tuple[str, str], PairTest] = {}
         for (p, q), k in tested:
-            strata = [(n, _both(d, volume[p], volume[q], total, m_eff))
-                      for d, n in popularity.items()]
+            strata = [(n, _both(d, volume_of[p], volume_of[q], total, m_eff))
+                      for d, n in sorted(popularity.items())]
             expected = sum(n * x for n, x in strata)
             bound = tail_probability(k, strata)
             # the lift guards large samples against a small misfit of the null; a pair
             # where one side reported nothing the other did not is not such a misfit
-            complete = k >= min(volume[p], volume[q])
+            complete = k >= min(volume_of[p], volume_of[q])
             linked = (bound <= alpha / len(tested) and k >= min_joint
                       and (k >= min_lift * expected or complete))
             self.tests[(p, q)] = PairTest(k, expected, bound, linked)

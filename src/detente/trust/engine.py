@@ -34,7 +34,7 @@ from detente.errors import NotFoundError
 from detente.opinions import OpinionRecord, Stance, stance_of
 from detente.partners import Partner, PartnerBook, effective_tier
 from detente.store.base import LOCAL, Store, StoredObject, is_partner_origin
-from detente.store.engine import reader, writer
+from detente.store.engine import among, is_postgres, reader, writer
 from detente.trust import schema as t
 from detente.trust.claims import Resolver, claim_key, extract
 from detente.trust.config import DAY, TrustConfig
@@ -42,7 +42,7 @@ from detente.trust.correlation import Correlation, correlated
 from detente.trust.errors import TrustError, UnknownObjectError
 from detente.trust.grading import Grade, GradeInputs, make_grade, source_grade, worse
 from detente.trust.intake import Intake, judgement_of
-from detente.trust.model import HIGH, Fact, Link, Model, Reliability
+from detente.trust.model import HIGH, Fact, Link, Model, Reliability, Totals
 from detente.trust.records import (
     Credit,
     HistoryItem,
@@ -153,27 +153,42 @@ class TrustEngine:
         return self._cache[1]
 
     def _load(self, now: int) -> Model:
-        a, c = t.assertions.c, t.claims.c
+        """The whole model: every assertion (the answers: grades, counts, credit)."""
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(
-                a.id, a.partner, a.object_id, a.time, a.seq, a.importance, a.echo,
-                a.revoked, a.outcome, a.outcome_at)).all()
-            keys: dict[int, set[str]] = {}
-            for aid, key in conn.execute(sa.select(c.assertion_id, c.key)
-                                         .where(c.echo.is_(False))):
-                if aid in keys:
-                    keys[aid].add(key)
-                else:
-                    keys[aid] = {key}
-            topics: dict[int, set[str]] = {}
-            for aid, topic in conn.execute(sa.select(t.topics)):
-                if aid in topics:
-                    topics[aid].add(topic)
-                else:
-                    topics[aid] = {topic}
-            links = [Link(int(first), int(later), bool(ok), str(why))
-                     for first, later, ok, why in conn.execute(sa.select(t.links))]
-            stances = self._stances(conn)
+            return self._build(conn, now, None, None)
+
+    def _build(self, conn: sa.Connection, now: int, ids: list[int] | None,
+               totals: Totals | None) -> Model:
+        """The model over every assertion, or over those of ``ids`` alone; in id order
+        either way, so that both sum the same terms in the same order."""
+        a, c, tp = t.assertions.c, t.claims.c, t.topics.c
+        stmt = sa.select(a.id, a.partner, a.object_id, a.time, a.seq, a.importance, a.echo,
+                         a.revoked, a.outcome, a.outcome_at).order_by(a.id)
+        claims = sa.select(c.assertion_id, c.key).where(c.echo.is_(False))
+        topics_stmt = sa.select(tp.assertion_id, tp.topic)
+        if ids is not None:
+            pg = is_postgres(conn.engine)
+            stmt = stmt.where(among(a.id, ids, postgres=pg))
+            claims = claims.where(among(c.assertion_id, ids, postgres=pg))
+            topics_stmt = topics_stmt.where(among(tp.assertion_id, ids, postgres=pg))
+        rows = conn.execute(stmt).all()
+        keys: dict[int, set[str]] = {}
+        for aid, key in conn.execute(claims):
+            if aid in keys:
+                keys[aid].add(key)
+            else:
+                keys[aid] = {key}
+        topics: dict[int, set[str]] = {}
+        for aid, topic in conn.execute(topics_stmt):
+            if aid in topics:
+                topics[aid].add(topic)
+            else:
+                topics[aid] = {topic}
+        lk = t.links.c
+        links = [Link(int(first), int(later), bool(ok), str(why))
+                 for first, later, ok, why in conn.execute(
+                     sa.select(t.links).order_by(lk.first, lk.later))]
+        stances = self._stances(conn)
         empty: frozenset[str] = frozenset()
         facts = [Fact(int(aid), partner, oid, int(time), int(seq), float(importance),
                       bool(echo), bool(revoked), outcome, outcome_at,
@@ -181,7 +196,50 @@ class TrustEngine:
                       frozenset(topics[aid]) if aid in topics else empty)
                  for aid, partner, oid, time, seq, importance, echo, revoked, outcome,
                  outcome_at in rows]
-        return Model(facts, links, now, self.config, stances)
+        return Model(facts, links, now, self.config, stances, totals)
+
+    def _refresh_model(self) -> Model:
+        """What :meth:`refresh` needs: the cached whole model when it is current, else a
+        partial model (:class:`~detente.trust.model.Totals`) — the assertions that can
+        weigh in a reliability or a tier, and SQL aggregates of the rest — whose memory
+        grows with the evidence (outcomes, links, shared claims, opinions), not with
+        the objects held: a million local imports nobody else reported load nothing."""
+        now = self._now()
+        key = (self._generation, self._stored_generation(), now // _HOUR_US)
+        if self._cache is not None and self._cache[0] == key:
+            return self._cache[1]
+        a, lk, o = t.assertions.c, t.links.c, t.opinions.c
+        # every pair of sources' assertions of a claim is linked at intake: the facts
+        # with a link are those with a claim another source asserted too
+        weighing = sa.select(a.id).where(sa.or_(
+            a.outcome.is_not(None),
+            a.id.in_(sa.select(lk.first)), a.id.in_(sa.select(lk.later)),
+            a.object_id.in_(sa.select(o.object_id))))
+        with self.engine.connect() as conn:
+            sources = frozenset(str(p) for p in conn.execute(
+                sa.select(a.partner).distinct()).scalars())
+            ids = [int(x) for x in conn.execute(weighing).scalars()]
+            return self._build(conn, now, ids, Totals(sources, self._volume, self._first))
+
+    def _volume(self) -> dict[str, int]:
+        """Per source: the distinct non-echo claims of its counting assertions."""
+        a, c = t.assertions.c, t.claims.c
+        stmt = (sa.select(a.partner, sa.func.count(c.key.distinct()))
+                .select_from(t.claims.join(t.assertions, a.id == c.assertion_id))
+                .where(a.echo.is_(False), a.revoked.is_(False), c.echo.is_(False))
+                .group_by(a.partner))
+        with self.engine.connect() as conn:
+            return {str(p): int(n) for p, n in conn.execute(stmt)}
+
+    def _first(self, partner: str) -> int | None:
+        """When ``partner`` first asserted something that counts (µs)."""
+        a, c = t.assertions.c, t.claims.c
+        claimed = sa.exists(sa.select(1).where(c.assertion_id == a.id, c.echo.is_(False)))
+        stmt = sa.select(sa.func.min(a.time)).where(
+            a.partner == partner, a.echo.is_(False), a.revoked.is_(False), claimed)
+        with self.engine.connect() as conn:
+            value = conn.execute(stmt).scalar()
+        return None if value is None else int(value)
 
     @staticmethod
     def _stances(conn: sa.Connection) -> list[Stance]:
@@ -518,26 +576,28 @@ class TrustEngine:
     def _tier_inputs(self, model: Model, name: str, base: int,
                      released: Mapping[str, float], all_reviews: list[Review]) -> TierInputs:
         facts = [f for f in model.by_partner.get(name, ()) if f.counts]
-        since = [min((f.time for f in facts), default=model.now)]
+        first = model.first_time(name)
+        since = [model.now if first is None else first]
         since += [f.outcome_at or 0 for f in facts if f.outcome == "refuted"
                   and f.importance >= self.config.high_importance]
         mine = [r for r in all_reviews if r.partner == name]
         since += [r.opened_at for r in mine]
-        counts = model.counts(name)
         given = sum(f.importance for f in facts if f.outcome == "confirmed"
                     or (f.outcome != "refuted" and model.support(f).weight > 0))
         taken = released.get(name, 0.0)
         caps = [r.tier_cap for r in mine if r.closed_at is None]
         return TierInputs(model.reliability(name), (model.now - max(since)) / (DAY * 1e6),
                           given / (given + taken) if taken > 0 else 1.0,
-                          counts.important_good, base, min(caps) if caps else None)
+                          model.important_good(name), base, min(caps) if caps else None)
 
     def refresh(self, partners: set[str] | None = None) -> list[TierChange]:
-        """Recompute earned tiers (all partners, or those given); changes are recorded in
-        the ledger and kept for :meth:`tier_changes`."""
+        """Recompute earned tiers (all partners, or those given) and every source's
+        reliability trend point; changes are recorded in the ledger and kept for
+        :meth:`tier_changes`.  Its model holds only the evidence that can weigh
+        (:meth:`_refresh_model`), so its memory does not grow with the objects held."""
         if partners is None and not self._any_partner_assertion():
             return []  # no partner has evidence: no model to build (a local-only node)
-        model = self._model()
+        model = self._refresh_model()
         sources = sorted((partners if partners is not None else set(model.partners)) - {LOCAL})
         # a feed or a local import is a source with its own record (its reliability
         # trend) but no tier: nothing is released to it

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from detente.opinions import Stance
@@ -38,7 +38,7 @@ from detente.trust.betadist import beta_quantile
 from detente.trust.cliques import CliqueFinder
 from detente.trust.config import TrustConfig
 
-__all__ = ["Counts", "Fact", "Link", "Model", "Reliability", "Support"]
+__all__ = ["Counts", "Fact", "Link", "Model", "Reliability", "Support", "Totals"]
 
 HIGH = "importance:high"
 
@@ -97,6 +97,24 @@ class Support:
     excluded: tuple[tuple[str, str], ...]
 
 
+@dataclass(frozen=True, slots=True)
+class Totals:
+    """What a model built from part of the assertions needs to know of all of them (SQL
+    aggregates, see ``TrustEngine``, asked only when needed): the facts left out are
+    those that weigh nothing in a source's reliability or earned tier — no outcome, no
+    link (so no claim another source asserted: intake links every two sources'
+    assertions of a claim), no opinion about their object — so the model needs only how
+    many claims each source made (the clique test's volumes) and when each source first
+    asserted anything that counts (the tier's time on record)."""
+
+    #: every source with an assertion
+    sources: frozenset[str]
+    #: per source: distinct non-echo claims of its counting assertions
+    volume: Callable[[], Mapping[str, int]]
+    #: the earliest time of a source's counting assertion (µs), None if it has none
+    first: Callable[[str], int | None]
+
+
 @dataclass
 class Counts:
     assertions: int = 0
@@ -127,11 +145,19 @@ class _Pair:
 
 
 class Model:
-    """Everything the engine infers from its tables, computed once per change."""
+    """Everything the engine infers from its tables, computed once per change.
+
+    Built with ``totals``, it is a *partial* model: ``facts`` are only those that can
+    weigh in a reliability or a tier (see :class:`Totals`), and it answers only what a
+    tier refresh asks — reliabilities (overall), :meth:`important_good`,
+    :meth:`first_time`, :meth:`support` — exactly as the whole model would; the questions
+    that need every fact (:meth:`counts`, :meth:`first_reports`, reliability by topic,
+    grades) are refused."""
 
     def __init__(self, facts: Iterable[Fact], links: Iterable[Link], now: int,
-                 config: TrustConfig, stances: Iterable[Stance] = ()) -> None:
-        self.config, self.now = config, now
+                 config: TrustConfig, stances: Iterable[Stance] = (),
+                 totals: Totals | None = None) -> None:
+        self.config, self.now, self.totals = config, now, totals
         self.facts = {f.id: f for f in facts}
         self.links = list(links)
         self.stances: dict[str, list[Stance]] = defaultdict(list)  # by object
@@ -152,14 +178,16 @@ class Model:
                     self.by_claim[c].append(f)
         self.confirmed = self._claims_with("confirmed")
         self.refuted = self._claims_with("refuted")
-        self.partners = sorted((set(self.by_partner) | set(self.stances_by)) - {LOCAL})
+        sources = set(self.by_partner) if totals is None else totals.sources
+        self.partners = sorted((sources | set(self.stances_by)) - {LOCAL})
         self._neighbours = self._index_links()
         joint = self._joint_claims()
         self.cliques = CliqueFinder(
             {c: frozenset(f.partner for f in fs) for c, fs in self.by_claim.items()},
             {key: len(claims) for key, claims in joint.items()},
             alpha=config.clique_alpha, min_joint=config.clique_min_joint,
-            min_lift=config.clique_min_lift, never=frozenset({LOCAL}))
+            min_lift=config.clique_min_lift, never=frozenset({LOCAL}),
+            volume=None if totals is None else totals.volume)
         self.pairs = self._pair_weights(joint)
         self.rel = self._solve()
 
@@ -411,11 +439,36 @@ class Model:
         if topic is None:
             a, b = self.rel.get(partner, (self.config.prior_alpha, self.config.prior_beta))
             return Reliability.from_beta(a, b, prior)
+        self._whole("reliability by topic")
         facts = [f for f in self.by_partner.get(partner, ()) if _on_topic(f, topic, self.config)]
         a, b = self._beta(facts, self._base_rate(facts), self.rel_means())
         return Reliability.from_beta(a, b, prior)
 
+    def _whole(self, what: str) -> None:
+        if self.totals is not None:
+            raise ValueError(f"{what} needs every fact: a partial model cannot answer it")
+
+    def first_time(self, partner: str) -> int | None:
+        """When ``partner`` first asserted anything that counts (µs), or None."""
+        if self.totals is not None:
+            return self.totals.first(partner)
+        return min((f.time for f in self.by_partner.get(partner, ()) if f.counts),
+                   default=None)
+
+    def important_good(self, partner: str) -> int:
+        """``counts(partner).important_good``: high-importance counting assertions
+        confirmed, or corroborated and not refuted (each needs an outcome or a link, so a
+        partial model holds every one)."""
+        if self.totals is None:
+            return self.counts(partner).important_good
+        means = self.rel_means()
+        return sum(f.importance >= self.config.high_importance and (
+            f.outcome == "confirmed" or (f.outcome != "refuted"
+                                          and self.support(f, means).weight > 0))
+                   for f in self.by_partner.get(partner, ()) if f.counts)
+
     def counts(self, partner: str) -> Counts:
+        self._whole("counts")
         if partner not in self._counts:
             self._counts[partner] = self._count(partner)
         return self._counts[partner]
@@ -441,6 +494,7 @@ class Model:
     def first_reports(self, partner: str) -> list[tuple[Fact, int | None, bool]]:
         """P's assertions that were first (by intake order) on some claim: with the lead
         time over the next independent source (None if none yet), and whether confirmed."""
+        self._whole("first reports")
         out = []
         for f in self.by_partner.get(partner, ()):
             if not f.counts:
