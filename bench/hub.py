@@ -1,13 +1,14 @@
 """Release at hub scale: a backlog released by `detente serve` while partners read.
 
-One SQLite hub with N TLP:GREEN indicators and P partners in its community (all may read
-everything), ingested end to end through ``ingest_local`` (what ``detente ingest`` runs),
-then ``detente serve`` started as a real process: its background releaser catches every
-partner up while the partners ask for their first 100-object page over and over.
+One hub (SQLite, then PostgreSQL: ``--backend``) with N TLP:GREEN indicators and P
+partners in its community (all may read everything), ingested end to end through
+``ingest_local`` (what ``detente ingest`` runs), then ``detente serve`` started as a real
+process: its background releaser catches every partner up while the partners ask for
+their first 100-object page over and over.
 
 Measured, side by side with the floor (the raw insert rate of one index row per release —
 the least any materialised release could cost — in a bare SQLite file with the same
-pragmas, in the same run):
+pragmas, or a bare table of the hub's PostgreSQL database, in the same run):
 
 - ingest end to end (objects/s, trust included);
 - releases/s during catch-up, and the time until every partner's cursor reaches the last
@@ -70,13 +71,47 @@ def indicators(n: int, creator: str, seed: int = 11) -> Any:
             "object_marking_refs": [TLP_GREEN]}
 
 
-def db_bytes(home: Path) -> int:
-    return sum(p.stat().st_size for p in home.glob("store.db*"))
+#: the PostgreSQL server the benchmark makes its databases on (as the tests do)
+PG_ADMIN_URL = os.environ.get("DETENTE_TEST_PG",
+                              "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
-def checkpoint(home: Path) -> None:
-    with sqlite3.connect(home / "store.db") as conn:
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+def db_bytes(home: Path, pg_url: str | None) -> int:
+    """Bytes the store takes: the SQLite files, or the PostgreSQL database's size."""
+    if pg_url is None:
+        return sum(p.stat().st_size for p in home.glob("store.db*"))
+    engine = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("CHECKPOINT"))
+            return int(conn.execute(sa.text(
+                "SELECT pg_database_size(current_database())")).scalar_one())
+    finally:
+        engine.dispose()
+
+
+def checkpoint(home: Path, pg_url: str | None) -> None:
+    if pg_url is None:
+        with sqlite3.connect(home / "store.db") as conn:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+def new_pg_database() -> str:
+    """A fresh database on the PostgreSQL server; its URL."""
+    name = f"detente_hub_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
+
+
+def drop_pg_database(url: str) -> None:
+    name = url.rsplit("/", 1)[1]
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
 
 
 def vm_hwm_mb(pid: int) -> float:
@@ -102,9 +137,12 @@ def children(pid: int) -> list[int]:
         return []
 
 
-def floor_rate(rows: int, tmp: Path) -> float:
+def floor_rate(rows: int, tmp: Path, pg_url: str | None = None) -> float:
     """Raw inserts of one index row per release, 500 a transaction, same pragmas and
-    indexes as the releases table (partner, seq) and (partner, object, version)."""
+    indexes as the releases table (partner, seq) and (partner, object, version); on
+    PostgreSQL, in a table of the hub's own database."""
+    if pg_url is not None:
+        return pg_floor_rate(rows, pg_url)
     conn = sqlite3.connect(tmp / "floor.db", isolation_level=None)
     for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "cache_size=-65536"):
         conn.execute(f"PRAGMA {pragma}")
@@ -124,20 +162,67 @@ def floor_rate(rows: int, tmp: Path) -> float:
     return rate
 
 
+def pg_floor_rate(rows: int, pg_url: str) -> float:
+    engine = sa.create_engine(pg_url)
+    meta = sa.MetaData()
+    r = sa.Table("hub_floor", meta, sa.Column("seq", sa.BigInteger, primary_key=True),
+                 sa.Column("partner", sa.Text), sa.Column("object_id", sa.Text),
+                 sa.Column("version", sa.Text),
+                 sa.Index("hub_floor_ps", "partner", "seq"),
+                 sa.Index("hub_floor_po", "partner", "object_id", "version"))
+    meta.create_all(engine)
+    data = [{"seq": i, "partner": f"p{i % 3}", "object_id": f"indicator--{uuid.uuid4()}",
+             "version": "2026-01-01T00:00:00.000Z"} for i in range(rows)]
+    t0 = time.perf_counter()
+    for start in range(0, rows, 500):
+        with engine.begin() as conn:
+            conn.execute(r.insert(), data[start:start + 500])
+    rate = rows / (time.perf_counter() - t0)
+    meta.drop_all(engine)
+    engine.dispose()
+    return rate
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="100,000 objects x 3 partners")
     ap.add_argument("--n", type=int, default=None)
     ap.add_argument("--partners", type=int, default=None)
     ap.add_argument("--timeout", type=float, default=1800, help="longest catch-up waited")
+    ap.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both",
+                    help="the hub's store (both: SQLite, then PostgreSQL, one RESULT line "
+                         "with the PostgreSQL figures prefixed pg_)")
     args = ap.parse_args()
     n = args.n or (100_000 if args.quick else 1_000_000)
     np_ = args.partners or (3 if args.quick else 20)
+    backends = ("sqlite", "postgresql") if args.backend == "both" else (args.backend,)
+    fields: list[str] = []
+    for backend in backends:
+        got = run(n, np_, backend, args.timeout)
+        prefix = "pg_" if backend == "postgresql" and len(backends) > 1 else ""
+        fields += [f"{prefix}{k}={v}" for k, v in got.items()
+                   if not (prefix and k == "backend")]
+    print("RESULT hub " + " ".join(fields))
+
+
+def run(n: int, np_: int, backend: str, timeout: float) -> dict[str, str]:
+    """One hub on ``backend``: its figures for the RESULT line (printed as it goes)."""
     load = os.getloadavg()[0]
     tmp = Path(tempfile.mkdtemp(prefix="detente-hub-"))
     port = free_port()
     home = tmp / "hub"
-    hub = Node.init(home, "hub", url=f"http://127.0.0.1:{port}", communities="coalition")
+    pg_url = new_pg_database() if backend == "postgresql" else None
+    try:
+        return _run(n, np_, timeout, load, tmp, port, home, pg_url)
+    finally:
+        if pg_url is not None:
+            drop_pg_database(pg_url)
+
+
+def _run(n: int, np_: int, timeout: float, load: float, tmp: Path, port: int, home: Path,
+         pg_url: str | None) -> dict[str, str]:
+    hub = Node.init(home, "hub", url=f"http://127.0.0.1:{port}", communities="coalition",
+                    store_url=pg_url)
     creds = []
     others: list[Node] = []  # the partner nodes: they sign their requests
     for i in range(np_):
@@ -157,8 +242,8 @@ def main() -> None:
     assert summary.stored == n, summary.as_dict()
     last = hub.store.last_added()
     hub.close()
-    checkpoint(home)
-    before = db_bytes(home)
+    checkpoint(home, pg_url)
+    before = db_bytes(home, pg_url)
     # (2) serve: its upkeep thread releases while partners read their first page
     env = {**os.environ, "DETENTE_RELEASE_INTERVAL_S": "1"}
     proc = subprocess.Popen([sys.executable, "-c", "from detente.cli import main; main()",
@@ -219,8 +304,8 @@ def main() -> None:
             sample()
             if len(cursors) == np_ and min(cursors.values()) >= (last or 0):
                 break
-            if time.perf_counter() - started > args.timeout or proc.poll() is not None:
-                raise SystemExit(f"catch-up not done after {args.timeout:.0f} s "
+            if time.perf_counter() - started > timeout or proc.poll() is not None:
+                raise SystemExit(f"catch-up not done after {timeout:.0f} s "
                                  f"(serve exited: {proc.poll()})")
             time.sleep(0.25)
         catchup_s = time.perf_counter() - started
@@ -247,13 +332,14 @@ def main() -> None:
     watcher.close()
     for other in others:
         other.close()
-    checkpoint(home)
-    per_release = (db_bytes(home) - before) / max(released, 1)
-    floor = floor_rate(released, tmp)
+    checkpoint(home, pg_url)
+    per_release = (db_bytes(home, pg_url) - before) / max(released, 1)
+    floor = floor_rate(released, tmp, pg_url)
     rate = released / catchup_s
     p50, p99 = quantiles(latencies)
     s50, s99 = quantiles(signed)
-    print(f"hub n={n:,} partners={np_} (load average {load:.1f} at start)")
+    store = "PostgreSQL" if pg_url else "SQLite"
+    print(f"hub n={n:,} partners={np_} store={store} (load average {load:.1f} at start)")
     print(f"detente  ingest end to end: {n / ingest_s:,.0f} objects/s ({ingest_s:.1f} s)")
     print(f"detente  catch-up in serve: {released:,} releases in {catchup_s:.1f} s = "
           f"{rate:,.0f}/s; p0 then paged {total:,} objects")
@@ -267,13 +353,14 @@ def main() -> None:
     print(f"detente  serve peak RSS {rss:.0f} MB (server {server:.0f} MB, releaser "
           f"{', '.join(f'{mb:.0f}' for mb in peaks.values()) or 'in-process'} MB); "
           f"{per_release:,.0f} bytes at rest per release")
-    print(f"floor    one index row per release (raw SQLite inserts): {floor:,.0f}/s; "
+    print(f"floor    one index row per release (raw {store} inserts): {floor:,.0f}/s; "
           f"detente/floor = {rate / floor:.3f}")
     assert total >= n, f"p0 reads {total} of {n}"
-    print(f"RESULT hub ingest_e2e_per_s={n / ingest_s:.0f} releases_per_s={rate:.0f} "
-          f"page_p99_ms={p99:.1f} signed_page_p99_ms={s99:.1f} catchup_s={catchup_s:.1f} "
-          f"serve_rss_mb={rss:.0f} "
-          f"bytes_per_release={per_release:.0f} floor_releases_per_s={floor:.0f}")
+    return {"backend": store.lower(), "ingest_e2e_per_s": f"{n / ingest_s:.0f}",
+            "releases_per_s": f"{rate:.0f}", "page_p99_ms": f"{p99:.1f}",
+            "signed_page_p99_ms": f"{s99:.1f}", "catchup_s": f"{catchup_s:.1f}",
+            "serve_rss_mb": f"{rss:.0f}", "bytes_per_release": f"{per_release:.0f}",
+            "floor_releases_per_s": f"{floor:.0f}"}
 
 
 if __name__ == "__main__":
