@@ -288,9 +288,13 @@ class Releaser:
                 sa.select(cursors.c.partner, cursors.c.evaluated_to))}
 
     def _released_markings(self, partner: str) -> set[str]:
+        """Marking definitions live at ``partner``: from the (few) marking views, each
+        probed by (view, partner) — not a scan of every release row of the partner, which
+        cost two thirds of the releaser's time at 1M objects."""
         r, v = releases.c, views.c
+        marking_views = sa.select(v.id).where(v.type == "marking-definition")
         stmt = sa.select(v.object_id).select_from(releases.join(views, v.id == r.view)).where(
-            r.partner == partner, v.type == "marking-definition", r.withdrawn.is_(False))
+            r.view.in_(marking_views), r.partner == partner, r.withdrawn.is_(False))
         with self.store.engine.connect() as conn:
             return {r[0] for r in conn.execute(stmt)}
 

@@ -70,6 +70,9 @@ views = sa.Table(
     # fields the policy removed (JSON list), NULL when none
     sa.Column("removed", sa.Text),
     sa.Index("ix_release_views_object", "object_id"),
+    # "the marking definitions a partner holds" (once per chunk) starts from the few
+    # marking views, not from every release row of the partner
+    sa.Index("ix_release_views_type", "type"),
 )
 
 releases = sa.Table(
