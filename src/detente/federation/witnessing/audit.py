@@ -205,16 +205,12 @@ _NEVER_SENT = "records a receipt of a version we never released to it with that 
 _SCAN = 20_000
 
 
-def _credited(node: Node, partner: str, entry: Entry) -> str | None:
-    """(6) Why one credit entry about us does not match what we did (None: it does)."""
+def _credited(node: Node, entry: Entry) -> str | None:
+    """(6) Why one ``rfi-answer`` or ``priority`` entry about us does not match what we
+    did (None: it does).  Receipts are matched in bulk by :func:`_check_credit`."""
     oid = entry.object_id
     if oid is None:
         return "names no object"
-    if entry.kind == "receipt":
-        sent = {r.view_hash for r in iter_release_records(
-            node.store.engine, partner=partner, derive=False, object_id=oid)
-            if r.version == (entry.object_version or "")}
-        return None if entry.view_hash in sent else _NEVER_SENT
     if entry.kind == "rfi-answer":
         obj = node.store.get(oid)
         ours = obj is not None and obj.provenance.origin == LOCAL and obj.type == "note"
@@ -229,14 +225,23 @@ def _credited(node: Node, partner: str, entry: Entry) -> str | None:
     return None if said in made else "certifies a priority claim we never made"
 
 
-def _logged_releases(node: Node, partner: str, receipts: list[tuple[int, Entry]]
-                     ) -> set[tuple[str | None, str | None, str | None]]:
+_Sent = set[tuple[str | None, str | None, str | None]]
+
+
+def _released_to(node: Node, partner: str) -> _Sent:
+    """(object, version, view hash) of every release row to ``partner``: one streaming
+    read of its rows (class views not derived), however many receipts there are."""
+    return {(r.object_id, r.version or None, r.view_hash) for r in iter_release_records(
+        node.store.engine, partner=partner, derive=False)}
+
+
+def _logged_releases(node: Node, partner: str, receipts: list[tuple[int, Entry]]) -> _Sent:
     """(object, version, view hash) of our plain ``release`` entries to ``partner`` about
     the objects of ``receipts``: releases made outside the release path (a claim revealed,
     ``detente claim reveal``) have a ledger entry but no release row. One streaming pass,
     only when some receipt matched no release row."""
     ids = {e.object_id.encode() for _i, e in receipts if e.object_id}
-    found: set[tuple[str | None, str | None, str | None]] = set()
+    found: _Sent = set()
     size = node.ledger.size()
     for start in range(0, size, _SCAN):
         for _i, body in node.ledger.canonical_entries(start, min(size, start + _SCAN)):
@@ -251,21 +256,29 @@ def _logged_releases(node: Node, partner: str, receipts: list[tuple[int, Entry]]
 def _check_credit(node: Node, partner: str, ours: list[tuple[int, Entry]],
                   out: LogVerification) -> None:
     """(6) Every entry of the partner's log that credits us matches what we did."""
-    unmatched: list[tuple[int, Entry]] = []
+    def credit(entry: Entry) -> None:
+        out.credit[entry.kind] = out.credit.get(entry.kind, 0) + 1
+
+    receipts: list[tuple[int, Entry]] = []
     for index, entry in ours:
-        if entry.kind not in CREDIT_KINDS:
-            continue
-        why = _credited(node, partner, entry)
-        if why is _NEVER_SENT:
-            unmatched.append((index, entry))
-        elif why is None:
-            out.credit[entry.kind] = out.credit.get(entry.kind, 0) + 1
-        else:
-            out.problems.append(f"entry {index} ({entry.kind} of {entry.object_id}) {why}")
+        if entry.kind == "receipt":
+            receipts.append((index, entry))
+        elif entry.kind in CREDIT_KINDS:
+            why = _credited(node, entry)
+            if why is None:
+                credit(entry)
+            else:
+                out.problems.append(f"entry {index} ({entry.kind} of {entry.object_id}) {why}")
+    if not receipts:
+        return
+    sent = _released_to(node, partner)
+    unmatched = [(i, e) for i, e in receipts
+                 if (e.object_id, e.object_version, e.view_hash) not in sent]
     logged = _logged_releases(node, partner, unmatched) if unmatched else set()
-    for index, entry in unmatched:
-        if (entry.object_id, entry.object_version, entry.view_hash) in logged:
-            out.credit[entry.kind] = out.credit.get(entry.kind, 0) + 1
+    for index, entry in receipts:
+        key = (entry.object_id, entry.object_version, entry.view_hash)
+        if key in sent or key in logged:
+            credit(entry)
         else:
             out.problems.append(
                 f"entry {index} ({entry.kind} of {entry.object_id}) {_NEVER_SENT}")
