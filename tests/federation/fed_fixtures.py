@@ -111,6 +111,22 @@ def indicator(marking: str | None = "green", **extra: Any) -> dict[str, Any]:
     return body
 
 
+def versioned_indicator(i: int, version: int, net: int = 0) -> dict[str, Any]:
+    """Indicator ``i`` in its ``version`` (0, 1 …: a day apart), in 10.``net``.0.0/16; a
+    fifth is TLP:RED (never released) — for catch-up tests over many versions."""
+    tlp = "red" if i % 5 == 0 else "green"
+    return {
+        "type": "indicator", "spec_version": "2.1",
+        "id": f"indicator--{uuid.UUID(int=i + 1, version=4)}",
+        "created": "2024-01-01T00:00:00.000Z",
+        "modified": f"2024-01-0{version + 1}T00:00:00.000Z",
+        "name": f"C2 {i} v{version}", "pattern_type": "stix",
+        "pattern": f"[ipv4-addr:value = '10.{net}.{i >> 8 & 255}.{i & 255}']",
+        "valid_from": "2024-01-01T00:00:00Z",
+        "object_marking_refs": [TLP_2_0_IDS[tlp]],
+    }
+
+
 def put(node: Node, *objs: dict[str, Any], origin: str = "local",
         release: bool = True) -> None:
     """Store ``objs`` and (``release``) release them to the partners with

@@ -25,13 +25,13 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 import sqlalchemy as sa
 from nacl.signing import SigningKey
 from tests.conftest import _pg_admin_engine
+from tests.federation.fed_fixtures import versioned_indicator
 from tests.web.world import csrf_of
 
 from detente.deconflict import Budget, BudgetExceeded, Item
@@ -46,7 +46,6 @@ from detente.release import iter_release_records, view_hash
 from detente.release.claims import CLAIM_CLASS
 from detente.release.proofs import batch_entries
 from detente.stix.validate import validate
-from detente.stix.vocab import TLP_2_0_IDS
 from detente.store import Provenance, Query
 from detente.web.operators import OperatorBook
 
@@ -66,20 +65,6 @@ def _free_port() -> int:
 
 def _cli(*args: str) -> list[str]:
     return [sys.executable, "-c", "from detente.cli import main; main()", *args]
-
-
-def _indicator(i: int, version: int) -> dict[str, Any]:
-    tlp = "red" if i % 5 == 0 else "green"  # a fifth is never released
-    return {
-        "type": "indicator", "spec_version": "2.1",
-        "id": f"indicator--{uuid.UUID(int=i + 1, version=4)}",
-        "created": "2024-01-01T00:00:00.000Z",
-        "modified": f"2024-01-0{version + 1}T00:00:00.000Z",
-        "name": f"C2 {i} v{version}", "pattern_type": "stix",
-        "pattern": f"[ipv4-addr:value = '10.1.{i >> 8 & 255}.{i & 255}']",
-        "valid_from": "2024-01-01T00:00:00Z",
-        "object_marking_refs": [TLP_2_0_IDS[tlp]],
-    }
 
 
 @dataclass
@@ -233,18 +218,22 @@ def test_failed_logins_and_credentials_count_across_workers(pair: Pair) -> None:
 
 
 def _claim_holders(engine: sa.Engine) -> set[int]:
+    """Processes holding release claims in this test's database (pg_locks lists the whole
+    server's: another test's releasers, run alongside under xdist, are not ours)."""
     with engine.connect() as conn:
         return {int(r[0]) for r in conn.execute(sa.text(
-            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = :c"),
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = :c "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"),
             {"c": CLAIM_CLASS})}
 
 
 def test_two_releasers_never_release_twice_and_leave_no_gap(pair: Pair) -> None:
     us = pair.us
-    first = [validate(_indicator(i, 0)) for i in range(N)]
+    first = [validate(versioned_indicator(i, 0, 1)) for i in range(N)]
     for start in range(0, N, 500):
         us.store.put_many(first[start:start + 500], Provenance())
-    us.store.put_many([validate(_indicator(i, 1)) for i in range(0, N, 3)], Provenance())
+    second = [validate(versioned_indicator(i, 1, 1)) for i in range(0, N, 3)]
+    us.store.put_many(second, Provenance())
     last = us.store.last_added()
     # both processes' background releasers catch the three partners up (bounded wait);
     # who holds a claim is sampled meanwhile

@@ -18,38 +18,22 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import orjson
 import pytest
 from nacl.signing import SigningKey
+from tests.federation.fed_fixtures import versioned_indicator
 
 from detente.node import Node
 from detente.release import iter_release_records, view_hash
 from detente.release.proofs import batch_entries
 from detente.stix.validate import validate
-from detente.stix.vocab import TLP_2_0_IDS
 from detente.store import Provenance, Query
 
 PARTNERS = ("fr", "de")
 N = 3000  # objects; a third get a second version: ~8,000 version x partner evaluations
-
-
-def _indicator(i: int, version: int) -> dict[str, Any]:
-    tlp = "red" if i % 5 == 0 else "green"  # a fifth is never released
-    return {
-        "type": "indicator", "spec_version": "2.1",
-        "id": f"indicator--{uuid.UUID(int=i + 1, version=4)}",
-        "created": "2024-01-01T00:00:00.000Z",
-        "modified": f"2024-01-0{version + 1}T00:00:00.000Z",
-        "name": f"C2 {i} v{version}", "pattern_type": "stix",
-        "pattern": f"[ipv4-addr:value = '10.0.{i >> 8 & 255}.{i & 255}']",
-        "valid_from": "2024-01-01T00:00:00Z",
-        "object_marking_refs": [TLP_2_0_IDS[tlp]],
-    }
 
 
 def _home(tmp_path: Path) -> Path:
@@ -58,10 +42,11 @@ def _home(tmp_path: Path) -> Path:
         key = base64.b64encode(bytes(SigningKey.generate().verify_key)).decode()
         node.partners.add(name, url="http://127.0.0.1:9", public_key=key, tier=2,
                           communities=frozenset({"coalition"}))
-    first = [validate(_indicator(i, 0)) for i in range(N)]
+    first = [validate(versioned_indicator(i, 0, 0)) for i in range(N)]
     for start in range(0, N, 1000):
         node.store.put_many(first[start:start + 1000], Provenance())
-    node.store.put_many([validate(_indicator(i, 1)) for i in range(0, N, 3)], Provenance())
+    second = [validate(versioned_indicator(i, 1, 0)) for i in range(0, N, 3)]
+    node.store.put_many(second, Provenance())
     node.close()
     return tmp_path / "hub"
 
