@@ -161,7 +161,13 @@ def coalition(
     chosen = [x for x in (observables, names, operations) if x is not None]
     if len(chosen) != 1:
         raise UsageError("choose one of --observables FILE, --names FILE, --operations FILE")
+    if reconstructor is not None and reconstructor in partners:
+        raise UsageError(f"--reconstructor {reconstructor} is also a participant (--with): "
+                         f"the reconstructor holds no items in the run")
     node = open_node(home)
+    if reconstructor == node.name:
+        raise UsageError("--reconstructor names this node, which relays and holds items: "
+                         "name a partner that holds none")
     if operations is not None:
         spec = ItemsSpec.operations_json(_read_json(operations), parse_grid(grid))
         pointer = True  # where and when never leave: operations are pointer mode only
@@ -178,9 +184,6 @@ def coalition(
                          f"takes part holding no items (a participant reconstructing could "
                          f"count the holders of its own items below the threshold)",
                          hint="or use --threshold 2")
-    if reconstructor is not None and reconstructor in (*partners, node.name):
-        raise UsageError(f"--reconstructor {reconstructor} is also a participant (us or "
-                         f"--with): the reconstructor holds no items in the run")
     outcome = run_coalition(node, sorted(set(partners)), threshold, spec,
                             mode="pointer" if pointer else "membership",
                             reconstructor=reconstructor)
