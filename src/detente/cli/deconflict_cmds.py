@@ -44,8 +44,9 @@ deconflict_app = typer.Typer(
     cls=_QueryByDefault, no_args_is_help=True,
     help="Private deconfliction (PSI) with a partner: `detente deconflict PARTNER --mode M "
          "(--items FILE | --observables | --operations FILE | --alignment FILE)`, or with a "
-         "coalition: `detente deconflict --with P --with Q --threshold T (--observables FILE "
-         "| --names FILE | --operations FILE)`.")
+         "coalition: `detente deconflict --with P --with Q --threshold T [--reconstructor R] "
+         "(--observables FILE | --names FILE | --operations FILE)`; T >= 3 needs a "
+         "reconstructor R holding no items.")
 
 
 def register(app: typer.Typer) -> None:
