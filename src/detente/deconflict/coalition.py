@@ -552,7 +552,7 @@ class Reconstructor:
         magic, run_id, digest, result_key, bins, load, pointer = _HEADER.unpack_from(plain)
         shape = _shares.shape_for(self.spec.threshold, capacity)
         if magic != _UPLOAD_MAGIC or run_id != self.spec.run_id:
-            raise ProtocolError(f"upload {k} belongs to another run")
+            raise ProtocolError(f"upload {k} belongs to another run (or protocol version)")
         if digest != self.spec.digest:
             raise ProtocolError(f"upload {k} was made under another spec of this run (the "
                                 f"initiator told its participants different roles or "
