@@ -1,13 +1,16 @@
 """The coalition case of bench/psi.py: N live nodes on loopback (each served by uvicorn in a
 thread of this process, as `detente serve` would), each holding ``size`` of its own
-observables, one of them running ``detente deconflict --with … --threshold T`` end to end.
+observables, one of them running ``detente deconflict --with … --threshold T`` end to end;
+with ``reconstructor=True`` one more node, ``desk``, holding no items, reconstructs
+(``--reconstructor desk``, required at T >= 3), else a participant drawn from the run id.
 
 Sets: participant ``p`` holds addresses ``[p·d, p·d + size)`` of one numbering with
 ``d = size / T``, so the initiator's last ``size/T`` items are held by T participants
 (T = 2: neighbours share half their sets). The timed part
 is :func:`run_coalition` only (seeding the stores is not). Reported per participant, from
 each one's ledger entry: group operations (ristretto255 multiplications; hashes to the group)
-and protocol bytes sent and received (the initiator's figure includes what it relays).
+and protocol bytes sent and received (the initiator's figure includes what it relays); and
+the non-holding reconstructor's bytes from its own entry.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from detente.stix.validate import validate
 from detente.store import Provenance
 
 NAMES = ("de", "fr", "it", "ru", "us", "uk", "pl", "nl", "es", "be")
+DESK = "desk"  # the reconstructor holding no items
 
 
 def _address(k: int) -> str:
@@ -40,8 +44,10 @@ def _address(k: int) -> str:
 
 
 @contextmanager
-def coalition(tmp: Path, n: int, size: int, step: int) -> Iterator[dict[str, Node]]:
-    names = sorted(NAMES[:n])
+def coalition(tmp: Path, n: int, size: int, step: int,
+              reconstructor: bool = False) -> Iterator[dict[str, Node]]:
+    holders = sorted(NAMES[:n])
+    names = [*holders, DESK] if reconstructor else holders
     socks = {name: listening_socket() for name in names}
     nodes = {name: Node.init(tmp / name, name, url=url_of(socks[name])) for name in names}
     for name, node in nodes.items():
@@ -53,13 +59,16 @@ def coalition(tmp: Path, n: int, size: int, step: int) -> Iterator[dict[str, Nod
                                   identity_id=peer.identity_id)
     served: list[LiveServer] = []
     try:
-        for p, (name, node) in enumerate(nodes.items()):
+        for p, name in enumerate(holders):
+            node = nodes[name]
             if p:  # the initiator (the first) runs from the CLI: it serves nothing
                 objs = [validate({"type": "ipv4-addr", "spec_version": "2.1",
                                   "id": f"ipv4-addr--{uuid.uuid4()}",
                                   "value": _address(p * step + k)}) for k in range(size)]
                 node.store.put_many(objs, Provenance())
                 served.append(serve_app(build_app(node), socks[name]))
+        if reconstructor:
+            served.append(serve_app(build_app(nodes[DESK]), socks[DESK]))
         yield nodes
     finally:
         for s in served:
@@ -76,16 +85,20 @@ def _entry(node: Node) -> dict[str, Any]:
     return {}
 
 
-def run_case(n: int, size: int, threshold: int) -> dict[str, float]:
+def run_case(n: int, size: int, threshold: int,
+             reconstructor: bool = False) -> dict[str, float]:
     step = size // threshold
-    with tempfile.TemporaryDirectory() as tmp, coalition(Path(tmp), n, size, step) as nodes:
-        first, *others = sorted(nodes)
+    with tempfile.TemporaryDirectory() as tmp, \
+            coalition(Path(tmp), n, size, step, reconstructor) as nodes:
+        first, *others = sorted(name for name in nodes if name != DESK)
         mine = ItemsSpec("observables", tuple(
             i for k in range(size) for i in observable("ipv4-addr", _address(k))))
         started = time.perf_counter()
-        outcome = run_coalition(nodes[first], others, threshold, mine)
+        outcome = run_coalition(nodes[first], others, threshold, mine,
+                                reconstructor=DESK if reconstructor else None)
         seconds = time.perf_counter() - started
         entries = {name: _entry(node) for name, node in nodes.items()}
+    desk = entries.pop(DESK, {})
     expected = sum(1 for k in range(size)
                    if sum(p * step <= k < p * step + size for p in range(n)) >= threshold)
     if len(outcome.matched) != expected:
@@ -98,4 +111,6 @@ def run_case(n: int, size: int, threshold: int) -> dict[str, float]:
             "bytes_mean": (sum(sent) + sum(received)) / (2 * n),
             "bytes_initiator": float(entries[first]["bytes_sent"]
                                      + entries[first]["bytes_received"]),
-            "matched": float(len(outcome.matched))}
+            "matched": float(len(outcome.matched)),
+            "bytes_reconstructor": float(desk.get("bytes_sent", 0)
+                                         + desk.get("bytes_received", 0))}

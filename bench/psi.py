@@ -13,9 +13,11 @@ every message to bytes and parsing it back):
 * unbalanced 2^12 requester × 2^20 responder with the responder's set prepared (and the
   requester holding its digest) beforehand: online time only (detente);
 * coalition (``bench/_mpsi.py``): 5 live nodes on loopback, 10,000 items each, T = 2, end
-  to end (``mpsi_n5_10k_s``, with group operations and protocol bytes per participant);
-  the full run adds T = 3 over 5 × 1,000 (``mpsi_n5_1k_t3_s``). ``--mpsi-only`` runs
-  just these.
+  to end, reconstructed by a participant (``mpsi_n5_10k_s``, with group operations and
+  protocol bytes per participant) and by a sixth node holding no items
+  (``mpsi_n5r_10k_s``, with that reconstructor's bytes); the full run adds T = 3 over
+  5 × 1,000 (``mpsi_n5_1k_t3_s``, a non-holding reconstructor: T >= 3 requires one).
+  ``--mpsi-only`` runs just these.
 
 Every run is timed twice: wall clock, and CPU seconds (``time.process_time``, all threads of
 the process; the anchor reports its own). On a shared machine the wall clock depends on how
@@ -306,7 +308,8 @@ def main() -> None:
             "openmined_cpu20_s", "ratio20", "ratio20_eq", "ratio20_cpu", "load20",
             "unbalanced_online_s", "bytes20", "floor16_s", "floor20_s",
             "mpsi_n5_10k_s", "mpsi_mults_per_participant", "mpsi_bytes_per_participant",
-            "mpsi_initiator_bytes", "mpsi_n5_1k_t3_s", "load"]
+            "mpsi_initiator_bytes", "mpsi_n5r_10k_s", "mpsi_reconstructor_bytes",
+            "mpsi_n5_1k_t3_s", "load"]
     fields: dict[str, str] = dict.fromkeys(keys, "na")
     if args.mpsi_only:
         coalition_cases(fields, full=not args.quick)
@@ -365,9 +368,16 @@ def coalition_cases(fields: dict[str, str], *, full: bool) -> None:
                    "mpsi_mults_per_participant": f"{r['mults_mean']:.0f}",
                    "mpsi_bytes_per_participant": f"{r['bytes_mean']:.0f}",
                    "mpsi_initiator_bytes": f"{r['bytes_initiator']:.0f}"})
+    rr = run_case(5, 10_000, 2, reconstructor=True)
+    print(f"coalition N=5 T=2 10k each + reconstructor holding no items  {rr['s']:.1f} s  "
+          f"matched {int(rr['matched'])}  multiplications/participant mean "
+          f"{rr['mults_mean']:.0f}  protocol bytes/participant {rr['bytes_mean'] / 1e6:.2f} MB "
+          f"(reconstructor: {rr['bytes_reconstructor'] / 1e6:.2f} MB)")
+    fields.update({"mpsi_n5r_10k_s": f"{rr['s']:.1f}",
+                   "mpsi_reconstructor_bytes": f"{rr['bytes_reconstructor']:.0f}"})
     if full:
-        t3 = run_case(5, 1_000, 3)
-        print(f"coalition N=5 T=3 1k each  {t3['s']:.1f} s")
+        t3 = run_case(5, 1_000, 3, reconstructor=True)
+        print(f"coalition N=5 T=3 1k each + reconstructor holding no items  {t3['s']:.1f} s")
         fields["mpsi_n5_1k_t3_s"] = f"{t3['s']:.1f}"
 
 

@@ -183,6 +183,9 @@ CASES: list[tuple[str, str, int]] = [
     ("deconflict coalition", "--with fr --observables {files}/good.json "
      "--names {files}/good.json", 2),
     ("deconflict coalition", "--with fr --threshold 1 --observables {files}/good.json", 2),
+    ("deconflict coalition", "--with fr --reconstructor fr --observables {files}/good.json", 2),
+    ("deconflict coalition", "--with fr --reconstructor nobody --observables "
+     "{files}/good.json", 1),  # not a partner
     ("deconflict load-operations", "{files}/ops.json", 0),
     ("deconflict load-operations", "{files}/leak.txt", 1),
     ("deconflict load-operations", "", 2),

@@ -1,8 +1,11 @@
 """Coalition deconfliction: one test per statement of docs/deconfliction.md (Coalition
-deconfliction → What each party learns; Deviating parties), the deviations as attacks."""
+deconfliction → What each party learns; Deviating parties; Coalitions of deviating parties),
+the deviations as attacks. R is ``desk``, a node that holds no items, unless a test says
+otherwise (T = 2 with R drawn among the participants)."""
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import date
@@ -24,6 +27,7 @@ from detente.deconflict import (
     _shares,
 )
 from detente.deconflict.coalition import (
+    ROLE_HINT,
     CoalitionMode,
     CoalitionResult,
     ContactPointer,
@@ -49,10 +53,12 @@ SETS = {"fr": dom("raqqa-c2", "a", "b", "fr-only"), "ru": dom("raqqa-c2", "a", "
 class Run:
     """A run in memory, step by step, so a test can stand in for any party."""
 
-    def __init__(self, spec: RunSpec, sets: Mapping[str, Sequence[Item]],
+    def __init__(self, spec: RunSpec, sets: Mapping[str, Sequence[Item]], *,
+                 pointers: Mapping[str, Mapping[Item, ContactPointer]] | None = None,
                  **kwargs: object) -> None:
         self.spec = spec
-        self.parts = {n: Participant(spec, n, sets.get(n, ()), **kwargs)  # type: ignore[arg-type]
+        self.parts = {n: Participant(spec, n, sets.get(n, ()),  # type: ignore[arg-type]
+                                     pointers=(pointers or {}).get(n), **kwargs)
                       for n in spec.participants}
         self.reconstructor = Reconstructor(spec)
         self.relay = Relay(spec)
@@ -76,9 +82,47 @@ class Run:
             self.reconstructor.reconstruct(self.relay.batch(), self.capacity))
         return {n: self.parts[n].read(results[n]) for n in self.spec.participants}
 
+    def opened(self, sealed: bytes) -> tuple[bytes, list[_shares.Share], list[bytes]]:
+        """What R reads in an upload: header, shares, and (pointer mode) sealed pointers."""
+        plain = nacl.public.SealedBox(self.reconstructor._key).decrypt(sealed)
+        width = 32 + (POINTER_BLOB if self.spec.mode is CoalitionMode.POINTER else 0)
+        body = plain[HEADER:]
+        slots = [body[k:k + width] for k in range(0, len(body), width)]
+        return plain[:HEADER], [_shares.Share.from_bytes(s) for s in slots], \
+            [s[32:] for s in slots]
 
-def spec(threshold: int = 2, mode: CoalitionMode = CoalitionMode.MEMBERSHIP) -> RunSpec:
-    return new_run("us", ["de", "fr", "ru"], threshold, "observables", mode)
+
+HEADER = 6 + 16 + 32 + 32 + 4 + 4 + 1  # magic, run, spec digest, result key, shape, mode
+POINTER_BLOB = 24 + 16 + 256
+DESK = "desk"
+
+
+def spec(threshold: int = 2, mode: CoalitionMode = CoalitionMode.MEMBERSHIP, *,
+         reconstructor: str | None = DESK) -> RunSpec:
+    return new_run("us", ["de", "fr", "ru"], threshold, "observables", mode,
+                   reconstructor=reconstructor)
+
+
+def drawn(holder: str, threshold: int = 2) -> RunSpec:
+    """A T = 2 spec whose run id draws ``holder`` (a participant) as R."""
+    s = spec(threshold, reconstructor=None)
+    while s.reconstructor != holder:
+        s = spec(threshold, reconstructor=None)
+    return s
+
+
+def on_polynomial(coefs: Sequence[int], share: _shares.Share) -> bool:
+    y = sum(a * pow(share.x, j + 1, _shares.PRIME) for j, a in enumerate(coefs))
+    return y % _shares.PRIME == share.y
+
+
+def candidate_tags(item: Item, run: Run) -> list[bytes]:
+    """Every stand-in for an item's tag that a party holding none of the participants' run
+    keys can compute: the item's encoding, its hash, its hash to the group, and that point
+    under a key of its own (the real tag needs every participant's key)."""
+    h = _group.hash_to_group([item.encoded()])
+    return [item.encoded(), h, _group.multiply(_group.random_scalar(), h),
+            hashlib.sha256(item.encoded()).digest()]
 
 
 # -- what each party learns ------------------------------------------------------------
@@ -109,10 +153,9 @@ def test_uploads_have_one_shape_and_only_r_opens_them() -> None:
     for sealed in uploads.values():
         with pytest.raises(nacl.exceptions.CryptoError):
             stranger.decrypt(sealed)
-    opened = [nacl.public.SealedBox(run.reconstructor._key).decrypt(u)
-              for u in uploads.values()]
-    headers = {o[:6] + o[6:22] + o[54:63] for o in opened}  # magic, run, shape, mode
-    assert len(headers) == 1
+    headers = [run.opened(u)[0] for u in uploads.values()]
+    assert len({h[:54] + h[86:] for h in headers}) == 1  # magic, run, spec, shape, mode
+    assert len({h[54:86] for h in headers}) == len(headers)  # fresh result keys only
 
 
 def test_the_relay_shuffles_uniformly() -> None:
@@ -145,6 +188,7 @@ def test_a_participant_learns_only_its_own_items_and_reads_only_its_result() -> 
     results, _parts = run_locally(spec(3), SETS)
     assert results["fr"].matched == (C2,)  # a and b are held by two: T = 3 hides them
     assert results["de"].matched == ()
+    assert DESK not in results  # R holds no items and learns no result
     run = Run(spec(), SETS)
     run.ring()
     uploads = run.uploads()
@@ -172,26 +216,203 @@ def test_only_co_holders_open_a_pointer() -> None:
         box.decrypt(blob)  # another item's key
 
 
-def test_limit_r_tests_its_own_items_below_threshold() -> None:
-    """The documented limit: R knows the tags of its own items, so it can check every
-    share against its own items' polynomials and count their holders, below T too."""
+# -- the reconstructor ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", list(CoalitionMode))
+def test_a_non_holding_r_cannot_test_any_item(mode: CoalitionMode) -> None:
+    """The gap closed: R holds no items, so it knows no tag. Whatever stand-in for a tag it
+    computes, for any item (below T, over T, or held by nobody), it finds no share on that
+    item's polynomial and opens no pointer; with the real tag — which only the item's
+    holders get from the ring — the same check would count the holders below T."""
+    s = spec(3, mode)
+    pointers = {n: {i: ContactPointer(n, f"h-{n}", f"desk@{n}") for i in items}
+                for n, items in SETS.items()}
+    run = Run(s, SETS, pointers=pointers)
+    run.ring()
+    opened = [run.opened(u) for u in run.uploads().values()]
+    shares = [sh for _h, sh_list, _b in opened for sh in sh_list]
+    blobs = [b for _h, _s, b_list in opened for b in b_list if b]
+    universe = [*{i for items in SETS.values() for i in items}, *dom("nobody-holds")]
+    for item in universe:
+        for fake in candidate_tags(item, run):
+            coefs = _shares.coefficients(s.run_id, fake, 3)
+            assert not any(on_polynomial(coefs, sh) for sh in shares), item
+            box = nacl.secret.SecretBox(_shares.pointer_key(s.run_id, fake))
+            for blob in blobs:
+                with pytest.raises(nacl.exceptions.CryptoError):
+                    box.decrypt(blob)
+    a = dom("a")[0]  # held by fr and ru: below T = 3
+    real = run.parts["fr"]._tags[run.parts["fr"].items.index(a)]  # type: ignore[index]
+    coefs = _shares.coefficients(s.run_id, real, 3)
+    assert sum(on_polynomial(coefs, sh) for sh in shares) == 2  # what a tag would reveal
+
+
+def test_a_non_holding_r_is_given_no_items_and_no_tags() -> None:
+    """A node named R holds no items in the run: it cannot be a participant, no participant
+    raises a list for it (so it can get no tag), and the relay takes no upload from it."""
     s = spec(3)
-    while s.reconstructor != "fr":  # fr holds a.example, which ru holds too (2 < T)
-        s = spec(3)
+    with pytest.raises(ProtocolError, match="desk reconstructs this run"):
+        Participant(s, DESK, dom("a"))
+    with pytest.raises(ProtocolError, match="desk reconstructs this run"):
+        run_locally(s, {**SETS, DESK: dom("a")})
+    run = Run(s, SETS)
+    probe = _group.hash_to_group([dom("a")[0].encoded()])
+    for part in run.parts.values():
+        with pytest.raises(ProtocolError, match="nobody raises a list for it"):
+            part.raise_for(DESK, probe)
+    with pytest.raises(ProtocolError, match="holds no items in this run"):
+        run.relay.accept(DESK, b"an upload of its own")
+
+
+def test_r_adding_an_upload_of_its_own_joins_no_group() -> None:
+    """A deviating R that matches a fabricated upload of its own against the N real ones
+    (shares of any items, on polynomials from whatever it can compute) finds exactly the
+    honest groups: its shares join none."""
+    s = spec(3)
+    run = Run(s, SETS)
+    run.ring()
+    opened = [run.opened(u)[1] for u in run.uploads().values()]
+    shape = _shares.shape_for(3, run.capacity)
+    universe = {i for items in SETS.values() for i in items}
+    fake: list[list[tuple[int, int, _shares.Share]]] = [[] for _ in range(shape.bins)]
+    for item in universe:
+        for k, tag in enumerate(candidate_tags(item, run)):
+            b = _shares.item_bin(s.run_id, tag, shape.bins)
+            share = _shares.make_share(_shares.coefficients(s.run_id, tag, 3))
+            fake[b].append((len(opened), k, share))
+    bins = [[(u, k, sh) for u, up in enumerate(opened) for k, sh in enumerate(up)
+             if k // shape.load == b] for b in range(shape.bins)]
+    honest = _shares.find_groups(bins, 3)
+    deviant = _shares.find_groups([b + f for b, f in zip(bins, fake, strict=True)], 3)
+    assert sorted(deviant) == sorted(honest) and len(honest) == 1  # C2 only
+
+
+def test_at_t2_a_holding_r_learns_nothing_beyond_its_output() -> None:
+    """T = 2 with R drawn among the participants: testing its own items against every
+    share, R finds its own share alone for each item it holds alone (which it knew), and
+    two or more shares exactly for the items its result flags (the group sizes it learns
+    anyway): nothing about items held by fewer than T."""
+    s = drawn("fr")
     run = Run(s, SETS)
     run.ring()
     uploads = run.uploads()
-    r = run.parts["fr"]
-    k = r.items.index(dom("a")[0])
-    coefs = _shares.coefficients(s.run_id, r._tags[k], 3)  # type: ignore[index]
-    hits = 0
-    for sealed in uploads.values():
-        plain = nacl.public.SealedBox(run.reconstructor._key).decrypt(sealed)[63:]
-        for off in range(0, len(plain), 32):
-            sh = _shares.Share.from_bytes(plain[off:off + 32])
-            y = sum(a * pow(sh.x, j + 1, _shares.PRIME) for j, a in enumerate(coefs))
-            hits += y % _shares.PRIME == sh.y
-    assert hits == 2  # R's own share and the other holder's: below T, yet counted
+    shares = [sh for u in uploads.values() for sh in run.opened(u)[1]]
+    results = run.finish(uploads)
+    fr = run.parts["fr"]
+    held = Counter(i for items in SETS.values() for i in items)
+    for k, item in enumerate(fr.items):
+        coefs = _shares.coefficients(s.run_id, fr._tags[k], 2)  # type: ignore[index]
+        hits = sum(on_polynomial(coefs, sh) for sh in shares)
+        assert hits == held[item]
+        assert (hits >= 2) == (item in results["fr"].matched)
+    assert run.reconstructor.learned == sorted(c for c in held.values() if c >= 2)
+
+
+# -- an initiator that lies about roles ----------------------------------------------------
+
+
+def test_every_participant_refuses_a_spec_with_a_holding_r_at_t3() -> None:
+    """Fail closed at the protocol level: each participant reads the spec itself, so an
+    initiator cannot make a holder reconstruct at T >= 3, reconstruct itself, leave R out,
+    or pick at T = 2 a participant the run id does not draw."""
+    honest = spec(3).to_json()
+    lies = [{**honest, "reconstructor": "fr"},              # a holder, at T = 3
+            {k: v for k, v in honest.items() if k != "reconstructor"},  # none, at T = 3
+            {**honest, "reconstructor": "us"}]              # the relay itself
+    for doc in lies:
+        with pytest.raises(ProtocolError) as refused:
+            RunSpec.from_json(doc)
+        assert "--reconstructor NODE" in str(refused.value) or "relay" in str(refused.value)
+    with pytest.raises(ProtocolError, match="needs a reconstructor that holds no items"):
+        new_run("us", ["fr", "ru"], 3, "observables")
+    two = drawn("fr").to_json()
+    not_drawn = next(n for n in ("de", "ru") if n != two["reconstructor"])
+    with pytest.raises(ProtocolError, match="is not the participant this run id draws"):
+        RunSpec.from_json({**two, "reconstructor": not_drawn})
+    assert "--reconstructor NODE" in ROLE_HINT
+
+
+@pytest.mark.parametrize("lie", ["threshold", "participants", "reconstructor"])
+def test_an_initiator_telling_parties_different_specs_aborts_the_run(lie: str) -> None:
+    """Each upload carries the digest of the spec its participant agreed to: an initiator
+    that tells R (or one participant) another threshold, another set of participants or
+    another reconstructor has R refuse the uploads — nobody learns anything."""
+    s = spec(3)
+    told = {"threshold": {"threshold": 2},
+            "participants": {"participants": ["de", "fr", "us"], "threshold": 3},
+            "reconstructor": {"reconstructor": "it"}}[lie]
+    other = RunSpec.from_json({**s.to_json(), **told})
+    run = Run(s, SETS)
+    run.reconstructor = Reconstructor(other)  # R was told `other`
+    run.ring()
+    uploads = run.uploads()
+    batch = [uploads[name] for name in sorted(uploads)][:len(other.participants)]
+    with pytest.raises(ProtocolError, match="another spec of this run"):
+        run.reconstructor.reconstruct(batch, run.capacity)
+    mixed = Run(s, SETS)  # fr was told `other`; R and the others the truth
+    mixed.parts["fr"] = Participant(other, "fr", SETS["fr"])
+    with pytest.raises(ProtocolError, match=r"made under another spec|not another participant"):
+        mixed.ring()  # told other participants, fr refuses a list from outside its spec
+        mixed.finish(mixed.uploads())
+
+
+# -- coalitions of deviating parties -------------------------------------------------------
+
+
+def test_r_colluding_with_a_participant_tests_that_participants_items_only() -> None:
+    """R with a participant P: P hands R the tags of its own items (any it chose to put in
+    its set, within the budgets), and R counts their holders below T — the former limit,
+    now only with a colluding participant and only for P's items."""
+    s = spec(3)
+    run = Run(s, SETS)
+    run.ring()
+    shares = [sh for u in run.uploads().values() for sh in run.opened(u)[1]]
+    fr = run.parts["fr"]
+    counts = {}
+    for k, item in enumerate(fr.items):
+        coefs = _shares.coefficients(s.run_id, fr._tags[k], 3)  # type: ignore[index]
+        counts[item] = sum(on_polynomial(coefs, sh) for sh in shares)
+    held = Counter(i for items in SETS.values() for i in items)
+    assert counts == {i: held[i] for i in SETS["fr"]}  # a.example: 2, below T, counted
+    for item in SETS["ru"]:  # ru-only is not fr's: no tag, nothing to test
+        if item not in SETS["fr"]:
+            for fake in candidate_tags(item, run):
+                coefs = _shares.coefficients(s.run_id, fake, 3)
+                assert not any(on_polynomial(coefs, sh) for sh in shares)
+
+
+def test_r_colluding_with_the_relay_learns_who_holds_each_over_threshold_item() -> None:
+    """R with M: M's shuffle order names each upload, so each over-threshold group becomes
+    the names of its holders (why R and M must not collude)."""
+    run = Run(spec(3), SETS)
+    run.ring()
+    for name, sealed in run.uploads().items():
+        run.relay.accept(name, sealed)
+    batch = run.relay.batch()
+    order = run.relay._order
+    assert order is not None
+    shape = _shares.shape_for(3, run.capacity)
+    opened = [run.opened(u)[1] for u in batch]
+    bins = [[(u, k, sh) for u, up in enumerate(opened) for k, sh in enumerate(up)
+             if k // shape.load == b] for b in range(shape.bins)]
+    groups = _shares.find_groups(bins, 3)
+    assert [{order[u] for u, _slot in g} for g in groups] == [{"fr", "ru", "us"}]
+
+
+def test_participants_colluding_without_r_compute_no_tag_of_an_item_they_lack() -> None:
+    """Participants other than R pooling their run keys still miss the others' keys: the
+    tag of an item is out of their reach (they learn their own outputs combined)."""
+    run = Run(spec(3), SETS)
+    run.ring()
+    fr, ru = run.parts["fr"], run.parts["ru"]
+    us = run.parts["us"]
+    real = us._tags[us.items.index(C2)]  # type: ignore[index]
+    h = _group.hash_to_group([C2.encoded()])
+    pooled = _group.multiply(_group.scalar_product(fr._key, ru._key), h)
+    assert pooled != real and fr._tags is not None and real in fr._tags
+    de_only = run.parts["de"]._tags[0]  # type: ignore[index]
+    assert de_only not in fr._tags and de_only not in (ru._tags or [])
 
 
 # -- deviating parties -----------------------------------------------------------------

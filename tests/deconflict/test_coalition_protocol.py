@@ -1,5 +1,7 @@
 """Coalition deconfliction, in memory: every participant's output equals plain set arithmetic
-(over-threshold membership, and in pointer mode exactly the co-holders), for N 2–5, T 2–N."""
+(over-threshold membership, and in pointer mode exactly the co-holders), for N 2–5, T 2–N,
+with a reconstructor that holds no items (any T) or, at T = 2, one drawn among the
+participants."""
 
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from detente.deconflict.coalition import (
 )
 
 NAMES = ("de", "fr", "it", "ru", "us")
+DESK = "desk"  # a reconstructor that holds no items
 UNIVERSE = [Item("domain-name", f"c2-{i}.example") for i in range(8)]
 MPSI = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -46,7 +49,9 @@ def coalitions(draw: st.DrawFn) -> tuple[RunSpec, dict[str, list[Item]]]:
     sets = {name: draw(st.lists(st.sampled_from(UNIVERSE), max_size=max_size, unique=True))
             for name in names}
     mode = draw(st.sampled_from(list(CoalitionMode)))
-    return new_run(names[0], names[1:], threshold, "observables", mode), sets
+    desk = threshold >= 3 or draw(st.booleans())  # T >= 3: a non-holding R, always
+    return new_run(names[0], names[1:], threshold, "observables", mode,
+                   reconstructor=DESK if desk else None), sets
 
 
 @MPSI
@@ -56,6 +61,7 @@ def test_outputs_equal_plain_set_arithmetic(case: tuple[RunSpec, dict[str, list[
     pointers = pointers_of(sets) if spec.mode is CoalitionMode.POINTER else None
     results, _parts = run_locally(spec, sets, pointers=pointers)
     expected = truth(sets, spec.threshold)
+    assert set(results) == set(spec.participants)  # R, holding no items, learns no result
     for name, result in results.items():
         assert set(result.matched) == expected[name]
         if spec.mode is CoalitionMode.POINTER:
@@ -72,7 +78,8 @@ def test_ten_participants() -> None:
     sets = {n: [everyone, UNIVERSE[1 + i % 3], Item("domain-name", f"own-{n}.example")]
             for i, n in enumerate(names)}
     for threshold in (2, 3):
-        spec = new_run("n0", names[1:], threshold, "observables")
+        spec = new_run("n0", names[1:], threshold, "observables",
+                       reconstructor="desk" if threshold == 3 else None)
         results, _ = run_locally(spec, sets)
         expected = truth(sets, threshold)
         assert all(set(results[n].matched) == expected[n] for n in names)
@@ -90,12 +97,24 @@ def test_run_specs_are_checked() -> None:
     with pytest.raises(ProtocolError, match="malformed"):
         RunSpec.from_json({"run_id": "zz"})
     r, m = spec.roles
-    assert r != m and {r, m} <= set(spec.participants)
+    assert r != m and {r, m} <= set(spec.participants) and spec.holding_reconstructor
+    named = new_run("us", ["fr", "ru"], 3, "names", reconstructor="desk")
+    assert RunSpec.from_json(named.to_json()) == named
+    assert named.nodes == ("desk", "fr", "ru", "us") and not named.holding_reconstructor
+    with pytest.raises(ProtocolError, match="reconstructor must be a node name"):
+        RunSpec.from_json({**named.to_json(), "reconstructor": 7})
+    with pytest.raises(ProtocolError, match="not a node name"):
+        RunSpec.from_json({**named.to_json(), "reconstructor": "../x"})
 
 
-def test_the_reconstructor_is_any_participant_but_the_relaying_initiator() -> None:
+def test_without_a_named_reconstructor_r_is_a_participant_but_the_relay_at_t2_only() -> None:
     seen = {roles_for(bytes([i]) * 16, NAMES, "us") for i in range(200)}
     assert seen == {(n, "us") for n in NAMES if n != "us"}
+    for i in range(20):
+        spec = RunSpec(bytes([i]) * 16, "us", NAMES, 2, "observables")
+        assert spec.reconstructor == roles_for(spec.run_id, NAMES, "us")[0]
+        with pytest.raises(ProtocolError, match="needs a reconstructor that holds no items"):
+            RunSpec(bytes([i]) * 16, "us", NAMES, 3, "observables")
 
 
 def test_shapes_never_depend_on_set_size() -> None:

@@ -29,5 +29,7 @@ def test_all_three_learn_the_raqqa_c2_and_nothing_else(tmp_path: Path) -> None:
     finally:
         coalition.stop()
     assert step.learned == {n: [f"ipv4-addr:{RAQQA_C2}"] for n in ("us", "fr", "ru")}
-    assert step.recorded == {"us": True, "fr": True, "ru": True}
+    assert step.recorded == {"us": True, "fr": True, "ru": True, "desk": True}
+    assert step.reconstructor["reconstructed"] and not step.reconstructor["holds_items"]
+    assert step.reconstructor["groups"] == 1
     assert "3 of 3 learned exactly that" in lines[-1]

@@ -94,8 +94,14 @@ def test_coalition_learns_the_shared_raqqa_c2_and_nothing_else(
     o, out = played
     assert o.coalition_learned == {n: [f"ipv4-addr:{HELD_BACK_IP}"]
                                    for n in ("us", "fr", "ru")}
-    assert o.coalition_recorded == {"us": True, "fr": True, "ru": True}
-    assert "Coalition deconfliction (threshold 3" in (out / "report.html").read_text()
+    assert o.coalition_recorded == {"us": True, "fr": True, "ru": True, "desk": True}
+    desk = o.coalition_reconstructor  # a fourth node, holding no items, reconstructed
+    assert desk["reconstructor"] == "desk" and desk["reconstructed"] is True
+    assert desk["holds_items"] is False and desk["participants"] == ["fr", "ru", "us"]
+    assert desk["groups"] == 1 and desk["local_size"] is None and desk["matches"] is None
+    assert desk["outcome"] == "completed" and HELD_BACK_IP not in str(desk)
+    html = (out / "report.html").read_text()
+    assert "Coalition deconfliction (threshold 3" in html and "desk, holds no items" in html
 
 
 def test_report_and_homes_are_left_for_the_ui(played: tuple[Outcome, Path]) -> None:

@@ -260,8 +260,8 @@ def test_deconfliction_coalition_run_renders(client: TestClient,
         ledger_index, seconds = 9, 1.0
 
     def fake_run(node: Node, partners: list[str], threshold: int, spec: Any,
-                 mode: str) -> Outcome:
-        seen.append((partners, threshold, spec.kind, len(spec.items), mode))
+                 mode: str, reconstructor: str | None) -> Outcome:
+        seen.append((partners, threshold, spec.kind, len(spec.items), mode, reconstructor))
         return Outcome()
 
     monkeypatch.setattr(deconf, "coalition_runner", lambda: fake_run)
@@ -270,9 +270,20 @@ def test_deconfliction_coalition_run_renders(client: TestClient,
             "kind": "ipv4-addr", "items": "198.51.100.7\n10.1.1.1", "pointer": "on"}
     r = client.post("/deconfliction", data=form)
     assert r.status_code == 200, r.text
-    assert seen == [(["fr"], 2, "observables", 2, "pointer")]
+    assert seen == [(["fr"], 2, "observables", 2, "pointer", None)]
     assert "<strong>1</strong> of your 2 items" in r.text and "desk@fr" in r.text
+    assert 'name="reconstructor"' in r.text and "(a participant: threshold 2)" in r.text
     r = client.post("/deconfliction", data={**form, "threshold": "3"})
     assert r.status_code == 400 and "threshold must be a number from 2 to 2" in r.text
     r = client.post("/deconfliction", data={k: v for k, v in form.items() if k != "with-fr"})
     assert r.status_code == 400 and "choose at least one partner" in r.text
+    # threshold 3 fails closed without a reconstructor holding no items
+    three = {**form, "with-ru": "on", "threshold": "3"}
+    r = client.post("/deconfliction", data=three)
+    assert r.status_code == 400 and "needs a reconstructor that holds no items" in r.text
+    assert "--reconstructor NODE" in r.text
+    r = client.post("/deconfliction", data={**three, "reconstructor": "fr"})
+    assert r.status_code == 400 and "fr holds items in this run" in r.text
+    assert len(seen) == 1  # neither was run
+    r = client.post("/deconfliction", data={**form, "reconstructor": "ru"})
+    assert r.status_code == 200 and seen[-1][-1] == "ru"

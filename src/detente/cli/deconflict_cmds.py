@@ -3,8 +3,9 @@ we offer.
 
     detente deconflict PARTNER --mode M (--items FILE | --observables | --operations FILE
                                          | --alignment FILE) [--grid G] [--json]
-    detente deconflict --with P [--with P …] --threshold T (--observables FILE
-                       | --names FILE | --operations FILE) [--pointer] [--grid G] [--json]
+    detente deconflict --with P [--with P …] --threshold T [--reconstructor NODE]
+                       (--observables FILE | --names FILE | --operations FILE) [--pointer]
+                       [--grid G] [--json]
     detente deconflict load-operations FILE [--replace]
     detente deconflict budget [PARTNER] [--items N] [--queries N] [--ratio R]
 """
@@ -43,8 +44,9 @@ deconflict_app = typer.Typer(
     cls=_QueryByDefault, no_args_is_help=True,
     help="Private deconfliction (PSI) with a partner: `detente deconflict PARTNER --mode M "
          "(--items FILE | --observables | --operations FILE | --alignment FILE)`, or with a "
-         "coalition: `detente deconflict --with P --with Q --threshold T (--observables FILE "
-         "| --names FILE | --operations FILE)`.")
+         "coalition: `detente deconflict --with P --with Q --threshold T [--reconstructor R] "
+         "(--observables FILE | --names FILE | --operations FILE)`; T >= 3 needs a "
+         "reconstructor R holding no items.")
 
 
 def register(app: typer.Typer) -> None:
@@ -141,13 +143,18 @@ def coalition(
     = None,
     pointer: Annotated[bool, typer.Option("--pointer", help="also learn whom to call: the "
                                           "co-holders' contact pointers")] = False,
+    reconstructor: Annotated[str | None, typer.Option(
+        "--reconstructor", help="a partner that takes part holding no items and reconstructs "
+                                "the run (required at T >= 3; at T = 2 one of the "
+                                "participants is drawn)")] = None,
     grid: Annotated[str | None, typer.Option("--grid", help="place-time grid, e.g. "
                                              "r8:d500:b3600:s0")] = None,
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Ask a coalition which of our items at least T of us hold, without anyone seeing the
-    lists (over-threshold multi-party PSI; docs/deconfliction.md)."""
+    lists (over-threshold multi-party PSI; docs/deconfliction.md). At T >= 3 the run needs
+    --reconstructor: a partner holding no items in it."""
     from detente.federation.psi.coalition import run_coalition
     from detente.federation.psi.remote import ItemsSpec
     from detente.federation.psi.sets import parse_grid
@@ -155,7 +162,13 @@ def coalition(
     chosen = [x for x in (observables, names, operations) if x is not None]
     if len(chosen) != 1:
         raise UsageError("choose one of --observables FILE, --names FILE, --operations FILE")
+    if reconstructor is not None and reconstructor in partners:
+        raise UsageError(f"--reconstructor {reconstructor} is also a participant (--with): "
+                         f"the reconstructor holds no items in the run")
     node = open_node(home)
+    if reconstructor == node.name:
+        raise UsageError("--reconstructor names this node, which relays and holds items: "
+                         "name a partner that holds none")
     if operations is not None:
         spec = ItemsSpec.operations_json(_read_json(operations), parse_grid(grid))
         pointer = True  # where and when never leave: operations are pointer mode only
@@ -167,15 +180,23 @@ def coalition(
     if threshold > len(set(partners)) + 1:
         raise ValidationError(f"threshold {threshold} is more than the "
                               f"{len(set(partners)) + 1} participants")
+    if threshold >= 3 and reconstructor is None:
+        raise UsageError(f"threshold {threshold} needs --reconstructor NODE: a partner that "
+                         f"takes part holding no items (a participant reconstructing could "
+                         f"count the holders of its own items below the threshold)",
+                         hint="or use --threshold 2")
     outcome = run_coalition(node, sorted(set(partners)), threshold, spec,
-                            mode="pointer" if pointer else "membership")
+                            mode="pointer" if pointer else "membership",
+                            reconstructor=reconstructor)
     if as_json:
         _dump(outcome.to_json())
         return
+    r = outcome.spec.reconstructor
     console.print(f"coalition run {outcome.spec.run_id.hex()[:12]} over {spec.kind} with "
-                  f"{', '.join(outcome.spec.participants)}: [bold]{len(outcome.matched)}[/] "
-                  f"of our {len(spec.items)} items held by at least {threshold} of us "
-                  f"({outcome.seconds:.1f} s)", highlight=False)
+                  f"{', '.join(outcome.spec.participants)}, reconstructed by {r}"
+                  f"{'' if outcome.spec.holding_reconstructor else ' (holding no items)'}: "
+                  f"[bold]{len(outcome.matched)}[/] of our {len(spec.items)} items held by "
+                  f"at least {threshold} of us ({outcome.seconds:.1f} s)", highlight=False)
     for label in outcome.matched:
         console.print(f"  held by >= {threshold}: {label}", highlight=False, markup=False)
         for p in outcome.pointers.get(label, ()):

@@ -5,26 +5,33 @@ participants (itself included) hold it, and in pointer mode the contact pointers
 co-holders. Message in, message out; the HTTP edge (``federation/psi/coalition.py``) only
 carries bytes, and :func:`run_locally` plays a whole run in memory.
 
-A run (``spec``: run id, participants, T, kind, mode; reconstructor R and relay M are
-are :func:`roles_for` the run: R another participant drawn from the run id, M the initiator):
+A run (``spec``: run id, participants, T, kind, mode, reconstructor R) has two roles besides
+holding items: the relay M is the initiator; the reconstructor R is named in the spec. At
+T ≥ 3, R must be a node that **holds no items** in the run (``--reconstructor NODE``): one
+that held items would know their tags and could count their holders below T. Every
+participant checks this when it reads the spec (:class:`RunSpec` refuses otherwise), so a
+deviating initiator cannot force a holding R. At T = 2 R may instead be a participant drawn
+from the run id (:func:`roles_for`): an item of R's is below T = 2 only if R alone holds it.
 
   (1) every participant ``i`` draws a run key ``k_i`` and a blind ``r_i``, and blinds its
       items: ``B_i = H(x)^{r_i}`` (:meth:`Participant.blinded`);
   (2) ``B_i`` passes through every other participant ``j`` in turn, each raising it to its
-      run key (:meth:`Participant.raise_for`; budgets and one list per asker per run);
+      run key (:meth:`Participant.raise_for`; budgets and one list per asker per run; a
+      non-holding R takes no part in the ring and no participant raises a list for it);
   (3) ``i`` removes its blind and applies its own key: ``tag(x) = H(x)^{k_1 … k_N}``
       (:meth:`Participant.unblind`) — a joint OPRF no one can evaluate alone;
   (4) from each tag ``i`` derives a bin and a polynomial of degree T-1 through the origin
       (:mod:`._shares`), puts its share — and in pointer mode its contact sealed under a
-      tag-derived key — in a fixed-shape upload padded with random dummies, and seals it to
-      R's run key together with a fresh result key (:meth:`Participant.upload`);
+      tag-derived key — in a fixed-shape upload padded with random dummies, and seals it,
+      with the digest of the spec it agreed to and a fresh result key, to R's run key
+      (:meth:`Participant.upload`);
   (5) M takes one upload per participant, and once it holds all N shuffles them
       (:meth:`Relay.accept`, :meth:`Relay.batch`);
-  (6) R opens the N uploads, refuses any malformed, replayed or foreign one, finds per bin
-      the groups of ≥ T shares from distinct uploads on one polynomial, and seals to each
-      upload's result key one flag per slot (pointer mode: the co-holders' sealed pointers)
-      (:meth:`Reconstructor.reconstruct`); M hands each result back to its participant
-      (:meth:`Relay.deliver`);
+  (6) R opens the N uploads, refuses any malformed, replayed or foreign one or one made
+      under another spec, finds per bin the groups of ≥ T shares from distinct uploads on
+      one polynomial, and seals to each upload's result key one flag per slot (pointer
+      mode: the co-holders' sealed pointers) (:meth:`Reconstructor.reconstruct`); M hands
+      each result back to its participant (:meth:`Relay.deliver`);
   (7) ``i`` opens its result and reads it against its own slots (:meth:`Participant.read`).
 
 What each party learns, and what deviating parties can, is in ``docs/deconfliction.md``
@@ -56,6 +63,7 @@ from detente.deconflict.items import Item
 
 __all__ = [
     "MAX_PARTICIPANTS",
+    "ROLE_HINT",
     "CoalitionMode",
     "CoalitionResult",
     "ContactPointer",
@@ -74,12 +82,15 @@ __all__ = [
 
 MAX_PARTICIPANTS = 10
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-_UPLOAD_MAGIC = b"DMPSU1"
+_UPLOAD_MAGIC = b"DMPSU2"  # DMPSU1 (no spec digest) is retired, never reused
 _RESULT_MAGIC = b"DMPSR1"
 _POINTER_PLAIN = 256
 _POINTER_BLOB = nacl.secret.SecretBox.NONCE_SIZE + nacl.secret.SecretBox.MACBYTES + \
     _POINTER_PLAIN
-_HEADER = struct.Struct(">6s16s32sIIB")  # magic, run id, result key, bins, load, pointer
+#: magic, run id, spec digest, result key, bins, load, pointer
+_HEADER = struct.Struct(">6s16s32s32sIIB")
+ROLE_HINT = ("name as reconstructor a partner that holds no items in the run: "
+             "--reconstructor NODE; or use threshold 2")
 
 
 class CoalitionMode(StrEnum):
@@ -88,9 +99,9 @@ class CoalitionMode(StrEnum):
 
 
 def roles_for(run_id: bytes, participants: Sequence[str], initiator: str) -> tuple[str, str]:
-    """(reconstructor, relay): the initiator relays (it carries every message of the run, and
-    sees only blinded points and sealed boxes); the reconstructor is another participant,
-    drawn from the run id."""
+    """(reconstructor, relay) when no reconstructor is named (T = 2 only): the initiator
+    relays (it carries every message of the run, and sees only blinded points and sealed
+    boxes); the reconstructor is another participant, drawn from the run id."""
     others = sorted(n for n in participants if n != initiator)
     digest = hashlib.blake2b(run_id, digest_size=8, person=b"detente-mpsi-rl").digest()
     return others[int.from_bytes(digest, "little") % len(others)], initiator
@@ -98,7 +109,10 @@ def roles_for(run_id: bytes, participants: Sequence[str], initiator: str) -> tup
 
 @dataclass(frozen=True)
 class RunSpec:
-    """One coalition run, as every participant checks it before it takes part."""
+    """One coalition run, as every participant — and the reconstructor — checks it before
+    it takes part. ``participants`` hold items; ``reconstructor`` is R: a node outside
+    ``participants`` (it holds no items in the run; required at T ≥ 3), or, at T = 2 only,
+    the participant :func:`roles_for` draws (left empty, it is drawn)."""
 
     run_id: bytes
     initiator: str
@@ -106,6 +120,7 @@ class RunSpec:
     threshold: int
     kind: str
     mode: CoalitionMode = CoalitionMode.MEMBERSHIP
+    reconstructor: str = ""
 
     def __post_init__(self) -> None:
         if len(self.run_id) != 16:
@@ -125,18 +140,58 @@ class RunSpec:
             raise ProtocolError(f"threshold {self.threshold} is outside 2..{len(names)}")
         if not _NAME.fullmatch(self.kind):
             raise ProtocolError(f"item kind {self.kind!r} is not a kind name")
+        self._check_reconstructor()
+
+    def _check_reconstructor(self) -> None:
+        """(0) The roles: R is never the relay; at T ≥ 3 R holds no items (fail closed)."""
+        drawn = roles_for(self.run_id, self.participants, self.initiator)[0]
+        if not self.reconstructor:
+            if self.threshold >= 3:
+                raise ProtocolError(
+                    f"threshold {self.threshold} needs a reconstructor that holds no items: "
+                    f"one that did could count the holders of its own items below the "
+                    f"threshold", hint=ROLE_HINT)
+            object.__setattr__(self, "reconstructor", drawn)
+            return
+        r = self.reconstructor
+        if not _NAME.fullmatch(r):
+            raise ProtocolError(f"reconstructor name {r!r} is not a node name")
+        if r == self.initiator:
+            raise ProtocolError("the initiator relays: it may not reconstruct too (R and M "
+                                "together would know whose upload is whose)", hint=ROLE_HINT)
+        if r in self.participants and self.threshold >= 3:
+            raise ProtocolError(
+                f"{r} holds items in this run and may not reconstruct it at threshold "
+                f"{self.threshold}: it could count the holders of its own items below the "
+                f"threshold", hint=ROLE_HINT)
+        if r in self.participants and r != drawn:
+            raise ProtocolError(f"{r} is not the participant this run id draws as "
+                                f"reconstructor ({drawn})", hint=ROLE_HINT)
+
+    @property
+    def holding_reconstructor(self) -> bool:
+        """Whether R holds items in this run (only ever at T = 2)."""
+        return self.reconstructor in self.participants
+
+    @property
+    def nodes(self) -> tuple[str, ...]:
+        """Every node taking part: the participants, and a non-holding R."""
+        extra = () if self.holding_reconstructor else (self.reconstructor,)
+        return tuple(sorted((*self.participants, *extra)))
 
     @property
     def roles(self) -> tuple[str, str]:
-        return roles_for(self.run_id, self.participants, self.initiator)
-
-    @property
-    def reconstructor(self) -> str:
-        return self.roles[0]
+        return self.reconstructor, self.initiator
 
     @property
     def relay(self) -> str:
-        return self.roles[1]
+        return self.initiator
+
+    @property
+    def digest(self) -> bytes:
+        """What every upload carries: R refuses one made under another spec."""
+        return hashlib.blake2b(_canonical(self.to_json()), digest_size=32,
+                               person=b"detente-mpsi-sp").digest()
 
     def others(self, name: str) -> tuple[str, ...]:
         """The participants ``name``'s list passes through, in ring order after it."""
@@ -146,7 +201,8 @@ class RunSpec:
     def to_json(self) -> dict[str, Any]:
         return {"run_id": self.run_id.hex(), "initiator": self.initiator,
                 "participants": list(self.participants), "threshold": self.threshold,
-                "kind": self.kind, "mode": self.mode.value}
+                "kind": self.kind, "mode": self.mode.value,
+                "reconstructor": self.reconstructor}
 
     @classmethod
     def from_json(cls, doc: Any) -> RunSpec:
@@ -156,21 +212,28 @@ class RunSpec:
             run_id = bytes.fromhex(str(doc["run_id"]))
             names = doc["participants"]
             threshold = doc["threshold"]
+            reconstructor = doc.get("reconstructor", "")
             if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
                 raise ProtocolError("participants must be a list of names")
             if not isinstance(threshold, int) or isinstance(threshold, bool):
                 raise ProtocolError("threshold must be an integer")
+            if not isinstance(reconstructor, str):
+                raise ProtocolError("reconstructor must be a node name")
             return cls(run_id, str(doc["initiator"]), tuple(names), threshold,
-                       str(doc["kind"]), CoalitionMode(doc.get("mode", "membership")))
+                       str(doc["kind"]), CoalitionMode(doc.get("mode", "membership")),
+                       reconstructor)
         except (KeyError, ValueError) as exc:
             raise ProtocolError(f"malformed run spec: {exc}") from None
 
 
 def new_run(initiator: str, others: Iterable[str], threshold: int, kind: str,
-            mode: CoalitionMode | str = CoalitionMode.MEMBERSHIP) -> RunSpec:
+            mode: CoalitionMode | str = CoalitionMode.MEMBERSHIP, *,
+            reconstructor: str | None = None) -> RunSpec:
+    """A fresh run: ``reconstructor`` names a node holding no items (required at T ≥ 3);
+    without it (T = 2) R is drawn among the participants other than the initiator."""
     names = tuple(sorted({initiator, *others}))
     return RunSpec(secrets.token_bytes(16), initiator, names, threshold, kind,
-                   CoalitionMode(mode))
+                   CoalitionMode(mode), reconstructor or "")
 
 
 @dataclass(frozen=True)
@@ -234,6 +297,8 @@ class Participant:
                  budgets: Budgets | None = None, book: BudgetBook | None = None,
                  today: date | None = None) -> None:
         if name not in spec.participants:
+            if name == spec.reconstructor:
+                raise ProtocolError(f"{name} reconstructs this run: it holds no items in it")
             raise ProtocolError(f"{name!r} does not take part in this run")
         unique = list(dict.fromkeys(items))
         if any(not isinstance(i, Item) for i in unique):
@@ -267,6 +332,9 @@ class Participant:
     def raise_for(self, asker: str, elements: bytes) -> bytes:
         """(2) Raise ``asker``'s list to our run key: once per asker per run, within its
         budget (:class:`~detente.deconflict.BudgetExceeded` names the limit)."""
+        if asker == self.spec.reconstructor and asker not in self.spec.participants:
+            raise ProtocolError(f"{asker} reconstructs this run and holds no items in it: "
+                                f"nobody raises a list for it")
         if asker == self.name or asker not in self.spec.participants:
             raise ProtocolError(f"{asker!r} is not another participant of this run")
         if asker in self._raised:
@@ -336,7 +404,7 @@ class Participant:
         body, self._slots = self._slot_plain(shape)
         self._n_slots = shape.slots
         self._result_key = nacl.public.PrivateKey.generate()
-        header = _HEADER.pack(_UPLOAD_MAGIC, self.spec.run_id,
+        header = _HEADER.pack(_UPLOAD_MAGIC, self.spec.run_id, self.spec.digest,
                               bytes(self._result_key.public_key), shape.bins, shape.load,
                               int(self.spec.mode is CoalitionMode.POINTER))
         try:
@@ -421,7 +489,7 @@ class Relay:
     def accept(self, sender: str, sealed: bytes) -> None:
         """(5) Take ``sender``'s upload; a second one, or one from outside the run, is refused."""
         if sender not in self.spec.participants:
-            raise ProtocolError(f"{sender!r} does not take part in this run")
+            raise ProtocolError(f"{sender!r} holds no items in this run: it uploads nothing")
         if sender in self._uploads or self._order is not None:
             raise ReplayError(f"{sender} already uploaded in this run")
         self._uploads[sender] = sealed
@@ -468,6 +536,7 @@ class Reconstructor:
         #: what R learns beyond N opaque uploads: per over-threshold group, how many
         #: (anonymous, shuffled) uploads it spans — sorted, for the leakage tests
         self.learned: list[int] = []
+        self.counters = Counters()
 
     @property
     def public_key(self) -> bytes:
@@ -480,10 +549,14 @@ class Reconstructor:
             raise ProtocolError(f"upload {k} is not sealed to this run's key") from None
         if len(plain) < _HEADER.size:
             raise ProtocolError(f"upload {k} is truncated")
-        magic, run_id, result_key, bins, load, pointer = _HEADER.unpack_from(plain)
+        magic, run_id, digest, result_key, bins, load, pointer = _HEADER.unpack_from(plain)
         shape = _shares.shape_for(self.spec.threshold, capacity)
         if magic != _UPLOAD_MAGIC or run_id != self.spec.run_id:
-            raise ProtocolError(f"upload {k} belongs to another run")
+            raise ProtocolError(f"upload {k} belongs to another run (or protocol version)")
+        if digest != self.spec.digest:
+            raise ProtocolError(f"upload {k} was made under another spec of this run (the "
+                                f"initiator told its participants different roles or "
+                                f"thresholds)")
         if (bins, load) != (shape.bins, shape.load) or \
                 bool(pointer) != (self.spec.mode is CoalitionMode.POINTER):
             raise ProtocolError(f"upload {k} does not have the run's shape")
@@ -510,6 +583,7 @@ class Reconstructor:
             raise ProtocolError(f"{len(uploads)} uploads for a run of "
                                 f"{len(self.spec.participants)} participants")
         opened = [self._open(k, u, capacity) for k, u in enumerate(uploads)]
+        self.counters.bytes_received += sum(len(u) for u in uploads)
         if len({u.result_key for u in opened}) != len(opened):
             raise ReplayError("two uploads carry the same result key (a replayed upload)")
         xs: set[int] = set()
@@ -531,7 +605,9 @@ class Reconstructor:
                 co = {v: opened[v].blobs[t] for v, t in group if v != u}
                 over[u][s] = list(co.values())
         self.learned.sort()
-        return [self._seal(up, over[u]) for u, up in enumerate(opened)]
+        results = [self._seal(up, over[u]) for u, up in enumerate(opened)]
+        self.counters.bytes_sent += sum(len(r) for r in results)
+        return results
 
     def _seal(self, up: _Upload, over: Mapping[int, list[bytes]]) -> bytes:
         pointer = self.spec.mode is CoalitionMode.POINTER
@@ -580,7 +656,12 @@ def capacity_for(sizes: Iterable[int]) -> int:
 def run_locally(spec: RunSpec, sets: Mapping[str, Sequence[Item]], *,
                 pointers: Mapping[str, Mapping[Item, ContactPointer]] | None = None
                 ) -> tuple[dict[str, CoalitionResult], dict[str, Participant]]:
-    """A whole run in memory, steps (1)-(7): what the HTTP edge does, without the wire."""
+    """A whole run in memory, steps (1)-(7): what the HTTP edge does, without the wire.
+    A non-holding reconstructor given items is refused (it holds none in a run it
+    reconstructs)."""
+    if not spec.holding_reconstructor and sets.get(spec.reconstructor):
+        raise ProtocolError(f"{spec.reconstructor} reconstructs this run: it holds no items "
+                            f"in it")
     parts = {n: Participant(spec, n, sets.get(n, ()),
                             pointers=(pointers or {}).get(n)) for n in spec.participants}
     for name, p in parts.items():                                   # (1)-(3)

@@ -46,7 +46,11 @@ def _report(outcome: Outcome, lines: list[str], seconds: float) -> Report:
                 ["node", "learned: held by all three"],
                 [(n, ", ".join(items) or "nothing")
                  for n, items in outcome.coalition_learned.items()] or [("-", "not run")],
-                caption="Each node learns only which of its own items at least 3 hold")
+                caption="Each node learns only which of its own items at least 3 hold; "
+                        f"the reconstructor, "
+                        f"{outcome.coalition_reconstructor.get('reconstructor', '-')}, holds "
+                        f"no items and learned only that "
+                        f"{outcome.coalition_reconstructor.get('groups', 0)} passed")
     r.add_table("Credit (as the U.S. sees it)", ["partner", "first reports", "corroborated",
                                                   "confirmed", "value"],
                 [(p, c["first_reports"], c["corroborated"], c["confirmed"], c["value"])

@@ -93,6 +93,8 @@ class Outcome:
     #: records the run (never the items)
     coalition_learned: dict[str, list[str]] = field(default_factory=dict)
     coalition_recorded: dict[str, bool] = field(default_factory=dict)
+    #: the reconstructor's (a fourth node holding no items) ledger entry for that run
+    coalition_reconstructor: dict[str, Any] = field(default_factory=dict)
     ledgers: dict[str, bool] = field(default_factory=dict)
     ledger_problems: list[str] = field(default_factory=list)
 
@@ -429,6 +431,7 @@ def play(out: Path, say: Say, seed: int = 2015) -> Outcome:
         step = coalition_deconflict(coalition, HELD_BACK_IP, plant=False)
         coalition.outcome.coalition_learned = step.learned
         coalition.outcome.coalition_recorded = step.recorded
+        coalition.outcome.coalition_reconstructor = step.reconstructor
     finally:
         coalition.stop()
     return coalition.outcome

@@ -166,6 +166,8 @@ def budget_rows(node: Node) -> list[BudgetRow]:
 class CoalitionAnswer:
     run_id: str
     participants: tuple[str, ...]
+    reconstructor: str
+    reconstructor_holds_items: bool
     threshold: int
     sent: int
     matched: tuple[str, ...]
@@ -182,20 +184,26 @@ def coalition_runner() -> Any:
 
 
 def run_coalition(node: Node, partners: list[str], threshold: str, kind: str, text: str,
-                  pointer: bool) -> CoalitionAnswer:
+                  pointer: bool, reconstructor: str | None = None) -> CoalitionAnswer:
     """One coalition run with ``partners`` (docs/deconfliction.md, Coalition
-    deconfliction): which of our items at least ``threshold`` of us hold."""
+    deconfliction): which of our items at least ``threshold`` of us hold. ``reconstructor``
+    is a partner taking part with no items (required at T >= 3)."""
+    from detente.federation.psi.coalition import check_roles
+
     if not partners:
         raise ValidationError("choose at least one partner to run with")
     for p in partners:
         node.partners.get(p)
     if not threshold.isdigit() or not 2 <= int(threshold) <= len(partners) + 1:
         raise ValidationError(f"threshold must be a number from 2 to {len(partners) + 1}")
+    check_roles(node, sorted(partners), int(threshold), reconstructor)
     spec = _spec(node, kind, text)
     out = coalition_runner()(node, sorted(partners), int(threshold), spec,
-                             mode="pointer" if pointer else "membership")
+                             mode="pointer" if pointer else "membership",
+                             reconstructor=reconstructor)
     pointers = {label: [f"{p.node}: {p.contact} (handle {p.handle})" for p in found]
                 for label, found in out.pointers.items()}
     return CoalitionAnswer(out.spec.run_id.hex(), tuple(out.spec.participants),
+                           out.spec.reconstructor, out.spec.holding_reconstructor,
                            int(threshold), len(spec.items), tuple(out.matched), pointers,
                            out.ledger_index, out.seconds)

@@ -167,12 +167,14 @@ def deconfliction(ctx: Ctx) -> Response:
     chosen: list[str] = []
     if ctx.form is not None and ctx.text("form") == "coalition":
         values.update({"kind": ctx.text("kind"), "items": ctx.text("items"),
-                       "threshold": ctx.text("threshold"), "pointer": ctx.text("pointer")})
+                       "threshold": ctx.text("threshold"), "pointer": ctx.text("pointer"),
+                       "reconstructor": ctx.text("reconstructor")})
         chosen = [p.name for p in partners if ctx.text(f"with-{p.name}") == "on"]
         try:
             coalition = deconf.run_coalition(ctx.node, chosen, values["threshold"],
                                              values["kind"], values["items"],
-                                             values["pointer"] == "on")
+                                             values["pointer"] == "on",
+                                             values["reconstructor"] or None)
         except DetenteError as exc:
             error = deconf.refusal_text(exc) + (f" — {exc.hint}" if exc.hint else "")
     elif ctx.form is not None:

@@ -3,10 +3,11 @@
 
 The initiator runs the run from wherever it is (CLI, web UI): it relays every message, so
 it needs no server of its own, and it sees only blinded points and sealed boxes. Every
-other participant serves these routes (signed partner requests only; names are the nodes'
-names, which every participant must know each other by)::
+other participant, and the reconstructor R, serves these routes (signed partner requests
+only; names are the nodes' names, which every node of the run must know each other by)::
 
-  POST /deconflict/coalition/{run}/join      JSON run spec (+ grid)  → {"size": n}
+  POST /deconflict/coalition/{run}/join      JSON run spec (+ grid)  → {"size": n}, or
+                                             {"role": "reconstructor"} at a non-holding R
   POST /deconflict/coalition/{run}/blinded   (initiator)             → our blinded list
   POST /deconflict/coalition/{run}/raise     a participant's list    → raised by our run key
   POST /deconflict/coalition/{run}/key       (any participant; R)    → R's run public key
@@ -16,16 +17,25 @@ names, which every participant must know each other by)::
                                              → N sealed results
   POST /deconflict/coalition/{run}/result    our sealed result (initiator) → empty
 
-:func:`run_coalition` is the initiator: (1) join every participant, (2) fetch each blinded
-list and raise it by its own key, (3) let each participant finish its ring and upload while
-it does its own, (4) as relay shuffle the N uploads for R, (5) hand each participant its
-sealed result. Each participant records the run — sizes, threshold, roles, count, outcome,
-never items — in its ledger (kind ``deconfliction``, role ``coalition``) whatever happens,
-and keeps what it learned in ``deconflict_coalition_results`` for its operator.
+A node that reconstructs a run it holds no items in (``--reconstructor NODE``; required at
+T ≥ 3, and checked by every participant in the spec) serves only ``join``, ``key`` and
+``open``: it reads no set of its own, and asking it for a list, a ring step, an upload or a
+result aborts the run there (it refuses to be given items). It charges the initiator one
+query of its daily budget per run and refuses a capacity above the items per query it
+allows.
+
+:func:`run_coalition` is the initiator: (1) join every participant and R, (2) fetch each
+blinded list and raise it by its own key, (3) let each participant finish its ring and
+upload while it does its own, (4) as relay shuffle the N uploads for R, (5) hand each
+participant its sealed result. Each node of the run records it — sizes, threshold, roles,
+count, outcome, never items; R that it reconstructed and how many over-threshold groups it
+found — in its ledger (kind ``deconfliction``, role ``coalition``) whatever happens, and
+each participant keeps what it learned in ``deconflict_coalition_results`` for its operator.
 """
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -42,6 +52,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from detente.deconflict import (
+    BudgetExceeded,
     Budgets,
     Item,
     Mode,
@@ -88,6 +99,7 @@ __all__ = [
     "MAX_CAPACITY",
     "MAX_MATCHING_WORK",
     "CoalitionOutcome",
+    "check_roles",
     "coalition_routes",
     "coalition_runs",
     "run_coalition",
@@ -119,14 +131,18 @@ def _offered(kind: str, mode: CoalitionMode) -> bool:
 
 def _entry(node: Node, spec: RunSpec, *, outcome: str, size: int | None,
            matched: int | None, reason: str | None = None,
-           counters: Counters | None = None) -> Entry:
-    """The ledger entry of one run at one participant: never items."""
+           counters: Counters | None = None, groups: int | None = None) -> Entry:
+    """The ledger entry of one run at one node of it: never items. ``reconstructed`` says
+    whether this node was R; ``groups`` (R only) how many over-threshold groups it found."""
     doc: dict[str, Any] = {
         "role": "coalition", "session_id": spec.run_id.hex(), "mode": spec.mode.value,
         "items": spec.kind, "threshold": spec.threshold, "participants": list(spec.participants),
         "initiator": spec.initiator, "reconstructor": spec.reconstructor,
-        "relay": spec.relay, "local_size": size, "matches": matched, "outcome": outcome,
-        "at": datetime.now(UTC).isoformat()}
+        "relay": spec.relay, "reconstructed": spec.reconstructor == node.name,
+        "holds_items": node.name in spec.participants, "local_size": size,
+        "matches": matched, "outcome": outcome, "at": datetime.now(UTC).isoformat()}
+    if groups is not None:
+        doc["groups"] = groups
     if reason:
         doc["reason"] = reason[:400]
     if counters is not None:
@@ -181,12 +197,17 @@ def _pointers(node: Node, spec: RunSpec, items: Sequence[Item],
 @dataclass
 class _Run:
     spec: RunSpec
-    participant: Participant
+    participant: Participant | None  # None at a reconstructor that holds no items
     labels: dict[Item, str]
     reconstructor: Reconstructor | None
     expires: float
     step: str = "joined"
+    groups: int | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def size(self) -> int | None:
+        return None if self.participant is None else self.participant.size
 
 
 class _CoalitionService:
@@ -208,7 +229,7 @@ class _CoalitionService:
             gone = [self.runs.pop(r) for r, run in list(self.runs.items()) if run.expires < now]
         for run in gone:
             self.node.ledger.append(_entry(self.node, run.spec, outcome="aborted",
-                                           size=run.participant.size, matched=None,
+                                           size=run.size, matched=None,
                                            reason=f"run expired after step {run.step}"))
 
     def _run(self, rid: str, sender: str) -> _Run:
@@ -222,7 +243,8 @@ class _CoalitionService:
         if run is None:
             raise NotFoundError("no coalition run with this id is open here")
         if sender not in run.spec.participants:
-            raise ForbiddenError(f"{sender} does not take part in this run")
+            raise ForbiddenError(f"{sender} holds no items in this run: it may not ask "
+                                 f"anything of its nodes")
         return run
 
     def _fail(self, run: _Run, exc: BaseException) -> None:
@@ -230,29 +252,54 @@ class _CoalitionService:
             self.runs.pop(run.spec.run_id, None)
         reason = exc.message if isinstance(exc, DetenteError) else type(exc).__name__
         self.node.ledger.append(_entry(self.node, run.spec, outcome="aborted",
-                                       size=run.participant.size, matched=None,
+                                       size=run.size, matched=None,
                                        reason=f"at {run.step}: {reason}"))
+
+    def _mine(self, run: _Run, step: str) -> Participant:
+        """Our participant in ``run``; at a reconstructor holding no items, asking for a
+        list, a ring step, an upload or a result aborts the run (we are given no items)."""
+        if run.participant is None:
+            refusal = ProtocolError(f"{self.node.name} reconstructs this run and holds no "
+                                    f"items in it: no {step} here")
+            self._fail(run, refusal)
+            raise refusal
+        return run.participant
+
+    def _refuse_spec(self, sender: str, rid: str, exc: DetenteError) -> None:
+        """A spec we refuse before it parses (roles, threshold, names) is recorded too."""
+        doc = {"role": "coalition", "session_id": rid[:32], "initiator": sender,
+               "outcome": "refused", "reason": f"run spec: {exc.message}"[:400],
+               "at": datetime.now(UTC).isoformat()}
+        self.node.ledger.append(Entry(
+            kind="deconfliction", time=datetime.now(UTC), partner=sender,
+            detail=orjson.dumps(doc, option=orjson.OPT_SORT_KEYS).decode()))
 
     def join(self, sender: str, rid: str, body: bytes) -> dict[str, Any]:
         try:
             doc = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
             raise ProtocolError(f"the run spec is not JSON: {exc}") from None
-        spec = RunSpec.from_json(doc.get("spec") if isinstance(doc, dict) else None)
+        try:
+            spec = RunSpec.from_json(doc.get("spec") if isinstance(doc, dict) else None)
+        except ProtocolError as exc:  # (0) roles: at T >= 3 a holding R is refused here
+            self._refuse_spec(sender, rid, exc)
+            raise
         if spec.run_id.hex() != rid.lower():
             raise ProtocolError("the run spec's id does not match the URL")
         if spec.initiator != sender:
             raise ForbiddenError(f"{sender} may not start a run in {spec.initiator}'s name")
-        if self.node.name not in spec.participants:
+        if self.node.name not in spec.nodes:
             raise ProtocolError(f"{self.node.name} is not among this run's participants")
-        for name in spec.participants:
+        for name in spec.nodes:
             if name != self.node.name:
-                self.node.partners.get(name)  # every co-participant must be our partner
+                self.node.partners.get(name)  # every node of the run must be our partner
         if not _offered(spec.kind, spec.mode):
             self.node.ledger.append(_entry(self.node, spec, outcome="refused", size=None,
                                            matched=None, reason="kind/mode not offered"))
             raise ValidationError(f"{spec.kind} is not offered in coalition {spec.mode} mode",
                                   hint="operations: pointer mode only; alignment: never")
+        if self.node.name not in spec.participants:
+            return self._join_as_reconstructor(spec)
         grid = parse_grid(doc.get("grid")) if spec.kind == "operations" else None
         mine = own_set(self.node, spec.kind, grid=grid)
         stable = {i: (p.handle, p.contact) for i, p in mine.pointers.items()}
@@ -261,29 +308,48 @@ class _CoalitionService:
         participant = Participant(spec, self.node.name, mine.items, pointers=pointers,
                                   budgets=self.budgets(), book=self.book)
         reconstructor = Reconstructor(spec) if spec.reconstructor == self.node.name else None
+        self._open_run(_Run(spec, participant, {}, reconstructor, self.clock() + _RUN_TTL_S))
+        return {"size": participant.size}
+
+    def _open_run(self, run: _Run) -> None:
         with self.lock:
-            if spec.run_id in self.runs:
+            if run.spec.run_id in self.runs:
                 raise ReplayError("this run was already joined")
             if len(self.runs) >= _MAX_RUNS:
                 raise ForbiddenError("too many coalition runs are open here; try later")
-            self.runs[spec.run_id] = _Run(spec, participant, {}, reconstructor,
-                                          self.clock() + _RUN_TTL_S)
-        return {"size": participant.size}
+            self.runs[run.spec.run_id] = run
+
+    def _join_as_reconstructor(self, spec: RunSpec) -> dict[str, Any]:
+        """We reconstruct and hold no items: no set is read; the initiator pays one query
+        of the daily budget we give it (a refusal is recorded, never items)."""
+        budget = self.budgets().for_partner(spec.initiator)
+        session = hashlib.sha256(b"mpsi-r\x00" + spec.run_id).hexdigest()
+        try:
+            self.book.charge(partner=spec.initiator, session_id=session,
+                             day=datetime.now(UTC).date(), items=0, budget=budget)
+        except DetenteError as exc:
+            self.node.ledger.append(_entry(self.node, spec, outcome="refused", size=None,
+                                           matched=None, reason=exc.message))
+            raise
+        self._open_run(_Run(spec, None, {}, Reconstructor(spec), self.clock() + _RUN_TTL_S))
+        return {"role": "reconstructor"}
 
     def blinded(self, sender: str, rid: str) -> bytes:
         run = self._run(rid, sender)
         with run.lock:
             if sender != run.spec.initiator or run.step != "joined":
                 raise ProtocolError("only the initiator asks, once, for our blinded list")
+            me = self._mine(run, "list")
             run.step = "blinded"
-            out = run.participant.blinded()
-            run.participant.counters.bytes_sent += len(out)
+            out = me.blinded()
+            me.counters.bytes_sent += len(out)
             return out
 
     def raise_for(self, sender: str, rid: str, body: bytes) -> bytes:
         run = self._run(rid, sender)
+        me = self._mine(run, "ring step")
         try:
-            return run.participant.raise_for(sender, body)
+            return me.raise_for(sender, body)
         except DetenteError as exc:
             self.node.ledger.append(_entry(self.node, run.spec, outcome="refused",
                                            size=None, matched=None,
@@ -298,7 +364,8 @@ class _CoalitionService:
 
     def go(self, sender: str, rid: str, capacity: int, body: bytes) -> bytes:
         run = self._run(rid, sender)
-        run.participant.counters.bytes_received += len(body)
+        me = self._mine(run, "upload")
+        me.counters.bytes_received += len(body)
         with run.lock:
             if sender != run.spec.initiator or run.step != "blinded":
                 raise ProtocolError("only the initiator starts our ring, once, after blinding")
@@ -310,7 +377,7 @@ class _CoalitionService:
                 raise
 
     def _ring_and_upload(self, run: _Run, capacity: int, elements: bytes) -> bytes:
-        spec, me = run.spec, run.participant
+        spec, me = run.spec, self._mine(run, "upload")
         if not 1 <= capacity <= MAX_CAPACITY:
             raise ValidationError(f"capacity {capacity} is outside 1..{MAX_CAPACITY}")
         for other in spec.others(self.node.name):
@@ -337,20 +404,45 @@ class _CoalitionService:
             raise NotFoundError("this node is not the run's reconstructor")
         if sender != run.spec.relay:
             raise ForbiddenError("only the run's relay hands us the uploads")
-        uploads = unpack_frames(body, len(run.spec.participants))
+        spec, r = run.spec, run.reconstructor
         try:
-            return pack_frames(run.reconstructor.reconstruct(uploads, capacity))
+            self._check_work(spec, capacity)
+            results = r.reconstruct(unpack_frames(body, len(spec.participants)), capacity)
         except DetenteError as exc:
             self._fail(run, exc)
             raise
+        run.groups = len(r.learned)
+        if run.participant is None:  # nothing more to come our way: the run is done here
+            with self.lock:
+                self.runs.pop(spec.run_id, None)
+            self.node.ledger.append(_entry(self.node, spec, outcome="completed", size=None,
+                                           matched=None, counters=r.counters,
+                                           groups=run.groups))
+        return pack_frames(results)
+
+    def _check_work(self, spec: RunSpec, capacity: int) -> None:
+        """R's own limits, before it opens anything: the capacity within the items per
+        query we give the initiator, the matching work within what we compute at all."""
+        if not 1 <= capacity <= MAX_CAPACITY:
+            raise ValidationError(f"capacity {capacity} is outside 1..{MAX_CAPACITY}")
+        budget = self.budgets().for_partner(spec.initiator)
+        if capacity > budget.items_per_query:
+            raise BudgetExceeded(f"a run of capacity {capacity} exceeds the "
+                                 f"{budget.items_per_query} items per query we allow "
+                                 f"{spec.initiator}", reason="items_per_query")
+        work = matching_work(spec.threshold, len(spec.participants), capacity)
+        if work > MAX_MATCHING_WORK:
+            raise ValidationError(f"~{work:,} candidate polynomials is more than the "
+                                  f"{MAX_MATCHING_WORK:,} we reconstruct")
 
     def result(self, sender: str, rid: str, body: bytes) -> None:
         run = self._run(rid, sender)
+        me = self._mine(run, "result")
         with run.lock:
             if sender != run.spec.initiator or run.step != "upload":
                 raise ProtocolError("only the relay hands us our result, once, after upload")
             try:
-                result = run.participant.read(body)
+                result = me.read(body)
             except DetenteError as exc:
                 self._fail(run, exc)
                 raise
@@ -359,7 +451,7 @@ class _CoalitionService:
         _save(self.node, run.spec, result, run.labels)
         self.node.ledger.append(_entry(self.node, run.spec, outcome="completed",
                                        size=result.size, matched=len(result.matched),
-                                       counters=run.participant.counters))
+                                       counters=me.counters, groups=run.groups))
 
 
 def coalition_routes(node: Node, *, budgets: Budgets | None = None,
@@ -417,7 +509,9 @@ class CoalitionOutcome:
         return {"run_id": self.spec.run_id.hex(), "threshold": self.spec.threshold,
                 "mode": self.spec.mode.value, "items": self.spec.kind,
                 "participants": list(self.spec.participants),
-                "reconstructor": self.spec.reconstructor, "relay": self.spec.relay,
+                "reconstructor": self.spec.reconstructor,
+                "reconstructor_holds_items": self.spec.holding_reconstructor,
+                "relay": self.spec.relay,
                 "sizes": dict(self.sizes), "capacity": self.capacity,
                 "matched": list(self.matched),
                 "pointers": {k: [vars(p) for p in v] for k, v in self.pointers.items()},
@@ -469,9 +563,20 @@ class _Initiator:
                 raise ProtocolError(f"{partner} answered the join without a size")
             return size
 
+        r = self.spec.reconstructor
+        joining = pool.submit(self._join_reconstructor, doc) if r not in self.others else None
         sizes = dict(zip(self.others, pool.map(one, self.others), strict=True))
         sizes[self.node.name] = self.me.size
+        if joining is not None:
+            joining.result()
         return sizes
+
+    def _join_reconstructor(self, doc: dict[str, Any]) -> None:
+        r = self.spec.reconstructor
+        with self.client(self.node, r) as http:
+            answer = http.post_json(f"{self.path}/join", doc)
+        if answer != {"role": "reconstructor"}:
+            raise ProtocolError(f"{r} did not join as a reconstructor holding no items")
 
     def run(self) -> tuple[dict[str, int], int, CoalitionResult]:
         spec = self.spec
@@ -513,18 +618,43 @@ class _Initiator:
         return sizes, capacity, mine
 
 
-def run_coalition(node: Node, others: Sequence[str], threshold: int, items: ItemsSpec, *,
-                  mode: CoalitionMode | str = CoalitionMode.MEMBERSHIP,
-                  client: Callable[[Node, str], PartnerClient] = open_partner_client
-                  ) -> CoalitionOutcome:
-    """One coalition run started by ``node`` with ``others`` (steps (1)-(5) above)."""
-    if items.kind not in _KINDS:
-        raise ValidationError(f"coalition runs take {', '.join(_KINDS)}, not {items.kind}")
+def check_roles(node: Node, others: Sequence[str], threshold: int,
+                reconstructor: str | None) -> None:
+    """The initiator's checks, before any message: every node named is a partner; a
+    reconstructor named holds no items (it is neither us nor one of ``others``); at
+    T >= 3 one must be named (fail closed: participants refuse a spec without one)."""
     for name in others:
         node.partners.get(name)
     if node.name in others:
         raise ValidationError("the initiator takes part already; name only the others")
-    spec = new_run(node.name, others, threshold, items.kind, mode)
+    if reconstructor is None:
+        if threshold >= 3:
+            raise ValidationError(
+                f"threshold {threshold} needs a reconstructor that holds no items (one "
+                f"that held items could count the holders of its own items below the "
+                f"threshold)", hint="--reconstructor NODE: a partner that takes part with "
+                                    "no set; or use threshold 2")
+        return
+    node.partners.get(reconstructor)
+    if reconstructor == node.name or reconstructor in others:
+        raise ValidationError(f"{reconstructor} holds items in this run and may not "
+                              f"reconstruct it", hint="--reconstructor names a partner "
+                                                      "that is not a participant (--with)")
+
+
+def run_coalition(node: Node, others: Sequence[str], threshold: int, items: ItemsSpec, *,
+                  mode: CoalitionMode | str = CoalitionMode.MEMBERSHIP,
+                  reconstructor: str | None = None,
+                  client: Callable[[Node, str], PartnerClient] = open_partner_client
+                  ) -> CoalitionOutcome:
+    """One coalition run started by ``node`` with ``others`` (steps (1)-(5) above);
+    ``reconstructor`` names a partner that takes part holding no items (required at
+    T >= 3)."""
+    if items.kind not in _KINDS:
+        raise ValidationError(f"coalition runs take {', '.join(_KINDS)}, not {items.kind}")
+    check_roles(node, others, threshold, reconstructor)
+    spec = new_run(node.name, others, threshold, items.kind, mode,
+                   reconstructor=reconstructor)
     if not _offered(spec.kind, spec.mode):
         raise ValidationError(f"{spec.kind} is not offered in coalition {spec.mode} mode",
                               hint="operations: --pointer (where and when never leave)")
