@@ -84,8 +84,9 @@ def referenced_strings(view: JSON) -> list[str]:
 
 def protected_spans(text: str, references: Sequence[str] = ()) -> list[tuple[int, int]]:
     """Character spans of ``text`` that no channel may change."""
-    spans = [(m.start(), m.end()) for m in _PROTECTED.finditer(text)]
     lowered = text.casefold()
+    spans = [(m.start(), m.end()) for m in _PROTECTED.finditer(text)] \
+        if _may_protect(text, lowered) else []
     for ref in references:
         needle = ref.casefold()
         if len(needle) != len(ref):
@@ -95,6 +96,16 @@ def protected_spans(text: str, references: Sequence[str] = ()) -> list[tuple[int
             spans.append((at, at + len(needle)))
             at = lowered.find(needle, at + 1)
     return spans
+
+
+def _may_protect(text: str, lowered: str) -> bool:
+    """False when ``_PROTECTED`` cannot match: none of the characters each of its
+    alternatives starts with or needs is there (most prose: the regex is not run)."""
+    return any(c in text for c in _TRIGGERS) or "://" in text or "www." in lowered
+
+
+#: a citation or link needs "(" or "[", code "`" or "<", a quoted string its quote mark
+_TRIGGERS = "([`<\"“‘'"
 
 
 def _sentence_start(text: str, start: int) -> bool:
