@@ -94,7 +94,7 @@ def plan(view: JSON, object_key: str, ctx: ChannelContext) -> list[Slot]:
     """The list-order positions of one view: ``k - 1`` binary positions per list."""
     slots: list[Slot] = []
     for name in UNORDERED_LISTS:
-        split = _split(view, name)
+        split = _split(view, name) if isinstance(view.get(name), list) else None
         if split is None:
             continue
         leaves = sorted(

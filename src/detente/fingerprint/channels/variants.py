@@ -142,8 +142,13 @@ class VariantDictionary:
     def scan(self, tokens: list[Token]) -> list[Occurrence]:
         """Greedy longest-match scan of a token list for variant occurrences."""
         found: list[Occurrence] = []
+        starts = self._by_first
         i = 0
         while i < len(tokens):
+            norm = tokens[i].norm
+            if norm not in starts and not norm[:1].isdigit():  # most words start no form
+                i += 1
+                continue
             hit = self._match_at(tokens, i)
             if hit is None:
                 i += 1
