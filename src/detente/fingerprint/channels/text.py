@@ -31,7 +31,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from detente.fingerprint.channels.slots import JSON, ChannelContext, Slot
-from detente.fingerprint.channels.variants import Occurrence, VariantDictionary, tokenize
+from detente.fingerprint.channels.variants import (
+    Occurrence,
+    VariantDictionary,
+    norms,
+    tokenize,
+)
 from detente.fingerprint.keyed import plain_hex
 
 NAME = "text"
@@ -154,6 +159,8 @@ def _keyed_occurrences(
     context: int,
     references: tuple[str, ...] | None,
 ) -> tuple[Keyed, ...]:
+    if not dictionary.occurs(norms(text)):
+        return ()
     shielded = protected_spans(text, references) if references is not None else []
     tokens = tokenize(text)
     occs = dictionary.scan(tokens)
