@@ -31,9 +31,10 @@ def _keyed(secret: bytes) -> hmac.HMAC:
 
 def keyed_uniforms(secret: bytes, count: int, label: str, *parts: str) -> list[float]:
     """``count`` independent uniforms in the open interval (0, 1)."""
-    if count == 1:  # a symbol draw: the first 8 bytes of one block
+    if count <= 4:  # a symbol draw, a small alphabet's law: the first block is enough
         raw = keyed_bytes(secret, label, *parts, "0")
-        return [(int.from_bytes(raw[:8], "big") + 0.5) / 2.0**64]
+        return [(int.from_bytes(raw[k : k + 8], "big") + 0.5) / 2.0**64
+                for k in range(0, 8 * count, 8)]
     out: list[float] = []
     block = 0
     while len(out) < count:
