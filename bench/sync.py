@@ -9,9 +9,14 @@ checks, storage with provenance, ledger receipts, cursors, trust observation.  A
     python bench/sync.py [--quick] [--n N]
 
 Last line: ``RESULT sync objs_per_s=… peak_rss_mb=… fed_objs_per_s=… fed_peak_rss_mb=…
-cpu_per_s=… server_cpu_s=… fed_cpu_per_s=…`` (end to end as `detente sync` runs, then the
-federation path with the trust engine off; ``cpu_per_s`` is objects per CPU second of B,
-the steadier figure on a shared machine, ``server_cpu_s`` what A spent serving).
+cpu_per_s=… server_cpu_s=… fed_cpu_per_s=… intake_s=… wait_s=… other_s=…
+serve_floor_per_s=…`` (end to end as `detente sync` runs, then the federation path with
+the trust engine off; ``cpu_per_s`` is objects per CPU second of B, the steadier figure
+on a shared machine, ``server_cpu_s`` what A spent serving).  Where B's time went:
+``intake_s`` in the intake path (store, receipts, trust), ``wait_s`` waiting for A's next
+page (A's page is fetched while B stores the previous one), ``other_s`` everything but
+the intake path.  ``serve_floor_per_s``: A's TAXII reader alone, objects per CPU second —
+the ceiling of any pull from A whatever B does.
 Target: ≥ 15,000 objects/s end to end (issue 13 item 6).
 For scale: MISP users report pulls at 2–3 s per event (MISP issue 10439), OpenCTI ingest at
 20–30 bundles/s (OpenCTI issue 6716).
@@ -39,6 +44,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from _common import free_port, store_validated  # noqa: E402
 from _stixgen import TLP_GREEN, indicators  # noqa: E402
+from detente.federation.http.client import Limits  # noqa: E402
 from detente.node import Node  # noqa: E402
 
 START_WAIT_S = 60.0
@@ -94,7 +100,6 @@ def peak_rss_kb() -> int:
 def child_sync(home: str, trust: bool) -> None:
     """Runs in B's own process: sync from empty, print the figures as JSON."""
     from detente.federation.exchange.pull import sync_all
-    from detente.federation.http.client import Limits
 
     node = Node.open(Path(home))
     t, cpu = time.perf_counter(), time.process_time()
@@ -103,9 +108,36 @@ def child_sync(home: str, trust: bool) -> None:
     cpu = time.process_time() - cpu
     rss_kb = peak_rss_kb()
     print(json.dumps({"elapsed": elapsed, "cpu": cpu, "new": summary.new, "pages": summary.pages,
+                      "timings": summary.timings,
                       "duplicates": summary.duplicates, "rejected": summary.rejected,
                       "error": summary.error, "warnings": summary.warnings,
                       "stored": node.store.count(), "peak_rss_mb": rss_kb / 1024}))
+
+
+def serve_floor(home: Path, n: int, page: int) -> tuple[float, float]:
+    """(wall, CPU) seconds of A's TAXII reader producing every page B reads — the function
+    the server calls for ``GET …/objects/`` (released rows, class views, each view derived
+    for B and checked against its logged hash), without HTTP or signatures: the most A
+    can serve, whatever B does."""
+    from detente.federation.http.auth import Kind, Principal
+    from detente.federation.taxii.collections import RELEASES, Reader
+    from detente.store.base import Query
+
+    node = Node.open(home)
+    reader, who = Reader(node), Principal(Kind.PARTNER, "b")
+    t, cpu = time.perf_counter(), time.process_time()
+    after, served = None, 0
+    while True:
+        listing = reader.read(RELEASES, who, Query(versions=("all",), added_after=after,
+                                                   limit=page))
+        served += len(listing.rows)
+        if not listing.more:
+            break
+        after = listing.cursor
+    wall, cpu = time.perf_counter() - t, time.process_time() - cpu
+    node.close()
+    assert served == n, (served, n)
+    return wall, cpu
 
 
 def cpu_seconds(pid: int) -> float:
@@ -135,6 +167,12 @@ def report(title: str, figures: dict[str, Any], n: int) -> None:
           f"{figures['peak_rss_mb']:.0f} MB; store holds {figures['stored']} versions; CPU "
           f"{figures['cpu']:.2f} s in B ({n / figures['cpu']:,.0f} objects per CPU second), "
           f"{figures['server_cpu']:.2f} s in A")
+    t = figures["timings"]
+    other = figures["elapsed"] - t["wait_s"] - t["intake_s"] - t["pager_s"]
+    print(f"  B's wall time: {t['intake_s']:.2f} s in the intake path "
+          f"({t['intake_cpu_s']:.2f} s CPU), {t['wait_s']:.2f} s waiting for A's next page, "
+          f"{t['pager_s']:.2f} s paging (parse, checks, cursors), {other:.2f} s discovery, "
+          f"tier refresh and witnessing")
     for w in figures["warnings"]:
         print(f"  note: {w}")
 
@@ -169,12 +207,20 @@ def main() -> None:
         finally:
             server.terminate()
             server.wait(30)
+        floor_wall, floor_cpu = serve_floor(tmp / "a", n, Limits().page_size)
+        print(f"A's TAXII reader alone (derive and check B's views, no HTTP): "
+              f"{floor_wall:.2f} s, {floor_cpu:.2f} s CPU ({n / floor_cpu:,.0f} objects per "
+              f"CPU second): the most A serves")
     rate = n / figures["elapsed"]
+    t = figures["timings"]
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"RESULT sync objs_per_s={rate:.0f} peak_rss_mb={figures['peak_rss_mb']:.0f} "
           f"fed_objs_per_s={n / fed['elapsed']:.0f} fed_peak_rss_mb={fed['peak_rss_mb']:.0f} "
           f"cpu_per_s={n / figures['cpu']:.0f} "
-          f"server_cpu_s={figures['server_cpu']:.2f} fed_cpu_per_s={n / fed['cpu']:.0f}")
+          f"server_cpu_s={figures['server_cpu']:.2f} fed_cpu_per_s={n / fed['cpu']:.0f} "
+          f"intake_s={t['intake_s']:.2f} wait_s={t['wait_s']:.2f} "
+          f"other_s={figures['elapsed'] - t['intake_s']:.2f} "
+          f"serve_floor_per_s={n / floor_cpu:.0f}")
 
 
 if __name__ == "__main__":

@@ -9,10 +9,13 @@ and the analyst UI with a leaked artifact and the node's release records.
 from __future__ import annotations
 
 import copy
+import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
+
+import orjson
 
 from detente.fingerprint.artifact import Artifact
 from detente.fingerprint.channels import decoys
@@ -23,7 +26,7 @@ from detente.fingerprint.channels.slots import JSON, ChannelContext, Slot, canon
 from detente.fingerprint.channels.variants import VariantDictionary, default_dictionary
 from detente.fingerprint.errors import FingerprintError
 from detente.fingerprint.index import ReleaseIndex
-from detente.fingerprint.keyed import bias_vector, draw_symbol, keyed_hex, plain_hex
+from detente.fingerprint.keyed import bias_vector, draw_symbol, keyed_hex
 from detente.fingerprint.params import FingerprintParams
 from detente.fingerprint.policy import FingerprintDecision, decide
 from detente.fingerprint.records import EmbedRecord, EmbedResult, PositionRecord, ReleaseRecordLike
@@ -111,7 +114,7 @@ class Fingerprinter:
         default TLP:CLEAR) comes back unmodified, with an empty record and no fingerprint id.
         """
         _check_embed_args(view, partner, object_key)
-        served: JSON = copy.deepcopy(view)
+        served: JSON = _copy(view)
         if not self.fingerprinted(view):
             return EmbedResult(served, EmbedRecord("", partner, object_key), ())
         written: list[PositionRecord] = []
@@ -129,7 +132,7 @@ class Fingerprinter:
 
     def _planned(self, view: JSON, object_key: str) -> list[list[Slot]]:
         """Per channel, the positions of this view (cached for the next partners)."""
-        key = (object_key, plain_hex(canonical_json(view), length=32))
+        key = (object_key, _digest(view))
         with self._lock:
             plans = self._plans.get(key)
             if plans is not None:
@@ -153,6 +156,30 @@ class Fingerprinter:
     ) -> TraceReport:
         """Rank the recipients the artifact came from (see :mod:`detente.fingerprint.trace`)."""
         return run_trace(self, self._ctx, artifact, releases)
+
+
+def _copy(value: Any) -> Any:
+    """A deep copy of a JSON value (what views are); anything else through ``deepcopy``."""
+    kind = type(value)
+    if kind is dict:
+        return {k: _copy(v) for k, v in value.items()}
+    if kind is list:
+        return [_copy(v) for v in value]
+    if kind in _ATOMS:
+        return value
+    return copy.deepcopy(value)
+
+
+_ATOMS = frozenset({str, int, float, bool, type(None)})
+
+
+def _digest(view: JSON) -> str:
+    """A content key of a view for the plan cache (equal views, equal keys)."""
+    try:
+        data = orjson.dumps(view, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # not plain JSON for orjson (e.g. an integer beyond 64 bits)
+        data = canonical_json(view).encode("utf-8", "surrogatepass")
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
 def _check_embed_args(view: Any, partner: Any, object_key: Any) -> None:

@@ -11,18 +11,30 @@ from __future__ import annotations
 import hashlib
 import hmac
 import math
+from functools import lru_cache
 
 _PREFIX = b"detente/fingerprint/v1\x00"
 
 
 def keyed_bytes(secret: bytes, label: str, *parts: str) -> bytes:
     """32 pseudo-random bytes for (label, parts) under ``secret``."""
-    msg = _PREFIX + label.encode() + b"\x00" + b"\x00".join(p.encode() for p in parts)
-    return hmac.new(secret, msg, hashlib.sha256).digest()
+    h = _keyed(secret).copy()  # the key schedule once per secret: views are derived for
+    h.update(_PREFIX + label.encode() + b"\x00" + "\x00".join(parts).encode())
+    return h.digest()  # every page a partner reads, this runs a few times per object
+
+
+@lru_cache(maxsize=16)
+def _keyed(secret: bytes) -> hmac.HMAC:
+    """HMAC-SHA256 keyed with ``secret``, nothing hashed yet (copied for each message)."""
+    return hmac.new(secret, digestmod="sha256")
 
 
 def keyed_uniforms(secret: bytes, count: int, label: str, *parts: str) -> list[float]:
     """``count`` independent uniforms in the open interval (0, 1)."""
+    if count <= 4:  # a symbol draw, a small alphabet's law: the first block is enough
+        raw = keyed_bytes(secret, label, *parts, "0")
+        return [(int.from_bytes(raw[k : k + 8], "big") + 0.5) / 2.0**64
+                for k in range(0, 8 * count, 8)]
     out: list[float] = []
     block = 0
     while len(out) < count:
@@ -75,8 +87,5 @@ def keyed_hex(secret: bytes, label: str, *parts: str, length: int = 16) -> str:
 
 def plain_hex(*parts: str, length: int = 16) -> str:
     """An unkeyed content digest (BLAKE2b), for position ids and element handles."""
-    h = hashlib.blake2b(digest_size=16)
-    for part in parts:
-        h.update(part.encode())
-        h.update(b"\x00")
-    return h.hexdigest()[:length]
+    data = "\x00".join(parts).encode() + b"\x00" if parts else b""
+    return hashlib.blake2b(data, digest_size=16).hexdigest()[:length]

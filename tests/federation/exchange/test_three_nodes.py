@@ -16,7 +16,7 @@ from tests.federation.exchange.cluster import (
     released_to,
 )
 
-from detente.federation.exchange.pull import sync_all, sync_partner
+from detente.federation.exchange.pull import TIMINGS, sync_all, sync_partner
 from detente.policy import releasability_marking
 from detente.store.base import LOCAL, Query
 
@@ -117,6 +117,10 @@ def test_summary_counts_and_idempotent_resync(tmp_path: Path) -> None:
         first = sync_partner(fr, "us")
         assert first.ok and first.new == len(keys_from(fr, "us")) and first.rejected == 0
         assert first.new >= 4 and first.pages >= 1
+        # where the run's time went is accounted (the figures bench/sync.py reports):
+        # every part present, none negative, the intake path's CPU seen for a stored page
+        assert set(first.timings) == set(TIMINGS)
+        assert min(first.timings.values()) >= 0 and first.timings["intake_cpu_s"] > 0
         again = sync_partner(fr, "us")
         assert again.ok and again.new == 0 and again.received == 0
         n = fr.store.count()

@@ -42,7 +42,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from detente.errors import DetenteError, ValidationError
-from detente.federation.http.client import Limits
+from detente.federation.http.client import Limits, tls_context
 from detente.ledger import Entry
 from detente.node import KEY_FILE, Node
 from detente.partners import Partner
@@ -220,7 +220,9 @@ def fetch_and_accept(node: Node, partner: Partner, *, limits: Limits | None = No
     url = partner.url.rstrip("/") + ROTATION_PATH
     try:
         with httpx.Client(timeout=limits.request_timeout_s, transport=transport,
-                          follow_redirects=False) as http, http.stream("GET", url) as response:
+                          follow_redirects=False,
+                          verify=True if transport is not None else tls_context()) as http, \
+                http.stream("GET", url) as response:
             if response.status_code != 200:
                 return None
             body = b""

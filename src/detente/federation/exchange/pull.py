@@ -56,12 +56,15 @@ from detente.node import Node
 from detente.partners import Partner
 from detente.stix.timestamps import format_micros, micros_from_stix
 
-__all__ = ["MAX_REJECTIONS", "Found", "PartnerSummary", "Progress", "discover_collection",
-           "sync_all", "sync_forever", "sync_partner"]
+__all__ = ["MAX_REJECTIONS", "TIMINGS", "Found", "PartnerSummary", "Progress",
+           "discover_collection", "sync_all", "sync_forever", "sync_partner"]
 
 #: rejections kept per run and source (the count is exact beyond it): a hostile source
 #: sending millions of invalid objects cannot fill the memory
 MAX_REJECTIONS = 100_000
+
+#: the parts of a run's wall time that :attr:`PartnerSummary.timings` measures
+TIMINGS = ("wait_s", "intake_s", "pager_s", "intake_cpu_s")
 
 #: (partner, objects received so far in this run, finished)
 Progress = Callable[[str, int, bool], None]
@@ -83,6 +86,10 @@ class PartnerSummary:
     warnings: list[str] = field(default_factory=list)
     key_rotated: bool = False
     corrected: int = 0
+    #: where the run's wall time went (seconds): waiting for the partner's pages, the
+    #: intake path, and everything else of the pager (parsing, paging checks, cursors) —
+    #: discovery and witnessing are outside the three — and the intake path's CPU time
+    timings: dict[str, float] = field(default_factory=lambda: dict.fromkeys(TIMINGS, 0.0))
 
     @property
     def ok(self) -> bool:
@@ -209,22 +216,32 @@ class _Puller:
         seen: set[str] = set()
         # one page in flight while the previous one is stored: its cursor is known as soon
         # as the previous page arrives; the cursor is still saved only after each commit
+        timings, clock = self.summary.timings, time.perf_counter
         with ThreadPoolExecutor(1, thread_name_prefix=f"sync-{self.name}") as pool:
             pending = pool.submit(self._fetch, objects_url, cursor)
             for _ in range(self.client.limits.max_pages):
+                start = clock()
                 reply, cursor = pending.result()                                # (4)
+                fetched = clock()
                 page = _Page.from_reply(reply)
                 self._check_progress(page, cursor, seen)                        # (5)
                 cursor = self._advance(cursor, page)
                 if page.more:
                     pending = pool.submit(self._fetch, objects_url, cursor)
+                intake = stored = clock()
                 if page.objects:
+                    cpu = time.thread_time()
                     self._intake(page.objects, reply.evidence)                  # (6)
+                    stored = clock()
+                    timings["intake_cpu_s"] += time.thread_time() - cpu
                     batch_done()
                 save_cursor(self.node.store.engine, cursor)                     # (7)
                 self.summary.pages += 1
                 if self.progress is not None:
                     self.progress(self.name, self.summary.received, not page.more)
+                timings["wait_s"] += fetched - start
+                timings["intake_s"] += stored - intake
+                timings["pager_s"] += clock() - fetched - (stored - intake)
                 if not page.more:
                     return
         raise PartnerProtocolError(self.name, f"still answered more: true after "

@@ -61,7 +61,9 @@ def handle(element: Any) -> str:
     return plain_hex(canonical_json(element), length=12)
 
 
-def _split(view: JSON, name: str) -> tuple[list[Any], list[Any]] | None:
+def _split(view: JSON, name: str) -> tuple[list[Any], list[Any], list[str]] | None:
+    """(pinned head, the elements that move, their handles) of a list that can carry
+    marks, else None."""
     value = view.get(name)
     if not isinstance(value, list) or len(value) < 2:
         return None
@@ -71,10 +73,12 @@ def _split(view: JSON, name: str) -> tuple[list[Any], list[Any]] | None:
     if name in _NAME_FIRST and value[0] == view.get("name"):
         pinned = value[:1]
     rest = value[len(pinned) :]
-    handles = [handle(e) for e in rest]
-    if not 2 <= len(rest) <= _MAX_ELEMENTS or len(set(handles)) != len(handles):
+    if not 2 <= len(rest) <= _MAX_ELEMENTS:
         return None
-    return pinned, rest
+    handles = [handle(e) for e in rest]
+    if len(set(handles)) != len(handles):
+        return None
+    return pinned, rest, handles
 
 
 def _nodes(items: list[str]) -> list[tuple[list[str], list[str]]]:
@@ -90,12 +94,11 @@ def plan(view: JSON, object_key: str, ctx: ChannelContext) -> list[Slot]:
     """The list-order positions of one view: ``k - 1`` binary positions per list."""
     slots: list[Slot] = []
     for name in UNORDERED_LISTS:
-        split = _split(view, name)
+        split = _split(view, name) if isinstance(view.get(name), list) else None
         if split is None:
             continue
         leaves = sorted(
-            (handle(e) for e in split[1]),
-            key=lambda h: keyed_hex(ctx.secret, "order", object_key, name, h),
+            split[2], key=lambda h: keyed_hex(ctx.secret, "order", object_key, name, h)
         )
         for left, right in _nodes(leaves):
             position = plain_hex(object_key, NAME, name, *left, "|", *right)
@@ -123,8 +126,8 @@ def write(view: JSON, assigned: list[tuple[Slot, int]], ctx: ChannelContext) -> 
         split = _split(view, name)
         if split is None:
             continue
-        pinned, rest = split
-        element = {handle(e): e for e in rest}
+        pinned, rest, handles = split
+        element = dict(zip(handles, rest, strict=True))
         root = max(nodes, key=lambda n: len(n[0].loc["left"]) + len(n[0].loc["right"]))[0]
         leaves = [*root.loc["left"], *root.loc["right"]]
         if set(leaves) != set(element):

@@ -9,6 +9,8 @@ version gets a symbol at the same positions: that is what makes merged copies tr
 from __future__ import annotations
 
 import json
+import json.encoder
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,4 +58,9 @@ def markable(view: JSON) -> bool:
 
 def canonical_json(value: Any) -> str:
     """Key-sorted compact JSON: the same for any re-serialisation of the same value."""
+    if type(value) is str:  # most list elements: what json.dumps itself calls for one
+        return _encode_string(value)
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+_encode_string: Callable[[str], str] = json.encoder.encode_basestring

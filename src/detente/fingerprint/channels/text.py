@@ -31,7 +31,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from detente.fingerprint.channels.slots import JSON, ChannelContext, Slot
-from detente.fingerprint.channels.variants import Occurrence, VariantDictionary, tokenize
+from detente.fingerprint.channels.variants import (
+    Occurrence,
+    VariantDictionary,
+    norms,
+    tokenize,
+)
 from detente.fingerprint.keyed import plain_hex
 
 NAME = "text"
@@ -84,8 +89,9 @@ def referenced_strings(view: JSON) -> list[str]:
 
 def protected_spans(text: str, references: Sequence[str] = ()) -> list[tuple[int, int]]:
     """Character spans of ``text`` that no channel may change."""
-    spans = [(m.start(), m.end()) for m in _PROTECTED.finditer(text)]
     lowered = text.casefold()
+    spans = [(m.start(), m.end()) for m in _PROTECTED.finditer(text)] \
+        if _may_protect(text, lowered) else []
     for ref in references:
         needle = ref.casefold()
         if len(needle) != len(ref):
@@ -95,6 +101,16 @@ def protected_spans(text: str, references: Sequence[str] = ()) -> list[tuple[int
             spans.append((at, at + len(needle)))
             at = lowered.find(needle, at + 1)
     return spans
+
+
+def _may_protect(text: str, lowered: str) -> bool:
+    """False when ``_PROTECTED`` cannot match: none of the characters each of its
+    alternatives starts with or needs is there (most prose: the regex is not run)."""
+    return any(c in text for c in _TRIGGERS) or "://" in text or "www." in lowered
+
+
+#: a citation or link needs "(" or "[", code "`" or "<", a quoted string its quote mark
+_TRIGGERS = "([`<\"“‘'"
 
 
 def _sentence_start(text: str, start: int) -> bool:
@@ -143,6 +159,8 @@ def _keyed_occurrences(
     context: int,
     references: tuple[str, ...] | None,
 ) -> tuple[Keyed, ...]:
+    if not dictionary.occurs(norms(text)):
+        return ()
     shielded = protected_spans(text, references) if references is not None else []
     tokens = tokenize(text)
     occs = dictionary.scan(tokens)

@@ -20,7 +20,7 @@ import unicodedata
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import Any, NamedTuple
 
 from detente.fingerprint.errors import VariantDictionaryError
 
@@ -28,9 +28,9 @@ _TOKEN = re.compile(r"[^\W_]+|[%&$€£+@#]")
 _PLACEHOLDERS = {"{n}": re.compile(r"\d+"), "{y}": re.compile(r"(19|20)\d\d")}
 
 
-@dataclass(frozen=True)
-class Token:
-    """A normalised token and where it sits in the original text."""
+class Token(NamedTuple):
+    """A normalised token and where it sits in the original text (a named tuple: texts
+    are tokenised for every view served, and a tuple is built several times faster)."""
 
     norm: str
     start: int
@@ -65,8 +65,18 @@ def normalise(text: str) -> str:
     return " ".join(t.norm for t in tokenize(text))
 
 
+def norms(text: str) -> list[str]:
+    """The normalised tokens of ``text`` alone (what :func:`tokenize` gives as ``norm``)."""
+    if text.isascii():
+        return _TOKEN.findall(text.lower())
+    return [t.norm for t in tokenize(text)]
+
+
 def tokenize(text: str) -> list[Token]:
     """Normalised tokens with their spans in ``text``."""
+    if text.isascii():  # NFKC leaves ASCII alone and folds it letter by letter
+        low = text.lower()
+        return [Token(low[m.start():m.end()], m.start(), m.end()) for m in _TOKEN.finditer(text)]
     folded = unicodedata.normalize("NFKC", text)
     if len(folded) != len(text):  # spans must index the original; fold per token instead
         return [Token(_fold(m.group()), m.start(), m.end()) for m in _TOKEN.finditer(text)]
@@ -138,38 +148,53 @@ class VariantDictionary:
 
     def scan(self, tokens: list[Token]) -> list[Occurrence]:
         """Greedy longest-match scan of a token list for variant occurrences."""
-        found: list[Occurrence] = []
+        return [
+            Occurrence(form.group, form.index, i, last, tokens[i].start, tokens[last].end, number)
+            for form, i, last, number in self._matches([t.norm for t in tokens])
+        ]
+
+    def occurs(self, norms: list[str]) -> bool:
+        """True if :meth:`scan` finds anything in tokens with these norms (no spans needed:
+        most texts hold no variant, and are then never tokenised with their spans)."""
+        return bool(self._matches(norms))
+
+    def _matches(self, norms: list[str]) -> list[tuple[Form, int, int, str | None]]:
+        """(form, first token, last token, number) of each occurrence, greedy longest."""
+        found: list[tuple[Form, int, int, str | None]] = []
+        starts = self._by_first
         i = 0
-        while i < len(tokens):
-            hit = self._match_at(tokens, i)
+        while i < len(norms):
+            norm = norms[i]
+            if norm not in starts and not norm[:1].isdigit():  # most words start no form
+                i += 1
+                continue
+            hit = self._match_at(norms, i)
             if hit is None:
                 i += 1
                 continue
             found.append(hit)
-            i = hit.last + 1
+            i = hit[2] + 1
         return found
 
-    def _match_at(self, tokens: list[Token], i: int) -> Occurrence | None:
-        norm = tokens[i].norm
+    def _match_at(self, norms: list[str], i: int) -> tuple[Form, int, int, str | None] | None:
+        norm = norms[i]
         candidates = self._by_first.get(norm, ())
         if norm[:1].isdigit():
             candidates = sorted([*candidates, *self._numeric], key=lambda f: -len(f.pattern))
         for form in candidates:
             end = i + len(form.pattern)
-            if end > len(tokens):
+            if end > len(norms):
                 continue
             number: str | None = None
-            for tok, pat in zip(tokens[i:end], form.pattern, strict=True):
+            for tok, pat in zip(norms[i:end], form.pattern, strict=True):
                 if pat in _PLACEHOLDERS:
-                    if not _PLACEHOLDERS[pat].fullmatch(tok.norm):
+                    if not _PLACEHOLDERS[pat].fullmatch(tok):
                         break
-                    number = tok.norm
-                elif tok.norm != pat:
+                    number = tok
+                elif tok != pat:
                     break
             else:
-                return Occurrence(
-                    form.group, form.index, i, end - 1, tokens[i].start, tokens[end - 1].end, number
-                )
+                return form, i, end - 1, number
         return None
 
     def render(self, group: int, symbol: int, number: str | None) -> str:

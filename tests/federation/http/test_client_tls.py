@@ -1,0 +1,32 @@
+"""The clients of one process share one TLS context, and it still verifies servers."""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any
+
+import httpx
+import pytest
+
+from detente.federation.http.client import FeedClient, tls_context
+
+
+def test_one_tls_context_that_verifies_certificates_and_host_names() -> None:
+    ctx = tls_context()
+    assert ctx is tls_context()
+    assert ctx.verify_mode is ssl.CERT_REQUIRED and ctx.check_hostname
+
+
+def test_clients_without_a_test_transport_use_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[Any] = []
+    real = httpx.Client.__init__
+
+    def spy(self: httpx.Client, *args: Any, **kwargs: Any) -> None:
+        seen.append(kwargs.get("verify"))
+        real(self, *args, **kwargs)
+
+    monkeypatch.setattr(httpx.Client, "__init__", spy)
+    with FeedClient("f", "https://feed.invalid/taxii2/"), \
+            FeedClient("g", "https://other.invalid/taxii2/"):
+        pass
+    assert seen == [tls_context(), tls_context()]
