@@ -31,8 +31,8 @@ import sqlalchemy as sa
 from detente.errors import StoreError
 from detente.release.schema import chunks, views
 
-__all__ = ["CODEC_ZLIB", "ClassView", "Embedder", "Served", "ViewSource", "load_views",
-           "pack", "registered", "source_for", "unpack"]
+__all__ = ["CODEC_ZLIB", "VIEW_COLUMNS", "ClassView", "Embedder", "Served", "ViewSource",
+           "class_views", "load_views", "pack", "registered", "source_for", "unpack"]
 
 log = logging.getLogger(__name__)
 
@@ -92,15 +92,25 @@ class ClassView:
         return f"{self.object_id}|{self.version}"
 
 
+#: the columns of ``release_views`` a :class:`ClassView` is built from (with its chunk)
+VIEW_COLUMNS = (views.c.id, views.c.object_id, views.c.version, views.c.type,
+                views.c.spec_version, views.c.marked, views.c.chunk, views.c.slot)
+
+
 def load_views(conn: sa.Connection, ids: Iterable[int]) -> dict[int, ClassView]:
     """The class views ``ids``, each chunk read and decompressed once."""
     wanted = sorted(set(ids))
     rows: list[Any] = []
-    v = views.c
     for start in range(0, len(wanted), _IN_CHUNK):
-        rows += conn.execute(sa.select(v.id, v.object_id, v.version, v.type, v.spec_version,
-                                       v.marked, v.chunk, v.slot)
-                             .where(v.id.in_(wanted[start:start + _IN_CHUNK]))).all()
+        rows += conn.execute(sa.select(*VIEW_COLUMNS)
+                             .where(views.c.id.in_(wanted[start:start + _IN_CHUNK]))).all()
+    return class_views(conn, rows)
+
+
+def class_views(conn: sa.Connection, rows: Sequence[Any]) -> dict[int, ClassView]:
+    """The class views of ``rows`` (each with the :data:`VIEW_COLUMNS`, by those names,
+    read by the caller — e.g. in the query that found them), their chunks read and
+    decompressed once."""
     chunk_ids = sorted({int(r.chunk) for r in rows})
     bodies: dict[int, list[bytes]] = {}
     for start in range(0, len(chunk_ids), _IN_CHUNK):
