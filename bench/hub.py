@@ -15,8 +15,8 @@ pragmas, or a bare table of the hub's PostgreSQL database, in the same run):
   stored version (``catchup_s``), checked by paging one partner's whole collection;
 - p50/p99 of a 100-object TAXII page *while* the catch-up runs, asked in turn with Basic
   auth (each client's first page, which pays the argon2 check of its secret, is printed
-  apart) and signed by the partner node (RFC 9421: a nonce is written per request, so a
-  signed page also waits for the write lock the releaser holds while it commits a chunk);
+  apart) and signed by the partner node (RFC 9421: a nonce is written per request — on
+  SQLite to the home's nonces.db, so not behind the releaser's chunk commits);
 - peak RSS of ``serve``: the server process and its releaser process (VmHWM of each,
   summed: an upper bound of the pair's peak), each also printed;
 - bytes at rest per release (store growth during catch-up / releases).

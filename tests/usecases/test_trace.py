@@ -6,6 +6,7 @@ import base64
 import os
 import random
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -27,8 +28,8 @@ PARTNERS = ["fr", "ru", "de", "uk"]
 
 
 @pytest.fixture
-def node(tmp_path: Path) -> Node:
-    n = Node.init(tmp_path / "us", "us", communities="coalition")
+def node(tmp_path: Path, store_url: str) -> Iterator[Node]:
+    n = Node.init(tmp_path / "us", "us", communities="coalition", store_url=store_url)
     # a fixed leak-attribution secret: which positions a 40% slice happens to keep is
     # then the same on every run (a random one makes the partial-leak case a coin toss)
     fd = os.open(tmp_path / "us" / "fingerprint.key", os.O_WRONLY | os.O_CREAT | os.O_EXCL,
@@ -62,7 +63,8 @@ def node(tmp_path: Path) -> Node:
     n.store.put_many([validate(o) for o in [*objs, report]], Provenance())
     for name in PARTNERS:
         n.releaser.catch_up(name)
-    return n
+    yield n
+    n.close()
 
 
 def _leak(node: Node, partner: str) -> list[dict[str, object]]:

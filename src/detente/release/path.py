@@ -43,6 +43,7 @@ from detente.release.schema import batches, chunks, cursors, releases, views
 from detente.release.views import CODEC_ZLIB, Embedder, ViewSource, pack, register
 from detente.stix.timestamps import now_micros
 from detente.store.base import LOCAL, Query, Store, StoredObject
+from detente.store.engine import insert_rows
 
 __all__ = ["BATCH", "CatchUpStep", "Embedder", "ReleaseRun", "Releaser", "SupportsAppend",
            "release_entry", "view_hash"]
@@ -157,6 +158,10 @@ class Releaser:
         self.holds = holds
         #: decisions shared within policy classes (bounded; see release.classes)
         self._memo = ClassMemo()
+        #: release rows written since this releaser last refreshed the planner's
+        #: statistics, and the table's size then (PostgreSQL: see _keep_statistics)
+        self._written = 0
+        self._analyzed: float | None = None
 
     # -- policy inputs -------------------------------------------------------------
     def recipient(self, partner: Partner) -> Recipient:
@@ -289,14 +294,14 @@ class Releaser:
 
     def _released_markings(self, partner: str) -> set[str]:
         """Marking definitions live at ``partner``: from the (few) marking views, each
-        probed by (view, partner) — not a scan of every release row of the partner, which
-        cost two thirds of the releaser's time at 1M objects."""
+        probed by view (see :func:`_held`) — not a scan of every release row of the
+        partner, which cost two thirds of the releaser's time at 1M objects."""
         r, v = releases.c, views.c
         marking_views = sa.select(v.id).where(v.type == "marking-definition")
-        stmt = sa.select(v.object_id).select_from(releases.join(views, v.id == r.view)).where(
-            r.view.in_(marking_views), r.partner == partner, r.withdrawn.is_(False))
+        stmt = sa.select(v.object_id, r.partner, r.withdrawn).select_from(
+            releases.join(views, v.id == r.view)).where(r.view.in_(marking_views))
         with self.store.engine.connect() as conn:
-            return {r[0] for r in conn.execute(stmt)}
+            return {row[0] for row in _held(conn, stmt, partner)}
 
     def _support_rows(self, rows: list[_Row], judge: _Judge, released: set[str]) -> list[_Row]:
         """Marking definitions a released view references, released with it: the
@@ -467,15 +472,43 @@ class Releaser:
                 self.ledger.append_many(_withdraw_entries(conn, withdraw), conn)
             if cursor is not None:
                 self._set_cursor(conn, partner.name, cursor[1])
+        self._keep_statistics(len(rows))
         return _Commit.DONE
+
+    def _keep_statistics(self, written: int) -> None:
+        """PostgreSQL: ANALYZE the release tables once they grew by a fifth (and 1,000
+        rows) since their statistics were taken.  The queries of the release path are
+        written to be planned well on any statistics, but not every plan can be pinned,
+        and without statistics — autovacuum off, or behind a catch-up that adds a table's
+        size in minutes — the planner guessed 25 rows per object id and hashed every
+        release row once per chunk.  Growing by a fifth at a time, a catch-up of N rows
+        analyzes O(log N) times (~50 ms each at 300,000 rows)."""
+        engine = self.store.engine
+        if engine.dialect.name != "postgresql" or not written:
+            return
+        self._written += written
+        if self._analyzed is None:
+            with engine.connect() as conn:
+                tuples = conn.execute(sa.text(
+                    "SELECT reltuples FROM pg_class WHERE oid = 'release_rows'::regclass"
+                )).scalar()
+            self._analyzed = max(0.0, float(tuples or 0))  # -1: never analyzed
+        if self._written < max(1000.0, self._analyzed / 5):
+            return
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql(f"ANALYZE {releases.name}, {views.name}")
+            tuples = conn.execute(sa.text(
+                "SELECT reltuples FROM pg_class WHERE oid = 'release_rows'::regclass")).scalar()
+        self._analyzed, self._written = max(0.0, float(tuples or 0)), 0
 
     def _not_yet_released(self, conn: sa.Connection, partner: str, rows: list[_Row],
                           withdrawing: set[int]) -> list[_Row]:
         ids = sorted({r.stored.id for r in rows})
         live: set[tuple[str, str]] = set()
         for start in range(0, len(ids), 500):
-            stmt = _live(partner, ids[start:start + 500])
-            live.update((r[0], r[1]) for r in conn.execute(stmt) if int(r[2]) not in withdrawing)
+            stmt = _live(ids[start:start + 500])
+            live.update((r[0], r[1]) for r in _held(conn, stmt, partner)
+                        if int(r[2]) not in withdrawing)
         return [r for r in rows if (r.stored.id, r.stored.version) not in live]
 
     def _insert(self, conn: sa.Connection, partner: Partner, rows: list[_Row]) -> None:
@@ -492,14 +525,15 @@ class Releaser:
                                      when).leaf_hash for row, h in zip(rows, hashes, strict=True)]
             batch = self.ledger.append_many([_batch_entry(partner.name, leaves, when)],
                                             conn).start
+        first = seq + 1
         values = []
         for view_id, digest in zip(view_ids, hashes, strict=True):
             seq += 1
-            values.append({"seq": seq, "partner": partner.name, "view": view_id,
-                           "view_hash": digest, "batch": batch, "withdrawn": False})
-        conn.execute(releases.insert(), values)
+            values.append((seq, partner.name, view_id, digest, batch, False))
+        # COPY on PostgreSQL, one executemany on SQLite
+        insert_rows(conn, releases, _ROW_COLUMNS, values)
         if batch is not None:
-            conn.execute(batches.insert().values(ledger_index=batch, first_seq=values[0]["seq"],
+            conn.execute(batches.insert().values(ledger_index=batch, first_seq=first,
                                                  last_seq=seq))
 
     @staticmethod
@@ -516,7 +550,7 @@ class Releaser:
             known.update({(r[0], r[1], bytes(r[2]), bool(r[3])): int(r[4])
                           for r in conn.execute(stmt)})
         out: list[int] = []
-        new_views: list[dict[str, Any]] = []
+        new_views: list[tuple[Any, ...]] = []
         bodies: list[bytes] = []
         next_view = int(conn.execute(sa.select(sa.func.max(v.id))).scalar() or 0) + 1
         chunk_id = int(conn.execute(sa.select(sa.func.max(chunks.c.id))).scalar() or 0) + 1
@@ -528,18 +562,16 @@ class Releaser:
                 found = known[key] = next_view
                 next_view += 1
                 removed = list(row.decision.removed)
-                new_views.append({
-                    "id": found, "object_id": o.id, "version": o.version, "type": o.type,
-                    "spec_version": o.spec_version, "chunk": chunk_id, "slot": len(bodies),
-                    "digest": key[2], "marked": row.marked,
-                    "removed": orjson.dumps(removed).decode() if removed else None})
+                new_views.append((
+                    found, o.id, o.version, o.type, o.spec_version, chunk_id, len(bodies),
+                    key[2], row.marked, orjson.dumps(removed).decode() if removed else None))
                 bodies.append(row.body)
             out.append(found)
         if bodies:
             sizes, data = pack(bodies)
             conn.execute(chunks.insert().values(id=chunk_id, codec=CODEC_ZLIB, sizes=sizes,
                                                 data=data))
-            conn.execute(views.insert(), new_views)
+            insert_rows(conn, views, _VIEW_COLUMNS, new_views)
         return out
 
     # -- cursors and current state -------------------------------------------------
@@ -566,9 +598,9 @@ class Releaser:
         out: dict[tuple[str, str], tuple[int, str]] = {}
         with self.store.engine.connect() as conn:
             for start in range(0, len(ids), 500):
-                stmt = _live(partner, ids[start:start + 500])
+                stmt = _live(ids[start:start + 500])
                 out.update({(r[0], r[1]): (int(r[2]), bytes(r[3]).hex())
-                            for r in conn.execute(stmt)})
+                            for r in _held(conn, stmt, partner)})
         return out
 
     def forget_partner(self, partner: str) -> None:
@@ -580,6 +612,11 @@ class Releaser:
 
 
 _VISIBLE_CACHE = 20_000
+
+#: the columns :meth:`Releaser._insert` and :meth:`Releaser._class_views` write, in order
+_ROW_COLUMNS = ("seq", "partner", "view", "view_hash", "batch", "withdrawn")
+_VIEW_COLUMNS = ("id", "object_id", "version", "type", "spec_version", "chunk", "slot",
+                 "digest", "marked", "removed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -836,12 +873,28 @@ def _withdraw_entries(conn: sa.Connection, seqs: list[int]) -> list[Any]:
             for row in rows]
 
 
-def _live(partner: str, ids: Sequence[str]) -> sa.Select[Any]:
-    """(object id, version, seq, view hash) of ``partner``'s live releases of ``ids``."""
+def _live(ids: Sequence[str]) -> sa.Select[Any]:
+    """(object id, version, seq, view hash, partner, withdrawn) of the releases of ``ids``
+    to anyone: :func:`_held` keeps one partner's live ones."""
     r, v = releases.c, views.c
-    return (sa.select(v.object_id, v.version, r.seq, r.view_hash)
+    return (sa.select(v.object_id, v.version, r.seq, r.view_hash, r.partner, r.withdrawn)
             .select_from(releases.join(views, v.id == r.view))
-            .where(r.view.in_(views_of(ids)), r.partner == partner, r.withdrawn.is_(False)))
+            .where(r.view.in_(views_of(ids))))
+
+
+def _held(conn: sa.Connection, stmt: sa.Select[Any], partner: str) -> list[Any]:
+    """The rows of ``stmt`` (release rows found by their class view, ending with their
+    partner and withdrawn flag) live at ``partner``.
+
+    The partner is compared here, not in SQL: with ``partner = :p`` in the query,
+    PostgreSQL walks the partner's every release row (its (partner, seq) index) whenever
+    its statistics say the partner holds few — which they do while it is being caught up,
+    since they lag the rows each chunk adds — making each chunk's check cost as much as
+    the partner's whole history (60-100 ms a chunk at 20,000 rows, growing).  By view
+    alone the only way in is the view index: a few rows per view, one per partner of its
+    class."""
+    return [row for row in conn.execute(stmt)
+            if row.partner == partner and not row.withdrawn]
 
 
 def views_of(ids: Sequence[str]) -> sa.Select[Any]:

@@ -76,8 +76,8 @@ def iter_release_records(
     source = (source or registered(engine)) if derive else None
     r, v = releases.c, views.c
     cond: list[sa.ColumnElement[bool]] = []
-    if partner is not None:
-        cond.append(r.partner == partner)
+    if partner is not None:  # (of one object: by view, the partner compared on its rows)
+        cond.append((r.partner + "" if object_id is not None else r.partner) == partner)
     if not include_withdrawn:
         cond.append(r.withdrawn.is_(False))
     if fingerprinted_only:
@@ -171,7 +171,8 @@ def released_ids(engine: sa.Engine, partner: str, object_ids: Iterable[str]) -> 
     r, v = releases.c, views.c
     with reader(engine).connect() as conn:
         for start in range(0, len(wanted), _IN_CHUNK):
+            # by view, the partner compared on the rows found (see release.serve)
             stmt = sa.select(v.object_id).distinct().select_from(_joined()).where(
-                r.view.in_(views_of(wanted[start:start + _IN_CHUNK])), r.partner == partner)
+                r.view.in_(views_of(wanted[start:start + _IN_CHUNK])), r.partner + "" == partner)
             found.update(row[0] for row in conn.execute(stmt))
     return found

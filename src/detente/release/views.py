@@ -31,8 +31,8 @@ import sqlalchemy as sa
 from detente.errors import StoreError
 from detente.release.schema import chunks, views
 
-__all__ = ["CODEC_ZLIB", "ClassView", "Embedder", "Served", "ViewSource", "load_views",
-           "pack", "registered", "source_for", "unpack"]
+__all__ = ["CODEC_ZLIB", "VIEW_COLUMNS", "ClassView", "Embedder", "Served", "ViewSource",
+           "class_views", "load_views", "pack", "registered", "source_for", "unpack"]
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,8 @@ Embedder = Callable[[dict[str, Any], str, str], tuple[dict[str, Any], str | None
 
 CODEC_ZLIB = 1
 _DERIVED_CACHE = 4096
+#: decompressed chunks a ViewSource keeps (bytes of views): a few dozen chunks
+_CHUNK_CACHE_BYTES = 16 << 20
 _IN_CHUNK = 400
 
 
@@ -92,22 +94,39 @@ class ClassView:
         return f"{self.object_id}|{self.version}"
 
 
+#: the columns of ``release_views`` a :class:`ClassView` is built from (with its chunk)
+VIEW_COLUMNS = (views.c.id, views.c.object_id, views.c.version, views.c.type,
+                views.c.spec_version, views.c.marked, views.c.chunk, views.c.slot)
+
+
 def load_views(conn: sa.Connection, ids: Iterable[int]) -> dict[int, ClassView]:
     """The class views ``ids``, each chunk read and decompressed once."""
     wanted = sorted(set(ids))
     rows: list[Any] = []
-    v = views.c
     for start in range(0, len(wanted), _IN_CHUNK):
-        rows += conn.execute(sa.select(v.id, v.object_id, v.version, v.type, v.spec_version,
-                                       v.marked, v.chunk, v.slot)
-                             .where(v.id.in_(wanted[start:start + _IN_CHUNK]))).all()
+        rows += conn.execute(sa.select(*VIEW_COLUMNS)
+                             .where(views.c.id.in_(wanted[start:start + _IN_CHUNK]))).all()
+    return class_views(conn, rows)
+
+
+def class_views(conn: sa.Connection, rows: Sequence[Any],
+                cache: ViewSource | None = None) -> dict[int, ClassView]:
+    """The class views of ``rows`` (each with the :data:`VIEW_COLUMNS`, by those names,
+    read by the caller — e.g. in the query that found them), their chunks read and
+    decompressed once — or found in ``cache``'s recent chunks (a chunk is written once,
+    with its views, and never changed)."""
     chunk_ids = sorted({int(r.chunk) for r in rows})
     bodies: dict[int, list[bytes]] = {}
+    if cache is not None:
+        bodies = cache.chunks(chunk_ids)
+        chunk_ids = [c for c in chunk_ids if c not in bodies]
     for start in range(0, len(chunk_ids), _IN_CHUNK):
         stmt = sa.select(chunks.c.id, chunks.c.codec, chunks.c.sizes, chunks.c.data).where(
             chunks.c.id.in_(chunk_ids[start:start + _IN_CHUNK]))
         for cid, codec, sizes, data in conn.execute(stmt):
             bodies[int(cid)] = unpack(int(codec), bytes(sizes), bytes(data))
+            if cache is not None:
+                cache.keep_chunk(int(cid), bodies[int(cid)])
     out: dict[int, ClassView] = {}
     for r in rows:
         chunk = bodies.get(int(r.chunk))
@@ -132,11 +151,42 @@ class ViewSource:
     ``None``: views are served as their class view).  Thread-safe; the most recent derived
     views are kept (bounded)."""
 
-    def __init__(self, embedder: Embedder | None, cache: int = _DERIVED_CACHE) -> None:
+    def __init__(self, embedder: Embedder | None, cache: int = _DERIVED_CACHE,
+                 chunk_bytes: int = _CHUNK_CACHE_BYTES) -> None:
         self.embedder = embedder
         self._size = cache
         self._lock = threading.Lock()
         self._cache: OrderedDict[tuple[int, str], Served] = OrderedDict()
+        #: recently read chunks, decompressed (bounded by their bytes): a partner paging
+        #: reads the views of one chunk over several pages, and each chunk read is a
+        #: round trip to the database and a decompression
+        self._chunks: OrderedDict[int, tuple[list[bytes], int]] = OrderedDict()
+        self._chunk_bytes = 0
+        self._chunk_limit = chunk_bytes
+
+    def chunks(self, ids: Iterable[int]) -> dict[int, list[bytes]]:
+        """Those of the chunks ``ids`` kept by :meth:`keep_chunk`, their bodies."""
+        out: dict[int, list[bytes]] = {}
+        with self._lock:
+            for cid in ids:
+                hit = self._chunks.get(cid)
+                if hit is not None:
+                    self._chunks.move_to_end(cid)
+                    out[cid] = hit[0]
+        return out
+
+    def keep_chunk(self, cid: int, bodies: list[bytes]) -> None:
+        """Keep a chunk just read (the least recently used go past the byte bound)."""
+        size = sum(map(len, bodies))
+        if size > self._chunk_limit:
+            return
+        with self._lock:
+            if cid in self._chunks:
+                return
+            self._chunks[cid] = (bodies, size)
+            self._chunk_bytes += size
+            while self._chunk_bytes > self._chunk_limit:
+                self._chunk_bytes -= self._chunks.popitem(last=False)[1][1]
 
     def derive(self, body: bytes, partner: str, object_key: str, marked: bool) -> Served:
         """The partner's view of a class view (what the release path hashes and logs)."""

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+import sqlalchemy as sa
 from tests.federation.fed_fixtures import (
     ROOT,
     TAXII,
@@ -20,8 +21,8 @@ from tests.federation.fed_fixtures import (
     put,
 )
 
-from detente.federation.http.errors import RequestSignatureError
-from detente.federation.http.nonces import NonceCache
+from detente.federation.http.errors import NonceReplayError, RequestSignatureError
+from detente.federation.http.nonces import NONCE_FILE, NonceCache, seen_nonces
 from detente.federation.http.signatures import (
     CLOCK_SKEW_S,
     NodeAuth,
@@ -31,6 +32,7 @@ from detente.federation.http.signatures import (
 from detente.federation.taxii.server import create_app
 from detente.node import Node
 from detente.partners import Partner
+from detente.store.engine import writer
 
 OBJECTS = f"{ROOT}/collections/releases/objects/"
 INBOX = f"{ROOT}/collections/inbox/objects/"
@@ -205,4 +207,49 @@ def test_nonce_cache_purges_only_expired(tmp_path: Path) -> None:
     cache.remember("fr", "b" * 20, now + 100)
     assert cache.purge(now) == 1
     cache.remember("fr", "a" * 20, now + 100)  # forgotten after expiry: its age refuses it
+    us.close()
+
+
+def test_a_nonce_is_written_while_the_store_is_being_written(tmp_path: Path) -> None:
+    """SQLite: nonces have their own file, so a signed request does not queue behind a
+    write transaction of the store (the releaser's chunk commit); replays still fail."""
+    us = Node.init(tmp_path / "us", "us")
+    cache = NonceCache(us.store.engine)
+    assert cache.engine is not us.store.engine
+    assert (us.home / NONCE_FILE).exists()
+    later = int(time.time()) + 100
+    with writer(us.store.engine).begin() as held:  # the store's write lock, held
+        held.execute(sa.text("CREATE TABLE held_lock (x INTEGER)"))
+        cache.remember("fr", "c" * 20, later)
+        with pytest.raises(NonceReplayError):
+            cache.remember("fr", "c" * 20, later)
+    us.close()
+
+
+def test_nonces_recorded_in_the_store_are_carried_over(tmp_path: Path) -> None:
+    """A home that recorded nonces in its store (before nonces.db) keeps refusing them."""
+    us = Node.init(tmp_path / "us", "us")
+    now = int(time.time())
+    with writer(us.store.engine).begin() as conn:
+        conn.execute(seen_nonces.insert(), [
+            {"keyid": "fr", "nonce": "d" * 20, "expires_at": now + 100},
+            {"keyid": "fr", "nonce": "e" * 20, "expires_at": now - 100}])
+    cache = NonceCache(us.store.engine)
+    with pytest.raises(NonceReplayError):
+        cache.remember("fr", "d" * 20, now + 100)
+    cache.remember("fr", "e" * 20, now + 100)  # expired there: its age refuses it
+    with us.store.engine.connect() as conn:  # moved, not copied
+        assert conn.execute(sa.select(sa.func.count()).select_from(seen_nonces)).scalar() == 0
+    us.close()
+
+
+def test_postgresql_nonces_stay_in_the_shared_database(pg_url: str, tmp_path: Path) -> None:
+    """Every serve worker of a PostgreSQL home shares its nonces: they are in its database."""
+    us = Node.init(tmp_path / "us", "us", store_url=pg_url)
+    cache = NonceCache(us.store.engine)
+    assert cache.engine is us.store.engine
+    assert not (us.home / NONCE_FILE).exists()
+    cache.remember("fr", "f" * 20, int(time.time()) + 100)
+    with pytest.raises(NonceReplayError):
+        NonceCache(us.store.engine).remember("fr", "f" * 20, int(time.time()) + 100)
     us.close()

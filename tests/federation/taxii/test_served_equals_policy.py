@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 import orjson
+import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from nacl.signing import SigningKey
@@ -170,20 +171,52 @@ def _part_way(node: Node, partner: str, chunks: int, size: int) -> None:
         cursor = step.cursor
 
 
+_PARTS = dict(partners=st.lists(partner_st, min_size=1, max_size=3),
+              markings=st.lists(marking_st, min_size=1, max_size=3),
+              objects=st.lists(object_st, min_size=1, max_size=8),
+              part=st.lists(st.tuples(st.integers(0, 3), st.integers(1, 4)), min_size=3,
+                            max_size=3))
+
+
 @settings(max_examples=30, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(partners=st.lists(partner_st, min_size=1, max_size=3),
-       markings=st.lists(marking_st, min_size=1, max_size=3),
-       objects=st.lists(object_st, min_size=1, max_size=8),
-       part=st.lists(st.tuples(st.integers(0, 3), st.integers(1, 4)), min_size=3,
-                     max_size=3))
+@given(**_PARTS)
 def test_served_set_equals_policy(partners: list[dict[str, Any]],
                                   markings: list[dict[str, Any]],
                                   objects: list[dict[str, Any]],
                                   part: list[tuple[int, int]]) -> None:
+    _served_equals_policy(None, partners, markings, objects, part)
+
+
+@settings(max_examples=8, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(**_PARTS)
+def test_served_set_equals_policy_on_postgresql(pg_server: str,
+                                                partners: list[dict[str, Any]],
+                                                markings: list[dict[str, Any]],
+                                                objects: list[dict[str, Any]],
+                                                part: list[tuple[int, int]]) -> None:
+    """The same on PostgreSQL, whose release queries are written apart (release.serve,
+    release.path._held): a fresh database per example."""
+    name = "detente_t_" + uuid.uuid4().hex[:12]
+    admin = sa.create_engine(pg_server, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        _served_equals_policy(f"{pg_server.rsplit('/', 1)[0]}/{name}", partners, markings,
+                              objects, part)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _served_equals_policy(store_url: str | None, partners: list[dict[str, Any]],
+                          markings: list[dict[str, Any]], objects: list[dict[str, Any]],
+                          part: list[tuple[int, int]]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         node = Node.init(Path(tmp) / "us", "us", url="http://testserver",
-                         communities="coalition")
+                         communities="coalition", store_url=store_url)
         try:
             _seed(node, partners, markings, objects)
             secrets = {}
