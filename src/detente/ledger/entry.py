@@ -28,7 +28,7 @@ import orjson
 from detente.ledger.errors import EntryError
 from detente.ledger.hashing import leaf_hash
 
-__all__ = ["ENTRY_FORMAT", "KNOWN_KINDS", "Entry"]
+__all__ = ["ENTRY_FORMAT", "KNOWN_KINDS", "Entry", "format_time"]
 
 ENTRY_FORMAT = 1
 """The ``v`` tag of the entry format. Never reused for a different layout."""
@@ -54,20 +54,30 @@ _FIELDS = frozenset({"v", "kind", "time", *_OPTIONAL})
 _MAX_TEXT = {"partner": 256, "fingerprint_id": 128, "detail": 2048}
 
 
-def _format_time(value: datetime) -> str:
+def format_time(value: datetime) -> str:
+    """An aware datetime as an entry time (RFC 3339 UTC, milliseconds)."""
     if value.tzinfo is None:
         raise EntryError("entry time must be timezone-aware")
     utc = value.astimezone(UTC)
     return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
 
 
+#: timestamps already found valid (a batch of receipts shares its time): at most 4,096
+_GOOD_TIMES: set[str] = set()
+
+
 def _check_time(value: str, what: str) -> str:
+    if value in _GOOD_TIMES:
+        return value
     if not _TIME.fullmatch(value):
         raise EntryError(f"{what} is not an RFC 3339 UTC timestamp: {value!r}")
     try:
         datetime.fromisoformat(value[:19])
     except ValueError:
         raise EntryError(f"{what} is not a real date and time: {value!r}") from None
+    if len(_GOOD_TIMES) >= 4096:
+        _GOOD_TIMES.clear()
+    _GOOD_TIMES.add(value)
     return value
 
 
@@ -108,7 +118,7 @@ class Entry:
         if not isinstance(self.kind, str) or not _KIND.fullmatch(self.kind):
             raise EntryError(f"entry kind is not a lowercase tag: {self.kind!r}")
         if isinstance(self.time, datetime):
-            object.__setattr__(self, "time", _format_time(self.time))
+            object.__setattr__(self, "time", format_time(self.time))
         elif not isinstance(self.time, str):
             raise EntryError("entry time must be a datetime or an RFC 3339 string")
         _check_time(str(self.time), "entry time")

@@ -61,6 +61,7 @@ from detente.federation.exchange.echo import Echo, EchoIndex
 from detente.federation.schema import push_budget
 from detente.federation.schema import refused_writes as refused_table
 from detente.ledger import Entry
+from detente.ledger.entry import format_time as format_entry_time
 from detente.node import Node
 from detente.release import released_ids
 from detente.stix.model import StixObject
@@ -409,6 +410,7 @@ class Intake:
                     signature: str | None, result: IntakeResult,
                     corrected: list[tuple[str, str]]) -> None:
         entries: list[Entry] = []
+        now = format_entry_time(datetime.now(UTC))  # one time for the batch's entries
         for indexes, flags in groups:
             if not indexes:
                 continue
@@ -420,9 +422,9 @@ class Intake:
                 self._record(result, valid[i], r, at[i], held, flags, prov)
                 if r.corrected:
                     corrected.append((r.id, r.version))
-                    entries.append(_correction(prov.origin, valid[i]))
+                    entries.append(_correction(prov.origin, valid[i], now))
                 elif r.outcome is Outcome.STORED and self.source.is_remote:
-                    entries.append(_receipt(self.source.name, valid[i]))
+                    entries.append(_receipt(self.source.name, valid[i], now))
         if entries:
             self.node.ledger.append_many(entries, conn)
 
@@ -577,15 +579,15 @@ def refused_writes(node: Node, partner: str | None = None,
         return [RefusedWrite(r[0], r[1], r[2], r[3], int(r[4])) for r in conn.execute(stmt)]
 
 
-def _correction(origin: str, obj: StixObject) -> Entry:
-    return Entry(kind="correction", time=datetime.now(UTC), partner=origin, object_id=obj.id,
+def _correction(origin: str, obj: StixObject, now: str) -> Entry:
+    return Entry(kind="correction", time=now, partner=origin, object_id=obj.id,
                  object_version=obj.version or None,
                  view_hash=hashlib.sha256(obj.raw).hexdigest(),
                  detail=f"the stored body of this version was replaced by {origin}'s "
                         "correction (same version, new content)")
 
 
-def _receipt(partner: str, obj: StixObject) -> Entry:
-    return Entry(kind="receipt", time=datetime.now(UTC), partner=partner, object_id=obj.id,
+def _receipt(partner: str, obj: StixObject, now: str) -> Entry:
+    return Entry(kind="receipt", time=now, partner=partner, object_id=obj.id,
                  object_version=obj.version or None,
                  view_hash=hashlib.sha256(obj.raw).hexdigest())
