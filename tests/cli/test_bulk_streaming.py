@@ -91,3 +91,25 @@ def test_set_tier_re_evaluates_chunk_by_chunk(
     doc = orjson.loads(run(capsys, "partner", "set-tier", "fr", "2", "--json", *h).out)
     assert doc["released"] == N // 3 and doc["withdrawn"] == 0
     _bounded(reads)
+
+
+def test_default_marking_re_decides_every_partner_chunk_by_chunk(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        reads: list[tuple[int | None, int]]) -> None:
+    node = Node.init(tmp_path / "us", "us", communities="c", default_marking="green")
+    node.store.put_many([validate(indicator()) for _ in range(N)], Provenance())  # unmarked
+    stored = node.store.count()  # the indicators and the node's identity, none marked
+    node.close()
+    h = ["--home", str(tmp_path / "us")]
+    for name in ("fr", "de"):
+        assert run(capsys, "partner", "add", name, "--url", "http://127.0.0.1:9", "--key",
+                   _key(), "--community", "c", *h).code == 0
+    assert run(capsys, "release", *h).code == 0
+    reads.clear()
+    doc = orjson.loads(run(capsys, "policy", "default-marking", "none", "--json", *h).out)
+    # every unmarked object withdrawn from both, read a chunk at a time per partner
+    assert {p: r["withdrawn"] for p, r in doc["partners"].items()} == {"fr": stored,
+                                                                       "de": stored}
+    chunks = [got for limit, got in reads if limit == CHUNK and got]
+    assert len(chunks) >= 2 * (N // CHUNK)
+    _bounded(reads)
