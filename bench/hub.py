@@ -1,10 +1,18 @@
 """Release at hub scale: a backlog released by `detente serve` while partners read.
 
-One hub (SQLite, then PostgreSQL: ``--backend``) with N TLP:GREEN indicators and P
-partners in its community (all may read everything), ingested end to end through
-``ingest_local`` (what ``detente ingest`` runs), then ``detente serve`` started as a real
-process: its background releaser catches every partner up while the partners ask for
-their first 100-object page over and over.
+One hub (SQLite, then PostgreSQL: ``--backend``) with N indicators and P partners in up to
+four policy classes (``(tier, communities)``, docs/policy.md "Policy classes"), ingested
+end to end through ``ingest_local`` (what ``detente ingest`` runs), then ``detente serve``
+started as a real process: its background releaser catches every partner up while the
+partners ask for their first 100-object page over and over.
+
+The classes differ in what they may read (:data:`CLASSES`, :data:`MIX`): indicator ``i``
+carries, by ``i % 10``, TLP:CLEAR (2 in 10: every class), TLP:GREEN (4 in 10: the classes
+in the hub's community ``coalition``), or TLP:GREEN plus a releasability marking with
+``min_tier`` 2 or 3 (2 in 10 each: only the tiers that reach it).  Partner ``i`` is in
+class ``i % classes``; with 4 classes, gold reads 100 % of the indicators, silver 80 %,
+bronze 60 %, guest (no shared community) 20 %; members of gold and silver also receive the
+releasability markings their views reference (support material).
 
 Measured, side by side with the floor (the raw insert rate of one index row per release —
 the least any materialised release could cost — in a bare SQLite file with the same
@@ -12,7 +20,9 @@ pragmas, or a bare table of the hub's PostgreSQL database, in the same run):
 
 - ingest end to end (objects/s, trust included);
 - releases/s during catch-up, and the time until every partner's cursor reaches the last
-  stored version (``catchup_s``), checked by paging one partner's whole collection;
+  stored version (``catchup_s``), checked by paging one member of each class's whole
+  collection and counting every partner's live releases: each must hold exactly what its
+  class may read;
 - p50/p99 of a 100-object TAXII page *while* the catch-up runs, asked in turn with Basic
   auth (each client's first page, which pays the argon2 check of its secret, is printed
   apart) and signed by the partner node (RFC 9421: a nonce is written per request — on
@@ -22,7 +32,8 @@ pragmas, or a bare table of the hub's PostgreSQL database, in the same run):
 - bytes at rest per release (store growth during catch-up / releases).
 
 ``--quick``: 100,000 objects x 3 partners (the issue's hub; several minutes on 2 loaded
-cores, not one: the catch-up itself is the measurement).  Full: 1,000,000 x 20.
+cores, not one: the catch-up itself is the measurement; 3 classes).  Full: 1,000,000 x 20
+in 4 classes.
 """
 
 from __future__ import annotations
@@ -46,19 +57,65 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import free_port
-from _stixgen import TLP_GREEN
+from _stixgen import TLP_CLEAR, TLP_GREEN
 from detente.federation.exchange.local import ingest_local
 from detente.federation.http.client import PartnerClient, SyncError, open_partner_client
 from detente.node import Node
+from detente.policy import releasability_marking
 from detente.release.schema import releases
 
 HEADERS = {"Accept": "application/taxii+json;version=2.1"}
 OBJECTS = "/taxii2/api1/collections/releases/objects/"
 
 
+#: the policy classes, in the order partners fill them: (name, tier, communities)
+CLASSES: tuple[tuple[str, int, frozenset[str]], ...] = (
+    ("gold", 3, frozenset({"coalition"})),
+    ("silver", 2, frozenset({"coalition"})),
+    ("bronze", 1, frozenset({"coalition"})),
+    ("guest", 1, frozenset({"observers"})),
+)
+
+#: indicator i's marking by i % 10: its TLP, and the min_tier of its releasability marking
+MIX: tuple[tuple[str, int | None], ...] = (
+    (TLP_CLEAR, None), (TLP_CLEAR, None),
+    (TLP_GREEN, None), (TLP_GREEN, None), (TLP_GREEN, None), (TLP_GREEN, None),
+    (TLP_GREEN, 2), (TLP_GREEN, 2), (TLP_GREEN, 3), (TLP_GREEN, 3),
+)
+
+
+def tier_markings(creator: str) -> dict[int, dict[str, Any]]:
+    """min_tier -> the releasability marking the hub puts on its tiered indicators."""
+    return {t: releasability_marking(min_tier=t, created_by_ref=creator) for t in (2, 3)}
+
+
+def may_read(i: int, tier: int, communities: frozenset[str]) -> bool:
+    """Whether a partner of this class may read indicator ``i`` (the mix's intent, stated
+    apart from the policy: the catch-up check compares the two)."""
+    tlp, min_tier = MIX[i % len(MIX)]
+    if tlp == TLP_CLEAR:
+        return True
+    return "coalition" in communities and (min_tier is None or tier >= min_tier)
+
+
+def expected(n: int, tier: int, communities: frozenset[str]) -> int:
+    """Objects a partner of this class reads once caught up: the indicators it may read,
+    and the tier markings those reference (sent with them as support material)."""
+    per_cycle = [may_read(j, tier, communities) for j in range(len(MIX))]
+    full, rest = divmod(n, len(MIX))
+    count = full * sum(per_cycle) + sum(per_cycle[:rest])
+    tiers = {MIX[j][1] for j in range(min(n, len(MIX))) if per_cycle[j]} - {None}
+    return count + len(tiers)
+
+
 def indicators(n: int, creator: str, seed: int = 11) -> Any:
     rng = random.Random(seed)
+    tiered = tier_markings(creator)
+    for t, marking in tiered.items():
+        yield f"min_tier {t}", marking
     for i in range(n):
+        tlp, min_tier = MIX[i % len(MIX)]
+        refs = [tlp] if min_tier is None else [tlp, tiered[min_tier]["id"]]
         yield str(i), {
             "type": "indicator", "spec_version": "2.1",
             "id": f"indicator--{uuid.UUID(int=rng.getrandbits(128), version=4)}",
@@ -68,7 +125,7 @@ def indicators(n: int, creator: str, seed: int = 11) -> Any:
             "indicator_types": ["malicious-activity"], "pattern_type": "stix",
             "pattern": f"[ipv4-addr:value = '10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}']",
             "valid_from": "2026-01-01T00:00:00Z", "confidence": 70, "labels": ["c2"],
-            "object_marking_refs": [TLP_GREEN]}
+            "object_marking_refs": refs}
 
 
 #: the PostgreSQL server the benchmark makes its databases on (as the tests do)
@@ -183,11 +240,31 @@ def pg_floor_rate(rows: int, pg_url: str) -> float:
     return rate
 
 
+def page_all(base: str, auth: tuple[str, str]) -> int:
+    """The number of distinct objects a client pages out of its collection (an id twice
+    fails: each object is served once, at its latest released version)."""
+    seen: set[str] = set()
+    params: dict[str, Any] = {"limit": 1000}
+    with httpx.Client(base_url=base, headers=HEADERS, timeout=120, auth=auth) as client:
+        while True:
+            env_ = client.get(OBJECTS, params=params).json()
+            for obj in env_.get("objects", []):
+                assert obj["id"] not in seen, f"{obj['id']} served twice to {auth[0]}"
+                seen.add(obj["id"])
+            if not env_.get("more"):
+                return len(seen)
+            params = {"limit": 1000, "next": env_["next"]}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="100,000 objects x 3 partners")
     ap.add_argument("--n", type=int, default=None)
-    ap.add_argument("--partners", type=int, default=None)
+    ap.add_argument("--partners", type=int, default=None,
+                    help="partner i is in policy class i %% classes")
+    ap.add_argument("--classes", type=int, default=None, choices=range(1, len(CLASSES) + 1),
+                    metavar=f"1-{len(CLASSES)}",
+                    help="policy classes the partners fill (default: 3 quick, 4 full)")
     ap.add_argument("--timeout", type=float, default=1800, help="longest catch-up waited")
     ap.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both",
                     help="the hub's store (both: SQLite, then PostgreSQL, one RESULT line "
@@ -195,17 +272,18 @@ def main() -> None:
     args = ap.parse_args()
     n = args.n or (100_000 if args.quick else 1_000_000)
     np_ = args.partners or (3 if args.quick else 20)
+    classes = min(np_, args.classes or (3 if args.quick else 4))
     backends = ("sqlite", "postgresql") if args.backend == "both" else (args.backend,)
     fields: list[str] = []
     for backend in backends:
-        got = run(n, np_, backend, args.timeout)
+        got = run(n, np_, classes, backend, args.timeout)
         prefix = "pg_" if backend == "postgresql" and len(backends) > 1 else ""
         fields += [f"{prefix}{k}={v}" for k, v in got.items()
                    if not (prefix and k == "backend")]
     print("RESULT hub " + " ".join(fields))
 
 
-def run(n: int, np_: int, backend: str, timeout: float) -> dict[str, str]:
+def run(n: int, np_: int, classes: int, backend: str, timeout: float) -> dict[str, str]:
     """One hub on ``backend``: its figures for the RESULT line (printed as it goes)."""
     load = os.getloadavg()[0]
     tmp = Path(tempfile.mkdtemp(prefix="detente-hub-"))
@@ -213,23 +291,25 @@ def run(n: int, np_: int, backend: str, timeout: float) -> dict[str, str]:
     home = tmp / "hub"
     pg_url = new_pg_database() if backend == "postgresql" else None
     try:
-        return _run(n, np_, timeout, load, tmp, port, home, pg_url)
+        return _run(n, np_, classes, timeout, load, tmp, port, home, pg_url)
     finally:
         if pg_url is not None:
             drop_pg_database(pg_url)
 
 
-def _run(n: int, np_: int, timeout: float, load: float, tmp: Path, port: int, home: Path,
-         pg_url: str | None) -> dict[str, str]:
+def _run(n: int, np_: int, classes: int, timeout: float, load: float, tmp: Path, port: int,
+         home: Path, pg_url: str | None) -> dict[str, str]:
     hub = Node.init(home, "hub", url=f"http://127.0.0.1:{port}", communities="coalition",
                     store_url=pg_url)
     creds = []
     others: list[Node] = []  # the partner nodes: they sign their requests
+    klass: dict[str, tuple[str, int, frozenset[str]]] = {}  # partner -> its class
     for i in range(np_):
         other = Node.init(tmp / f"p{i}", f"p{i}")
+        klass[f"p{i}"] = _, tier, communities = CLASSES[i % classes]
         hub.partners.add(f"p{i}", url=f"http://127.0.0.1:{9000 + i}",
-                         public_key=other.public_key_b64, tier=2,
-                         communities=frozenset({"coalition"}), identity_id=other.identity_id)
+                         public_key=other.public_key_b64, tier=tier,
+                         communities=communities, identity_id=other.identity_id)
         other.partners.add("hub", url=f"http://127.0.0.1:{port}",
                            public_key=hub.public_key_b64, tier=2,
                            communities=frozenset({"coalition"}), identity_id=hub.identity_id)
@@ -239,7 +319,7 @@ def _run(n: int, np_: int, timeout: float, load: float, tmp: Path, port: int, ho
     t0 = time.perf_counter()
     summary = ingest_local(hub, indicators(n, hub.identity_id))
     ingest_s = time.perf_counter() - t0
-    assert summary.stored == n, summary.as_dict()
+    assert summary.stored == n + len(tier_markings(hub.identity_id)), summary.as_dict()
     last = hub.store.last_added()
     hub.close()
     checkpoint(home, pg_url)
@@ -311,16 +391,11 @@ def _run(n: int, np_: int, timeout: float, load: float, tmp: Path, port: int, ho
         catchup_s = time.perf_counter() - started
         stop.set()
         thread.join(30)
-        # (3) every partner reads everything: page p0's whole collection
-        total, params = 0, {"limit": 1000}
-        with httpx.Client(base_url=base, headers=HEADERS, timeout=120,
-                          auth=creds[0]) as client:
-            while True:
-                env_ = client.get(OBJECTS, params=params).json()
-                total += len(env_.get("objects", []))
-                if not env_.get("more"):
-                    break
-                params = {"limit": 1000, "next": env_["next"]}
+        # (3) every partner reads what its class may: page the whole collection of the
+        # first member of each class (distinct ids, none twice)
+        paged: dict[str, int] = {}
+        for i in range(classes):
+            paged[CLASSES[i][0]] = page_all(base, creds[i])
         sample()
     finally:
         stop.set()
@@ -329,6 +404,9 @@ def _run(n: int, np_: int, timeout: float, load: float, tmp: Path, port: int, ho
     with watcher.store.engine.connect() as conn:
         released = int(conn.execute(sa.select(sa.func.count()).select_from(releases)).scalar()
                        or 0)
+        live = {str(p): int(c) for p, c in conn.execute(
+            sa.select(releases.c.partner, sa.func.count()).where(
+                releases.c.withdrawn.is_(False)).group_by(releases.c.partner))}
     watcher.close()
     for other in others:
         other.close()
@@ -342,7 +420,9 @@ def _run(n: int, np_: int, timeout: float, load: float, tmp: Path, port: int, ho
     print(f"hub n={n:,} partners={np_} store={store} (load average {load:.1f} at start)")
     print(f"detente  ingest end to end: {n / ingest_s:,.0f} objects/s ({ingest_s:.1f} s)")
     print(f"detente  catch-up in serve: {released:,} releases in {catchup_s:.1f} s = "
-          f"{rate:,.0f}/s; p0 then paged {total:,} objects")
+          f"{rate:,.0f}/s; {classes} classes: "
+          + ", ".join(f"{name} ({sum(1 for k in klass.values() if k[0] == name)} partners) "
+                      f"paged {got:,} objects" for name, got in paged.items()))
     print(f"detente  100-object page during catch-up: p50 {p50:.1f} ms, p99 {p99:.1f} ms "
           f"({len(latencies)} pages, Basic); signed: p50 {s50:.1f} ms, p99 {s99:.1f} ms "
           f"({len(signed)} pages)")
@@ -355,7 +435,12 @@ def _run(n: int, np_: int, timeout: float, load: float, tmp: Path, port: int, ho
           f"{per_release:,.0f} bytes at rest per release")
     print(f"floor    one index row per release (raw {store} inserts): {floor:,.0f}/s; "
           f"detente/floor = {rate / floor:.3f}")
-    assert total >= n, f"p0 reads {total} of {n}"
+    wrong = {p: (live.get(p, 0), expected(n, k[1], k[2])) for p, k in klass.items()
+             if live.get(p, 0) != expected(n, k[1], k[2])}
+    assert not wrong, f"live releases (held, expected) differ: {wrong}"
+    misread = {name: (got, expected(n, *CLASSES[i][1:])) for i, (name, got)
+               in enumerate(paged.items()) if got != expected(n, *CLASSES[i][1:])}
+    assert not misread, f"paged (read, expected) differ: {misread}"
     return {"backend": store.lower(), "ingest_e2e_per_s": f"{n / ingest_s:.0f}",
             "releases_per_s": f"{rate:.0f}", "page_p99_ms": f"{p99:.1f}",
             "signed_page_p99_ms": f"{s99:.1f}", "catchup_s": f"{catchup_s:.1f}",
