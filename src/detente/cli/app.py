@@ -69,8 +69,9 @@ COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
     "deconflict": (("deconflict_cmds",), "Private deconfliction (PSI) with a partner: "
                    "`detente deconflict PARTNER --mode M (--items FILE | --observables | "
                    "--operations FILE | --alignment FILE)`, or with a coalition: `detente "
-                   "deconflict --with P --with Q --threshold T (--observables FILE | --names "
-                   "FILE | --operations FILE)`."),
+                   "deconflict --with P --with Q --threshold T [--reconstructor R] (--observables "
+                   "FILE | --names FILE | --operations FILE)`; T >= 3 needs a reconstructor R "
+                   "holding no items."),
     "operator": (("web_cmds",), "Operator accounts of the web UI (argon2id-hashed "
                  "passwords)."),
     "feed": (("sync_cmds",), "TAXII 2.1 feeds this node pulls (any server; unsigned)."),
