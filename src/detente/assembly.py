@@ -227,14 +227,10 @@ class ReleaserProcess:
                 self._not_before = now + wait
             if now < self._not_before:
                 return
-            # PostgreSQL's JIT compiles the releaser's larger queries (costed high before
-            # the statistics catch up with a partner's rows) for longer than they run
-            options = f"{os.environ.get('PGOPTIONS', '')} -c jit=off".strip()
             self._proc = subprocess.Popen(
                 [sys.executable, "-c", "from detente.assembly import releaser_main; "
                  "releaser_main()", str(self.home), str(self.interval_s)],
-                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, close_fds=True,
-                env={**os.environ, "PGOPTIONS": options})
+                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, close_fds=True)
             self._started = now
 
     def stop(self, timeout_s: float = 10.0) -> int | None:

@@ -85,3 +85,18 @@ def test_sqlite_bulk_insert_outside_writer_is_refused(tmp_path: object) -> None:
             insert_rows(conn, _t, ("id", "name", "flag"), [(1, "a", True)])
     finally:
         eng.dispose()
+
+
+def test_postgresql_connections_run_without_jit_and_keep_the_operators_options(
+        pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every connection of a PostgreSQL store engine — pages, the releaser, the workers —
+    runs with JIT off (it compiled a page's plan for longer than the page ran), and
+    options the operator gave in PGOPTIONS still apply."""
+    monkeypatch.setenv("PGOPTIONS", "-c statement_timeout=123456")
+    eng = make_engine(pg_url)
+    try:
+        with eng.connect() as conn:
+            assert conn.exec_driver_sql("SHOW jit").scalar() == "off"
+            assert conn.exec_driver_sql("SHOW statement_timeout").scalar() == "123456ms"
+    finally:
+        eng.dispose()

@@ -80,17 +80,11 @@ def _connect(engine: sa.Engine) -> sa.Connection:
     statements (its rows with their class views, then the chunks holding the views'
     bytes) and needs no common snapshot — a row is committed with its view and chunk, and
     neither ever changes — so BEGIN and ROLLBACK are round trips saved, each a wait for a
-    busy database process while the releaser runs; and JIT is turned off for the
-    connection's session, once: a page's plan is costed high enough to be JIT-compiled,
-    which took longer than running it (16-40 ms against 1 ms, more on a loaded CPU)."""
+    busy database process while the releaser runs."""
     conn = reader(engine).connect()
     if engine.dialect.name != "postgresql":
         return conn
-    conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-    if not conn.info.get("detente_jit_off"):
-        conn.exec_driver_sql("SET jit = off")
-        conn.info["detente_jit_off"] = True
-    return conn
+    return conn.execution_options(isolation_level="AUTOCOMMIT")
 
 
 def read_releases(engine: sa.Engine, partner: str, query: Query,

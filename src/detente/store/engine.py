@@ -13,6 +13,7 @@ transaction that did not say so is refused at once (:class:`StoreError`): a forg
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -96,7 +97,13 @@ def make_engine(url: str, **kwargs: Any) -> sa.Engine:
         event.listen(engine, "before_cursor_execute", _sqlite_guard)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
-    return sa.create_engine(sa_url, **kwargs)
+    # PostgreSQL's JIT compiles any query costed high — a TAXII page, a releaser chunk's
+    # probes, before the statistics catch up with a partner's rows — for longer than it
+    # runs (16-40 ms against 1 ms): detente's queries are index probes and short scans, so
+    # every connection runs without it (PGOPTIONS the operator set are kept)
+    args = dict(kwargs.pop("connect_args", {}))
+    args.setdefault("options", f"{os.environ.get('PGOPTIONS', '')} -c jit=off".strip())
+    return sa.create_engine(sa_url, connect_args=args, **kwargs)
 
 
 def insert_rows(conn: sa.Connection, table: sa.Table, columns: Sequence[str],
