@@ -489,17 +489,12 @@ class Releaser:
         self._written += written
         if self._analyzed is None:
             with engine.connect() as conn:
-                tuples = conn.execute(sa.text(
-                    "SELECT reltuples FROM pg_class WHERE oid = 'release_rows'::regclass"
-                )).scalar()
-            self._analyzed = max(0.0, float(tuples or 0))  # -1: never analyzed
+                self._analyzed = _estimated_rows(conn)
         if self._written < max(1000.0, self._analyzed / 5):
             return
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.exec_driver_sql(f"ANALYZE {releases.name}, {views.name}")
-            tuples = conn.execute(sa.text(
-                "SELECT reltuples FROM pg_class WHERE oid = 'release_rows'::regclass")).scalar()
-        self._analyzed, self._written = max(0.0, float(tuples or 0)), 0
+            self._analyzed, self._written = _estimated_rows(conn), 0
 
     def _not_yet_released(self, conn: sa.Connection, partner: str, rows: list[_Row],
                           withdrawing: set[int]) -> list[_Row]:
@@ -612,6 +607,14 @@ class Releaser:
 
 
 _VISIBLE_CACHE = 20_000
+
+
+def _estimated_rows(conn: sa.Connection) -> float:
+    """PostgreSQL's estimate of the release rows, as of their last ANALYZE (0 if none)."""
+    tuples = conn.execute(sa.text(
+        "SELECT reltuples FROM pg_class WHERE oid = CAST(:name AS regclass)"),
+        {"name": releases.name}).scalar()
+    return max(0.0, float(tuples or 0))  # -1: never analyzed
 
 #: the columns :meth:`Releaser._insert` and :meth:`Releaser._class_views` write, in order
 _ROW_COLUMNS = ("seq", "partner", "view", "view_hash", "batch", "withdrawn")

@@ -172,18 +172,8 @@ class TrustEngine:
             claims = claims.where(among(c.assertion_id, ids, postgres=pg))
             topics_stmt = topics_stmt.where(among(tp.assertion_id, ids, postgres=pg))
         rows = conn.execute(stmt).all()
-        keys: dict[int, set[str]] = {}
-        for aid, key in conn.execute(claims):
-            if aid in keys:
-                keys[aid].add(key)
-            else:
-                keys[aid] = {key}
-        topics: dict[int, set[str]] = {}
-        for aid, topic in conn.execute(topics_stmt):
-            if aid in topics:
-                topics[aid].add(topic)
-            else:
-                topics[aid] = {topic}
+        keys = _sets_by_assertion(conn.execute(claims))
+        topics = _sets_by_assertion(conn.execute(topics_stmt))
         lk = t.links.c
         links = [Link(int(first), int(later), bool(ok), str(why))
                  for first, later, ok, why in conn.execute(
@@ -840,3 +830,14 @@ class TrustEngine:
                 items.append(HistoryItem(rv.opened_at, "review", rv.object_id, rv.reason))
         items.sort(key=lambda i: i.time, reverse=True)
         return items[:limit]
+
+
+def _sets_by_assertion(pairs: Iterable[Any]) -> dict[int, set[str]]:
+    """``(assertion id, value)`` rows grouped: each assertion's set of values."""
+    out: dict[int, set[str]] = {}
+    for aid, value in pairs:
+        if aid in out:
+            out[aid].add(value)
+        else:
+            out[aid] = {value}
+    return out
