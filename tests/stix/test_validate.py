@@ -275,3 +275,18 @@ def test_an_upper_case_type_is_still_refused() -> None:
         validate(indicator(id="INDICATOR--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f"))
     with pytest.raises(StixValidationError, match="is not <type>--<RFC 4122"):
         validate(indicator(id="indicator--8E2E2D2B-17D4-4CBF-C38F-98EE46B3CD3F"))  # variant
+
+
+def test_a_reference_accepted_before_is_still_checked_for_its_role() -> None:
+    """Creators and markings once accepted are remembered (the hot path skips their
+    pattern), each for its own property: an identity accepted as a creator is still no
+    marking, a marking accepted as one is still no creator."""
+    validate(indicator())  # IDENTITY accepted as a creator, GREEN_1_0 as a marking
+    for _ in range(2):
+        with pytest.raises(StixValidationError, match="is not a marking-definition id"):
+            validate(indicator(object_marking_refs=[GREEN_1_0, IDENTITY]))
+        with pytest.raises(StixValidationError, match="must refer to an identity"):
+            validate(indicator(created_by_ref=GREEN_1_0))
+        with pytest.raises(StixValidationError, match="must be a list of identifiers"):
+            validate(indicator(object_marking_refs=GREEN_1_0))
+    assert validate(indicator(object_marking_refs=[GREEN_1_0, GREEN_1_0])).id == IND

@@ -269,9 +269,9 @@ _STAMP_CACHE_SIZE: Final = 4096
 
 def _check_order(stamps: dict[str, _Stamp], where: str) -> None:
     for earlier, later, strict in rules.ORDERED_PAIRS:
-        a, b = stamps.get(earlier), stamps.get(later)
-        if a is None or b is None:
+        if later not in stamps or earlier not in stamps:
             continue
+        a, b = stamps[earlier], stamps[later]
         if b[:2] < a[:2] or (strict and b[:2] == a[:2]):
             relation = "after" if strict else "at or after"
             raise _fail(where, later, f"must be {relation} {earlier}")
@@ -317,10 +317,26 @@ def _int_range(low: int, high: int) -> _Check:
     return check
 
 
+#: creators and marking ids already accepted, each in its own set (a feed names the same
+#: few in every object); a set is emptied when full
+_ACCEPTED_CREATORS: Final[set[str]] = set()
+_ACCEPTED_MARKINGS: Final[set[str]] = set()
+_ACCEPTED_SIZE: Final = 1024
+
+
+def _accept(seen: set[str], value: str) -> None:
+    if len(seen) >= _ACCEPTED_SIZE:
+        seen.clear()
+    seen.add(value)
+
+
 def _check_created_by(where: str, path: str, value: object) -> None:
+    if isinstance(value, str) and value in _ACCEPTED_CREATORS:
+        return
     if not (isinstance(value, str) and rules.IDENTITY_ID_RE.fullmatch(value)):
         _check_ref(where, path, value)
         raise _fail(where, path, f"{value!r} must refer to an identity")
+    _accept(_ACCEPTED_CREATORS, value)
 
 
 def _check_object_markings(where: str, path: str, value: object) -> None:
@@ -328,7 +344,11 @@ def _check_object_markings(where: str, path: str, value: object) -> None:
         raise _fail(where, path, f"must be a list of identifiers, got {_json_type(value)}")
     match = rules.MARKING_ID_RE.fullmatch
     for item in value:
-        if not (isinstance(item, str) and match(item)):
+        if isinstance(item, str) and item in _ACCEPTED_MARKINGS:
+            continue
+        if isinstance(item, str) and match(item):
+            _accept(_ACCEPTED_MARKINGS, item)
+        else:
             at = f"{path}[{value.index(item)}]"
             _check_ref(where, at, item)
             raise _fail(where, at, f"{item!r} is not a marking-definition id")

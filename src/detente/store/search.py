@@ -97,7 +97,8 @@ _CAP = 2000
 # -- what is indexed ------------------------------------------------------------------
 
 _WORD = re.compile(r"[^\W_]+")
-_LITERAL = re.compile(r"'((?:[^'\\]|\\.)*)'")
+# ``'((?:[^'\\]|\\.)*)'`` unrolled (the same matches, without an alternation per character)
+_LITERAL = re.compile(r"'([^'\\]*(?:\\.[^'\\]*)*)'")
 _IPISH = re.compile(r"[0-9a-f.:/%]{2,64}")
 _HEX = re.compile(r"[0-9a-f]{32,128}")
 _STIX_ID = re.compile(r"[a-z0-9-]+--[0-9a-f-]{36}")
@@ -105,19 +106,20 @@ _DOMAIN = re.compile(r"[a-z0-9_-]+(\.[a-z0-9_-]+)+")
 #: a dotted-quad IPv4 address as ``ipaddress`` prints it (no leading zeros): kept as is
 _PLAIN_IPV4 = re.compile(r"(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}"
                          r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])", re.ASCII)
-#: every ASCII character but a letter or digit, as a space (see :func:`words`)
-_ASCII_SEPARATORS = str.maketrans({c: " " for c in map(chr, range(128)) if not c.isalnum()})
+#: every byte but an ASCII letter or digit, as a space (see :func:`words`)
+_ASCII_SEPARATORS = bytes(c if chr(c).isascii() and chr(c).isalnum() else 32
+                          for c in range(256))
 
 
 def words(text: str) -> list[str]:
     """Lower-case letter/digit runs, diacritics removed (the same on both databases).
 
-    ASCII text (nearly all of it) is split by a translation table: every ASCII character
-    that is not a letter or digit becomes a space, which is what ``[^\\W_]+`` finds runs
-    between (tests/store/test_search_doc.py pins the equality)."""
+    ASCII text (nearly all of it) is split by a translation table over its bytes: every
+    ASCII character that is not a letter or digit becomes a space, which is what
+    ``[^\\W_]+`` finds runs between (tests/store/test_search_doc.py pins the equality)."""
     folded = text.lower()
     if folded.isascii():
-        return folded.translate(_ASCII_SEPARATORS).split()
+        return folded.encode("ascii").translate(_ASCII_SEPARATORS).decode("ascii").split()
     folded = "".join(c for c in unicodedata.normalize("NFKD", folded)
                      if not unicodedata.combining(c))
     return _WORD.findall(folded)
@@ -135,8 +137,10 @@ def _refang(value: str) -> str:
 def normalise_term(value: str) -> str:
     """An observable's canonical form: refanged, lower-case, IP addresses compressed."""
     v = _refang(value)
-    if not _IPISH.fullmatch(v) or _PLAIN_IPV4.fullmatch(v):
-        return v  # not IP-like, or an address ipaddress would print unchanged
+    if ("." not in v and ":" not in v) or not _IPISH.fullmatch(v) or _PLAIN_IPV4.fullmatch(v):
+        # no dot nor colon (a hash): no address nor network ipaddress would read; not
+        # IP-like; or an address ipaddress would print unchanged
+        return v
     try:
         return str(ipaddress.ip_address(v))
     except ValueError:
@@ -214,6 +218,11 @@ class Doc:
 
 def doc_of(body: dict[str, Any]) -> Doc:
     """The name, marking and the two texts indexed for one object."""
+    return Doc(*_doc_fields(body))
+
+
+def _doc_fields(body: dict[str, Any]) -> tuple[str, str, str, str]:
+    """:func:`doc_of` as a plain tuple (name, marking, names, doc): the ingest path's form."""
     get = body.get
     terms: list[str] = []
     sco = "created" not in body  # a cyber-observable: its value and name are observables
@@ -256,7 +265,7 @@ def doc_of(body: dict[str, Any]) -> Doc:
         # NUL is valid in STIX strings but not in PostgreSQL text: the index never needs it
         name, marking, names, doc = (f.replace("\x00", " ") for f in (name, marking, names,
                                                                       doc))
-    return Doc(name, marking, names, doc)
+    return name, marking, names, doc
 
 
 #: term tokens of recent terms (parent domains such as ``example.net`` recur in a feed);
@@ -452,8 +461,8 @@ class SearchIndex:
         if not rows:
             return values
         for seq, oid, typ, origin, revoked, body in rows:
-            d = doc_of(body)
-            values.append((seq, oid, typ, origin, d.marking, d.name, revoked, d.names, d.doc))
+            name, marking, names, doc = _doc_fields(body)
+            values.append((seq, oid, typ, origin, marking, name, revoked, names, doc))
         raw = conn.connection.driver_connection
         assert raw is not None
         cols = ", ".join(_COLS)

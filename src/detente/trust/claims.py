@@ -186,11 +186,15 @@ def importance_of(body: Mapping[str, Any], config: TrustConfig) -> float:
     """How much it matters if this assertion is wrong: 0.25 (trivial) to 4."""
     kind = str(body.get("type", ""))
     value = config.type_importance.get(kind, 0.75)
-    labels = {str(x).lower() for x in _strings(body.get("labels"))}
-    labels |= {str(x).lower() for x in _strings(body.get("indicator_types"))}
-    if labels & config.high_labels or body.get("relationship_type") in _HIGH_RELATIONSHIPS:
+    labels: set[str] = set()
+    for key in ("labels", "indicator_types"):
+        items = body.get(key)
+        if isinstance(items, list):
+            labels.update(x.lower() for x in items if isinstance(x, str))
+    if not labels.isdisjoint(config.high_labels) or \
+            body.get("relationship_type") in _HIGH_RELATIONSHIPS:
         value *= 2.0
-    if labels & config.low_labels:
+    if not labels.isdisjoint(config.low_labels):
         value *= 0.5
     confidence = body.get("confidence")
     if isinstance(confidence, int) and not isinstance(confidence, bool):
@@ -213,6 +217,8 @@ def _topics(body: Mapping[str, Any], claims: list[str], config: TrustConfig) -> 
     if "label" in config.topics:
         out += [f"label:{x.lower()}" for x in _strings(body.get("labels"))]
     for claim in claims:
+        if claim.startswith("obs|"):
+            continue  # an observable names no actor nor region
         for part in claim.split("|ent|") if claim.startswith("rel|") else [claim]:
             bits = part.removeprefix("rel|").removeprefix("ent|").split("|")
             if len(bits) >= 2 and bits[0] == "actor" and "actor" in config.topics:
