@@ -212,3 +212,72 @@ def test_echo_facts_are_not_evidence() -> None:
     facts = [_fact(1, "launder", {"a"}, "confirmed", echo=True)]
     r = Model(facts, [], 10, CFG).reliability("launder")
     assert r.n == pytest.approx(0.0)
+
+
+# -- the hot path's shortcuts equal the plain rules ------------------------------------------
+def _ref_importance(body: dict[str, object], config: TrustConfig) -> float:
+    """importance_of as first written (set comprehensions over copies of the lists)."""
+    def strings(value: object) -> list[str]:
+        return [x for x in value if isinstance(x, str)] if isinstance(value, list) else []
+
+    kind = str(body.get("type", ""))
+    value = config.type_importance.get(kind, 0.75)
+    labels = {str(x).lower() for x in strings(body.get("labels"))}
+    labels |= {str(x).lower() for x in strings(body.get("indicator_types"))}
+    if labels & config.high_labels or body.get("relationship_type") in (
+            "attributed-to", "targets", "compromises", "impersonates"):
+        value *= 2.0
+    if labels & config.low_labels:
+        value *= 0.5
+    confidence = body.get("confidence")
+    if isinstance(confidence, int) and not isinstance(confidence, bool):
+        value *= 1.25 if confidence >= 80 else 0.8 if confidence <= 20 else 1.0
+    for key in [f"type:{kind}", *(f"label:{x}" for x in sorted(labels))]:
+        value *= config.importance_overrides.get(key, 1.0)
+    return max(0.25, min(4.0, value))
+
+
+def _ref_topics(body: dict[str, object], claims: tuple[str, ...],
+                config: TrustConfig) -> tuple[str, ...]:
+    out: list[str] = []
+    if "type" in config.topics:
+        out.append(f"type:{body.get('type')}")
+    labels = body.get("labels")
+    if "label" in config.topics and isinstance(labels, list):
+        out += [f"label:{x.lower()}" for x in labels if isinstance(x, str)]
+    for claim in claims:  # every claim split, observables included
+        for part in claim.split("|ent|") if claim.startswith("rel|") else [claim]:
+            bits = part.removeprefix("rel|").removeprefix("ent|").split("|")
+            if len(bits) >= 2 and bits[0] == "actor" and "actor" in config.topics:
+                out.append(f"actor:{bits[1]}")
+            if len(bits) >= 2 and bits[0] == "location" and "region" in config.topics:
+                out.append(f"region:{bits[1]}")
+    return tuple(dict.fromkeys(out))
+
+
+_LABEL = st.sampled_from(["Malicious-Activity", "anomalous-activity", "benign", "c2", "ÉTÉ",
+                          "unknown", "attribution"]) | st.integers() | st.none()
+_CONFIGS = [CFG, TrustConfig(clock=lambda: 0, topics=("type", "label", "actor", "region"),
+                             importance_overrides={"label:c2": 3.0, "type:indicator": 0.5,
+                                                   "label:benign": 2.0})]
+
+
+@given(st.fixed_dictionaries({}, optional={
+    "type": st.sampled_from(["indicator", "threat-actor", "relationship", "location", "note"]),
+    "labels": st.lists(_LABEL, max_size=4) | _LABEL,
+    "indicator_types": st.lists(_LABEL, max_size=3) | _LABEL,
+    "confidence": st.integers(-5, 105) | st.booleans() | st.none(),
+    "relationship_type": st.sampled_from(["targets", "uses", "indicates"]),
+    "name": st.sampled_from(["APT 1", "Fancy Bear"]),
+    "aliases": st.lists(st.sampled_from(["Sofacy", "APT28"]), max_size=2),
+    "country": st.sampled_from(["FR", "de"]),
+    "pattern": st.sampled_from(["[ipv4-addr:value = '198.51.100.1']",
+                                "[domain-name:value = 'c2.example.net']"]),
+    "pattern_type": st.just("stix"),
+}), st.sampled_from(_CONFIGS))
+def test_importance_and_topics_equal_the_plain_rules(body: dict[str, object],
+                                                     config: TrustConfig) -> None:
+    found = extract(body, lambda _ref: None, config)
+    assert importance_of(body, config) == _ref_importance(body, config)
+    assert found.importance == _ref_importance(body, config)
+    assert found.topics == _ref_topics(body, found.claims, config)

@@ -140,6 +140,11 @@ def _iter_lines(
         except orjson.JSONDecodeError as exc:
             yield counter.next(number), DecodeFailure(f"not valid JSON: {exc}", number)
             continue
+        if type(document) is dict and document.get("type") not in (None, "bundle"):
+            # one object on the line (what _Counter.expand yields for it, without a
+            # generator per line): neither a bundle nor a MISP document
+            yield counter.next(number), document
+            continue
         yield from counter.expand(document, number)
 
 

@@ -140,8 +140,10 @@ def _check_type_and_id(obj: dict[str, Any]) -> tuple[str, str]:
     type_ = obj.get("type")
     if not isinstance(type_, str):
         raise _fail("object", "type", "missing" if type_ is None else "not a string")
-    if not (rules.TYPE_RE.fullmatch(type_) and len(type_) <= 250):
-        raise _fail("object", "type", f"{type_!r} is not a STIX type name (a-z, 0-9, '-')")
+    if type_ not in _ACCEPTED_TYPES:
+        if not (rules.TYPE_RE.fullmatch(type_) and len(type_) <= 250):
+            raise _fail("object", "type", f"{type_!r} is not a STIX type name (a-z, 0-9, '-')")
+        _accept(_ACCEPTED_TYPES, type_)
     if type_ == "bundle":
         raise _fail(type_, "type", "a bundle is an envelope, not an object: read it as input")
     id_ = obj.get("id")
@@ -225,8 +227,13 @@ def _check_properties(obj: dict[str, Any], where: str) -> dict[str, _Stamp]:
     checks = _PROPERTY_CHECKS
     for name, value in obj.items():
         check = checks.get(name)
-        if check is _timestamp:
+        if check is _check_string:  # the commonest check, inline
+            if not isinstance(value, str):
+                _check_string(where, name, value)
+        elif check is _timestamp:
             stamps[name] = _stamp(value, where, name)
+        elif check is _skip:
+            continue
         elif check is not None:
             check(where, name, value)
         elif name.endswith("_ref"):
@@ -317,8 +324,9 @@ def _int_range(low: int, high: int) -> _Check:
     return check
 
 
-#: creators and marking ids already accepted, each in its own set (a feed names the same
-#: few in every object); a set is emptied when full
+#: type names, creators and marking ids already accepted, each in its own set (a feed names
+#: the same few in every object); a set is emptied when full
+_ACCEPTED_TYPES: Final[set[str]] = set()
 _ACCEPTED_CREATORS: Final[set[str]] = set()
 _ACCEPTED_MARKINGS: Final[set[str]] = set()
 _ACCEPTED_SIZE: Final = 1024
@@ -536,17 +544,10 @@ def _build(
         digest = hashlib.sha256(orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)).digest()
     except (TypeError, orjson.JSONEncodeError) as exc:
         raise _fail(where, "", f"cannot be serialised as JSON: {exc}") from None
-    return StixObject(
-        id=obj["id"],
-        type=type_,
-        version=version,
-        spec_version=obj.get("spec_version", "2.1"),
-        created_by_ref=obj.get("created_by_ref"),
-        revoked=obj.get("revoked", False),
-        body=obj,
-        raw=raw,
-        digest=digest,
-    )
+    # positional (id, type, version, spec_version, created_by_ref, revoked, body, raw,
+    # digest): the hot path's construction
+    return StixObject(obj["id"], type_, version, obj.get("spec_version", "2.1"),
+                      obj.get("created_by_ref"), obj.get("revoked", False), obj, raw, digest)
 
 
 def _normalised(stamp: _Stamp) -> str:

@@ -224,18 +224,23 @@ def doc_of(body: dict[str, Any]) -> Doc:
 def _doc_fields(body: dict[str, Any]) -> tuple[str, str, str, str]:
     """:func:`doc_of` as a plain tuple (name, marking, names, doc): the ingest path's form."""
     get = body.get
+    keys = body.keys()  # membership tests: most of the fields below are absent
     terms: list[str] = []
     sco = "created" not in body  # a cyber-observable: its value and name are observables
     name_text: list[str] = []
     prose: list[str] = []
     for key in _NAME_FIELDS:
-        value = get(key)
+        if key not in keys:
+            continue
+        value = body[key]
         if value is not None and isinstance(value, (str, int)) and not isinstance(value, bool):
             name_text.append(str(value))
             if sco and key in ("value", "name", "path"):
                 terms.append(str(value))
     for key in _LIST_FIELDS:
-        items = get(key)
+        if key not in keys:
+            continue
+        items = body[key]
         if items:
             name_text += [item for item in items if isinstance(item, str)]
     hashes = get("hashes")
@@ -253,9 +258,10 @@ def _doc_fields(body: dict[str, Any]) -> tuple[str, str, str, str]:
         prose.append(pattern)
         terms += [m.replace("\\'", "'") for m in _LITERAL.findall(pattern)]
     for key in _TEXT_FIELDS:
-        value = get(key)
-        if isinstance(value, str):
-            prose.append(value)
+        if key in keys:
+            value = body[key]
+            if isinstance(value, str):
+                prose.append(value)
     tokens = sorted({_token(t) for raw in terms if raw for t in expand_term(raw)})
     names = " ".join([*words(" ".join(name_text)), *tokens])
     doc = " ".join(words(" ".join(prose)[:_MAX_DOC]))

@@ -190,7 +190,9 @@ def importance_of(body: Mapping[str, Any], config: TrustConfig) -> float:
     for key in ("labels", "indicator_types"):
         items = body.get(key)
         if isinstance(items, list):
-            labels.update(x.lower() for x in items if isinstance(x, str))
+            for x in items:
+                if isinstance(x, str):
+                    labels.add(x.lower())
     if not labels.isdisjoint(config.high_labels) or \
             body.get("relationship_type") in _HIGH_RELATIONSHIPS:
         value *= 2.0

@@ -113,7 +113,7 @@ class TrustEngine:
                 known[b["id"]] = b
         wanted = list(bodies)
         for _ in range(2):
-            refs = {b.get(k) for b in wanted for k in _REF_KEYS} - set(known) - {None}
+            refs = {b[k] for b in wanted for k in _REF_KEYS if k in b} - set(known) - {None}
             wanted = []
             for ref in refs:
                 obj = self.store.get(str(ref))

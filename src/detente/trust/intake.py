@@ -62,9 +62,9 @@ def is_false_positive(body: Mapping[str, Any]) -> bool:
 
 def judgement_of(obj: StoredObject, body: Mapping[str, Any]) -> Judgement | None:
     """(2): the verdict our own sighting asks for, or None for any other object."""
-    if body.get("relationship_type") in _META_RELATIONSHIPS:
-        return None
     if obj.type != "sighting" or obj.provenance.origin != LOCAL:
+        return None
+    if body.get("relationship_type") in _META_RELATIONSHIPS:
         return None
     target = body.get("sighting_of_ref")
     if not isinstance(target, str):
@@ -270,6 +270,8 @@ class _Batch:
             times[(str(partner), str(key))] = int(seq)
         unflagged = {it.obj.id for it in partners if not it.obj.provenance.flags.get("echo")}
         firsts = first_releases(self.conn, unflagged) if unflagged else {}
+        if not times and not firsts:  # nothing released: only a flagged object is an echo
+            foreign = [it for it in foreign if it.obj.provenance.flags.get("echo")]
         for it in foreign:
             obj, partner = it.obj, it.partner
             received = obj.provenance.received_at or obj.date_added
