@@ -494,13 +494,31 @@ def _simple(pattern: str) -> list[tuple[str, str, str]] | None:
 
 def _canonical(c: _Comparison) -> tuple[str, str, str]:
     value = _unescape(c.text) if c.kind == "str" else str(int(c.text))
-    steps = list(c.path)
+    known = _PATHS.get(c.path)
+    if known is None:
+        known = _canonical_path(c.path)
+        if len(_PATHS) >= 4096:
+            _PATHS.clear()
+        _PATHS[c.path] = known
+    path, lower = known
+    return c.type, path, value.lower() if lower else value
+
+
+#: canonical paths already rendered (a feed's patterns use a handful); emptied when full
+_PATHS: Final[dict[tuple[PathStep, ...], tuple[str, bool]]] = {}
+
+
+def _canonical_path(path: tuple[PathStep, ...]) -> tuple[str, bool]:
+    """A path rendered canonically, and whether its value is compared lower-case (a
+    ``hashes.<algorithm>`` path other than SSDEEP and TLSH)."""
+    steps = list(path)
+    lower = False
     if len(steps) == 2 and steps[0] == "hashes" and steps[1] is not None:
         name = _HASH_NAMES.get(steps[1].upper().replace("-", "").replace("_", ""))
         if name is not None:
             steps[1] = name
-            value = value.lower() if name not in ("SSDEEP", "TLSH") else value
-    return c.type, _render_path(steps), value
+            lower = name not in ("SSDEEP", "TLSH")
+    return _render_path(steps), lower
 
 
 def _render_path(steps: list[PathStep]) -> str:
