@@ -297,8 +297,10 @@ class SqlStore:
             conn.execute(objects.delete().where(objects.c.id == object_id,
                                                 objects.c.version == version))
         self._insert(conn, rows)
-        self._index_refs(conn, [o for o in batch if o.type in REF_PROPERTIES],
-                         {(r.id, r.version) for r in results if r.outcome is Outcome.STORED})
+        referring = [o for o in batch if o.type in REF_PROPERTIES]
+        if referring:  # relationships and sightings only (none in most batches)
+            self._index_refs(conn, referring, {(r.id, r.version) for r in results
+                                               if r.outcome is Outcome.STORED})
         for object_id in refresh:
             self._recompute_flags(conn, object_id)
         self._index_latest(conn, latest, set(known_before) | {i for i, _ in replaced}, prov)
