@@ -44,6 +44,10 @@ def check_layout(conn: sa.Connection) -> None:
                      "(detente init) and ingest the objects again; the partners are "
                      "released to afresh")
         conn.execute(sa.text(f"DROP TABLE {LEGACY_TABLE}"))
+    if conn.dialect.name == "postgresql":
+        # two processes opening one home: the second waits here, then reads the layout
+        # the first recorded (SQLite's writer transaction already holds the lock)
+        conn.execute(sa.text(f"LOCK TABLE {meta.name} IN SHARE ROW EXCLUSIVE MODE"))
     row = conn.execute(sa.select(meta.c.value).where(meta.c.key == "layout")).first()
     if row is None:
         conn.execute(meta.insert().values(key="layout", value=LAYOUT))
