@@ -146,7 +146,7 @@ def _layout_2(engine: sa.Engine) -> None:
     batch, and an index on every view's type."""
     postgres = engine.dialect.name == "postgresql"
     md = sa.MetaData()
-    old = sa.Table(
+    sa.Table(
         "release_rows", md,
         sa.Column("seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
                   primary_key=True, autoincrement=False),

@@ -106,7 +106,7 @@ def read_releases(engine: sa.Engine, partner: str, query: Query,
     source = source or source_for(engine)
 
     def page(conn: sa.Connection) -> tuple[list[Any], dict[int, ClassView]]:
-        found = conn.execute(stmt).all()
+        found = list(conn.execute(stmt).all())
         return found, class_views(conn, found[: query.limit], source)
 
     # Round trips saved, each a wait for a busy database process while the releaser runs:
