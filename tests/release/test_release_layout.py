@@ -134,8 +134,16 @@ def test_served_bytes_derive_again_identically_and_fail_closed_under_another_sec
             refused += marked["id"] not in {v.id for v in wrong.views}
         assert refused >= 8, "other secrets derived the served bytes too often"
         # no source at all: the class view of a fingerprinted release is not served either
+        # — unless it is the logged bytes (the node's own secret, like one in ~20, may
+        # embed nothing in a view this small)
+        from detente.release import iter_release_records
+
+        plain = {r.object_id: r.view_bytes for r in iter_release_records(
+            node.store.engine, partner="fr", derive=False)}
         bare = read_releases(node.store.engine, "fr", q, ViewSource(None))
-        assert [v.id for v in bare.views] == [public["id"]]
+        assert [v.id for v in bare.views] == [
+            v.id for v in first.views if v.view == plain[v.id]]
+        assert public["id"] in {v.id for v in bare.views}
     finally:
         node.close()
 
