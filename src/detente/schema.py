@@ -16,6 +16,7 @@ from detente.ledger.schema import metadata as ledger_metadata
 from detente.partners.book import metadata as partners_metadata
 from detente.priority.book import metadata as priority_metadata
 from detente.release.layout import check_layout as check_release_layout
+from detente.release.layout import layout_current as release_layout_current
 from detente.release.schema import metadata as release_metadata
 from detente.rfi.book import metadata as rfi_metadata
 from detente.store.base import Store
@@ -40,13 +41,16 @@ METADATA: tuple[sa.MetaData, ...] = (
 
 
 def create_schema(store: Store) -> None:
-    """Create whatever tables are missing (the store's first, with its schema version).
+    """Create whatever tables are missing (the store's first, with its schema version),
+    and move release tables of an earlier layout to this one (``docs/release.md``).
 
-    A complete database is recognised by one read, so opening a node takes no write lock."""
+    A complete database is recognised by reads, so opening a node takes no write lock."""
     wanted = {name for md in METADATA for name in md.tables}
     present = set(sa.inspect(store.engine).get_table_names())
     if wanted <= present and store.current():
-        return
+        with store.engine.connect() as conn:
+            if release_layout_current(conn):
+                return
     store.create()
     with writer(store.engine).begin() as conn:
         for md in METADATA:

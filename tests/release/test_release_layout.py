@@ -134,7 +134,156 @@ def test_served_bytes_derive_again_identically_and_fail_closed_under_another_sec
             refused += marked["id"] not in {v.id for v in wrong.views}
         assert refused >= 8, "other secrets derived the served bytes too often"
         # no source at all: the class view of a fingerprinted release is not served either
+        # — unless it is the logged bytes (the node's own secret, like one in ~20, may
+        # embed nothing in a view this small)
+        from detente.release import iter_release_records
+
+        plain = {r.object_id: r.view_bytes for r in iter_release_records(
+            node.store.engine, partner="fr", derive=False)}
         bare = read_releases(node.store.engine, "fr", q, ViewSource(None))
-        assert [v.id for v in bare.views] == [public["id"]]
+        assert [v.id for v in bare.views] == [
+            v.id for v in first.views if v.view == plain[v.id]]
+        assert public["id"] in {v.id for v in bare.views}
+    finally:
+        node.close()
+
+
+def _layout_2(engine: sa.Engine) -> None:
+    """Put the release tables of a layout-3 home back in layout 2 (what detente wrote
+    before): release_rows keyed by seq with a (partner, seq) index, 8-byte view and
+    batch, and an index on every view's type."""
+    postgres = engine.dialect.name == "postgresql"
+    md = sa.MetaData()
+    sa.Table(
+        "release_rows", md,
+        sa.Column("seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+                  primary_key=True, autoincrement=False),
+        sa.Column("view", sa.BigInteger, nullable=False),
+        sa.Column("batch", sa.BigInteger),
+        sa.Column("withdrawn", sa.Boolean, nullable=False),
+        sa.Column("partner", sa.Text, nullable=False),
+        sa.Column("view_hash", sa.LargeBinary, nullable=False),
+        sa.Index("ix_release_rows_partner_seq", "partner", "seq"),
+        sa.Index("ix_release_rows_view_partner", "view", "partner").ddl_if(dialect="sqlite"),
+        sa.Index("ix_release_rows_view", "view").ddl_if(dialect="postgresql"))
+    cols = "seq, view, batch, withdrawn, partner, view_hash"
+    with writer(engine).begin() as conn:
+        conn.execute(sa.text("ALTER TABLE release_rows RENAME TO l3"))
+        if postgres:
+            conn.execute(sa.text("ALTER TABLE l3 DROP CONSTRAINT release_rows_pkey"))
+        for name in ("ix_release_rows_view_partner", "ix_release_rows_view",
+                     "ix_release_views_marking"):
+            conn.execute(sa.text(f"DROP INDEX IF EXISTS {name}"))
+        md.create_all(conn)
+        conn.execute(sa.text(f"INSERT INTO release_rows ({cols}) SELECT {cols} FROM l3"))
+        conn.execute(sa.text("DROP TABLE l3"))
+        conn.execute(sa.text("CREATE INDEX ix_release_views_type ON release_views (type)"))
+        conn.execute(sa.text("UPDATE release_meta SET value = '2' WHERE key = 'layout'"))
+
+
+def _shape(engine: sa.Engine) -> tuple[str, list[str], set[str], set[str]]:
+    """(layout, release_rows' key, its indexes, release_views' indexes)."""
+    insp = sa.inspect(engine)
+    with engine.connect() as conn:
+        layout = conn.execute(sa.text(
+            "SELECT value FROM release_meta WHERE key = 'layout'")).scalar_one()
+    return (layout, insp.get_pk_constraint("release_rows")["constrained_columns"],
+            {str(i["name"]) for i in insp.get_indexes("release_rows")},
+            {str(i["name"]) for i in insp.get_indexes("release_views")})
+
+
+def _served(node: Node) -> dict[str, list[tuple[int, bytes]]]:
+    from detente.release import read_releases
+    from detente.store import Query
+
+    return {p: [(v.date_added, v.view) for v in read_releases(
+        node.store.engine, p, Query(versions=("all",)), node.releaser.views).views]
+        for p in ("fr", "de")}
+
+
+def test_a_home_of_layout_2_is_moved_to_layout_3_on_open(tmp_path: Path,
+                                                         store_url: str) -> None:
+    """The rows of a layout-2 home (keyed by seq) are moved, in one transaction when the
+    node opens its store, to layout 3 (keyed by (partner, seq); on SQLite a WITHOUT ROWID
+    table): the same releases are served the same bytes, proved by the same batches,
+    release goes on after them — and a move cut short leaves layout 2 as it was."""
+    from detente.release.proofs import batch_entries
+
+    home = tmp_path / "us"
+    node = Node.init(home, "us", communities="coalition", store_url=store_url)
+    for name, tier in (("fr", 2), ("de", 3)):
+        node.partners.add(name, url="http://127.0.0.1:9001", public_key=_key(),
+                          communities=frozenset({"coalition"}), tier=tier)
+    objs = [indicator(labels=["c2", f"n{i}"], object_marking_refs=[TLP_2_0_IDS["green"]])
+            for i in range(12)]
+    node.store.put_many([validate(o) for o in objs[:8]], Provenance())
+    for name in ("fr", "de"):
+        node.releaser.catch_up(name)
+    before = _served(node)
+    with node.store.engine.connect() as conn:
+        batch_ids = [int(b) for b in conn.execute(sa.text(
+            "SELECT DISTINCT batch FROM release_rows ORDER BY batch")).scalars()]
+    assert node.ledger is not None
+    proofs = [batch_entries(node.store.engine, node.ledger, b) for b in batch_ids]
+    assert len(before["fr"]) == len(before["de"]) == 8
+    new_layout = _shape(node.store.engine)
+    engine = node.store.engine
+    _layout_2(engine)
+    old_layout = _shape(engine)
+    assert old_layout[:3] == ("2", ["seq"], {"ix_release_rows_partner_seq",
+                                            "ix_release_rows_view_partner"
+                                            if "sqlite" in store_url else
+                                            "ix_release_rows_view"})
+    node.close()
+
+    # a move that fails part-way changes nothing
+    from detente.release import layout
+
+    real = layout._from_2
+
+    def broken(conn: sa.Connection) -> None:
+        real(conn)
+        raise RuntimeError("cut short")
+
+    layout._from_2 = broken
+    try:
+        node = Node.open(home)
+        with pytest.raises(RuntimeError, match="cut short"):
+            _ = node.store
+    finally:
+        layout._from_2 = real
+        node.close()
+    check = sa.create_engine(engine.url)
+    try:
+        assert _shape(check) == old_layout
+    finally:
+        check.dispose()
+
+    node = Node.open(home)
+    try:
+        moved = _shape(node.store.engine)
+        assert moved == new_layout
+        assert moved[:2] == ("3", ["partner", "seq"])
+        if "sqlite" in store_url:
+            with node.store.engine.connect() as conn:
+                ddl = conn.execute(sa.text("SELECT sql FROM sqlite_master WHERE "
+                                           "name = 'release_rows'")).scalar_one()
+            assert "WITHOUT ROWID" in ddl
+        assert _served(node) == before
+        assert [batch_entries(node.store.engine, node.ledger, b) for b in batch_ids] \
+            == proofs
+        # release goes on after the moved rows (seq still increases node-wide)
+        node.store.put_many([validate(o) for o in objs[8:]], Provenance())
+        node.releaser.catch_up("fr")
+        after = _served(node)
+        assert after["fr"][:8] == before["fr"] and len(after["fr"]) == 12
+        assert min(s for s, _v in after["fr"][8:]) > max(
+            s for p in before.values() for s, _v in p)
+    finally:
+        node.close()
+    node = Node.open(home)  # a second open finds layout 3: nothing to do
+    try:
+        assert _shape(node.store.engine) == new_layout
+        assert _served(node)["fr"] == after["fr"]
     finally:
         node.close()

@@ -19,7 +19,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from detente.errors import AuthError, ConflictError, NotFoundError, ValidationError
 from detente.partners.model import Client, Partner, check_name, parse_public_key
 from detente.stix.timestamps import now_micros
-from detente.store.engine import writer
+from detente.store.engine import read_unpinged, writer
 
 __all__ = ["PartnerBook", "TierSource", "effective_tier"]
 
@@ -183,22 +183,23 @@ class PartnerBook:
 
     def client_of_user(self, user: str) -> Client | None:
         """The credential row of ``user`` as stored now (no hashing), or None."""
-        with self.engine.connect() as conn:
-            r = conn.execute(sa.select(clients_t).where(clients_t.c.user == user)).first()
+        # asked on every TAXII request: one statement, so on PostgreSQL no ping at
+        # checkout (a dropped connection is retried on a fresh one) and no BEGIN/ROLLBACK
+        stmt = sa.select(clients_t).where(clients_t.c.user == user)
+        r = read_unpinged(self.engine, lambda conn: conn.execute(stmt).first(),
+                          autocommit=True)
         return None if r is None else Client(**r._mapping)
 
     def authenticate_client(self, user: str, secret: str) -> Client:
         """Check a Basic/bearer credential; fails closed with one message for every cause."""
         dummy = _dummy_hash()  # made on the first check, whichever way it goes
-        with self.engine.connect() as conn:
-            r = conn.execute(sa.select(clients_t).where(clients_t.c.user == user)).first()
+        client = self.client_of_user(user)
         failure = AuthError("unknown client or wrong secret")
-        if r is None:
+        if client is None:
             # spend the same time as a real check, so user names cannot be probed
             with contextlib.suppress(VerificationError, InvalidHashError):
                 _hasher.verify(dummy, secret)
             raise failure
-        client = Client(**r._mapping)
         try:
             _hasher.verify(client.secret_hash, secret)
         except (VerificationError, InvalidHashError):

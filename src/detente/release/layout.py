@@ -1,19 +1,38 @@
-"""The layout of the release tables in a database: recorded when new, checked on open."""
+"""The layout of the release tables in a database: recorded when new, checked on open,
+moved on from an earlier layout that holds the same facts (``docs/release.md``, "An
+existing home")."""
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 
 from detente.errors import StoreError
-from detente.release.schema import LAYOUT, LEGACY_TABLE, meta
+from detente.release.schema import LAYOUT, LEGACY_TABLE, MOVABLE, meta, releases, views
 
-__all__ = ["check_layout"]
+__all__ = ["check_layout", "layout_current"]
+
+#: the name layout 2's release_rows is moved to while its rows are copied
+_OLD = "release_rows_l2"
+#: layout 2's indexes, replaced by layout 3's
+_OLD_INDEXES = ("ix_release_rows_partner_seq", "ix_release_rows_view_partner",
+                "ix_release_rows_view", "ix_release_views_type")
+
+
+def layout_current(conn: sa.Connection) -> bool:
+    """Whether the release tables are in this layout (one read; False when unrecorded)."""
+    try:
+        row = conn.execute(sa.select(meta.c.value).where(meta.c.key == "layout")).first()
+    except sa.exc.SQLAlchemyError:
+        return False
+    return row is not None and row[0] == LAYOUT
 
 
 def check_layout(conn: sa.Connection) -> None:
-    """Record this layout in a new database; refuse one whose release records are in
-    another (a layout-1 ``releases`` table holding releases), dropping an empty one.
-    Runs in :func:`detente.schema.create_schema`'s transaction, after the tables exist."""
+    """Record this layout in a new database; move a layout-2 one to it (same rows, another
+    key: see :func:`_from_2`); refuse one whose release records are in layout 1 (a
+    ``releases`` table holding releases), dropping an empty one.  Runs in
+    :func:`detente.schema.create_schema`'s transaction, after the tables exist: a move cut
+    short leaves the layout it found, and a second run finds nothing to do."""
     if sa.inspect(conn).has_table(LEGACY_TABLE):
         held = conn.execute(sa.text(f"SELECT count(*) FROM {LEGACY_TABLE}")).scalar()  # noqa: S608
         if held:
@@ -25,9 +44,38 @@ def check_layout(conn: sa.Connection) -> None:
                      "(detente init) and ingest the objects again; the partners are "
                      "released to afresh")
         conn.execute(sa.text(f"DROP TABLE {LEGACY_TABLE}"))
+    if conn.dialect.name == "postgresql":
+        # two processes opening one home: the second waits here, then reads the layout
+        # the first recorded (SQLite's writer transaction already holds the lock)
+        conn.execute(sa.text(f"LOCK TABLE {meta.name} IN SHARE ROW EXCLUSIVE MODE"))
     row = conn.execute(sa.select(meta.c.value).where(meta.c.key == "layout")).first()
     if row is None:
         conn.execute(meta.insert().values(key="layout", value=LAYOUT))
+    elif row[0] in MOVABLE:
+        _from_2(conn)
+        conn.execute(meta.update().where(meta.c.key == "layout").values(value=LAYOUT))
     elif row[0] != LAYOUT:
         raise StoreError(f"release layout {row[0]} is not the layout {LAYOUT} this "
                          "detente reads")
+
+
+def _from_2(conn: sa.Connection) -> None:
+    """Layout 2 → 3: the release rows keyed by (partner, seq) — on SQLite a WITHOUT ROWID
+    table, on PostgreSQL the key index instead of a seq key and a (partner, seq) index —
+    and the views' type index kept for marking definitions only.  Every row is copied
+    as it is (seq, partner, view, hash, batch, withdrawn): the same releases, served the
+    same bytes, proved by the same ledger entries."""
+    postgres = conn.dialect.name == "postgresql"
+    conn.execute(sa.text(f"ALTER TABLE {releases.name} RENAME TO {_OLD}"))
+    if postgres:  # the constraint keeps its name when its table is renamed
+        conn.execute(sa.text(f"ALTER TABLE {_OLD} DROP CONSTRAINT IF EXISTS "
+                             "release_rows_pkey"))
+    for name in _OLD_INDEXES:
+        conn.execute(sa.text(f"DROP INDEX IF EXISTS {name}"))
+    releases.create(conn)
+    cols = ", ".join(f'"{c.name}"' for c in releases.columns)
+    conn.execute(sa.text(f"INSERT INTO {releases.name} ({cols}) "  # noqa: S608
+                         f"SELECT {cols} FROM {_OLD} ORDER BY partner, seq"))
+    conn.execute(sa.text(f"DROP TABLE {_OLD}"))
+    # the views' new partial index (the one index of theirs layout 3 changes)
+    next(i for i in views.indexes if i.name == "ix_release_views_marking").create(conn)

@@ -464,12 +464,15 @@ class Releaser:
                     return _Commit.STALE
             rows = self._not_yet_released(conn, partner.name, rows, set(withdraw))
             if withdraw:
-                conn.execute(releases.update().where(releases.c.seq.in_(withdraw))
+                # by key: the partner's rows (the seqs come from its live views)
+                conn.execute(releases.update().where(releases.c.partner == partner.name,
+                                                     releases.c.seq.in_(withdraw))
                              .values(withdrawn=True))
             if rows:
                 self._insert(conn, partner, rows)
             if withdraw and self.ledger is not None:
-                self.ledger.append_many(_withdraw_entries(conn, withdraw), conn)
+                self.ledger.append_many(_withdraw_entries(conn, partner.name, withdraw),
+                                        conn)
             if cursor is not None:
                 self._set_cursor(conn, partner.name, cursor[1])
         self._keep_statistics(len(rows))
@@ -509,8 +512,7 @@ class Releaser:
     def _insert(self, conn: sa.Connection, partner: Partner, rows: list[_Row]) -> None:
         """The chunk's release rows, their class views (those not kept yet) and one release
         batch in the ledger (see ``docs/release.md``, "At rest")."""
-        last = conn.execute(sa.select(sa.func.max(releases.c.seq))).scalar()
-        seq = max(now_micros() - 1, int(last or 0))
+        seq = max(now_micros() - 1, last_seq(conn))
         view_ids = self._class_views(conn, rows)
         hashes = [hashlib.sha256(row.view).digest() for row in rows]
         batch: int | None = None
@@ -864,13 +866,13 @@ def _batch_entry(partner: str, leaves: list[bytes], when: datetime) -> Any:
                  batch_root=batch_root(leaves).hex(), batch_size=len(leaves))
 
 
-def _withdraw_entries(conn: sa.Connection, seqs: list[int]) -> list[Any]:
+def _withdraw_entries(conn: sa.Connection, partner: str, seqs: list[int]) -> list[Any]:
     from detente.ledger import Entry
 
     r, v = releases.c, views.c
     rows = conn.execute(sa.select(r.partner, v.object_id, v.version, r.view_hash)
                         .select_from(releases.join(views, v.id == r.view))
-                        .where(r.seq.in_(seqs)).order_by(r.seq)).all()
+                        .where(r.partner == partner, r.seq.in_(seqs)).order_by(r.seq)).all()
     return [Entry(kind="withdrawal", time=_now(), partner=row[0], object_id=row[1],
                   object_version=_entry_version(row[2]), view_hash=bytes(row[3]).hex())
             for row in rows]
@@ -904,3 +906,26 @@ def views_of(ids: Sequence[str]) -> sa.Select[Any]:
     """The class views of objects ``ids``: written as ``view IN (this)``, the planner looks
     release rows up by the (view, partner) index instead of walking a partner's rows."""
     return sa.select(views.c.id).where(views.c.object_id.in_(ids))
+
+
+def released_partners(conn: sa.Connection) -> list[str]:
+    """Every partner holding release rows (withdrawn ones too), in name order: one probe
+    of the (partner, seq) key per partner (a skip scan written out), not a walk of the
+    rows."""
+    step = sa.select(sa.func.min(releases.c.partner)).where(
+        releases.c.partner > sa.bindparam("after")).scalar_subquery()
+    names: list[str] = []
+    first = conn.execute(sa.select(sa.func.min(releases.c.partner))).scalar()
+    while first is not None:
+        names.append(str(first))
+        first = conn.execute(sa.select(step), {"after": first}).scalar()
+    return names
+
+
+def last_seq(conn: sa.Connection) -> int:
+    """The highest seq assigned (0 if none): the highest of each partner's, each one probe
+    of the (partner, seq) key — there is no index on seq alone (``docs/release.md``)."""
+    stmt = sa.select(sa.func.max(releases.c.seq)).where(
+        releases.c.partner == sa.bindparam("p"))
+    return max((int(conn.execute(stmt, {"p": p}).scalar() or 0)
+                for p in released_partners(conn)), default=0)

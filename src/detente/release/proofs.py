@@ -45,7 +45,8 @@ def batch_entries(engine: sa.Engine, ledger: SupportsProofs, index: int
             raise NotFoundError(f"ledger entry {index} is no release batch of this node")
         stmt = (sa.select(r.seq, v.object_id, v.version, r.view_hash)
                 .select_from(releases.join(views, v.id == r.view))
-                .where(r.seq >= span[0], r.seq <= span[1], r.batch == index)
+                .where(r.partner == batch.partner, r.seq >= span[0], r.seq <= span[1],
+                       r.batch == index)
                 .order_by(r.seq))
         rows = conn.execute(stmt).all()
     entries = [(int(seq), release_entry(batch.partner, oid, ver, bytes(h).hex(), batch.time))

@@ -9,6 +9,7 @@ compares content with.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
-from detente.release.path import views_of
+from detente.release.path import last_seq, released_partners, views_of
 from detente.release.schema import releases, views
 from detente.release.views import ViewSource, load_views, registered
 from detente.store.engine import reader
@@ -69,21 +70,48 @@ def iter_release_records(
     derive: bool = True, object_id: str | None = None,
 ) -> Iterator[ReleaseRecord]:
     """Every release row (withdrawn ones too by default: a leak may predate withdrawal),
-    with each partner's exact view and fingerprint record derived by ``source`` (default:
-    the one registered for ``engine``); ``derive=False``, or no source at all: the class
-    views, no fingerprint (for counting and content lookups).  ``fingerprinted_only``
-    keeps views that carry a fingerprint; ``object_id``: of that object only."""
+    in seq order, with each partner's exact view and fingerprint record derived by
+    ``source`` (default: the one registered for ``engine``); ``derive=False``, or no
+    source at all: the class views, no fingerprint (for counting and content lookups).
+    ``fingerprinted_only`` keeps views that carry a fingerprint; ``object_id``: of that
+    object only."""
     source = (source or registered(engine)) if derive else None
     r, v = releases.c, views.c
     cond: list[sa.ColumnElement[bool]] = []
-    if partner is not None:  # (of one object: by view, the partner compared on its rows)
-        cond.append((r.partner + "" if object_id is not None else r.partner) == partner)
     if not include_withdrawn:
         cond.append(r.withdrawn.is_(False))
     if fingerprinted_only:
         cond.append(v.marked.is_(True))
-    if object_id is not None:
+    if object_id is not None:  # by view, the partner compared on its rows
         cond.append(r.view.in_(views_of([object_id])))
+        if partner is not None:
+            cond.append(r.partner + "" == partner)
+        yield from _records(engine, cond, None, source, fingerprinted_only, batch)
+    elif partner is not None:  # the partner's range of the key
+        cond.append(r.partner == partner)
+        yield from _records(engine, cond, None, source, fingerprinted_only, batch)
+    else:  # every partner's range, merged in seq order
+        partners, upto = _node_wide(engine)
+        yield from heapq.merge(*(
+            _records(engine, [*cond, r.partner == p], upto, source, fingerprinted_only,
+                     batch) for p in partners), key=lambda rec: rec.released_at)
+
+
+def _node_wide(engine: sa.Engine) -> tuple[list[str], int]:
+    """The partners holding release rows and the highest seq, read together: what a walk
+    of every partner's range in seq order stops at.  Seqs are assigned under the node's
+    write lock in commit order, so every row up to that seq is committed already and a
+    walk up to it reads a whole prefix of the node's releases, as one query by seq did."""
+    with reader(engine).connect() as conn:
+        return released_partners(conn), last_seq(conn)
+
+
+def _records(engine: sa.Engine, cond: list[sa.ColumnElement[bool]], upto: int | None,
+             source: ViewSource | None, fingerprinted_only: bool, batch: int
+             ) -> Iterator[ReleaseRecord]:
+    r = releases.c
+    if upto is not None:
+        cond = [*cond, r.seq <= upto]
     cols = (r.partner, r.seq, r.view, r.view_hash, r.batch, r.withdrawn)
     after = -1
     while True:
@@ -131,16 +159,26 @@ def iter_views_after(engine: sa.Engine, seq: int, batch: int = 1000
                      ) -> Iterator[tuple[str, bytes, int]]:
     """(partner, class view bytes, seq) of every release row after ``seq``, in seq order:
     what the trust engine indexes incrementally as "what we told whom" (the content, less
-    the partner's fingerprint)."""
+    the partner's fingerprint).  Each partner's range of the key, merged, up to the seq
+    read first (see :func:`_node_wide`: a whole prefix, so a caller may resume after the
+    last seq it got)."""
+    partners, upto = _node_wide(engine)
+    yield from heapq.merge(*(_views_of(engine, p, seq, upto, batch) for p in partners),
+                           key=lambda row: row[2])
+
+
+def _views_of(engine: sa.Engine, partner: str, seq: int, upto: int, batch: int
+              ) -> Iterator[tuple[str, bytes, int]]:
     r = releases.c
     while True:
-        stmt = (sa.select(r.partner, r.view, r.seq).where(r.seq > seq)
+        stmt = (sa.select(r.partner, r.view, r.seq)
+                .where(r.partner == partner, r.seq > seq, r.seq <= upto)
                 .order_by(r.seq).limit(batch))
         with reader(engine).connect() as conn:
             rows = conn.execute(stmt).all()
             cvs = load_views(conn, (int(x[1]) for x in rows))
-        for partner, vid, s in rows:
-            yield str(partner), cvs[int(vid)].body, int(s)
+        for who, vid, s in rows:
+            yield str(who), cvs[int(vid)].body, int(s)
         if len(rows) < batch:
             return
         seq = int(rows[-1][2])

@@ -25,7 +25,10 @@ __all__ = ["LAYOUT", "LEGACY_TABLE", "batches", "chunks", "cursors", "meta", "me
            "releases", "views"]
 
 #: the layout tag kept in ``release_meta``; never reused for another layout
-LAYOUT = "2"
+LAYOUT = "3"
+#: the layouts :func:`detente.release.layout.check_layout` moves to :data:`LAYOUT` on open
+#: (2: release_rows keyed by seq alone, with a second index on (partner, seq))
+MOVABLE = ("2",)
 #: the table of layout 1 (before issue 13)
 LEGACY_TABLE = "releases"
 
@@ -79,30 +82,41 @@ views = sa.Table(
              postgresql_using="hash").ddl_if(dialect="postgresql"),
     # "the marking definitions a partner holds" (once per chunk) starts from the few
     # marking views, not from every release row of the partner
-    sa.Index("ix_release_views_type", "type"),
+    # (partial: the other views never need it — 8 bytes a view on SQLite)
+    sa.Index("ix_release_views_marking", "type",
+             sqlite_where=sa.text("type = 'marking-definition'"),
+             postgresql_where=sa.text("type = 'marking-definition'")),
 )
 
 releases = sa.Table(
     "release_rows",
     metadata,
     # TAXII date_added of the view in the partner's `releases` collection: integer µs,
-    # strictly increasing node-wide, assigned in commit order
-    sa.Column("seq", _Key, primary_key=True, autoincrement=False),
-    sa.Column("view", sa.BigInteger, nullable=False),
+    # strictly increasing node-wide, assigned in commit order (unique: the releaser
+    # assigns it under the node's write lock; no index of its own — see the key)
+    sa.Column("seq", sa.BigInteger, nullable=False, autoincrement=False),
+    # 4-byte ids (2^31 class views, 2^31 ledger leaves): with ``seq`` first, 16 bytes
+    # that PostgreSQL aligns without padding (8 bytes a row less than two BigIntegers)
+    sa.Column("view", sa.Integer, nullable=False),
     # ledger index of the release batch holding this release's entry
-    sa.Column("batch", sa.BigInteger),
+    sa.Column("batch", sa.Integer),
     sa.Column("withdrawn", sa.Boolean, nullable=False),
     sa.Column("partner", sa.Text, nullable=False),
     # SHA-256 of the exact bytes this partner is served (also in its release entry)
     sa.Column("view_hash", sa.LargeBinary, nullable=False),
-    sa.Index("ix_release_rows_partner_seq", "partner", "seq"),
+    # the key is the paging order, (partner, seq): on SQLite the table itself is that
+    # B-tree (WITHOUT ROWID), so paging needs no second index and the rows are the index;
+    # on PostgreSQL the key index is the paging index (no separate index on seq alone).
+    # Node-wide seq order (trust's "views after", trace) merges the partners' ranges.
+    sa.PrimaryKeyConstraint("partner", "seq", name="release_rows_pkey"),
     # by class view first: "the releases of these objects" (to one partner, or to any).
     # PostgreSQL: the view alone — a class view's rows (one per partner of its class)
     # then share one index entry (B-tree deduplication), and the partner is compared on
-    # the few rows found (release.path._held); SQLite: with the partner, as the rowid
-    # table costs a second lookup per row
+    # the few rows found (release.path._held); SQLite: with the partner (its entries also
+    # hold the key's seq, so a probe finds the row's key without reading the row)
     sa.Index("ix_release_rows_view_partner", "view", "partner").ddl_if(dialect="sqlite"),
     sa.Index("ix_release_rows_view", "view").ddl_if(dialect="postgresql"),
+    sqlite_with_rowid=False,
 )
 
 batches = sa.Table(

@@ -12,16 +12,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 
 from detente.errors import StoreError
 from detente.release.path import views_of
 from detente.release.schema import releases, views
-from detente.release.views import VIEW_COLUMNS, ViewSource, class_views, source_for
+from detente.release.views import VIEW_COLUMNS, ClassView, ViewSource, class_views, source_for
 from detente.stix.timestamps import normalise
 from detente.store.base import Query
-from detente.store.engine import reader
+from detente.store.engine import read_unpinged
 
 __all__ = ["ReleasePage", "ReleasedView", "read_releases"]
 
@@ -75,18 +76,6 @@ def _version_clause(partner: str, selectors: Sequence[str]) -> sa.ColumnElement[
     return sa.or_(*parts)
 
 
-def _connect(engine: sa.Engine) -> sa.Connection:
-    """A connection for one page.  On PostgreSQL it runs in autocommit: a page is two
-    statements (its rows with their class views, then the chunks holding the views'
-    bytes) and needs no common snapshot — a row is committed with its view and chunk, and
-    neither ever changes — so BEGIN and ROLLBACK are round trips saved, each a wait for a
-    busy database process while the releaser runs."""
-    conn = reader(engine).connect()
-    if engine.dialect.name != "postgresql":
-        return conn
-    return conn.execution_options(isolation_level="AUTOCOMMIT")
-
-
 def read_releases(engine: sa.Engine, partner: str, query: Query,
                   source: ViewSource | None = None) -> ReleasePage:
     """One page of the views served to ``partner``, in date_added order.  ``source``
@@ -115,14 +104,22 @@ def read_releases(engine: sa.Engine, partner: str, query: Query,
     if query.limit is not None:
         stmt = stmt.limit(query.limit + 1)
     source = source or source_for(engine)
+
+    def page(conn: sa.Connection) -> tuple[list[Any], dict[int, ClassView]]:
+        found = list(conn.execute(stmt).all())
+        return found, class_views(conn, found[: query.limit], source)
+
+    # Round trips saved, each a wait for a busy database process while the releaser runs:
+    # on PostgreSQL in autocommit — a page is two statements (its rows with their class
+    # views, then the chunks holding the views' bytes) and needs no common snapshot (a row
+    # is committed with its view and chunk, and neither ever changes) — and with no ping
+    # at checkout (a dead connection is retried once instead)
     try:
-        with _connect(engine) as conn:
-            rows = conn.execute(stmt).all()
-            more = query.limit is not None and len(rows) > query.limit
-            rows = rows[: query.limit] if more else rows
-            cvs = class_views(conn, rows, source)
+        rows, cvs = read_unpinged(engine, page, autocommit=True)
     except sa.exc.SQLAlchemyError as exc:
         raise StoreError(f"cannot read releases: {str(exc).splitlines()[0]}") from None
+    more = query.limit is not None and len(rows) > query.limit
+    rows = rows[: query.limit] if more else rows
     out: list[ReleasedView] = []
     for row in rows:
         cv = cvs[int(row.id)]
