@@ -106,20 +106,28 @@ class Fingerprinter:
         out["decoy"] = int(self.params.decoys and view.get("type") in decoys.CONTAINERS)
         return out
 
-    def embed(self, view: JSON, partner: str, *, object_key: str) -> EmbedResult:
+    def embed(
+        self, view: JSON, partner: str, *, object_key: str, copy: bool = True
+    ) -> EmbedResult:
         """The partner's view with its symbols embedded, and the record of what was embedded.
 
         Deterministic for (object_key, partner, secret): serving the same object version to
         the same partner twice yields the same bytes.  A view the policy leaves plain (by
         default TLP:CLEAR) comes back unmodified, with an empty record and no fingerprint id.
+        ``copy=False``: ``view`` is the caller's to give away (e.g. just parsed, used for
+        nothing else) — it is marked in place and returned, not copied first.
         """
         _check_embed_args(view, partner, object_key)
-        served: JSON = _copy(view)
+        served: JSON = _copy(view) if copy else view
         if not self.fingerprinted(view):
             return EmbedResult(served, EmbedRecord("", partner, object_key), ())
         written: list[PositionRecord] = []
+        secret, bias = self._ctx.secret, self.bias
         for ch, slots in zip(_CHANNELS, self._planned(view, object_key), strict=True):
-            assigned = [(s, self.symbol(s.position, s.q, partner)) for s in slots]
+            if not slots:  # a channel writes nothing without positions
+                continue
+            assigned = [(s, draw_symbol(secret, s.position, partner, bias(s.position, s.q)))
+                        for s in slots]
             kept = {s.position for s in ch.write(served, assigned, self._ctx)}
             written.extend(PositionRecord(s, sym) for s, sym in assigned if s.position in kept)
         decoy = decoys.make_decoy(view, partner, object_key, self._ctx)

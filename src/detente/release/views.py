@@ -36,7 +36,9 @@ __all__ = ["CODEC_ZLIB", "VIEW_COLUMNS", "ClassView", "Embedder", "Served", "Vie
 
 log = logging.getLogger(__name__)
 
-#: (view, partner, object_key) -> (fingerprinted view, fingerprint id, embed record JSON)
+#: (view, partner, object_key) -> (fingerprinted view, fingerprint id, embed record JSON);
+#: the view is the embedder's own (just parsed, used for nothing else): it may be marked
+#: in place
 Embedder = Callable[[dict[str, Any], str, str], tuple[dict[str, Any], str | None, str | None]]
 
 CODEC_ZLIB = 1

@@ -58,7 +58,20 @@ _MAX_ELEMENTS = 64
 
 def handle(element: Any) -> str:
     """A short content handle of a list element (independent of key order and spacing)."""
+    if type(element) is str and len(element) <= _STRING_HANDLE_CHARS:  # most elements
+        hit = _STRING_HANDLES.get(element)
+        if hit is None:
+            if len(_STRING_HANDLES) >= _STRING_HANDLES_MAX:
+                _STRING_HANDLES.clear()
+            hit = _STRING_HANDLES[element] = plain_hex(canonical_json(element), length=12)
+        return hit
     return plain_hex(canonical_json(element), length=12)
+
+
+#: handles of string elements (a content digest: the same in every view, so kept; bounded)
+_STRING_HANDLES: dict[str, str] = {}
+_STRING_HANDLES_MAX = 65_536
+_STRING_HANDLE_CHARS = 256
 
 
 def _split(view: JSON, name: str) -> tuple[list[Any], list[Any], list[str]] | None:

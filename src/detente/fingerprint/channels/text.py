@@ -159,12 +159,12 @@ def _keyed_occurrences(
     context: int,
     references: tuple[str, ...] | None,
 ) -> tuple[Keyed, ...]:
-    if not dictionary.occurs(norms(text)):
+    stream = norms(text)  # what tokenize gives as norms: spans only where variants are
+    found = dictionary.matches(stream)
+    if not found:
         return ()
     shielded = protected_spans(text, references) if references is not None else []
-    tokens = tokenize(text)
-    occs = dictionary.scan(tokens)
-    stream = [t.norm for t in tokens]
+    occs = dictionary.locate(tokenize(text), found)
     for occ in reversed(occs):
         stream[occ.first : occ.last + 1] = [f"§{occ.group}"]
     out: list[Keyed] = []
