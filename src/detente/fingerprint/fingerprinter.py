@@ -28,7 +28,7 @@ from detente.fingerprint.errors import FingerprintError
 from detente.fingerprint.index import ReleaseIndex
 from detente.fingerprint.keyed import bias_vector, draw_symbol, keyed_hex
 from detente.fingerprint.params import FingerprintParams
-from detente.fingerprint.policy import FingerprintDecision, decide
+from detente.fingerprint.policy import FingerprintDecision, decide, fingerprinted
 from detente.fingerprint.records import EmbedRecord, EmbedResult, PositionRecord, ReleaseRecordLike
 from detente.fingerprint.report import TraceReport
 from detente.fingerprint.trace import run_trace
@@ -90,7 +90,7 @@ class Fingerprinter:
 
     def fingerprinted(self, view: JSON) -> bool:
         """True if ``embed`` marks ``view`` (False: released unmodified)."""
-        return decide(view, self.params).fingerprinted
+        return fingerprinted(view, self.params)
 
     def plan(self, view: JSON, object_key: str) -> list[Slot]:
         """Every position this view offers, in channel order."""

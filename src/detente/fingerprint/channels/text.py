@@ -204,11 +204,14 @@ def plan(view: JSON, object_key: str, ctx: ChannelContext) -> list[Slot]:
     """Text slots: writable occurrences whose key is unique within the object version."""
     seen: dict[str, int] = {}
     candidates: list[tuple[str, Keyed]] = []
-    references = referenced_strings(view)
+    references: list[str] | None = None
     for name in fields(view):
-        occurrences = keyed_occurrences(
-            view[name], ctx.dictionary, ctx.params.text_context, references
-        )
+        text = view[name]
+        if not ctx.dictionary.matches(norms(text)):  # most prose: no variant, no position
+            continue
+        if references is None:
+            references = referenced_strings(view)
+        occurrences = keyed_occurrences(text, ctx.dictionary, ctx.params.text_context, references)
         for k in occurrences:
             seen[k.key] = seen.get(k.key, 0) + 1
             candidates.append((name, k))

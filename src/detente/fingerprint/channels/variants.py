@@ -72,6 +72,9 @@ def normalise(text: str) -> str:
 def norms(text: str) -> list[str]:
     """The normalised tokens of ``text`` alone (what :func:`tokenize` gives as ``norm``)."""
     if text.isascii():
+        words = text.lower().split()
+        if "".join(words).isalnum():  # letters and digits between spaces: the words
+            return words
         return _TOKEN.findall(text.lower())
     return [t.norm for t in tokenize(text)]
 
