@@ -83,6 +83,18 @@ class Fingerprinter:
         """The partner's symbol at a position: a keyed draw from ``p_i``."""
         return draw_symbol(self._ctx.secret, position, partner, self.bias(position, q))
 
+    def _assign(self, slots: list[Slot], partner: str) -> list[tuple[Slot, int]]:
+        """Each slot with the partner's symbol there (:meth:`symbol` for every slot, the
+        keyed laws found in the cache at once)."""
+        secret, laws, bias = self._ctx.secret, self._bias, self.bias
+        large = self.params.dirichlet_max_q
+        out: list[tuple[Slot, int]] = []
+        for s in slots:
+            q = s.q
+            law = laws.get(("", q) if q > large else (s.position, q)) or bias(s.position, q)
+            out.append((s, draw_symbol(secret, s.position, partner, law)))
+        return out
+
     # -- embedding --------------------------------------------------------------------
     def decide(self, view: JSON) -> FingerprintDecision:
         """Whether ``view`` is fingerprinted under this node's parameters, and why."""
@@ -122,14 +134,12 @@ class Fingerprinter:
         if not self.fingerprinted(view):
             return EmbedResult(served, EmbedRecord("", partner, object_key), ())
         written: list[PositionRecord] = []
-        secret, bias = self._ctx.secret, self.bias
         for ch, slots in zip(_CHANNELS, self._planned(view, object_key), strict=True):
             if not slots:  # a channel writes nothing without positions
                 continue
-            assigned = [(s, draw_symbol(secret, s.position, partner, bias(s.position, s.q)))
-                        for s in slots]
+            assigned = self._assign(slots, partner)
             kept = {s.position for s in ch.write(served, assigned, self._ctx)}
-            written.extend(PositionRecord(s, sym) for s, sym in assigned if s.position in kept)
+            written += [PositionRecord(s, sym) for s, sym in assigned if s.position in kept]
         decoy = decoys.make_decoy(view, partner, object_key, self._ctx)
         if decoy is not None:
             decoys.attach(served, decoy)
