@@ -49,6 +49,8 @@ UNORDERED_LISTS = (
     "x_mitre_platforms",
     "x_mitre_data_sources",
 )
+_UNORDERED = frozenset(UNORDERED_LISTS)
+_RANK = {name: k for k, name in enumerate(UNORDERED_LISTS)}
 #: Lists whose order receiving tools rely on: never reordered (documentation and tests).
 ORDERED_LISTS = frozenset({"object_refs", "kill_chain_phases", "granular_markings"})
 _PINNED_FIRST = frozenset({"external_references"})  # when its first entry names an id
@@ -106,7 +108,8 @@ def _nodes(items: list[str]) -> list[tuple[list[str], list[str]]]:
 def plan(view: JSON, object_key: str, ctx: ChannelContext) -> list[Slot]:
     """The list-order positions of one view: ``k - 1`` binary positions per list."""
     slots: list[Slot] = []
-    for name in UNORDERED_LISTS:
+    present = _UNORDERED.intersection(view)  # most views hold one or two of these lists
+    for name in sorted(present, key=_RANK.__getitem__) if len(present) > 1 else present:
         split = _split(view, name) if isinstance(view.get(name), list) else None
         if split is None:
             continue
