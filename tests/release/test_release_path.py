@@ -255,7 +255,7 @@ def test_serving_writes_no_embed_record_and_trace_reads_the_embedder_s(node: Nod
     page = read_releases(node.store.engine, "fr", Query(versions=("all",)), source)
     assert [v.id for v in page.views] == [obj["id"]] and page.views[0].fingerprint_id
     assert written == []  # served: no record written
-    ((view_id, partner), served) = next(iter(source._cache.items()))  # noqa: SLF001
+    ((view_id, partner), served) = next(iter(source._cache.items()))
     with node.store.engine.connect() as conn:
         cv = load_views(conn, [view_id])[view_id]
     result = node.fingerprinter.embed(orjson.loads(cv.body), partner, object_key=cv.object_key)

@@ -20,6 +20,7 @@ import unicodedata
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
+from itertools import pairwise
 from typing import Any, NamedTuple
 
 from detente.fingerprint.errors import VariantDictionaryError
@@ -180,7 +181,7 @@ class VariantDictionary:
         """(form, first token, last token, number) of each occurrence in tokens with these
         norms, greedy longest (what :meth:`scan` finds, without the spans)."""
         if (self._singles.isdisjoint(norms)
-                and self._pairs.isdisjoint(zip(norms, norms[1:]))
+                and self._pairs.isdisjoint(pairwise(norms))
                 and "".join(norms).isalpha()):  # no digit: no form with a number matches
             return []
         return self._matches(norms)
