@@ -12,7 +12,6 @@ import hashlib
 import math
 import struct
 from functools import lru_cache
-from typing import Any
 
 _PREFIX = "detente/fingerprint/v1\x00"
 _BLOCK = 64  # SHA-256's block size: HMAC's key pads are one block
@@ -37,7 +36,7 @@ def keyed_bytes(secret: bytes, label: str, *parts: str) -> bytes:
 
 
 @lru_cache(maxsize=16)
-def _pads(secret: bytes) -> tuple[Any, Any]:
+def _pads(secret: bytes) -> tuple[hashlib._Hash, hashlib._Hash]:
     """SHA-256 states with HMAC's inner and outer key pads hashed (copied per message)."""
     key = hashlib.sha256(secret).digest() if len(secret) > _BLOCK else secret
     key = key.ljust(_BLOCK, b"\x00")
