@@ -302,13 +302,11 @@ class Node:
         fp = self.fingerprinter
 
         def embed(view: dict[str, Any], partner: str,
-                  object_key: str) -> tuple[dict[str, Any], str | None, Callable[[], str]]:
+                  object_key: str) -> tuple[dict[str, Any], str | None, str | None]:
             # the view is the embedder's own (just parsed by the release path): no copy
             result = fp.embed(view, partner, object_key=object_key, copy=False)
-            record = result.record
-            # the record's JSON is written only if trace asks for it (serving never does)
-            return result.view, result.fingerprint_id, lambda: orjson.dumps(
-                record.to_json()).decode()
+            record = orjson.dumps(result.record.to_json()).decode()
+            return result.view, result.fingerprint_id, record
 
         return embed
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import base64
 import dataclasses
 import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import orjson
 import pytest
@@ -223,42 +222,3 @@ def test_reevaluation_keeps_the_markings_views_need(node: Node) -> None:
     node.partners.update("ru", base_tier=2)
     node.releaser.reevaluate("ru")
     assert {obj["id"], rel["id"]} <= set(_served(node, "ru")), "support marking kept"
-
-
-
-def test_serving_writes_no_embed_record_and_trace_reads_the_embedder_s(node: Node) -> None:
-    """Only trace reads embed records: serving derives the view and its fingerprint id, and
-    the record's JSON is written when (and each time) a record is asked for — the very
-    JSON of the fingerprinter's record."""
-    from detente.release.views import ViewSource, load_views
-
-    obj = indicator(labels=["isis", "c2", "syria", "financing"],
-                    object_marking_refs=[TLP_2_0_IDS["green"]])
-    _put(node, obj)
-    node.releaser.catch_up("fr")
-    embed = node.releaser.views.embedder
-    assert embed is not None
-    written: list[str] = []
-
-    def counting(view: dict[str, Any], partner: str,
-                 key: str) -> tuple[dict[str, Any], str | None, Callable[[], str]]:
-        out, fid, record = embed(view, partner, key)
-        assert callable(record)
-
-        def write() -> str:
-            written.append(record())
-            return written[-1]
-
-        return out, fid, write
-
-    source = ViewSource(counting)
-    page = read_releases(node.store.engine, "fr", Query(versions=("all",)), source)
-    assert [v.id for v in page.views] == [obj["id"]] and page.views[0].fingerprint_id
-    assert written == []  # served: no record written
-    ((view_id, partner), served) = next(iter(source._cache.items()))
-    with node.store.engine.connect() as conn:
-        cv = load_views(conn, [view_id])[view_id]
-    result = node.fingerprinter.embed(orjson.loads(cv.body), partner, object_key=cv.object_key)
-    expected = orjson.dumps(result.record.to_json()).decode()
-    assert served.embed_record == expected and written == [expected]
-    assert served.fingerprint_id == result.fingerprint_id

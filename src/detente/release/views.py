@@ -32,19 +32,15 @@ import sqlalchemy as sa
 from detente.errors import StoreError
 from detente.release.schema import chunks, views
 
-__all__ = ["CODEC_ZLIB", "VIEW_COLUMNS", "ClassView", "Embedder", "RecordJSON", "Served",
-           "ViewSource", "class_views", "load_views", "pack", "registered", "source_for",
-           "unpack"]
+__all__ = ["CODEC_ZLIB", "VIEW_COLUMNS", "ClassView", "Embedder", "Served", "ViewSource",
+           "class_views", "load_views", "pack", "registered", "source_for", "unpack"]
 
 log = logging.getLogger(__name__)
 
-#: an embed record as JSON, or what makes that JSON when asked: only trace reads records,
-#: so serving and releasing never spend the time to write them
-RecordJSON = str | Callable[[], str] | None
 #: (view, partner, object_key) -> (fingerprinted view, fingerprint id, embed record JSON);
 #: the view is the embedder's own (just parsed, used for nothing else): it may be marked
 #: in place
-Embedder = Callable[[dict[str, Any], str, str], tuple[dict[str, Any], str | None, RecordJSON]]
+Embedder = Callable[[dict[str, Any], str, str], tuple[dict[str, Any], str | None, str | None]]
 
 CODEC_ZLIB = 1
 _DERIVED_CACHE = 4096
@@ -168,15 +164,7 @@ class Served:
 
     view: bytes
     fingerprint_id: str | None
-    #: the embed record's JSON, or what makes it (see :data:`RecordJSON`)
-    record: RecordJSON = None
-
-    @property
-    def embed_record(self) -> str | None:
-        """The embed record (JSON), written when first asked for — by trace, never when
-        a view is served."""
-        record = self.record
-        return record() if callable(record) else record
+    embed_record: str | None
 
 
 class ViewSource:
