@@ -149,8 +149,8 @@ def write(view: JSON, assigned: list[tuple[Slot, int]], ctx: ChannelContext) -> 
         if set(leaves) != set(element):
             continue
         swaps = {tuple(s.loc["left"] + s.loc["right"]): sym for s, sym in nodes}
-        view[name] = [*pinned, *(element[h] for h in _arrange(leaves, swaps))]
-        written.extend(slot for slot, _ in nodes)
+        view[name] = pinned + [element[h] for h in _arrange(leaves, swaps)]
+        written += [slot for slot, _ in nodes]
     return written
 
 
