@@ -303,7 +303,8 @@ class Node:
 
         def embed(view: dict[str, Any], partner: str,
                   object_key: str) -> tuple[dict[str, Any], str | None, str | None]:
-            result = fp.embed(view, partner, object_key=object_key)
+            # the view is the embedder's own (just parsed by the release path): no copy
+            result = fp.embed(view, partner, object_key=object_key, copy=False)
             record = orjson.dumps(result.record.to_json()).decode()
             return result.view, result.fingerprint_id, record
 

@@ -28,7 +28,7 @@ from detente.fingerprint.errors import FingerprintError
 from detente.fingerprint.index import ReleaseIndex
 from detente.fingerprint.keyed import bias_vector, draw_symbol, keyed_hex
 from detente.fingerprint.params import FingerprintParams
-from detente.fingerprint.policy import FingerprintDecision, decide
+from detente.fingerprint.policy import FingerprintDecision, decide, fingerprinted
 from detente.fingerprint.records import EmbedRecord, EmbedResult, PositionRecord, ReleaseRecordLike
 from detente.fingerprint.report import TraceReport
 from detente.fingerprint.trace import run_trace
@@ -83,6 +83,18 @@ class Fingerprinter:
         """The partner's symbol at a position: a keyed draw from ``p_i``."""
         return draw_symbol(self._ctx.secret, position, partner, self.bias(position, q))
 
+    def _assign(self, slots: list[Slot], partner: str) -> list[tuple[Slot, int]]:
+        """Each slot with the partner's symbol there (:meth:`symbol` for every slot, the
+        keyed laws found in the cache at once)."""
+        secret, laws, bias = self._ctx.secret, self._bias, self.bias
+        large = self.params.dirichlet_max_q
+        out: list[tuple[Slot, int]] = []
+        for s in slots:
+            q = s.q
+            law = laws.get(("", q) if q > large else (s.position, q)) or bias(s.position, q)
+            out.append((s, draw_symbol(secret, s.position, partner, law)))
+        return out
+
     # -- embedding --------------------------------------------------------------------
     def decide(self, view: JSON) -> FingerprintDecision:
         """Whether ``view`` is fingerprinted under this node's parameters, and why."""
@@ -90,7 +102,7 @@ class Fingerprinter:
 
     def fingerprinted(self, view: JSON) -> bool:
         """True if ``embed`` marks ``view`` (False: released unmodified)."""
-        return decide(view, self.params).fingerprinted
+        return fingerprinted(view, self.params)
 
     def plan(self, view: JSON, object_key: str) -> list[Slot]:
         """Every position this view offers, in channel order."""
@@ -106,22 +118,28 @@ class Fingerprinter:
         out["decoy"] = int(self.params.decoys and view.get("type") in decoys.CONTAINERS)
         return out
 
-    def embed(self, view: JSON, partner: str, *, object_key: str) -> EmbedResult:
+    def embed(
+        self, view: JSON, partner: str, *, object_key: str, copy: bool = True
+    ) -> EmbedResult:
         """The partner's view with its symbols embedded, and the record of what was embedded.
 
         Deterministic for (object_key, partner, secret): serving the same object version to
         the same partner twice yields the same bytes.  A view the policy leaves plain (by
         default TLP:CLEAR) comes back unmodified, with an empty record and no fingerprint id.
+        ``copy=False``: ``view`` is the caller's to give away (e.g. just parsed, used for
+        nothing else) — it is marked in place and returned, not copied first.
         """
         _check_embed_args(view, partner, object_key)
-        served: JSON = _copy(view)
+        served: JSON = _copy(view) if copy else view
         if not self.fingerprinted(view):
             return EmbedResult(served, EmbedRecord("", partner, object_key), ())
         written: list[PositionRecord] = []
         for ch, slots in zip(_CHANNELS, self._planned(view, object_key), strict=True):
-            assigned = [(s, self.symbol(s.position, s.q, partner)) for s in slots]
+            if not slots:  # a channel writes nothing without positions
+                continue
+            assigned = self._assign(slots, partner)
             kept = {s.position for s in ch.write(served, assigned, self._ctx)}
-            written.extend(PositionRecord(s, sym) for s, sym in assigned if s.position in kept)
+            written += [PositionRecord(s, sym) for s, sym in assigned if s.position in kept]
         decoy = decoys.make_decoy(view, partner, object_key, self._ctx)
         if decoy is not None:
             decoys.attach(served, decoy)

@@ -9,39 +9,52 @@ to recipients.  ``random`` is never used for anything keyed.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import math
+import struct
 from functools import lru_cache
 
-_PREFIX = b"detente/fingerprint/v1\x00"
+_PREFIX = "detente/fingerprint/v1\x00"
+_BLOCK = 64  # SHA-256's block size: HMAC's key pads are one block
+_IPAD = bytes(x ^ 0x36 for x in range(256))
+_OPAD = bytes(x ^ 0x5C for x in range(256))
+_TWO64 = 2.0**64
+_WORDS = struct.Struct(">4Q")
 
 
 def keyed_bytes(secret: bytes, label: str, *parts: str) -> bytes:
-    """32 pseudo-random bytes for (label, parts) under ``secret``."""
-    h = _keyed(secret).copy()  # the key schedule once per secret: views are derived for
-    h.update(_PREFIX + label.encode() + b"\x00" + "\x00".join(parts).encode())
-    return h.digest()  # every page a partner reads, this runs a few times per object
+    """32 pseudo-random bytes for (label, parts) under ``secret``: HMAC-SHA256 (RFC 2104)
+    of the prefix, the label and the parts, NUL-separated."""
+    # views are derived for every page a partner reads: this runs a few times per object,
+    # so the key schedule (the two padded-key blocks) is hashed once per secret and the
+    # message is encoded once
+    inner, outer = _pads(secret)
+    h = inner.copy()
+    h.update((_PREFIX + label + "\x00" + "\x00".join(parts)).encode())
+    o = outer.copy()
+    o.update(h.digest())
+    return o.digest()
 
 
 @lru_cache(maxsize=16)
-def _keyed(secret: bytes) -> hmac.HMAC:
-    """HMAC-SHA256 keyed with ``secret``, nothing hashed yet (copied for each message)."""
-    return hmac.new(secret, digestmod="sha256")
+def _pads(secret: bytes) -> tuple[hashlib._Hash, hashlib._Hash]:
+    """SHA-256 states with HMAC's inner and outer key pads hashed (copied per message)."""
+    key = hashlib.sha256(secret).digest() if len(secret) > _BLOCK else secret
+    key = key.ljust(_BLOCK, b"\x00")
+    return hashlib.sha256(key.translate(_IPAD)), hashlib.sha256(key.translate(_OPAD))
 
 
 def keyed_uniforms(secret: bytes, count: int, label: str, *parts: str) -> list[float]:
     """``count`` independent uniforms in the open interval (0, 1)."""
     if count <= 4:  # a symbol draw, a small alphabet's law: the first block is enough
-        raw = keyed_bytes(secret, label, *parts, "0")
-        return [(int.from_bytes(raw[k : k + 8], "big") + 0.5) / 2.0**64
-                for k in range(0, 8 * count, 8)]
+        words = _WORDS.unpack(keyed_bytes(secret, label, *parts, "0"))
+        if count == 2:
+            return [(words[0] + 0.5) / _TWO64, (words[1] + 0.5) / _TWO64]
+        return [(words[k] + 0.5) / _TWO64 for k in range(count)]
     out: list[float] = []
     block = 0
     while len(out) < count:
-        raw = keyed_bytes(secret, label, *parts, str(block))
-        for k in range(0, 32, 8):
-            value = int.from_bytes(raw[k : k + 8], "big")
-            out.append((value + 0.5) / 2.0**64)
+        out.extend((w + 0.5) / _TWO64 for w in _WORDS.unpack(
+            keyed_bytes(secret, label, *parts, str(block))))
         block += 1
     return out[:count]
 
@@ -58,6 +71,15 @@ def bias_vector(
     """
     if q > dirichlet_max_q:
         return tuple(1.0 / q for _ in range(q))
+    if q == 2:  # every channel's positions (binary): the loop below, unrolled
+        u0, u1 = keyed_uniforms(secret, 2, "bias", position)
+        radius = math.sqrt(-2.0 * math.log(u0))
+        z0 = radius * math.cos(2.0 * math.pi * u1)
+        z1 = radius * math.sin(2.0 * math.pi * u1)
+        g0, g1 = z0 * z0, z1 * z1
+        total2 = sum((g0, g1)) or 1.0
+        return ((1.0 - cutoff) * g0 / total2 + cutoff / q,
+                (1.0 - cutoff) * g1 / total2 + cutoff / q)
     u = keyed_uniforms(secret, q + (q % 2), "bias", position)
     normals: list[float] = []
     for k in range(0, len(u), 2):
@@ -71,7 +93,9 @@ def bias_vector(
 
 def draw_symbol(secret: bytes, position: str, partner: str, bias: tuple[float, ...]) -> int:
     """The partner's symbol at ``position``: a keyed draw from ``bias``."""
-    (u,) = keyed_uniforms(secret, 1, "symbol", position, partner)
+    u = (_WORDS.unpack(keyed_bytes(secret, "symbol", position, partner, "0"))[0] + 0.5) / _TWO64
+    if len(bias) == 2:  # binary positions: the loop below, unrolled (0.0 + p == p)
+        return 0 if u < bias[0] else 1
     acc = 0.0
     for symbol, prob in enumerate(bias):
         acc += prob

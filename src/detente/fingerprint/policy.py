@@ -36,35 +36,57 @@ def _marking_refs(view: dict[str, Any]) -> list[str]:
 
 def decide(view: Any, params: FingerprintParams | None = None) -> FingerprintDecision:
     """Is ``view`` fingerprinted when released?  (See the module docstring for the rule.)"""
-    p = params or FingerprintParams()
+    marked, clause, detail = _rule(view, params or FingerprintParams())
+    return FingerprintDecision(marked, _reason(clause, detail))
+
+
+def _rule(view: Any, p: FingerprintParams) -> tuple[bool, str, Any]:
+    """(fingerprinted, the clause of the rule that decided, what it decided on): the rule
+    alone — the release path asks it for every view it derives, and needs no words."""
     if not isinstance(view, dict) or not isinstance(view.get("type"), str):
-        return FingerprintDecision(False, "not a STIX object: nothing to fingerprint")
+        return False, "not-stix", None
     kind = view["type"]
     if kind in p.marked_types:
-        return FingerprintDecision(True, f"type {kind} is always fingerprinted")
+        return True, "marked-type", kind
     if kind in p.plain_types:
-        return FingerprintDecision(False, f"type {kind} is released unmodified")
+        return False, "plain-type", kind
     if not markable(view):
-        return FingerprintDecision(
-            False, f"{kind} objects carry no fingerprint (ids and definitions stay identical)"
-        )
+        return False, "unmarkable", kind
     refs = _marking_refs(view)
-    granular = view.get("granular_markings")
     if not refs:
-        return FingerprintDecision(True, "no marking: fingerprinted (fail closed)")
-    if granular:
-        return FingerprintDecision(True, "granular markings: fingerprinted (fail closed)")
+        return True, "no-marking", None
+    if view.get("granular_markings"):
+        return True, "granular", None
     names = [tlp_level(r) for r in refs]
-    plain = all(r in p.plain_markings or (n is not None and n in p.plain_markings)
-                for r, n in zip(refs, names, strict=True))
-    if plain:
+    for r, n in zip(refs, names, strict=True):
+        if not (r in p.plain_markings or (n is not None and n in p.plain_markings)):
+            return True, "marked", (refs, names)
+    return False, "plain", (refs, names)
+
+
+def _reason(clause: str, detail: Any) -> str:
+    """The reason in words for the clause of :func:`_rule` that decided."""
+    if clause == "not-stix":
+        return "not a STIX object: nothing to fingerprint"
+    if clause == "marked-type":
+        return f"type {detail} is always fingerprinted"
+    if clause == "plain-type":
+        return f"type {detail} is released unmodified"
+    if clause == "unmarkable":
+        return f"{detail} objects carry no fingerprint (ids and definitions stay identical)"
+    if clause == "no-marking":
+        return "no marking: fingerprinted (fail closed)"
+    if clause == "granular":
+        return "granular markings: fingerprinted (fail closed)"
+    refs, names = detail
+    if clause == "plain":
         shown = ", ".join(f"TLP:{n.upper()}" if n else r for r, n in zip(refs, names, strict=True))
-        return FingerprintDecision(False, f"{shown}: released unmodified (public content)")
+        return f"{shown}: released unmodified (public content)"
     levels = sorted({n.upper() for n in names if n})
     what = f"TLP:{'/'.join(levels)}" if levels else "its markings"
-    return FingerprintDecision(True, f"{what}: fingerprinted for each partner")
+    return f"{what}: fingerprinted for each partner"
 
 
 def fingerprinted(view: Any, params: FingerprintParams | None = None) -> bool:
     """True if the release path serves ``view`` with a per-partner fingerprint."""
-    return decide(view, params).fingerprinted
+    return _rule(view, params or FingerprintParams())[0]

@@ -20,7 +20,7 @@ _LEGACY_VERSIONS = frozenset({1})
 CHANNELS = frozenset({"list", "text", "number"})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PositionRecord:
     """One embedded position: the slot and the symbol this partner got there."""
 
@@ -43,7 +43,7 @@ class PositionRecord:
         return cls(slot, symbol)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class EmbedRecord:
     """Which positions were embedded in one view, with which symbols (JSON-serialisable)."""
 
@@ -97,7 +97,7 @@ class EmbedRecord:
         return out
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class EmbedResult:
     """The fingerprinted view, the record to keep, and any decoy objects to serve with it."""
 

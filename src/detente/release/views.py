@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import operator
 import sys
 import threading
 import weakref
@@ -36,7 +37,9 @@ __all__ = ["CODEC_ZLIB", "VIEW_COLUMNS", "ClassView", "Embedder", "Served", "Vie
 
 log = logging.getLogger(__name__)
 
-#: (view, partner, object_key) -> (fingerprinted view, fingerprint id, embed record JSON)
+#: (view, partner, object_key) -> (fingerprinted view, fingerprint id, embed record JSON);
+#: the view is the embedder's own (just parsed, used for nothing else): it may be marked
+#: in place
 Embedder = Callable[[dict[str, Any], str, str], tuple[dict[str, Any], str | None, str | None]]
 
 CODEC_ZLIB = 1
@@ -115,7 +118,8 @@ def class_views(conn: sa.Connection, rows: Sequence[Any],
     read by the caller — e.g. in the query that found them), their chunks read and
     decompressed once — or found in ``cache``'s recent chunks (a chunk is written once,
     with its views, and never changed)."""
-    chunk_ids = sorted({int(r.chunk) for r in rows})
+    cols = _view_columns(rows)
+    chunk_ids = sorted({int(c[6]) for c in cols})
     bodies: dict[int, list[bytes]] = {}
     if cache is not None:
         bodies = cache.chunks(chunk_ids)
@@ -128,13 +132,30 @@ def class_views(conn: sa.Connection, rows: Sequence[Any],
             if cache is not None:
                 cache.keep_chunk(int(cid), bodies[int(cid)])
     out: dict[int, ClassView] = {}
-    for r in rows:
-        chunk = bodies.get(int(r.chunk))
-        if chunk is None or not 0 <= int(r.slot) < len(chunk):
-            raise StoreError(f"release view {r.id}: its bytes are missing (chunk {r.chunk})")
-        out[int(r.id)] = ClassView(int(r.id), r.object_id, r.version, r.type, r.spec_version,
-                                   bool(r.marked), chunk[int(r.slot)])
+    for vid, object_id, version, kind, spec_version, marked, cid, slot in cols:
+        chunk = bodies.get(int(cid))
+        if chunk is None or not 0 <= int(slot) < len(chunk):
+            raise StoreError(f"release view {vid}: its bytes are missing (chunk {cid})")
+        out[int(vid)] = ClassView(int(vid), object_id, version, kind, spec_version,
+                                  bool(marked), chunk[int(slot)])
     return out
+
+
+_VIEW_FIELDS = ("id", "object_id", "version", "type", "spec_version", "marked", "chunk", "slot")
+
+
+def _view_columns(rows: Sequence[Any]) -> list[tuple[Any, ...]]:
+    """The :data:`VIEW_COLUMNS` of each row, by name, as tuples (:data:`_VIEW_FIELDS`
+    order).  Rows with named fields (SQLAlchemy's, named tuples) are read by position: a
+    SQLAlchemy row's column costs ~0.4 µs by attribute, ~0.02 µs by position."""
+    if not rows:
+        return []
+    fields = getattr(rows[0], "_fields", None)
+    if isinstance(fields, tuple) and all(f in fields for f in _VIEW_FIELDS):
+        by_index = operator.itemgetter(*(fields.index(f) for f in _VIEW_FIELDS))
+        return [by_index(r) for r in rows]
+    by_name = operator.attrgetter(*_VIEW_FIELDS)
+    return [by_name(r) for r in rows]
 
 
 @dataclass(frozen=True, slots=True)

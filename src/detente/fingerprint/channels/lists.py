@@ -49,6 +49,8 @@ UNORDERED_LISTS = (
     "x_mitre_platforms",
     "x_mitre_data_sources",
 )
+_UNORDERED = frozenset(UNORDERED_LISTS)
+_RANK = {name: k for k, name in enumerate(UNORDERED_LISTS)}
 #: Lists whose order receiving tools rely on: never reordered (documentation and tests).
 ORDERED_LISTS = frozenset({"object_refs", "kill_chain_phases", "granular_markings"})
 _PINNED_FIRST = frozenset({"external_references"})  # when its first entry names an id
@@ -58,7 +60,20 @@ _MAX_ELEMENTS = 64
 
 def handle(element: Any) -> str:
     """A short content handle of a list element (independent of key order and spacing)."""
+    if type(element) is str and len(element) <= _STRING_HANDLE_CHARS:  # most elements
+        hit = _STRING_HANDLES.get(element)
+        if hit is None:
+            if len(_STRING_HANDLES) >= _STRING_HANDLES_MAX:
+                _STRING_HANDLES.clear()
+            hit = _STRING_HANDLES[element] = plain_hex(canonical_json(element), length=12)
+        return hit
     return plain_hex(canonical_json(element), length=12)
+
+
+#: handles of string elements (a content digest: the same in every view, so kept; bounded)
+_STRING_HANDLES: dict[str, str] = {}
+_STRING_HANDLES_MAX = 65_536
+_STRING_HANDLE_CHARS = 256
 
 
 def _split(view: JSON, name: str) -> tuple[list[Any], list[Any], list[str]] | None:
@@ -93,7 +108,8 @@ def _nodes(items: list[str]) -> list[tuple[list[str], list[str]]]:
 def plan(view: JSON, object_key: str, ctx: ChannelContext) -> list[Slot]:
     """The list-order positions of one view: ``k - 1`` binary positions per list."""
     slots: list[Slot] = []
-    for name in UNORDERED_LISTS:
+    present = _UNORDERED.intersection(view)  # most views hold one or two of these lists
+    for name in sorted(present, key=_RANK.__getitem__) if len(present) > 1 else present:
         split = _split(view, name) if isinstance(view.get(name), list) else None
         if split is None:
             continue
@@ -133,8 +149,8 @@ def write(view: JSON, assigned: list[tuple[Slot, int]], ctx: ChannelContext) -> 
         if set(leaves) != set(element):
             continue
         swaps = {tuple(s.loc["left"] + s.loc["right"]): sym for s, sym in nodes}
-        view[name] = [*pinned, *(element[h] for h in _arrange(leaves, swaps))]
-        written.extend(slot for slot, _ in nodes)
+        view[name] = pinned + [element[h] for h in _arrange(leaves, swaps)]
+        written += [slot for slot, _ in nodes]
     return written
 
 

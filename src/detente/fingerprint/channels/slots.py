@@ -26,7 +26,7 @@ _UNMARKED_TYPES = frozenset(
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Slot:
     """One code position in one object version."""
 

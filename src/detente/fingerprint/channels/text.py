@@ -159,12 +159,12 @@ def _keyed_occurrences(
     context: int,
     references: tuple[str, ...] | None,
 ) -> tuple[Keyed, ...]:
-    if not dictionary.occurs(norms(text)):
+    stream = norms(text)  # what tokenize gives as norms: spans only where variants are
+    found = dictionary.matches(stream)
+    if not found:
         return ()
     shielded = protected_spans(text, references) if references is not None else []
-    tokens = tokenize(text)
-    occs = dictionary.scan(tokens)
-    stream = [t.norm for t in tokens]
+    occs = dictionary.locate(tokenize(text), found)
     for occ in reversed(occs):
         stream[occ.first : occ.last + 1] = [f"§{occ.group}"]
     out: list[Keyed] = []
@@ -204,11 +204,14 @@ def plan(view: JSON, object_key: str, ctx: ChannelContext) -> list[Slot]:
     """Text slots: writable occurrences whose key is unique within the object version."""
     seen: dict[str, int] = {}
     candidates: list[tuple[str, Keyed]] = []
-    references = referenced_strings(view)
+    references: list[str] | None = None
     for name in fields(view):
-        occurrences = keyed_occurrences(
-            view[name], ctx.dictionary, ctx.params.text_context, references
-        )
+        text = view[name]
+        if not ctx.dictionary.matches(norms(text)):  # most prose: no variant, no position
+            continue
+        if references is None:
+            references = referenced_strings(view)
+        occurrences = keyed_occurrences(text, ctx.dictionary, ctx.params.text_context, references)
         for k in occurrences:
             seen[k.key] = seen.get(k.key, 0) + 1
             candidates.append((name, k))

@@ -20,6 +20,7 @@ import unicodedata
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
+from itertools import pairwise
 from typing import Any, NamedTuple
 
 from detente.fingerprint.errors import VariantDictionaryError
@@ -60,6 +61,10 @@ class Occurrence:
     number: str | None
 
 
+#: a variant found in normalised tokens: (form, first token, last token, number)
+Match = tuple[Form, int, int, str | None]
+
+
 def normalise(text: str) -> str:
     """Case-fold, drop accents' compatibility forms, punctuation to spaces."""
     return " ".join(t.norm for t in tokenize(text))
@@ -68,6 +73,9 @@ def normalise(text: str) -> str:
 def norms(text: str) -> list[str]:
     """The normalised tokens of ``text`` alone (what :func:`tokenize` gives as ``norm``)."""
     if text.isascii():
+        words = text.lower().split()
+        if "".join(words).isalnum():  # letters and digits between spaces: the words
+            return words
         return _TOKEN.findall(text.lower())
     return [t.norm for t in tokenize(text)]
 
@@ -111,6 +119,20 @@ class VariantDictionary:
         for form in sorted(self.forms, key=lambda f: -len(f.pattern)):  # longest first
             self._by_first.setdefault(form.pattern[0], []).append(form)
         self._numeric = [*self._by_first.get("{n}", []), *self._by_first.get("{y}", [])]
+        # what a token starting with a digit is tried against (greedy: longest first)
+        self._by_digit: dict[str, list[Form]] = {
+            first: sorted([*forms, *self._numeric], key=lambda f: -len(f.pattern))
+            for first, forms in self._by_first.items() if first[:1].isdigit()
+        }
+        self._digit_only = sorted(self._numeric, key=lambda f: -len(f.pattern))
+        # signatures for a quick "nothing here" (most texts): a form can only match where
+        # its first token (one-token forms) or its first two tokens stand; a form with a
+        # number in its first two tokens needs a token that starts with a digit
+        self._singles = frozenset(f.pattern[0] for f in self.forms if len(f.pattern) == 1)
+        self._pairs = frozenset(
+            f.pattern[:2] for f in self.forms
+            if len(f.pattern) > 1 and not _PLACEHOLDERS.keys() & set(f.pattern[:2])
+        )
         self._validate()
 
     @classmethod
@@ -148,19 +170,32 @@ class VariantDictionary:
 
     def scan(self, tokens: list[Token]) -> list[Occurrence]:
         """Greedy longest-match scan of a token list for variant occurrences."""
-        return [
-            Occurrence(form.group, form.index, i, last, tokens[i].start, tokens[last].end, number)
-            for form, i, last, number in self._matches([t.norm for t in tokens])
-        ]
+        return self.locate(tokens, self.matches([t.norm for t in tokens]))
 
     def occurs(self, norms: list[str]) -> bool:
         """True if :meth:`scan` finds anything in tokens with these norms (no spans needed:
         most texts hold no variant, and are then never tokenised with their spans)."""
-        return bool(self._matches(norms))
+        return bool(self.matches(norms))
 
-    def _matches(self, norms: list[str]) -> list[tuple[Form, int, int, str | None]]:
-        """(form, first token, last token, number) of each occurrence, greedy longest."""
-        found: list[tuple[Form, int, int, str | None]] = []
+    def matches(self, norms: list[str]) -> list[Match]:
+        """(form, first token, last token, number) of each occurrence in tokens with these
+        norms, greedy longest (what :meth:`scan` finds, without the spans)."""
+        if (self._singles.isdisjoint(norms)
+                and self._pairs.isdisjoint(pairwise(norms))
+                and "".join(norms).isalpha()):  # no digit: no form with a number matches
+            return []
+        return self._matches(norms)
+
+    @staticmethod
+    def locate(tokens: list[Token], found: list[Match]) -> list[Occurrence]:
+        """The occurrences of ``found`` (:meth:`matches` of these tokens' norms)."""
+        return [
+            Occurrence(form.group, form.index, i, last, tokens[i].start, tokens[last].end, number)
+            for form, i, last, number in found
+        ]
+
+    def _matches(self, norms: list[str]) -> list[Match]:
+        found: list[Match] = []
         starts = self._by_first
         i = 0
         while i < len(norms):
@@ -176,11 +211,11 @@ class VariantDictionary:
             i = hit[2] + 1
         return found
 
-    def _match_at(self, norms: list[str], i: int) -> tuple[Form, int, int, str | None] | None:
+    def _match_at(self, norms: list[str], i: int) -> Match | None:
         norm = norms[i]
         candidates = self._by_first.get(norm, ())
         if norm[:1].isdigit():
-            candidates = sorted([*candidates, *self._numeric], key=lambda f: -len(f.pattern))
+            candidates = self._by_digit.get(norm, self._digit_only)
         for form in candidates:
             end = i + len(form.pattern)
             if end > len(norms):
