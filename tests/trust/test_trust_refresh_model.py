@@ -37,7 +37,7 @@ from detente.store.base import IMPORTED, LOCAL, feed_origin, is_partner_origin
 from detente.store.engine import writer
 from detente.trust import TrustConfig, TrustEngine
 from detente.trust import schema as t
-from detente.trust.model import Model
+from detente.trust.model import HIGH, Model
 from detente.trust.released import released_value
 
 SOURCES = [IMPORTED, feed_origin("osint")]
@@ -124,6 +124,30 @@ def assert_same_refresh(engine: TrustEngine) -> Model:
     return part
 
 
+def assert_same_partner_answers(engine: TrustEngine) -> dict[str, Model]:
+    """Every answer about one partner (summary counts, credit, opinion record, reliability
+    overall and by topic) from that partner's partial model equals the whole model's;
+    returns the partial models by partner."""
+    engine._invalidate()
+    full = engine._load(engine._now())
+    out = {}
+    for p in [*full.partners, LOCAL]:
+        part = engine._partial_model(p)
+        assert part.totals is not None and part.complete == {p}
+        assert part.counts(p) == full.counts(p), p
+        assert [(f.id, lead, ok) for f, lead, ok in part.first_reports(p)] == \
+            [(f.id, lead, ok) for f, lead, ok in full.first_reports(p)], p
+        assert part.opinion_record(p) == full.opinion_record(p), p
+        for topic in (None, HIGH, "type:indicator", "type:sighting"):
+            assert part.reliability(p, topic) == full.reliability(p, topic), (p, topic)
+        others = [q for q in full.partners if q != p]
+        if others:  # the other partners' every fact is not loaded: refused, not guessed
+            with pytest.raises(ValueError, match="partial model"):
+                part.counts(others[0])
+        out[p] = part
+    return out
+
+
 def _check(example: tuple[World, list[tuple[int, int, int]]], url: str,
            config: dict[str, Any]) -> None:
     world, opinions = example
@@ -133,6 +157,7 @@ def _check(example: tuple[World, list[tuple[int, int, int]]], url: str,
     engine.observe(objs, refresh=False)
     _add_opinions(engine, opinions)
     assert_same_refresh(engine)
+    assert_same_partner_answers(engine)
     engine.store.close()
 
 
@@ -160,6 +185,15 @@ def test_isolated_imports_are_not_loaded(tmp_path: Any, store_url: str) -> None:
     assert sorted(f.partner for f in part.facts.values()) == ["fr", "fr", LOCAL, IMPORTED]
     with pytest.raises(ValueError, match="partial model"):
         part.counts("fr")
+    # what `partner list` reads of fr: fr's own facts and the evidence, no isolated import
+    by_partner = assert_same_partner_answers(w.trust)
+    assert sorted(f.partner for f in by_partner["fr"].facts.values()) == \
+        ["fr", "fr", LOCAL, IMPORTED]
+    assert len(by_partner[IMPORTED].facts) == 43  # its 40 imports, and fr's 2 and ours
+    w.trust._invalidate()
+    assert w.trust.summary("fr").counts == by_partner["fr"].counts("fr")
+    assert w.trust._model_for("fr").totals is not None  # no whole model was built
+    assert w.trust._cache is None
     with pytest.raises(ValueError, match="partial model"):
         part.reliability("fr", "type:indicator")
     # the refresh itself, partial then whole (the cached model) at the same time: the

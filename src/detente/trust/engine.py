@@ -61,6 +61,9 @@ __all__ = ["TrustEngine"]
 
 _REF_KEYS = ("source_ref", "target_ref", "sighting_of_ref")
 _HOUR_US = 3_600_000_000
+#: partial models kept for answers about one partner (each holds the evidence, not the
+#: objects: see TrustEngine._model_for)
+_PARTNER_MODELS = 8
 
 #: the composition root's hook: tier changes, delivered once each, after they are stored
 TierListener = Callable[[Sequence[TierChange]], None]
@@ -95,6 +98,9 @@ class TrustEngine:
         self._book = partners
         self._generation = 0
         self._cache: tuple[tuple[int, int, int], Model] | None = None
+        #: partial models for answers about one partner (:meth:`_model_for`)
+        self._partner_models_key: tuple[int, int, int] | None = None
+        self._partner_models: dict[str, Model] = {}
 
     def create(self) -> None:
         """This package's tables alone (library use; a node creates every package's
@@ -158,7 +164,7 @@ class TrustEngine:
             return self._build(conn, now, None, None)
 
     def _build(self, conn: sa.Connection, now: int, ids: list[int] | None,
-               totals: Totals | None) -> Model:
+               totals: Totals | None, complete: frozenset[str] = frozenset()) -> Model:
         """The model over every assertion, or over those of ``ids`` alone; in id order
         either way, so that both sum the same terms in the same order."""
         a, c, tp = t.assertions.c, t.claims.c, t.topics.c
@@ -186,7 +192,7 @@ class TrustEngine:
                       frozenset(topics[aid]) if aid in topics else empty)
                  for aid, partner, oid, time, seq, importance, echo, revoked, outcome,
                  outcome_at in rows]
-        return Model(facts, links, now, self.config, stances, totals)
+        return Model(facts, links, now, self.config, stances, totals, complete)
 
     def _refresh_model(self) -> Model:
         """What :meth:`refresh` needs: the cached whole model when it is current, else a
@@ -194,6 +200,29 @@ class TrustEngine:
         weigh in a reliability or a tier, and SQL aggregates of the rest — whose memory
         grows with the evidence (outcomes, links, shared claims, opinions), not with
         the objects held: a million local imports nobody else reported load nothing."""
+        return self._partial_model(None)
+
+    def _model_for(self, partner: str) -> Model:
+        """What the answers about one partner need (its summary, counts, credit, opinion
+        record, reliability by topic): the cached whole model when it is current, else
+        the refresh's partial model with every assertion of ``partner`` added — a hub's
+        million own reports load nothing for ``partner list`` (they weighed in no
+        partner's answer: tests/trust/test_trust_refresh_model.py checks the answers
+        equal the whole model's).  The last few are kept until the inputs change."""
+        now = self._now()
+        key = (self._generation, self._stored_generation(), now // _HOUR_US)
+        if self._cache is not None and self._cache[0] == key:
+            return self._cache[1]
+        if self._partner_models_key != key:
+            self._partner_models_key, self._partner_models = key, {}
+        model = self._partner_models.get(partner)
+        if model is None:
+            if len(self._partner_models) >= _PARTNER_MODELS:
+                self._partner_models.pop(next(iter(self._partner_models)))
+            model = self._partner_models[partner] = self._partial_model(partner)
+        return model
+
+    def _partial_model(self, partner: str | None) -> Model:
         now = self._now()
         key = (self._generation, self._stored_generation(), now // _HOUR_US)
         if self._cache is not None and self._cache[0] == key:
@@ -201,15 +230,18 @@ class TrustEngine:
         a, lk, o = t.assertions.c, t.links.c, t.opinions.c
         # every pair of sources' assertions of a claim is linked at intake: the facts
         # with a link are those with a claim another source asserted too
-        weighing = sa.select(a.id).where(sa.or_(
-            a.outcome.is_not(None),
-            a.id.in_(sa.select(lk.first)), a.id.in_(sa.select(lk.later)),
-            a.object_id.in_(sa.select(o.object_id))))
+        weighs: list[sa.ColumnElement[bool]] = [
+            a.outcome.is_not(None), a.id.in_(sa.select(lk.first)),
+            a.id.in_(sa.select(lk.later)), a.object_id.in_(sa.select(o.object_id))]
+        if partner is not None:
+            weighs.append(a.partner == partner)
+        weighing = sa.select(a.id).where(sa.or_(*weighs))
         with self.engine.connect() as conn:
             sources = frozenset(str(p) for p in conn.execute(
                 sa.select(a.partner).distinct()).scalars())
             ids = [int(x) for x in conn.execute(weighing).scalars()]
-            return self._build(conn, now, ids, Totals(sources, self._volume, self._first))
+            return self._build(conn, now, ids, Totals(sources, self._volume, self._first),
+                               frozenset() if partner is None else frozenset({partner}))
 
     def _volume(self) -> dict[str, int]:
         """Per source: the distinct non-echo claims of its counting assertions."""
@@ -371,7 +403,7 @@ class TrustEngine:
 
     def opinion_record(self, partner: str) -> tuple[int, int, int]:
         """(right, wrong, unresolved) of a partner's opinions, judged by our verdicts."""
-        return self._model().opinion_record(partner)
+        return self._model_for(partner).opinion_record(partner)
 
     def confirm(self, object_id: str, why: str) -> list[str]:
         """The analyst confirms an object's claims; returns the partners whose reports
@@ -701,7 +733,7 @@ class TrustEngine:
     def reliability(self, partner: str, topic: str | None = None) -> Reliability:
         """Posterior mean and 90% interval; ``topic`` e.g. ``type:indicator``,
         ``actor:apt28``, ``region:sy`` or ``importance:high``."""
-        return self._model().reliability(partner, topic)
+        return self._model_for(partner).reliability(partner, topic)
 
     def source_grade(self, partner: str) -> str:
         return source_grade(self.reliability(partner), self.config)
@@ -760,7 +792,7 @@ class TrustEngine:
                 conn.execute(t.grades.insert().values(object_id=g.object_id, **values))
 
     def credit(self, partner: str) -> Credit:
-        firsts = self._model().first_reports(partner)
+        firsts = self._model_for(partner).first_reports(partner)
         credited = [(f, lead, ok) for f, lead, ok in firsts if lead is not None or ok]
         leads = [lead / 1e6 for _, lead, _ in credited if lead is not None]
         return Credit(partner, len(firsts), sum(lead is not None for _, lead, _ in firsts),
@@ -782,7 +814,7 @@ class TrustEngine:
         return out
 
     def summary(self, partner: str) -> PartnerTrust:
-        model = self._model()
+        model = self._model_for(partner)
         rel = model.reliability(partner)
         with self.engine.connect() as conn:
             why = conn.execute(sa.select(t.tiers.c.reason).where(

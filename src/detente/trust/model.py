@@ -151,13 +151,17 @@ class Model:
     weigh in a reliability or a tier (see :class:`Totals`), and it answers only what a
     tier refresh asks — reliabilities (overall), :meth:`important_good`,
     :meth:`first_time`, :meth:`support` — exactly as the whole model would; the questions
-    that need every fact (:meth:`counts`, :meth:`first_reports`, reliability by topic,
-    grades) are refused."""
+    that need every fact of a partner (:meth:`counts`, :meth:`first_reports`,
+    reliability by topic) are answered only for the ``complete`` partners, whose every
+    fact was loaded too (a fact of another source that shares one of their claims has a
+    link, so it is loaded), and refused for any other; grades need the whole model."""
 
     def __init__(self, facts: Iterable[Fact], links: Iterable[Link], now: int,
                  config: TrustConfig, stances: Iterable[Stance] = (),
-                 totals: Totals | None = None) -> None:
+                 totals: Totals | None = None,
+                 complete: frozenset[str] = frozenset()) -> None:
         self.config, self.now, self.totals = config, now, totals
+        self.complete = complete
         self.facts = {f.id: f for f in facts}
         self.links = list(links)
         self.stances: dict[str, list[Stance]] = defaultdict(list)  # by object
@@ -439,14 +443,15 @@ class Model:
         if topic is None:
             a, b = self.rel.get(partner, (self.config.prior_alpha, self.config.prior_beta))
             return Reliability.from_beta(a, b, prior)
-        self._whole("reliability by topic")
+        self._whole("reliability by topic", partner)
         facts = [f for f in self.by_partner.get(partner, ()) if _on_topic(f, topic, self.config)]
         a, b = self._beta(facts, self._base_rate(facts), self.rel_means())
         return Reliability.from_beta(a, b, prior)
 
-    def _whole(self, what: str) -> None:
-        if self.totals is not None:
-            raise ValueError(f"{what} needs every fact: a partial model cannot answer it")
+    def _whole(self, what: str, partner: str) -> None:
+        if self.totals is not None and partner not in self.complete:
+            raise ValueError(f"{what} needs every fact of {partner}: a partial model "
+                             "without them cannot answer it")
 
     def first_time(self, partner: str) -> int | None:
         """When ``partner`` first asserted anything that counts (µs), or None."""
@@ -468,7 +473,7 @@ class Model:
                    for f in self.by_partner.get(partner, ()) if f.counts)
 
     def counts(self, partner: str) -> Counts:
-        self._whole("counts")
+        self._whole("counts", partner)
         if partner not in self._counts:
             self._counts[partner] = self._count(partner)
         return self._counts[partner]
@@ -494,7 +499,7 @@ class Model:
     def first_reports(self, partner: str) -> list[tuple[Fact, int | None, bool]]:
         """P's assertions that were first (by intake order) on some claim: with the lead
         time over the next independent source (None if none yet), and whether confirmed."""
-        self._whole("first reports")
+        self._whole("first reports", partner)
         out = []
         for f in self.by_partner.get(partner, ()):
             if not f.counts:
