@@ -201,8 +201,8 @@ def _served(node: Node) -> dict[str, list[tuple[int, bytes]]]:
         for p in ("fr", "de")}
 
 
-def test_a_home_of_layout_2_is_moved_to_layout_3_on_open(tmp_path: Path,
-                                                         store_url: str) -> None:
+def test_a_home_of_layout_2_is_moved_to_layout_3_on_open(
+        tmp_path: Path, store_url: str, caplog: pytest.LogCaptureFixture) -> None:
     """The rows of a layout-2 home (keyed by seq) are moved, in one transaction when the
     node opens its store, to layout 3 (keyed by (partner, seq); on SQLite a WITHOUT ROWID
     table): the same releases are served the same bytes, proved by the same batches,
@@ -261,7 +261,9 @@ def test_a_home_of_layout_2_is_moved_to_layout_3_on_open(tmp_path: Path,
 
     node = Node.open(home)
     try:
+        caplog.clear()
         moved = _shape(node.store.engine)
+        assert "moving 16 release rows to the release layout 3" in caplog.text
         assert moved == new_layout
         assert moved[:2] == ("3", ["partner", "seq"])
         if "sqlite" in store_url:
