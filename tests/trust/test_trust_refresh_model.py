@@ -132,7 +132,7 @@ def assert_same_partner_answers(engine: TrustEngine) -> dict[str, Model]:
     full = engine._load(engine._now())
     out = {}
     for p in [*full.partners, LOCAL]:
-        part = engine._partial_model(p)
+        part = engine._partial_model(engine._now(), p)
         assert part.totals is not None and part.complete == {p}
         assert part.counts(p) == full.counts(p), p
         assert [(f.id, lead, ok) for f, lead, ok in part.first_reports(p)] == \

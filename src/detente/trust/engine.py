@@ -153,10 +153,15 @@ class TrustEngine:
         ``serve`` worker, the CLI) changes its inputs: the cache is an optimisation that
         cannot change a decision."""
         now = self._now()
-        key = (self._generation, self._stored_generation(), now // _HOUR_US)
+        key = self._inputs_key(now)
         if self._cache is None or self._cache[0] != key:
             self._cache = (key, self._load(now))
         return self._cache[1]
+
+    def _inputs_key(self, now: int) -> tuple[int, int, int]:
+        """What a cached model is current for: this engine's changes, any engine's on the
+        database (one read), and the hour (time decay)."""
+        return (self._generation, self._stored_generation(), now // _HOUR_US)
 
     def _load(self, now: int) -> Model:
         """The whole model: every assertion (the answers: grades, counts, credit)."""
@@ -200,7 +205,11 @@ class TrustEngine:
         weigh in a reliability or a tier, and SQL aggregates of the rest — whose memory
         grows with the evidence (outcomes, links, shared claims, opinions), not with
         the objects held: a million local imports nobody else reported load nothing."""
-        return self._partial_model(None)
+        now = self._now()
+        key = self._inputs_key(now)
+        if self._cache is not None and self._cache[0] == key:
+            return self._cache[1]
+        return self._partial_model(now, None)
 
     def _model_for(self, partner: str) -> Model:
         """What the answers about one partner need (its summary, counts, credit, opinion
@@ -210,7 +219,7 @@ class TrustEngine:
         partner's answer: tests/trust/test_trust_refresh_model.py checks the answers
         equal the whole model's).  The last few are kept until the inputs change."""
         now = self._now()
-        key = (self._generation, self._stored_generation(), now // _HOUR_US)
+        key = self._inputs_key(now)
         if self._cache is not None and self._cache[0] == key:
             return self._cache[1]
         if self._partner_models_key != key:
@@ -219,14 +228,12 @@ class TrustEngine:
         if model is None:
             if len(self._partner_models) >= _PARTNER_MODELS:
                 self._partner_models.pop(next(iter(self._partner_models)))
-            model = self._partner_models[partner] = self._partial_model(partner)
+            model = self._partner_models[partner] = self._partial_model(now, partner)
         return model
 
-    def _partial_model(self, partner: str | None) -> Model:
-        now = self._now()
-        key = (self._generation, self._stored_generation(), now // _HOUR_US)
-        if self._cache is not None and self._cache[0] == key:
-            return self._cache[1]
+    def _partial_model(self, now: int, partner: str | None) -> Model:
+        """The assertions that can weigh (see :meth:`_refresh_model`), with every assertion
+        of ``partner`` too when given (the model then answers everything about it)."""
         a, lk, o = t.assertions.c, t.links.c, t.opinions.c
         # every pair of sources' assertions of a claim is linked at intake: the facts
         # with a link are those with a claim another source asserted too
