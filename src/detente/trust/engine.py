@@ -34,7 +34,7 @@ from detente.errors import NotFoundError
 from detente.opinions import OpinionRecord, Stance, stance_of
 from detente.partners import Partner, PartnerBook, effective_tier
 from detente.store.base import LOCAL, Store, StoredObject, is_partner_origin
-from detente.store.engine import among, is_postgres, reader, writer
+from detente.store.engine import Statistics, among, is_postgres, reader, writer
 from detente.trust import schema as t
 from detente.trust.claims import Resolver, claim_key, extract
 from detente.trust.config import DAY, TrustConfig
@@ -113,6 +113,9 @@ class TrustEngine:
         #: partial models for answers about one partner (:meth:`_model_for`)
         self._partner_models_key: tuple[int, int, int] | None = None
         self._partner_models: dict[str, Model] = {}
+        #: the planner's statistics of the tables observing grows (PostgreSQL)
+        self._statistics = Statistics(engine, (t.assertions.name, t.claims.name,
+                                               t.topics.name, t.extrefs.name, t.links.name))
         #: the refresh's partial model, which also grades (:meth:`_refresh_model`)
         self._partial_cache: tuple[tuple[int, int, int], Model] | None = None
 
@@ -376,6 +379,7 @@ class TrustEngine:
                 intake = Intake(conn, resolve, self.config)
                 part = intake.observe_many(objs[start:end], bodies[start:end])
                 self._bump(conn)
+            self._statistics.wrote(sum(o.effect == "assertion" for o in part))
             self._invalidate()
             out += part
             touched |= {o.partner for o in part if o.effect == "assertion"}
