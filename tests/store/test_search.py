@@ -257,14 +257,6 @@ def test_a_stix_id_finds_its_object(store: SqlStore,
     assert ids(store, oid, types=("indicator",)) == []
 
 
-def test_an_id_filter_larger_than_the_parameter_limit(store: SqlStore,
-                                                      loaded: dict[str, dict[str, Any]]) -> None:
-    many = tuple(f"indicator--{uuid.uuid4()}" for _ in range(40_000))
-    oid = loaded["tool"]["id"]
-    assert ids(store, ids=(*many, oid, "it's")) == [oid]
-    assert ids(store, "mimikatz", ids=(oid,)) == [oid]
-
-
 def test_ranked_in_memory_and_streamed_agree(store: SqlStore, loaded: dict[str, dict[str, Any]],
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     import detente.store.search as search

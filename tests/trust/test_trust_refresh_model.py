@@ -7,8 +7,9 @@ tier (an outcome, a link, an opinion about their object) and asks SQL for the re
 partners, our reports, re-versions, forwards, echoes, derivations, shared references,
 sightings and false positives) with local imports and a feed added, some of them alone on
 their claims and some sharing them, and partners' opinions about what we released to
-them, both models must give the same sources, reliabilities, clique tests, pair weights
-and tier inputs — floats equal, not close: both sum the same terms in the same order.
+them, both models must give the same sources, reliabilities, clique tests, pair weights,
+tier inputs and grades — floats equal, not close: both sum the same terms in the same
+order.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ from detente.store.base import IMPORTED, LOCAL, feed_origin, is_partner_origin
 from detente.store.engine import writer
 from detente.trust import TrustConfig, TrustEngine
 from detente.trust import schema as t
+from detente.trust.errors import UnknownObjectError
+from detente.trust.grading import Grade, make_grade
 from detente.trust.model import HIGH, Model
 from detente.trust.released import released_value
 
@@ -148,6 +151,31 @@ def assert_same_partner_answers(engine: TrustEngine) -> dict[str, Model]:
     return out
 
 
+def assert_same_grades(engine: TrustEngine) -> None:
+    """Every object's grade (``grade``, and ``credibility_of`` the Objects page filters
+    by) from the refresh's partial model equals the whole model's, reasons included,
+    and reliability by topic of every source too; neither builds the whole model."""
+    engine._invalidate()
+    full = engine._load(engine._now())
+    want: dict[str, Grade] = {}
+    for oid, facts in full.by_object.items():
+        first = min(facts, key=lambda f: (f.seq, f.id))
+        want[oid] = make_grade(oid, engine._grade_inputs(full, first), engine.config)
+    engine._invalidate()
+    part = engine._refresh_model()
+    for p in [*full.partners, LOCAL]:
+        for topic in (HIGH, "type:indicator", "type:sighting"):
+            assert part.reliability(p, topic) == full.reliability(p, topic), (p, topic)
+    unknown = _id("indicator", 99_999)
+    assert engine.credibility_of([*want, unknown]) == \
+        {oid: int(g.credibility) for oid, g in want.items()}
+    for oid, g in want.items():
+        assert engine.grade(oid) == g, oid
+    with pytest.raises(UnknownObjectError):
+        engine.grade(unknown)
+    assert engine._cache is None  # answered without the whole model
+
+
 def _check(example: tuple[World, list[tuple[int, int, int]]], url: str,
            config: dict[str, Any]) -> None:
     world, opinions = example
@@ -158,6 +186,7 @@ def _check(example: tuple[World, list[tuple[int, int, int]]], url: str,
     _add_opinions(engine, opinions)
     assert_same_refresh(engine)
     assert_same_partner_answers(engine)
+    assert_same_grades(engine)
     engine.store.close()
 
 
@@ -194,8 +223,12 @@ def test_isolated_imports_are_not_loaded(tmp_path: Any, store_url: str) -> None:
     assert w.trust.summary("fr").counts == by_partner["fr"].counts("fr")
     assert w.trust._model_for("fr").totals is not None  # no whole model was built
     assert w.trust._cache is None
-    with pytest.raises(ValueError, match="partial model"):
-        part.reliability("fr", "type:indicator")
+    # reliability by topic weighs facts with an outcome or a link alone: any partner's
+    full = w.trust._load(w.trust._now())
+    for topic in (HIGH, "type:indicator"):
+        assert part.reliability("fr", topic) == full.reliability("fr", topic)
+    # grades too, from the partial model: no whole model is built for them
+    assert_same_grades(w.trust)
     # the refresh itself, partial then whole (the cached model) at the same time: the
     # same tiers, and no new point on any trend
     w.clock.advance(1)

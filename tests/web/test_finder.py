@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+from unittest.mock import patch
 
 from tests.web.client import TestClient
 from tests.web.world import XSS
 
 from detente.node import Node
 from detente.store import Find, Query
+from detente.web import finder
 
 ROW_ID = re.compile(r'<code class="oid">([^<]+)</code>')
 
@@ -60,12 +62,34 @@ def test_filters(client: TestClient) -> None:
 
 def test_credibility_filter_uses_trust_grades(client: TestClient, node: Node) -> None:
     node.trust.observe(list(node.store.iter_all(Query())))
-    grades = node.trust.credibility_of_all()
+    grades = node.trust.credibility_of(o.id for o in node.store.iter_all(Query()))
     assert grades, "the world grades at least one object"
     level = str(next(iter(grades.values())))
     want = {oid for oid, c in grades.items() if str(c) == level}
     html = client.get(f"/objects?credibility={level}&per_page=500").text
-    assert set(_ids(html)) == want
+    assert set(_ids(html)) == want and "Credibility was checked" not in html
+    # graded a chunk of candidates at a time: the same objects, in the same order
+    with patch.object(finder, "CHUNK", 2):
+        assert _ids(client.get(f"/objects?credibility={level}&per_page=500").text) == \
+            _ids(html)
+    # pages of the filtered list: each object once, in order
+    pages = [_ids(client.get(f"/objects?credibility={level}&per_page=10&page={n}").text)
+             for n in range(1, len(want) // 10 + 2)]
+    assert [oid for page in pages for oid in page] == _ids(html)
+
+
+def test_credibility_scan_is_bounded_and_says_so(client: TestClient, node: Node) -> None:
+    """At most SCAN candidates are graded per request; the page says when it stopped."""
+    node.trust.observe(list(node.store.iter_all(Query())))
+    listed = _ids(client.get("/objects?per_page=500").text)
+    grades = node.trust.credibility_of(listed)
+    k = max(i for i, oid in enumerate(listed) if oid in grades)  # the oldest graded
+    level = str(grades[listed[k]])
+    with patch.object(finder, "SCAN", k), patch.object(finder, "CHUNK", 3):
+        html = client.get(f"/objects?credibility={level}&per_page=500").text
+    assert "Credibility was checked for the first" in html
+    assert listed[k] not in _ids(html)  # beyond the scan: not reached, and said so
+    assert set(_ids(html)) == {o for o in listed[:k] if str(grades.get(o)) == level}
 
 
 def test_bad_input_is_a_clear_400(client: TestClient) -> None:

@@ -43,7 +43,7 @@ from detente.release.schema import batches, chunks, cursors, releases, views
 from detente.release.views import CODEC_ZLIB, Embedder, ViewSource, pack, register
 from detente.stix.timestamps import now_micros
 from detente.store.base import LOCAL, Query, Store, StoredObject
-from detente.store.engine import insert_rows
+from detente.store.engine import Statistics, insert_rows
 
 __all__ = ["BATCH", "CatchUpStep", "Embedder", "ReleaseRun", "Releaser", "SupportsAppend",
            "release_entry", "view_hash"]
@@ -158,10 +158,10 @@ class Releaser:
         self.holds = holds
         #: decisions shared within policy classes (bounded; see release.classes)
         self._memo = ClassMemo()
-        #: release rows written since this releaser last refreshed the planner's
-        #: statistics, and the table's size then (PostgreSQL: see _keep_statistics)
-        self._written = 0
-        self._analyzed: float | None = None
+        #: the planner's statistics of the release tables, kept as they grow (PostgreSQL;
+        #: without them it guessed 25 rows per object id and hashed every release row
+        #: once per chunk)
+        self._statistics = Statistics(store.engine, (releases.name, views.name))
 
     # -- policy inputs -------------------------------------------------------------
     def recipient(self, partner: Partner) -> Recipient:
@@ -475,29 +475,8 @@ class Releaser:
                                         conn)
             if cursor is not None:
                 self._set_cursor(conn, partner.name, cursor[1])
-        self._keep_statistics(len(rows))
+        self._statistics.wrote(len(rows))
         return _Commit.DONE
-
-    def _keep_statistics(self, written: int) -> None:
-        """PostgreSQL: ANALYZE the release tables once they grew by a fifth (and 1,000
-        rows) since their statistics were taken.  The queries of the release path are
-        written to be planned well on any statistics, but not every plan can be pinned,
-        and without statistics — autovacuum off, or behind a catch-up that adds a table's
-        size in minutes — the planner guessed 25 rows per object id and hashed every
-        release row once per chunk.  Growing by a fifth at a time, a catch-up of N rows
-        analyzes O(log N) times (~50 ms each at 300,000 rows)."""
-        engine = self.store.engine
-        if engine.dialect.name != "postgresql" or not written:
-            return
-        self._written += written
-        if self._analyzed is None:
-            with engine.connect() as conn:
-                self._analyzed = _estimated_rows(conn)
-        if self._written < max(1000.0, self._analyzed / 5):
-            return
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.exec_driver_sql(f"ANALYZE {releases.name}, {views.name}")
-            self._analyzed, self._written = _estimated_rows(conn), 0
 
     def _not_yet_released(self, conn: sa.Connection, partner: str, rows: list[_Row],
                           withdrawing: set[int]) -> list[_Row]:
@@ -610,13 +589,6 @@ class Releaser:
 
 _VISIBLE_CACHE = 20_000
 
-
-def _estimated_rows(conn: sa.Connection) -> float:
-    """PostgreSQL's estimate of the release rows, as of their last ANALYZE (0 if none)."""
-    tuples = conn.execute(sa.text(
-        "SELECT reltuples FROM pg_class WHERE oid = CAST(:name AS regclass)"),
-        {"name": releases.name}).scalar()
-    return max(0.0, float(tuples or 0))  # -1: never analyzed
 
 #: the columns :meth:`Releaser._insert` and :meth:`Releaser._class_views` write, in order
 _ROW_COLUMNS = ("seq", "partner", "view", "view_hash", "batch", "withdrawn")

@@ -357,8 +357,6 @@ class Find:
     types: tuple[str, ...] = ()
     origins: tuple[str, ...] = ()
     markings: tuple[str, ...] = ()
-    #: only these ids (e.g. those with a given credibility); None means no filter
-    ids: tuple[str, ...] | None = None
     offset: int = 0
     limit: int = 50
 
@@ -529,11 +527,6 @@ class SearchIndex:
             cond.append(d.origin.in_(q.origins))
         if q.markings:
             cond.append(d.marking.in_(q.markings))
-        if q.ids is not None:
-            # rendered inline: a credibility level may hold more ids than SQLite's
-            # bound-parameter limit
-            cond.append(d.object_id.in_(sa.bindparam("only_ids", list(q.ids), expanding=True,
-                                                     literal_execute=True)))
         cols = (d.object_id, d.type, d.name, d.origin, d.marking, d.revoked, d.seq)
         offset, limit = max(q.offset, 0), q.limit
         text = q.text.strip()

@@ -34,7 +34,7 @@ from detente.errors import NotFoundError
 from detente.opinions import OpinionRecord, Stance, stance_of
 from detente.partners import Partner, PartnerBook, effective_tier
 from detente.store.base import LOCAL, Store, StoredObject, is_partner_origin
-from detente.store.engine import among, is_postgres, reader, writer
+from detente.store.engine import Statistics, among, is_postgres, reader, writer
 from detente.trust import schema as t
 from detente.trust.claims import Resolver, claim_key, extract
 from detente.trust.config import DAY, TrustConfig
@@ -78,6 +78,18 @@ _TREND_STEP = 0.005
 
 
 @dataclass(frozen=True, slots=True)
+class _SourceGrade:
+    """What an object's grade takes from its source alone."""
+
+    grade: str
+    #: the source's grade on high-importance reports
+    stratum: str
+    tier: int
+    in_review: bool
+    important_good: int
+
+
+@dataclass(frozen=True, slots=True)
 class ReliabilityPoint:
     """One point of a partner's reliability trend (time in µs, the node's clock)."""
 
@@ -101,6 +113,11 @@ class TrustEngine:
         #: partial models for answers about one partner (:meth:`_model_for`)
         self._partner_models_key: tuple[int, int, int] | None = None
         self._partner_models: dict[str, Model] = {}
+        #: the planner's statistics of the tables observing grows (PostgreSQL)
+        self._statistics = Statistics(engine, (t.assertions.name, t.claims.name,
+                                               t.topics.name, t.extrefs.name, t.links.name))
+        #: the refresh's partial model, which also grades (:meth:`_refresh_model`)
+        self._partial_cache: tuple[tuple[int, int, int], Model] | None = None
 
     def create(self) -> None:
         """This package's tables alone (library use; a node creates every package's
@@ -131,6 +148,7 @@ class TrustEngine:
     def _invalidate(self) -> None:
         self._generation += 1
         self._cache = None
+        self._partial_cache = None
 
     @staticmethod
     def _bump(conn: sa.Connection) -> None:
@@ -172,6 +190,18 @@ class TrustEngine:
                totals: Totals | None, complete: frozenset[str] = frozenset()) -> Model:
         """The model over every assertion, or over those of ``ids`` alone; in id order
         either way, so that both sum the same terms in the same order."""
+        facts = self._facts(conn, ids)
+        lk = t.links.c
+        links = [Link(int(first), int(later), bool(ok), str(why))
+                 for first, later, ok, why in conn.execute(
+                     sa.select(t.links).order_by(lk.first, lk.later))]
+        stances = self._stances(conn)
+        return Model(facts, links, now, self.config, stances, totals, complete)
+
+    @staticmethod
+    def _facts(conn: sa.Connection, ids: list[int] | None) -> list[Fact]:
+        """Every assertion (``ids`` None) or those of ``ids``, in id order, as facts with
+        their counting claims and their topics."""
         a, c, tp = t.assertions.c, t.claims.c, t.topics.c
         stmt = sa.select(a.id, a.partner, a.object_id, a.time, a.seq, a.importance, a.echo,
                          a.revoked, a.outcome, a.outcome_at).order_by(a.id)
@@ -185,35 +215,32 @@ class TrustEngine:
         rows = conn.execute(stmt).all()
         keys = _sets_by_assertion(conn.execute(claims))
         topics = _sets_by_assertion(conn.execute(topics_stmt))
-        lk = t.links.c
-        links = [Link(int(first), int(later), bool(ok), str(why))
-                 for first, later, ok, why in conn.execute(
-                     sa.select(t.links).order_by(lk.first, lk.later))]
-        stances = self._stances(conn)
         empty: frozenset[str] = frozenset()
-        facts = [Fact(int(aid), partner, oid, int(time), int(seq), float(importance),
-                      bool(echo), bool(revoked), outcome, outcome_at,
-                      frozenset(keys[aid]) if aid in keys else empty,
-                      frozenset(topics[aid]) if aid in topics else empty)
-                 for aid, partner, oid, time, seq, importance, echo, revoked, outcome,
-                 outcome_at in rows]
-        return Model(facts, links, now, self.config, stances, totals, complete)
+        return [Fact(int(aid), partner, oid, int(time), int(seq), float(importance),
+                     bool(echo), bool(revoked), outcome, outcome_at,
+                     frozenset(keys[aid]) if aid in keys else empty,
+                     frozenset(topics[aid]) if aid in topics else empty)
+                for aid, partner, oid, time, seq, importance, echo, revoked, outcome,
+                outcome_at in rows]
 
     def _refresh_model(self) -> Model:
-        """What :meth:`refresh` needs: the cached whole model when it is current, else a
-        partial model (:class:`~detente.trust.model.Totals`) — the assertions that can
-        weigh in a reliability or a tier, and SQL aggregates of the rest — whose memory
-        grows with the evidence (outcomes, links, shared claims, opinions), not with
-        the objects held: a million local imports nobody else reported load nothing."""
+        """What :meth:`refresh` and the grades need: the cached whole model when it is
+        current, else a partial model (:class:`~detente.trust.model.Totals`) — the
+        assertions that can weigh in a reliability or a tier, and SQL aggregates of the
+        rest — whose memory grows with the evidence (outcomes, links, shared claims,
+        opinions), not with the objects held: a million local imports nobody else
+        reported load nothing.  Kept until the inputs change."""
         now = self._now()
         key = self._inputs_key(now)
         if self._cache is not None and self._cache[0] == key:
             return self._cache[1]
-        return self._partial_model(now, None)
+        if self._partial_cache is None or self._partial_cache[0] != key:
+            self._partial_cache = (key, self._partial_model(now, None))
+        return self._partial_cache[1]
 
     def _model_for(self, partner: str) -> Model:
         """What the answers about one partner need (its summary, counts, credit, opinion
-        record, reliability by topic): the cached whole model when it is current, else
+        record): the cached whole model when it is current, else
         the refresh's partial model with every assertion of ``partner`` added — a hub's
         million own reports load nothing for ``partner list`` (they weighed in no
         partner's answer: tests/trust/test_trust_refresh_model.py checks the answers
@@ -352,6 +379,7 @@ class TrustEngine:
                 intake = Intake(conn, resolve, self.config)
                 part = intake.observe_many(objs[start:end], bodies[start:end])
                 self._bump(conn)
+            self._statistics.wrote(sum(o.effect == "assertion" for o in part))
             self._invalidate()
             out += part
             touched |= {o.partner for o in part if o.effect == "assertion"}
@@ -740,53 +768,86 @@ class TrustEngine:
     def reliability(self, partner: str, topic: str | None = None) -> Reliability:
         """Posterior mean and 90% interval; ``topic`` e.g. ``type:indicator``,
         ``actor:apt28``, ``region:sy`` or ``importance:high``."""
-        return self._model_for(partner).reliability(partner, topic)
+        return self._refresh_model().reliability(partner, topic)
 
     def source_grade(self, partner: str) -> str:
         return source_grade(self.reliability(partner), self.config)
 
     def grade(self, object_id: str) -> Grade:
         """Information credibility of one object, with the reasons; stored beside it."""
-        model = self._model()
-        facts = sorted(model.by_object.get(object_id, ()), key=lambda f: (f.seq, f.id))
-        if not facts:
+        model = self._refresh_model()
+        with self.engine.connect() as conn:
+            f = self._first_facts(conn, [object_id]).get(object_id)
+        if f is None:
             raise UnknownObjectError(f"{object_id} is not a report this node can grade",
                                      hint="only objects making claims are graded")
-        f = facts[0]
         grade = make_grade(object_id, self._grade_inputs(model, f), self.config)
         self._keep(grade)
         return grade
 
-    def credibility_of_all(self) -> dict[str, int]:
-        """The information credibility (1–6) of every gradeable object, as :meth:`grade`
-        computes it, without storing each (the Objects page filters by it)."""
-        model = self._model()
-        out = {}
-        for object_id, facts in model.by_object.items():
-            if facts:
-                f = min(facts, key=lambda f: (f.seq, f.id))
-                out[object_id] = int(make_grade(object_id, self._grade_inputs(model, f),
-                                                self.config).credibility)
-        return out
+    def credibility_of(self, object_ids: Iterable[str]) -> dict[str, int]:
+        """The information credibility (1–6) of each of ``object_ids`` that can be graded,
+        as :meth:`grade` computes it, without storing each (the Objects page filters by
+        it, a page of candidates at a time)."""
+        ids = list(dict.fromkeys(object_ids))
+        if not ids:
+            return {}
+        model = self._refresh_model()
+        with self.engine.connect() as conn:
+            firsts = self._first_facts(conn, ids)
+        by_source: dict[str, _SourceGrade] = {}
+        return {oid: int(make_grade(oid, self._grade_inputs(model, f, by_source),
+                                    self.config).credibility)
+                for oid, f in firsts.items()}
 
-    def _grade_inputs(self, model: Model, f: Fact) -> GradeInputs:
+    def _first_facts(self, conn: sa.Connection, object_ids: list[str]) -> dict[str, Fact]:
+        """Each object's first assertion (intake order: seq, then id) — the one its grade
+        is about — as a fact, for those of ``object_ids`` any source asserted."""
+        a = t.assertions.c
+        first: dict[str, tuple[int, int]] = {}
+        for aid, oid, seq in conn.execute(sa.select(a.id, a.object_id, a.seq).where(
+                among(a.object_id, object_ids, postgres=is_postgres(conn.engine)))):
+            order = (int(seq), int(aid))
+            if oid not in first or order < first[oid]:
+                first[oid] = order
+        if not first:
+            return {}
+        facts = self._facts(conn, sorted(aid for _, aid in first.values()))
+        return {f.object_id: f for f in facts}
+
+    def _grade_inputs(self, model: Model, f: Fact,
+                      by_source: dict[str, _SourceGrade] | None = None) -> GradeInputs:
+        """What :func:`make_grade` weighs for ``f``, from ``model`` — the whole model, or
+        the refresh's partial one, which answers every term exactly (see :class:`Model`):
+        a fact that is not in it has no link (``support`` is then none), and its claims
+        meet the confirmed and refuted ones in either.  ``by_source`` keeps what depends
+        on ``f``'s source alone, for grading many objects at once."""
         outcome = f.outcome if f.outcome in ("confirmed", "refuted") else None
         if f.claims & model.refuted:
             outcome = "refuted"
         elif outcome is None and f.claims & model.confirmed:
             outcome = "confirmed"
-        grade = source_grade(model.reliability(f.partner), self.config)
-        high = f.importance >= self.config.high_importance
-        stratum = source_grade(model.reliability(f.partner, HIGH), self.config)
-        if high and stratum in ("D", "E"):
-            grade = worse(grade, stratum)
-        p = self._partner(f.partner)
-        tier = effective_tier(p, self.tier(p)) if p is not None else self._stored_tier(f.partner)
+        source = by_source.get(f.partner) if by_source is not None else None
+        if source is None:
+            source = self._source_grade(model, f.partner)
+            if by_source is not None:
+                by_source[f.partner] = source
+        grade = source.grade
+        if f.importance >= self.config.high_importance and source.stratum in ("D", "E"):
+            grade = worse(grade, source.stratum)
         notes = ["valid_until passed with no outcome"] if f.outcome == "expired" else []
         return GradeInputs(
             f.partner, f.importance, outcome, f.echo or not f.claims, model.support(f),
-            grade, tier, any(r.partner == f.partner for r in self.reviews()),
-            model.counts(f.partner).important_good, local=f.partner == LOCAL, notes=notes)
+            grade, source.tier, source.in_review, source.important_good,
+            local=f.partner == LOCAL, notes=notes)
+
+    def _source_grade(self, model: Model, partner: str) -> _SourceGrade:
+        p = self._partner(partner)
+        tier = effective_tier(p, self.tier(p)) if p is not None else self._stored_tier(partner)
+        return _SourceGrade(
+            source_grade(model.reliability(partner), self.config),
+            source_grade(model.reliability(partner, HIGH), self.config), tier,
+            any(r.partner == partner for r in self.reviews()), model.important_good(partner))
 
     def _keep(self, g: Grade) -> None:
         values = {"partner": g.partner, "credibility": g.credibility, "confidence": g.confidence,

@@ -149,12 +149,13 @@ class Model:
 
     Built with ``totals``, it is a *partial* model: ``facts`` are only those that can
     weigh in a reliability or a tier (see :class:`Totals`), and it answers only what a
-    tier refresh asks — reliabilities (overall), :meth:`important_good`,
-    :meth:`first_time`, :meth:`support` — exactly as the whole model would; the questions
-    that need every fact of a partner (:meth:`counts`, :meth:`first_reports`,
-    reliability by topic) are answered only for the ``complete`` partners, whose every
-    fact was loaded too (a fact of another source that shares one of their claims has a
-    link, so it is loaded), and refused for any other; grades need the whole model."""
+    tier refresh and a grade ask — reliabilities (overall and by topic),
+    :meth:`important_good`, :meth:`first_time`, :meth:`support`, the confirmed and refuted
+    claims — exactly as the whole model would (each term is a fact with an outcome or a
+    link, and both ends of a link are loaded); the questions that need every fact of a
+    partner (:meth:`counts`, :meth:`first_reports`) are answered only for the
+    ``complete`` partners, whose every fact was loaded too (a fact of another source that
+    shares one of their claims has a link, so it is loaded), and refused for any other."""
 
     def __init__(self, facts: Iterable[Fact], links: Iterable[Link], now: int,
                  config: TrustConfig, stances: Iterable[Stance] = (),
@@ -443,7 +444,8 @@ class Model:
         if topic is None:
             a, b = self.rel.get(partner, (self.config.prior_alpha, self.config.prior_beta))
             return Reliability.from_beta(a, b, prior)
-        self._whole("reliability by topic", partner)
+        # every term is a fact with an outcome or a link (see _beta, _base_rate), which a
+        # partial model holds too: answered for any partner, as the whole model does
         facts = [f for f in self.by_partner.get(partner, ()) if _on_topic(f, topic, self.config)]
         a, b = self._beta(facts, self._base_rate(facts), self.rel_means())
         return Reliability.from_beta(a, b, prior)

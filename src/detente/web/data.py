@@ -197,13 +197,9 @@ def credibility(node: Node, object_id: str) -> Grade | Note:
 
 
 def credibility_order(node: Node, object_ids: Iterable[str]) -> dict[str, int]:
-    """Credibility of each graded object (1 best), for ordering the inbox."""
-    out = {}
-    for oid in object_ids:
-        grade = credibility(node, oid)
-        if not isinstance(grade, Note):
-            out[oid] = int(grade.credibility)
-    return out
+    """Credibility of each graded object (1 best), for ordering the inbox: graded at
+    once, nothing stored (a page view writes no grade)."""
+    return node.trust.credibility_of(object_ids)
 
 
 # -- private deconfliction --------------------------------------------------------------

@@ -1,24 +1,31 @@
 """The Objects page: every object's latest version, searched, filtered and paged.
 
 Search and listing are the store's (:mod:`detente.store.search`); this module reads the
-request's filters, and maps the credibility filter to the ids trust grades so.  Operator
-side only: no partner route reaches it."""
+request's filters.  The credibility filter is applied to the store's answer a chunk of
+candidates at a time (:data:`CHUNK`), each graded by trust
+(:meth:`~detente.trust.TrustEngine.credibility_of`), until the page is full: memory stays
+that of one chunk on a hub of a million objects, and at most :data:`SCAN` candidates are
+graded per request, the page saying so when the scan stopped there.  Operator side only:
+no partner route reaches it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlencode
 
 from starlette.responses import Response
 
 from detente.errors import ValidationError
-from detente.store.search import Find, Hit
+from detente.store.search import Find, Found, Hit
 from detente.web.context import Ctx
 
 __all__ = ["PAGE_SIZE", "objects_list"]
 
 PAGE_SIZE = 50
+#: candidates graded at once under the credibility filter, and at most per request
+CHUNK = 1000
+SCAN = 100_000
 MARKINGS = (("clear", "TLP:CLEAR"), ("green", "TLP:GREEN"), ("amber", "TLP:AMBER"),
             ("amber+strict", "TLP:AMBER+STRICT"), ("red", "TLP:RED"))
 CREDIBILITY = (("1", "1 confirmed"), ("2", "2 probably true"), ("3", "3 possibly true"),
@@ -77,15 +84,33 @@ def _filters(ctx: Ctx) -> Filters:
     return f
 
 
-def _credible_ids(ctx: Ctx, level: str) -> tuple[str, ...]:
-    grades = ctx.node.trust.credibility_of_all()
-    return tuple(sorted(oid for oid, c in grades.items() if str(c) == level))
+def _find(ctx: Ctx, f: Filters) -> tuple[Found, bool]:
+    """One page of objects matching ``f``, and whether the credibility scan stopped at
+    :data:`SCAN` candidates before it could tell."""
+    base = Find(text=f.q, types=(f.type,) if f.type else (),
+                origins=(f.origin,) if f.origin else (),
+                markings=(f.marking,) if f.marking else ())
+    start = (f.page - 1) * f.per_page
+    if not f.credibility:
+        return ctx.node.store.find(replace(base, offset=start, limit=f.per_page)), False
+    matched: list[Hit] = []
+    scanned, more = 0, True
+    while more and len(matched) <= start + f.per_page and scanned < SCAN:
+        chunk = ctx.node.store.find(replace(base, offset=scanned,
+                                            limit=min(CHUNK, SCAN - scanned)))
+        levels = ctx.node.trust.credibility_of(h.id for h in chunk.hits)
+        matched += [h for h in chunk.hits if str(levels.get(h.id)) == f.credibility]
+        scanned += len(chunk.hits)
+        more = chunk.more
+    page = matched[start:start + f.per_page]
+    return Found(page, len(matched) > start + f.per_page), more and scanned >= SCAN
 
 
 def objects_list(ctx: Ctx) -> Response:
     origins = ["local", *sorted(p.name for p in ctx.node.partners.all())]
     values: dict[str, Any] = {"types": TYPES, "origins": origins, "markings": MARKINGS,
-                              "credibilities": CREDIBILITY, "hits": [], "error": None}
+                              "credibilities": CREDIBILITY, "hits": [], "error": None,
+                              "scan_cut": None}
     try:
         f = _filters(ctx)
     except ValidationError as exc:
@@ -93,16 +118,11 @@ def objects_list(ctx: Ctx) -> Response:
         return ctx.render("objects.html", status=400, f=f, **{**values, "error": exc})
     values["f"] = f
     try:
-        found = ctx.node.store.find(Find(
-            text=f.q, types=(f.type,) if f.type else (),
-            origins=(f.origin,) if f.origin else (),
-            markings=(f.marking,) if f.marking else (),
-            ids=_credible_ids(ctx, f.credibility) if f.credibility else None,
-            offset=(f.page - 1) * f.per_page, limit=f.per_page))
+        found, cut = _find(ctx, f)
     except ValidationError as exc:
         return ctx.render("objects.html", status=400, **{**values, "error": exc})
     hits: list[Hit] = found.hits
-    values.update(hits=hits, more=found.more,
+    values.update(hits=hits, more=found.more, scan_cut=SCAN if cut else None,
                   prev_link=f.link(f.page - 1) if f.page > 1 else None,
                   next_link=f.link(f.page + 1) if found.more else None,
                   first=(f.page - 1) * f.per_page + 1)
