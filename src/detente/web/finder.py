@@ -102,8 +102,9 @@ def _find(ctx: Ctx, f: Filters) -> tuple[Found, bool]:
         matched += [h for h in chunk.hits if str(levels.get(h.id)) == f.credibility]
         scanned += len(chunk.hits)
         more = chunk.more
-    page = matched[start:start + f.per_page]
-    return Found(page, len(matched) > start + f.per_page), more and scanned >= SCAN
+    full = len(matched) > start + f.per_page
+    return Found(matched[start:start + f.per_page], full), \
+        not full and more and scanned >= SCAN
 
 
 def objects_list(ctx: Ctx) -> Response:
