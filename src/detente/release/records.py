@@ -139,19 +139,18 @@ def _records(engine: sa.Engine, cond: list[sa.ColumnElement[bool]], upto: int | 
         after = int(rows[-1][1])
 
 
-def released_versions(engine: sa.Engine, keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
-    """Those of ``keys`` (object id, version) released to any partner, ever: one indexed
-    lookup per few hundred keys (echo detection asks this of each incoming page).  A class
+def released_versions(engine: sa.Engine, object_ids: Iterable[str]) -> set[tuple[str, str]]:
+    """The (object id, version) of those objects released to any partner, ever: one
+    indexed lookup per few hundred ids (echo detection asks this of each incoming page, by
+    id: the versions of the page's objects are worked out only for the ids found).  A class
     view is kept only once released, so its row is the answer."""
-    wanted = sorted(set(keys))
+    wanted = sorted(set(object_ids))
     found: set[tuple[str, str]] = set()
     with reader(engine).connect() as conn:
         for start in range(0, len(wanted), _IN_CHUNK):
-            chunk = wanted[start:start + _IN_CHUNK]
-            ids = {oid for oid, _ in chunk}
             stmt = (sa.select(views.c.object_id, views.c.version).distinct()
-                    .where(views.c.object_id.in_(ids)))
-            found |= {(r[0], r[1]) for r in conn.execute(stmt)} & set(chunk)
+                    .where(views.c.object_id.in_(wanted[start:start + _IN_CHUNK])))
+            found.update((r[0], r[1]) for r in conn.execute(stmt))
     return found
 
 
