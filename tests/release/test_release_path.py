@@ -186,6 +186,31 @@ def test_views_carry_a_fingerprint_recorded_in_the_ledger(node: Node) -> None:
         assert proof.release.view_hash == view_hash(r.view_bytes) == r.view_hash
 
 
+def test_serving_derives_no_embed_record_and_tracing_gets_it_all_the_same(
+        node: Node) -> None:
+    """A page served derives the views' bytes alone (no embed record); the records read
+    afterwards, through the same cache, carry the full record, the same bytes."""
+    from detente.release import iter_release_records
+
+    obj = indicator(labels=["isis", "c2", "syria", "financing"],
+                    object_marking_refs=[TLP_2_0_IDS["green"]])
+    _put(node, obj)
+    node.releaser.catch_up("fr")
+    source = node.releaser.views
+    source._cache.clear()  # what the release derived: served again from scratch
+    page = read_releases(node.store.engine, "fr", Query(ids=(obj["id"],)), source)
+    (view,) = page.views
+    assert view.fingerprint_id is not None
+    cached = source._cache[next(k for k in source._cache if k[1] == "fr")]
+    assert cached.embed_record is None and cached.lacks_record()
+    (record,) = [r for r in iter_release_records(node.store.engine, partner="fr")
+                 if r.object_id == obj["id"]]
+    assert record.embed_record and record.view_bytes == view.view
+    assert record.fingerprint_id == view.fingerprint_id
+    served = read_releases(node.store.engine, "fr", Query(ids=(obj["id"],)), source)
+    assert served.views[0].view == view.view
+
+
 def test_concurrent_catch_ups_release_each_version_once(node: Node) -> None:
     import threading
 

@@ -122,7 +122,8 @@ def _records(engine: sa.Engine, cond: list[sa.ColumnElement[bool]], upto: int | 
             cvs = load_views(conn, (int(x[2]) for x in rows))
         for who, seq, vid, digest, ledger_index, withdrawn in rows:
             cv = cvs[int(vid)]
-            served = source.serve(cv, who, bytes(digest)) if source is not None else None
+            served = source.serve(cv, who, bytes(digest), record=True) \
+                if source is not None else None
             if source is not None and served is None:
                 continue  # does not derive to its logged bytes: no evidence of anything
             if fingerprinted_only and served is not None and served.fingerprint_id is None:
