@@ -302,9 +302,11 @@ class Node:
         fp = self.fingerprinter
 
         def embed(view: dict[str, Any], partner: str, object_key: str, *,
-                  record: bool = True) -> tuple[dict[str, Any], str | None, str | None]:
+                  record: bool = True, encoded: bytes | None = None
+                  ) -> tuple[dict[str, Any], str | None, str | None]:
             # the view is the embedder's own (just parsed by the release path): no copy
-            result = fp.embed(view, partner, object_key=object_key, copy=False)
+            result = fp.embed(view, partner, object_key=object_key, copy=False,
+                              encoded=encoded)
             if not record:
                 return result.view, result.fingerprint_id, None
             return (result.view, result.fingerprint_id,

@@ -122,7 +122,8 @@ def test_served_bytes_derive_again_identically_and_fail_closed_under_another_sec
             other = Fingerprinter(bytes([n]) * 32)
 
             def embed(view: dict[str, object], partner: str, key: str, *,
-                      record: bool = True, other: Fingerprinter = other
+                      record: bool = True, encoded: bytes | None = None,
+                      other: Fingerprinter = other
                       ) -> tuple[dict[str, object], str | None, str | None]:
                 result = other.embed(view, partner, object_key=key)
                 return result.view, result.fingerprint_id, orjson.dumps(

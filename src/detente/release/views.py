@@ -41,10 +41,12 @@ class Embedder(Protocol):
     """(view, partner, object_key) -> (fingerprinted view, fingerprint id, embed record
     JSON); the view is the embedder's own (just parsed, used for nothing else): it may be
     marked in place.  ``record=False``: the record is not wanted (None in its place) —
-    serving and releasing need the bytes alone, only tracing reads records."""
+    serving and releasing need the bytes alone, only tracing reads records.
+    ``encoded``: the bytes the view was parsed from (a content key for caches)."""
 
     def __call__(self, view: dict[str, Any], partner: str, object_key: str, /, *,
-                 record: bool = True) -> tuple[dict[str, Any], str | None, str | None]: ...
+                 record: bool = True, encoded: bytes | None = None
+                 ) -> tuple[dict[str, Any], str | None, str | None]: ...
 
 
 CODEC_ZLIB = 1
@@ -226,7 +228,8 @@ class ViewSource:
         if self.embedder is None or not marked:
             return Served(body, None, None)
         value = orjson.loads(body)
-        view, fp_id, embedded = self.embedder(value, partner, object_key, record=record)
+        view, fp_id, embedded = self.embedder(value, partner, object_key, record=record,
+                                              encoded=body)
         return Served(orjson.dumps(view), fp_id, embedded if record else None)
 
     def serve(self, cv: ClassView, partner: str, expected: bytes | None, *,
