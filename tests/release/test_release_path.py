@@ -247,3 +247,24 @@ def test_reevaluation_keeps_the_markings_views_need(node: Node) -> None:
     node.partners.update("ru", base_tier=2)
     node.releaser.reevaluate("ru")
     assert {obj["id"], rel["id"]} <= set(_served(node, "ru")), "support marking kept"
+
+
+def test_released_versions_by_id_answers_a_whole_page_at_once(node: Node) -> None:
+    """Echo detection's question, by id: every released (id, version) of those ids and
+    nothing else — ids never released and versions never released are absent — for
+    more ids than one statement's parameter list used to take."""
+    from detente.release import released_versions
+
+    objs = [indicator(object_marking_refs=[TLP_2_0_IDS["clear"]]) for _ in range(450)]
+    _put(node, *objs)
+    later = dict(objs[0], modified="2031-01-01T00:00:00.000Z")
+    node.releaser.catch_up("fr")
+    _put(node, later)  # stored after the release: not released yet
+    expected = {(o["id"], validate(o).version) for o in objs}
+    unknown = [f"indicator--{k:08x}-0000-4000-8000-000000000000" for k in range(300)]
+    assert released_versions(node.store.engine, [o["id"] for o in objs] + unknown) == expected
+    assert released_versions(node.store.engine, unknown) == set()
+    assert released_versions(node.store.engine, []) == set()
+    node.releaser.catch_up("fr")
+    assert (later["id"], validate(later).version) in released_versions(
+        node.store.engine, [later["id"]])

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from detente.release.path import last_seq, released_partners, views_of
 from detente.release.schema import releases, views
 from detente.release.views import ViewSource, load_views, registered
-from detente.store.engine import reader
+from detente.store.engine import among, reader
 
 __all__ = ["ReleaseRecord", "first_releases", "iter_release_records", "iter_views_after",
            "released_ids", "released_versions"]
@@ -142,17 +142,17 @@ def _records(engine: sa.Engine, cond: list[sa.ColumnElement[bool]], upto: int | 
 
 def released_versions(engine: sa.Engine, object_ids: Iterable[str]) -> set[tuple[str, str]]:
     """The (object id, version) of those objects released to any partner, ever: one
-    indexed lookup per few hundred ids (echo detection asks this of each incoming page, by
-    id: the versions of the page's objects are worked out only for the ids found).  A class
-    view is kept only once released, so its row is the answer."""
+    indexed lookup per page of ids, bound as one parameter (echo detection asks this of
+    each incoming page, by id: the versions of the page's objects are worked out only for
+    the ids found).  A class view is kept only once released, so its row is the answer."""
     wanted = sorted(set(object_ids))
-    found: set[tuple[str, str]] = set()
+    if not wanted:
+        return set()
+    pg = engine.dialect.name == "postgresql"
+    stmt = (sa.select(views.c.object_id, views.c.version).distinct()
+            .where(among(views.c.object_id, wanted, postgres=pg)))
     with reader(engine).connect() as conn:
-        for start in range(0, len(wanted), _IN_CHUNK):
-            stmt = (sa.select(views.c.object_id, views.c.version).distinct()
-                    .where(views.c.object_id.in_(wanted[start:start + _IN_CHUNK])))
-            found.update((r[0], r[1]) for r in conn.execute(stmt))
-    return found
+        return {(r[0], r[1]) for r in conn.execute(stmt)}
 
 
 def iter_views_after(engine: sa.Engine, seq: int, batch: int = 1000
