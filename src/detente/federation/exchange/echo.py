@@ -13,12 +13,13 @@ An incoming object from partner P is an **echo** when, before it arrived:
 Content keys are taken from both the class view P received and the stored original: the
 fingerprint P's copy carries never touches a type, a pattern or a name (it reorders
 unordered lists and rewords prose), so P's own view has the class view's keys — and the
-index is built without deriving P's views again (a third of the cost at 10,000 views).  A later version of the *same* id is an update by
-its creator, never an echo.  Echoes of kind (1) are not stored again (we hold the
-original; local material is never overwritten) — a marking or extension definition coming
-back this way is support material, counted as a duplicate, not an echo; echoes of kind (2)
-are stored with ``Provenance.flags = {"echo": true, "echo_of": <our object id>}`` so that
-they never count as P's contribution or as corroboration.
+index is built without deriving P's views again (a third of the cost at 10,000 views).
+A later version of the *same* id is an update by its creator, never an echo.  Echoes of
+kind (1) are not stored again (we hold the original; local material is never
+overwritten) — a marking or extension definition coming back this way is support
+material, counted as a duplicate, not an echo; echoes of kind (2) are stored with
+``Provenance.flags = {"echo": true, "echo_of": <our object id>}`` so that they never
+count as P's contribution or as corroboration.
 """
 
 from __future__ import annotations
