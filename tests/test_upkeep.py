@@ -146,6 +146,29 @@ def test_serve_starts_and_stops_the_upkeep_with_the_app(node: Node,
     assert not started.is_set()
 
 
+def test_serve_freezes_its_start_up_once_started(node: Node,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """``detente serve`` (``serving=True``): when the app starts, the node's services are
+    built and the process's start-up frozen for the collector; other apps leave it."""
+    from detente import assembly
+
+    calls: list[bool] = []
+    monkeypatch.setattr(Upkeep, "start", lambda self: None)
+    monkeypatch.setattr(Upkeep, "stop", lambda self: None)
+    monkeypatch.setattr(assembly, "serving_gc",
+                        lambda: calls.append("releaser" in node._services))
+
+    async def serve(serving: bool) -> None:
+        app = build_app(node, upkeep=True, serving=serving)
+        async with app.router.lifespan_context(app):
+            pass
+
+    anyio.run(serve, False)
+    assert calls == []
+    anyio.run(serve, True)
+    assert calls == [True]  # the releaser (and its fingerprinter) built before freezing
+
+
 def test_sync_watch_expires_reports_each_round(node: Node) -> None:
     _expiring_report(node)
     sync_forever(node, ["nobody-to-pull"], interval_s=0, rounds=1,

@@ -24,6 +24,7 @@ from typing import Literal
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
+from detente.federation.exchange.bulk import serving_gc
 from detente.federation.exchange.claims import claim_routes
 from detente.federation.exchange.keys import key_routes
 from detente.federation.psi.coalition import coalition_routes
@@ -288,19 +289,26 @@ def releaser_main() -> None:
 
 
 def build_app(node: Node, *, authorities: Sequence[str] = (),
-              upkeep: bool = False, releaser: bool = True) -> Starlette:
+              upkeep: bool = False, releaser: bool = True, serving: bool = False
+              ) -> Starlette:
     """TAXII under /taxii2/, the ledger, deconfliction and the analyst UI at /.
 
     ``authorities``: the host[:port] values signed requests may name (default: from the
     node's settings).  ``upkeep``: run :class:`Upkeep` for as long as the app is served
     (``detente serve``), its releaser in a process of its own unless ``releaser`` is
-    False (a uvicorn worker: the process that started it runs the releaser)."""
+    False (a uvicorn worker: the process that started it runs the releaser).
+    ``serving``: the process serves this app until it exits (``detente serve`` and its
+    workers): once started, with the node's services built, its start-up is frozen for
+    the collector (:func:`~detente.federation.exchange.bulk.serving_gc`)."""
     app = create_app(node, extra_routes=_extra_routes(node), authorities=authorities)
     if upkeep:
         worker = Upkeep.for_node(node, release="process" if releaser else "off")
 
         @contextlib.asynccontextmanager
         async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+            if serving:
+                _ = node.releaser  # built now, not by the first request: then frozen
+                serving_gc()
             worker.start()
             try:
                 yield
@@ -322,7 +330,8 @@ def worker_app() -> Starlette:
 
     node = Node.open(Path(os.environ[WORKER_HOME_ENV]))
     authorities = tuple(a for a in os.environ.get(WORKER_AUTHORITIES_ENV, "").split(",") if a)
-    app = build_app(node, authorities=authorities, upkeep=True, releaser=False)
+    app = build_app(node, authorities=authorities, upkeep=True, releaser=False,
+                    serving=True)
     inner = app.router.lifespan_context
 
     @contextlib.asynccontextmanager

@@ -301,12 +301,16 @@ class Node:
         fingerprint id goes into the ledger entry."""
         fp = self.fingerprinter
 
-        def embed(view: dict[str, Any], partner: str,
-                  object_key: str) -> tuple[dict[str, Any], str | None, str | None]:
+        def embed(view: dict[str, Any], partner: str, object_key: str, *,
+                  record: bool = True, encoded: bytes | None = None
+                  ) -> tuple[dict[str, Any], str | None, str | None]:
             # the view is the embedder's own (just parsed by the release path): no copy
-            result = fp.embed(view, partner, object_key=object_key, copy=False)
-            record = orjson.dumps(result.record.to_json()).decode()
-            return result.view, result.fingerprint_id, record
+            result = fp.embed(view, partner, object_key=object_key, copy=False,
+                              encoded=encoded)
+            if not record:
+                return result.view, result.fingerprint_id, None
+            return (result.view, result.fingerprint_id,
+                    orjson.dumps(result.record.to_json()).decode())
 
         return embed
 

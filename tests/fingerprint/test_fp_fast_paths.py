@@ -125,3 +125,28 @@ def test_embed_without_copy_marks_the_given_view_into_the_same_bytes() -> None:
         assert given_away.view is mine
         assert orjson.dumps(given_away.view) == orjson.dumps(copied.view)
         assert given_away.record == copied.record
+
+
+def test_embed_of_the_bytes_a_view_was_parsed_from_is_the_same_embed() -> None:
+    """``encoded``: positions cached by the digest of the view's bytes give what the
+    view's own encoding gives — the same bytes and record, for every partner, however the
+    view was written (key order, spacing) — and are found again for the next partner."""
+    w = world()
+    plain, by_bytes = Fingerprinter(SECRET), Fingerprinter(SECRET)
+    for obj in w.objects:
+        key = f"{obj['id']}|{obj.get('modified') or obj.get('created')}"
+        encodings = [orjson.dumps(obj), orjson.dumps(obj, option=orjson.OPT_SORT_KEYS),
+                     orjson.dumps(obj, option=orjson.OPT_INDENT_2)]
+        for partner in ("partner-00", "partner-01"):
+            for data in encodings:
+                expected = plain.embed(orjson.loads(data), partner, object_key=key)
+                got = by_bytes.embed(orjson.loads(data), partner, object_key=key,
+                                     copy=False, encoded=data)
+                assert orjson.dumps(got.view) == orjson.dumps(expected.view)
+                assert got.record == expected.record
+    planned = len(by_bytes._plans)
+    obj = w.objects[0]
+    data = orjson.dumps(obj)
+    by_bytes.embed(orjson.loads(data), "partner-02", copy=False, encoded=data,
+                   object_key=f"{obj['id']}|{obj.get('modified') or obj.get('created')}")
+    assert len(by_bytes._plans) == planned  # found again: no new plan

@@ -78,6 +78,32 @@ def test_entry_refuses_bad_fields(fields: dict[str, object], message: str) -> No
         Entry(**(base | fields))  # type: ignore[arg-type]
 
 
+def test_checks_once_passed_are_remembered_but_still_refuse_what_fails() -> None:
+    """Kind, time and partner are remembered once valid (entries of one batch share
+    them); a bad value, or an unhashable one, is still refused with an EntryError."""
+    base: dict[str, object] = {"kind": "receipt", "time": "2025-01-01T00:00:00Z",
+                               "partner": "fr"}
+    Entry(**base)  # type: ignore[arg-type]
+    Entry(**base)  # type: ignore[arg-type]
+    bad: list[tuple[dict[str, object], str]] = [
+        ({"kind": ["receipt"]}, "lowercase tag"),
+        ({"partner": ["fr"]}, "non-empty string"),
+        ({"partner": "fr\x00"}, "control"),
+        ({"kind": "Receipt"}, "lowercase tag")]
+    for fields, message in bad:
+        with pytest.raises(EntryError, match=message):
+            Entry(**(base | fields))  # type: ignore[arg-type]
+
+
+def test_every_field_set_is_encoded() -> None:
+    entry = Entry(kind="release", time="2025-01-01T00:00:00Z", partner="fr",
+                  object_id="indicator--11111111-2222-4333-8444-555555555555",
+                  object_version="2025-01-01T00:00:00.000Z", view_hash="ab" * 32,
+                  fingerprint_id="fp--1", detail="d", batch_root="cd" * 32, batch_size=3)
+    assert set(entry.to_dict()) == set(Entry.__dataclass_fields__) - {"canonical"} | {"v"}
+    assert Entry.from_json(entry.canonical) == entry
+
+
 def test_entry_from_json_refuses_non_canonical_and_unknown() -> None:
     data = make_entry(1).to_dict()
     with pytest.raises(EntryError, match="canonical"):

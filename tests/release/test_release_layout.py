@@ -121,12 +121,13 @@ def test_served_bytes_derive_again_identically_and_fail_closed_under_another_sec
         for n in range(1, 17):
             other = Fingerprinter(bytes([n]) * 32)
 
-            def embed(view: dict[str, object], partner: str, key: str,
+            def embed(view: dict[str, object], partner: str, key: str, *,
+                      record: bool = True, encoded: bytes | None = None,
                       other: Fingerprinter = other
                       ) -> tuple[dict[str, object], str | None, str | None]:
                 result = other.embed(view, partner, object_key=key)
                 return result.view, result.fingerprint_id, orjson.dumps(
-                    result.record.to_json()).decode()
+                    result.record.to_json()).decode() if record else None
 
             wrong = read_releases(node.store.engine, "fr", q, ViewSource(embed))
             assert all(v.view == logged[v.id] for v in wrong.views)

@@ -186,6 +186,31 @@ def test_views_carry_a_fingerprint_recorded_in_the_ledger(node: Node) -> None:
         assert proof.release.view_hash == view_hash(r.view_bytes) == r.view_hash
 
 
+def test_serving_derives_no_embed_record_and_tracing_gets_it_all_the_same(
+        node: Node) -> None:
+    """A page served derives the views' bytes alone (no embed record); the records read
+    afterwards, through the same cache, carry the full record, the same bytes."""
+    from detente.release import iter_release_records
+
+    obj = indicator(labels=["isis", "c2", "syria", "financing"],
+                    object_marking_refs=[TLP_2_0_IDS["green"]])
+    _put(node, obj)
+    node.releaser.catch_up("fr")
+    source = node.releaser.views
+    source._cache.clear()  # what the release derived: served again from scratch
+    page = read_releases(node.store.engine, "fr", Query(ids=(obj["id"],)), source)
+    (view,) = page.views
+    assert view.fingerprint_id is not None
+    cached = source._cache[next(k for k in source._cache if k[1] == "fr")]
+    assert cached.embed_record is None and cached.lacks_record()
+    (record,) = [r for r in iter_release_records(node.store.engine, partner="fr")
+                 if r.object_id == obj["id"]]
+    assert record.embed_record and record.view_bytes == view.view
+    assert record.fingerprint_id == view.fingerprint_id
+    served = read_releases(node.store.engine, "fr", Query(ids=(obj["id"],)), source)
+    assert served.views[0].view == view.view
+
+
 def test_concurrent_catch_ups_release_each_version_once(node: Node) -> None:
     import threading
 
@@ -222,3 +247,24 @@ def test_reevaluation_keeps_the_markings_views_need(node: Node) -> None:
     node.partners.update("ru", base_tier=2)
     node.releaser.reevaluate("ru")
     assert {obj["id"], rel["id"]} <= set(_served(node, "ru")), "support marking kept"
+
+
+def test_released_versions_by_id_answers_a_whole_page_at_once(node: Node) -> None:
+    """Echo detection's question, by id: every released (id, version) of those ids and
+    nothing else — ids never released and versions never released are absent — for
+    more ids than one statement's parameter list used to take."""
+    from detente.release import released_versions
+
+    objs = [indicator(object_marking_refs=[TLP_2_0_IDS["clear"]]) for _ in range(450)]
+    _put(node, *objs)
+    later = dict(objs[0], modified="2031-01-01T00:00:00.000Z")
+    node.releaser.catch_up("fr")
+    _put(node, later)  # stored after the release: not released yet
+    expected = {(o["id"], validate(o).version) for o in objs}
+    unknown = [f"indicator--{k:08x}-0000-4000-8000-000000000000" for k in range(300)]
+    assert released_versions(node.store.engine, [o["id"] for o in objs] + unknown) == expected
+    assert released_versions(node.store.engine, unknown) == set()
+    assert released_versions(node.store.engine, []) == set()
+    node.releaser.catch_up("fr")
+    assert (later["id"], validate(later).version) in released_versions(
+        node.store.engine, [later["id"]])

@@ -57,7 +57,7 @@ def serve(
                       f"{base}/ (operators: 'detente operator add NAME')"
                       + (f", {workers} workers" if workers > 1 else ""), highlight=False)
     if workers == 1:
-        app = build_app(node, authorities=sorted(authorities), upkeep=True)
+        app = build_app(node, authorities=sorted(authorities), upkeep=True, serving=True)
         uvicorn.run(app, host=bind_host, port=bind_port, log_level="warning",
                     **proxy_options(node))
         return

@@ -119,7 +119,8 @@ class Fingerprinter:
         return out
 
     def embed(
-        self, view: JSON, partner: str, *, object_key: str, copy: bool = True
+        self, view: JSON, partner: str, *, object_key: str, copy: bool = True,
+        encoded: bytes | None = None,
     ) -> EmbedResult:
         """The partner's view with its symbols embedded, and the record of what was embedded.
 
@@ -128,13 +129,16 @@ class Fingerprinter:
         default TLP:CLEAR) comes back unmodified, with an empty record and no fingerprint id.
         ``copy=False``: ``view`` is the caller's to give away (e.g. just parsed, used for
         nothing else) — it is marked in place and returned, not copied first.
+        ``encoded``: the JSON bytes ``view`` was parsed from, when the caller has them —
+        its positions are then cached under their digest, without encoding it again.
         """
         _check_embed_args(view, partner, object_key)
         served: JSON = _copy(view) if copy else view
         if not self.fingerprinted(view):
             return EmbedResult(served, EmbedRecord("", partner, object_key), ())
         written: list[PositionRecord] = []
-        for ch, slots in zip(_CHANNELS, self._planned(view, object_key), strict=True):
+        plans = self._planned(view, object_key, encoded)
+        for ch, slots in zip(_CHANNELS, plans, strict=True):
             if not slots:  # a channel writes nothing without positions
                 continue
             assigned = self._assign(slots, partner)
@@ -148,9 +152,13 @@ class Fingerprinter:
         record = EmbedRecord(fid, partner, object_key, tuple(written), decoy_rows)
         return EmbedResult(served, record, (decoy,) if decoy else ())
 
-    def _planned(self, view: JSON, object_key: str) -> list[list[Slot]]:
-        """Per channel, the positions of this view (cached for the next partners)."""
-        key = (object_key, _digest(view))
+    def _planned(self, view: JSON, object_key: str, encoded: bytes | None = None
+                 ) -> list[list[Slot]]:
+        """Per channel, the positions of this view (cached for the next partners), keyed
+        by a digest of its content: of ``encoded`` (the bytes it was parsed from) when
+        given, else of its sorted-key encoding.  Equal bytes are equal views, and a digest
+        of one form can only equal a digest of the other for the same JSON value."""
+        key = (object_key, _digest(view) if encoded is None else _bytes_digest(encoded))
         with self._lock:
             plans = self._plans.get(key)
             if plans is not None:
@@ -197,6 +205,11 @@ def _digest(view: JSON) -> str:
         data = orjson.dumps(view, option=orjson.OPT_SORT_KEYS)
     except TypeError:  # not plain JSON for orjson (e.g. an integer beyond 64 bits)
         data = canonical_json(view).encode("utf-8", "surrogatepass")
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def _bytes_digest(data: bytes) -> str:
+    """A content key of a view's JSON bytes for the plan cache."""
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 

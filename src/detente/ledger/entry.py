@@ -62,11 +62,23 @@ def format_time(value: datetime) -> str:
     return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
 
 
-#: timestamps already found valid (a batch of receipts shares its time): at most 4,096
+#: timestamps already found valid (a batch of receipts shares its time), kinds and
+#: partner names: at most :data:`_REMEMBERED` each
 _GOOD_TIMES: set[str] = set()
+_GOOD_KINDS: set[str] = set()
+_GOOD_PARTNERS: set[str] = set()
+_REMEMBERED = 4096
 
 
-def _check_time(value: str, what: str) -> str:
+def _remember(good: set[str], value: str) -> None:
+    if len(good) >= _REMEMBERED:
+        good.clear()
+    good.add(value)
+
+
+def _check_time(value: str, what: str, *, remember: bool = True) -> str:
+    """``remember``: keep it as valid (entry times, shared by a batch — not object
+    versions, each its own: they would only push the shared times out)."""
     if value in _GOOD_TIMES:
         return value
     if not _TIME.fullmatch(value):
@@ -75,9 +87,8 @@ def _check_time(value: str, what: str) -> str:
         datetime.fromisoformat(value[:19])
     except ValueError:
         raise EntryError(f"{what} is not a real date and time: {value!r}") from None
-    if len(_GOOD_TIMES) >= 4096:
-        _GOOD_TIMES.clear()
-    _GOOD_TIMES.add(value)
+    if remember:
+        _remember(_GOOD_TIMES, value)
     return value
 
 
@@ -115,8 +126,13 @@ class Entry:
     canonical: bytes = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.kind, str) or not _KIND.fullmatch(self.kind):
-            raise EntryError(f"entry kind is not a lowercase tag: {self.kind!r}")
+        # entries are built for every release and every receipt: the checks that do not
+        # depend on the object (kind, time, partner) are remembered once passed
+        kind = self.kind
+        if type(kind) is not str or kind not in _GOOD_KINDS:
+            if not isinstance(kind, str) or not _KIND.fullmatch(kind):
+                raise EntryError(f"entry kind is not a lowercase tag: {self.kind!r}")
+            _remember(_GOOD_KINDS, kind)
         if isinstance(self.time, datetime):
             object.__setattr__(self, "time", format_time(self.time))
         elif not isinstance(self.time, str):
@@ -129,9 +145,14 @@ class Entry:
         object.__setattr__(self, "canonical", bytes(memoryview(data)))
 
     def _check_optional(self) -> None:
-        for name in ("partner", "fingerprint_id", "detail"):
-            if getattr(self, name) is not None:
-                _check_text(name, getattr(self, name))
+        partner = self.partner
+        if partner is not None and (type(partner) is not str or partner not in _GOOD_PARTNERS):
+            _check_text("partner", partner)
+            _remember(_GOOD_PARTNERS, str(partner))
+        if self.fingerprint_id is not None:
+            _check_text("fingerprint_id", self.fingerprint_id)
+        if self.detail is not None:
+            _check_text("detail", self.detail)
         if self.object_id is not None and not (
             isinstance(self.object_id, str) and _STIX_ID.fullmatch(self.object_id)
         ):
@@ -139,7 +160,7 @@ class Entry:
         if self.object_version is not None:
             if not isinstance(self.object_version, str):
                 raise EntryError("entry object_version must be a timestamp string")
-            _check_time(self.object_version, "entry object_version")
+            _check_time(self.object_version, "entry object_version", remember=False)
         if self.view_hash is not None and not (
             isinstance(self.view_hash, str) and _HEX256.fullmatch(self.view_hash)
         ):
@@ -156,12 +177,25 @@ class Entry:
             raise EntryError("entry batch_root and batch_size go together")
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON object of the entry: ``v``, ``kind``, ``time`` and the fields present."""
+        """The JSON object of the entry: ``v``, ``kind``, ``time`` and the fields present
+        (:data:`_OPTIONAL`, written out: this runs for every entry built)."""
         out: dict[str, Any] = {"v": ENTRY_FORMAT, "kind": self.kind, "time": self.time}
-        for name in _OPTIONAL:
-            value = getattr(self, name)
-            if value is not None:
-                out[name] = value
+        if self.partner is not None:
+            out["partner"] = self.partner
+        if self.object_id is not None:
+            out["object_id"] = self.object_id
+        if self.object_version is not None:
+            out["object_version"] = self.object_version
+        if self.view_hash is not None:
+            out["view_hash"] = self.view_hash
+        if self.fingerprint_id is not None:
+            out["fingerprint_id"] = self.fingerprint_id
+        if self.detail is not None:
+            out["detail"] = self.detail
+        if self.batch_root is not None:
+            out["batch_root"] = self.batch_root
+        if self.batch_size is not None:
+            out["batch_size"] = self.batch_size
         return out
 
     @property

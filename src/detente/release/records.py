@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from detente.release.path import last_seq, released_partners, views_of
 from detente.release.schema import releases, views
 from detente.release.views import ViewSource, load_views, registered
-from detente.store.engine import reader
+from detente.store.engine import among, reader
 
 __all__ = ["ReleaseRecord", "first_releases", "iter_release_records", "iter_views_after",
            "released_ids", "released_versions"]
@@ -122,7 +122,8 @@ def _records(engine: sa.Engine, cond: list[sa.ColumnElement[bool]], upto: int | 
             cvs = load_views(conn, (int(x[2]) for x in rows))
         for who, seq, vid, digest, ledger_index, withdrawn in rows:
             cv = cvs[int(vid)]
-            served = source.serve(cv, who, bytes(digest)) if source is not None else None
+            served = source.serve(cv, who, bytes(digest), record=True) \
+                if source is not None else None
             if source is not None and served is None:
                 continue  # does not derive to its logged bytes: no evidence of anything
             if fingerprinted_only and served is not None and served.fingerprint_id is None:
@@ -139,20 +140,19 @@ def _records(engine: sa.Engine, cond: list[sa.ColumnElement[bool]], upto: int | 
         after = int(rows[-1][1])
 
 
-def released_versions(engine: sa.Engine, keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
-    """Those of ``keys`` (object id, version) released to any partner, ever: one indexed
-    lookup per few hundred keys (echo detection asks this of each incoming page).  A class
-    view is kept only once released, so its row is the answer."""
-    wanted = sorted(set(keys))
-    found: set[tuple[str, str]] = set()
+def released_versions(engine: sa.Engine, object_ids: Iterable[str]) -> set[tuple[str, str]]:
+    """The (object id, version) of those objects released to any partner, ever: one
+    indexed lookup per page of ids, bound as one parameter (echo detection asks this of
+    each incoming page, by id: the versions of the page's objects are worked out only for
+    the ids found).  A class view is kept only once released, so its row is the answer."""
+    wanted = sorted(set(object_ids))
+    if not wanted:
+        return set()
+    pg = engine.dialect.name == "postgresql"
+    stmt = (sa.select(views.c.object_id, views.c.version).distinct()
+            .where(among(views.c.object_id, wanted, postgres=pg)))
     with reader(engine).connect() as conn:
-        for start in range(0, len(wanted), _IN_CHUNK):
-            chunk = wanted[start:start + _IN_CHUNK]
-            ids = {oid for oid, _ in chunk}
-            stmt = (sa.select(views.c.object_id, views.c.version).distinct()
-                    .where(views.c.object_id.in_(ids)))
-            found |= {(r[0], r[1]) for r in conn.execute(stmt)} & set(chunk)
-    return found
+        return {(r[0], r[1]) for r in conn.execute(stmt)}
 
 
 def iter_views_after(engine: sa.Engine, seq: int, batch: int = 1000

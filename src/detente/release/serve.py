@@ -10,6 +10,7 @@ only if they hash to what the release logged (``docs/release.md``, "At rest").
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -76,6 +77,11 @@ def _version_clause(partner: str, selectors: Sequence[str]) -> sa.ColumnElement[
     return sa.or_(*parts)
 
 
+#: seq, view_hash, batch and the class view's id of a row of :func:`read_releases`' query
+_LEADING = operator.itemgetter(0, 1, 2, 3)
+assert VIEW_COLUMNS[0] is views.c.id  # the fourth column of that query
+
+
 def read_releases(engine: sa.Engine, partner: str, query: Query,
                   source: ViewSource | None = None) -> ReleasePage:
     """One page of the views served to ``partner``, in date_added order.  ``source``
@@ -121,13 +127,14 @@ def read_releases(engine: sa.Engine, partner: str, query: Query,
     more = query.limit is not None and len(rows) > query.limit
     rows = rows[: query.limit] if more else rows
     out: list[ReleasedView] = []
-    for row in rows:
-        cv = cvs[int(row.id)]
-        served = source.serve(cv, partner, bytes(row.view_hash))
+    # the columns by position (``cols``' order): a row's column by name costs ~0.4 µs
+    for seq, view_hash, batch, vid in map(_LEADING, rows):
+        cv = cvs[int(vid)]
+        served = source.serve(cv, partner, bytes(view_hash))
         if served is None:
             continue  # fail closed: never serve bytes the ledger does not hold
         out.append(ReleasedView(partner, cv.object_id, cv.type, cv.version, cv.spec_version,
-                                int(row.seq), served.view, served.fingerprint_id,
-                                None if row.batch is None else int(row.batch)))
+                                int(seq), served.view, served.fingerprint_id,
+                                None if batch is None else int(batch)))
     cursor = int(rows[-1][0]) if rows else None
     return ReleasePage(out, more, cursor)

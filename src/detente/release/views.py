@@ -22,9 +22,9 @@ import weakref
 import zlib
 from array import array
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 import sqlalchemy as sa
@@ -37,10 +37,17 @@ __all__ = ["CODEC_ZLIB", "VIEW_COLUMNS", "ClassView", "Embedder", "Served", "Vie
 
 log = logging.getLogger(__name__)
 
-#: (view, partner, object_key) -> (fingerprinted view, fingerprint id, embed record JSON);
-#: the view is the embedder's own (just parsed, used for nothing else): it may be marked
-#: in place
-Embedder = Callable[[dict[str, Any], str, str], tuple[dict[str, Any], str | None, str | None]]
+class Embedder(Protocol):
+    """(view, partner, object_key) -> (fingerprinted view, fingerprint id, embed record
+    JSON); the view is the embedder's own (just parsed, used for nothing else): it may be
+    marked in place.  ``record=False``: the record is not wanted (None in its place) —
+    serving and releasing need the bytes alone, only tracing reads records.
+    ``encoded``: the bytes the view was parsed from (a content key for caches)."""
+
+    def __call__(self, view: dict[str, Any], partner: str, object_key: str, /, *,
+                 record: bool = True, encoded: bytes | None = None
+                 ) -> tuple[dict[str, Any], str | None, str | None]: ...
+
 
 CODEC_ZLIB = 1
 _DERIVED_CACHE = 4096
@@ -164,7 +171,12 @@ class Served:
 
     view: bytes
     fingerprint_id: str | None
+    #: None for a plain view — and when it was not asked for (``record=False``)
     embed_record: str | None
+
+    def lacks_record(self) -> bool:
+        """A fingerprinted view derived without its embed record."""
+        return self.fingerprint_id is not None and self.embed_record is None
 
 
 class ViewSource:
@@ -209,24 +221,31 @@ class ViewSource:
             while self._chunk_bytes > self._chunk_limit:
                 self._chunk_bytes -= self._chunks.popitem(last=False)[1][1]
 
-    def derive(self, body: bytes, partner: str, object_key: str, marked: bool) -> Served:
-        """The partner's view of a class view (what the release path hashes and logs)."""
+    def derive(self, body: bytes, partner: str, object_key: str, marked: bool, *,
+               record: bool = False) -> Served:
+        """The partner's view of a class view (what the release path hashes and logs);
+        ``record``: with its embed record (what tracing reads)."""
         if self.embedder is None or not marked:
             return Served(body, None, None)
         value = orjson.loads(body)
-        view, fp_id, record = self.embedder(value, partner, object_key)
-        return Served(orjson.dumps(view), fp_id, record)
+        view, fp_id, embedded = self.embedder(value, partner, object_key, record=record,
+                                              encoded=body)
+        return Served(orjson.dumps(view), fp_id, embedded if record else None)
 
-    def serve(self, cv: ClassView, partner: str, expected: bytes | None) -> Served | None:
-        """The bytes ``partner`` is served for ``cv``, or None when they do not hash to
-        ``expected`` (then nothing is served, and the mismatch is logged)."""
+    def serve(self, cv: ClassView, partner: str, expected: bytes | None, *,
+              record: bool = False) -> Served | None:
+        """The bytes ``partner`` is served for ``cv`` (``record``: with the embed record),
+        or None when they do not hash to ``expected`` (then nothing is served, and the
+        mismatch is logged)."""
         key = (cv.id, partner)
         with self._lock:
             hit = self._cache.get(key)
             if hit is not None:
                 self._cache.move_to_end(key)
+        if hit is not None and record and hit.lacks_record():
+            hit = None  # derived for serving: derived again, with its record
         if hit is None:
-            hit = self.derive(cv.body, partner, cv.object_key, cv.marked)
+            hit = self.derive(cv.body, partner, cv.object_key, cv.marked, record=record)
             if expected is not None and hashlib.sha256(hit.view).digest() != expected:
                 log.error("release of %s to %s no longer derives to its logged hash: "
                           "not served", cv.object_key, partner)

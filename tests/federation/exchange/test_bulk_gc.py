@@ -1,12 +1,17 @@
 """relaxed_gc: the collector's threshold is raised for a bulk run and restored after it,
-nested or from several threads at once, and nothing stays frozen."""
+nested or from several threads at once, and nothing stays frozen; serving_gc: a serving
+process's start-up stays frozen, whatever bulk runs it does."""
 
 from __future__ import annotations
 
 import gc
 import threading
+from collections.abc import Iterator
 
-from detente.federation.exchange.bulk import YOUNG_THRESHOLD, batch_done, relaxed_gc
+import pytest
+
+from detente.federation.exchange import bulk
+from detente.federation.exchange.bulk import YOUNG_THRESHOLD, batch_done, relaxed_gc, serving_gc
 
 
 def test_threshold_raised_then_restored_when_the_last_run_ends() -> None:
@@ -71,3 +76,48 @@ def test_batch_done_outside_a_bulk_run_leaves_the_collector_alone() -> None:
         del cycle
     finally:
         gc.enable()
+
+
+@pytest.fixture()
+def serving(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """serving_gc in this (test) process, undone afterwards."""
+    monkeypatch.setattr(bulk, "_serving", False)
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
+def _frozen(obj: object) -> bool:
+    """Tracked by the collector but in none of its generations: frozen."""
+    return gc.is_tracked(obj) and not any(o is obj for g in range(3)
+                                          for o in gc.get_objects(generation=g))
+
+
+def test_serving_freezes_the_start_up_once(serving: None) -> None:
+    kept = _Cycle()  # alive at start-up: frozen with it
+    assert gc.get_freeze_count() == 0 and not _frozen(kept)
+    serving_gc()
+    assert _frozen(kept)
+    later = _Cycle()
+    serving_gc()  # once: what the process allocates later is not frozen
+    assert _frozen(kept) and not _frozen(later)
+
+
+def test_a_bulk_run_in_a_serving_process_leaves_its_freeze_alone(serving: None) -> None:
+    kept = _Cycle()
+    serving_gc()
+    before = gc.get_threshold()
+    with relaxed_gc():
+        assert gc.get_threshold()[0] == max(before[0], YOUNG_THRESHOLD)
+        during = _Cycle()
+        assert not _frozen(during)  # the run froze nothing more
+    assert gc.get_threshold() == before
+    assert _frozen(kept)  # and unfroze nothing
+
+
+def test_serving_starting_during_a_bulk_run_stays_frozen_after_it(serving: None) -> None:
+    with relaxed_gc():
+        kept = _Cycle()
+        serving_gc()
+    assert _frozen(kept)

@@ -3,6 +3,7 @@ unrelated objects are not echoes, hostile input never raises."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from hypothesis import given
@@ -71,3 +72,48 @@ def test_nothing_released_means_no_echo() -> None:
                                       inner, max_size=5), max_leaves=12))
 def test_hostile_input_never_raises(body: Any) -> None:
     _index().match(body)
+
+
+def test_the_index_of_class_views_is_the_index_of_the_partners_own_views(
+        tmp_path: Path) -> None:
+    """Built from the class views (no view derived again): the same released versions
+    and content keys as from the fingerprinted views the partner received — the marks
+    (list order, reworded prose) never touch a type, a pattern or a name."""
+    import base64
+    import random
+
+    from bench._fpsim import synthetic_report
+    from nacl.signing import SigningKey
+
+    from detente.node import Node
+    from detente.release import iter_release_records
+    from detente.stix.validate import validate
+    from detente.stix.vocab import TLP_2_0_IDS
+    from detente.store import Provenance
+
+    node = Node.init(tmp_path / "us", "us", communities="coalition")
+    try:
+        node.partners.add("fr", url="http://127.0.0.1:9001", tier=3,
+                          public_key=base64.b64encode(
+                              bytes(SigningKey.generate().verify_key)).decode(),
+                          communities=frozenset({"coalition"}))
+        objects = [dict(o, object_marking_refs=[TLP_2_0_IDS["green"]])
+                   for o in synthetic_report(random.Random(3), 24)
+                   if o.get("type") != "marking-definition"]
+        node.store.put_many([validate(o) for o in objects], Provenance())
+        node.releaser.catch_up("fr")
+        derived = list(iter_release_records(node.store.engine, partner="fr"))
+        assert any(r.fingerprint_id for r in derived)
+        plain = [r.view_bytes for r in iter_release_records(node.store.engine,
+                                                            partner="fr", derive=False)]
+        assert any(r.view_bytes != cv for r, cv in zip(derived, plain, strict=True))
+        expected = EchoIndex("fr")
+        for r in derived:
+            expected.released.add((r.object_id, r.version))
+            for key in content_keys(r.view):
+                expected.by_content.setdefault(key, r.object_id)
+        built = EchoIndex.build(node.store, "fr")
+        assert built.released == expected.released
+        assert built.by_content == expected.by_content
+    finally:
+        node.close()
