@@ -18,7 +18,7 @@ import orjson
 import sqlalchemy as sa
 
 from detente.release.path import last_seq, released_partners, views_of
-from detente.release.schema import releases, views
+from detente.release.schema import object_id_of, object_in, releases, views
 from detente.release.views import ViewSource, load_views, registered
 from detente.store.engine import reader
 
@@ -149,8 +149,8 @@ def released_versions(engine: sa.Engine, keys: Iterable[tuple[str, str]]) -> set
         for start in range(0, len(wanted), _IN_CHUNK):
             chunk = wanted[start:start + _IN_CHUNK]
             ids = {oid for oid, _ in chunk}
-            stmt = (sa.select(views.c.object_id, views.c.version).distinct()
-                    .where(views.c.object_id.in_(ids)))
+            stmt = (sa.select(object_id_of(views.c), views.c.version).distinct()
+                    .where(object_in(views.c, ids)))
             found |= {(r[0], r[1]) for r in conn.execute(stmt)} & set(chunk)
     return found
 
@@ -192,9 +192,10 @@ def first_releases(conn: sa.Connection, object_ids: Iterable[str]) -> dict[tuple
     out: dict[tuple[str, str], int] = {}
     r, v = releases.c, views.c
     for start in range(0, len(wanted), _IN_CHUNK):
-        stmt = (sa.select(r.partner, v.object_id, sa.func.min(r.seq)).select_from(_joined())
+        oid = object_id_of(v)
+        stmt = (sa.select(r.partner, oid, sa.func.min(r.seq)).select_from(_joined())
                 .where(r.view.in_(views_of(wanted[start:start + _IN_CHUNK])))
-                .group_by(r.partner, v.object_id))
+                .group_by(r.partner, v.type, v.uuid))
         for partner, oid, seq in conn.execute(stmt):
             if seq is not None:
                 out[(str(partner), str(oid))] = int(seq)
@@ -210,7 +211,7 @@ def released_ids(engine: sa.Engine, partner: str, object_ids: Iterable[str]) -> 
     with reader(engine).connect() as conn:
         for start in range(0, len(wanted), _IN_CHUNK):
             # by view, the partner compared on the rows found (see release.serve)
-            stmt = sa.select(v.object_id).distinct().select_from(_joined()).where(
+            stmt = sa.select(object_id_of(v)).distinct().select_from(_joined()).where(
                 r.view.in_(views_of(wanted[start:start + _IN_CHUNK])), r.partner + "" == partner)
             found.update(row[0] for row in conn.execute(stmt))
     return found

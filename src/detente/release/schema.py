@@ -19,16 +19,24 @@ with a clear message when it holds releases; an empty one is replaced.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
+from typing import Any
+
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+from detente.errors import StoreError
 
 __all__ = ["LAYOUT", "LEGACY_TABLE", "batches", "chunks", "cursors", "meta", "metadata",
-           "releases", "views"]
+           "object_id_of", "object_in", "object_uuid", "releases", "views"]
 
 #: the layout tag kept in ``release_meta``; never reused for another layout
-LAYOUT = "3"
+LAYOUT = "4"
 #: the layouts :func:`detente.release.layout.check_layout` moves to :data:`LAYOUT` on open
-#: (2: release_rows keyed by seq alone, with a second index on (partner, seq))
-MOVABLE = ("2",)
+#: (2: release_rows keyed by seq alone, with a second index on (partner, seq); 3: class
+#: views holding their object id as text)
+MOVABLE = ("2", "3")
 #: the table of layout 1 (before issue 13)
 LEGACY_TABLE = "releases"
 
@@ -36,6 +44,11 @@ metadata = sa.MetaData()
 
 # INTEGER PRIMARY KEY on SQLite makes the key the rowid itself (no second index)
 _Key = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+# a UUID as its canonical text (lower-case hex, 8-4-4-4-12) in and out, stored natively
+# on PostgreSQL (16 bytes, no alignment, no length header)
+_Uuid = sa.Text().with_variant(postgresql.UUID(as_uuid=False), "postgresql")
+#: the canonical form of a UUID as the validator admits it in an identifier
+_UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 meta = sa.Table(
     "release_meta",
@@ -69,17 +82,23 @@ views = sa.Table(
     # the first 8 bytes of SHA-256 of the class view: finds it again for the next partner
     # (a collision could only make a release fail its hash check when served: never served)
     sa.Column("digest", sa.LargeBinary, nullable=False),
-    sa.Column("object_id", sa.Text, nullable=False),
+    # the object id is ``<type>--<uuid>`` (STIX 2.1 §2.9, lower-case hex: what the
+    # validator admits): kept as its UUID beside the type — on PostgreSQL a 16-byte
+    # ``uuid`` (32 bytes a view less than the id as text), on SQLite the 36 characters
+    # (11 less); :func:`object_id_of` gives the id back, :func:`object_in` finds it
+    sa.Column("uuid", _Uuid, nullable=False),
     sa.Column("version", sa.Text, nullable=False),
     sa.Column("type", sa.Text, nullable=False),
     sa.Column("spec_version", sa.Text),
-    # fields the policy removed (JSON list), NULL when none
-    sa.Column("removed", sa.Text),
+    # fields the policy removed (JSON list), "" when none: not NULL, so that a view row
+    # has no null bitmap on PostgreSQL (8 bytes of header a view)
+    sa.Column("removed", sa.Text, nullable=False),
     # object ids are only ever compared for equality: on PostgreSQL a hash index holds a
-    # 4-byte code per view instead of the id (~85 bytes a view less than a B-tree)
-    sa.Index("ix_release_views_object", "object_id").ddl_if(dialect="sqlite"),
-    sa.Index("ix_release_views_object_hash", "object_id",
-             postgresql_using="hash").ddl_if(dialect="postgresql"),
+    # 4-byte code per view instead of the UUID; its pages filled before a split (fillfactor
+    # 100, not 75: ~17 bytes a view less, measured on 100,000 random UUIDs)
+    sa.Index("ix_release_views_uuid", "uuid").ddl_if(dialect="sqlite"),
+    sa.Index("ix_release_views_uuid_hash", "uuid", postgresql_using="hash",
+             postgresql_with={"fillfactor": 100}).ddl_if(dialect="postgresql"),
     # "the marking definitions a partner holds" (once per chunk) starts from the few
     # marking views, not from every release row of the partner
     # (partial: the other views never need it — 8 bytes a view on SQLite)
@@ -137,3 +156,34 @@ cursors = sa.Table(
     sa.Column("evaluated_to", sa.BigInteger, nullable=False),
 )
 
+
+
+def object_uuid(object_id: str, type_: str) -> str:
+    """The UUID a class view of ``object_id`` keeps (the id less its ``type_--``); a
+    StoreError if the id is not ``type_--`` and a canonical UUID — which the validator
+    never admits, so it is refused rather than kept in a form it would not come back in."""
+    uuid = object_id[len(type_) + 2:]
+    if object_id[:len(type_) + 2] != f"{type_}--" or not _UUID_RE.fullmatch(uuid):
+        raise StoreError(f"cannot keep a release view of {object_id!r} (type {type_!r}): "
+                         "its id is not '<type>--<lower-case UUID>'")
+    return uuid
+
+
+def object_id_of(v: Any) -> sa.ColumnElement[str]:
+    """The object id of the class views ``v`` (``views.c`` or an alias's ``.c``), in SQL:
+    ``type || '--' || uuid``, labelled ``object_id``."""
+    whole: sa.ColumnElement[str] = v.type + "--" + sa.cast(v.uuid, sa.Text)
+    return whole.label("object_id")
+
+
+def object_in(v: Any, ids: Iterable[str]) -> sa.ColumnElement[bool]:
+    """The class views ``v`` of objects ``ids``: by UUID (the uuid index), then the whole
+    id compared (two types may share a UUID).  An id that is no ``<type>--<UUID>`` has no
+    class view: it matches nothing."""
+    wanted = sorted(set(ids))
+    uuids = sorted({i.rpartition("--")[2] for i in wanted if "--" in i})
+    uuids = [u for u in uuids if _UUID_RE.fullmatch(u)]
+    if not uuids:
+        return sa.false()
+    whole = v.type + "--" + sa.cast(v.uuid, sa.Text)
+    return sa.and_(v.uuid.in_(uuids), whole.in_(wanted))
