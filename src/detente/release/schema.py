@@ -5,7 +5,8 @@ At rest a release is small (``docs/release.md``, "At rest"):
 - ``release_chunks``: the **class views** (the policy's cut of an object version for a
   policy class, before fingerprinting) of one commit, compressed together;
 - ``release_views``: one row per distinct class view of an object version, shared by every
-  partner it was released to (object id, version, type, where its bytes are, a digest);
+  partner it was released to (the object id's UUID and type, version, where its bytes
+  are, a digest);
 - ``release_rows``: one row per (partner, view) release: its ``seq`` (TAXII date_added),
   the SHA-256 of the exact bytes the partner is served (the partner's fingerprinted view,
   derived from the class view when served), the ledger index of the release batch that
