@@ -96,7 +96,7 @@ views = sa.Table(
     sa.Column("removed", sa.Text, nullable=False),
     # object ids are only ever compared for equality: on PostgreSQL a hash index holds a
     # 4-byte code per view instead of the UUID; its pages filled before a split (fillfactor
-    # 100, not 75: ~17 bytes a view less, measured on 100,000 random UUIDs)
+    # 100, not 75: 37 bytes a view instead of 59, measured at 20,000 x 3 in bench/hub.py)
     sa.Index("ix_release_views_uuid", "uuid").ddl_if(dialect="sqlite"),
     sa.Index("ix_release_views_uuid_hash", "uuid", postgresql_using="hash",
              postgresql_with={"fillfactor": 100}).ddl_if(dialect="postgresql"),
@@ -156,7 +156,6 @@ cursors = sa.Table(
     # store date_added up to which every object version was evaluated for this partner
     sa.Column("evaluated_to", sa.BigInteger, nullable=False),
 )
-
 
 
 def object_uuid(object_id: str, type_: str) -> str:
