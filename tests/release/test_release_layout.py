@@ -400,7 +400,7 @@ def test_object_ids_are_kept_as_uuids_and_found_exactly(tmp_path: Path,
     """A class view keeps its object's UUID; the id comes back whole, and a lookup by id
     finds that object only — not another type's object with the same UUID.  An id that
     is no ``<type>--<UUID>`` cannot be kept (and finds nothing)."""
-    from detente.release.schema import object_id_of, object_in, object_uuid
+    from detente.release.ids import object_id_of, object_in, object_uuid
 
     assert object_uuid("indicator--" + "0" * 8 + "-0000-4000-8000-" + "0" * 12,
                        "indicator") == "0" * 8 + "-0000-4000-8000-" + "0" * 12

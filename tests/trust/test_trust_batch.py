@@ -28,7 +28,8 @@ from hypothesis import strategies as st
 from tests.conftest import _pg_admin_engine
 from tests.trust.trust_helpers import T0, Clock, ts
 
-from detente.release.schema import chunks, object_uuid, releases, views
+from detente.release.ids import object_uuid
+from detente.release.schema import chunks, releases, views
 from detente.release.schema import metadata as release_metadata
 from detente.release.views import CODEC_ZLIB, pack
 from detente.stix.validate import validate

@@ -39,16 +39,8 @@ from detente.release.classes import (
     owners_of,
     strings_of,
 )
-from detente.release.schema import (
-    batches,
-    chunks,
-    cursors,
-    object_id_of,
-    object_in,
-    object_uuid,
-    releases,
-    views,
-)
+from detente.release.ids import object_id_of, object_in, object_uuid
+from detente.release.schema import batches, chunks, cursors, releases, views
 from detente.release.views import CODEC_ZLIB, Embedder, ViewSource, pack, register
 from detente.stix.timestamps import now_micros
 from detente.store.base import LOCAL, Query, Store, StoredObject

@@ -15,8 +15,9 @@ import sqlalchemy as sa
 
 from detente.errors import NotFoundError
 from detente.ledger import BATCH_KIND, BatchProof, Entry, batch_path
+from detente.release.ids import object_id_of
 from detente.release.path import release_entry
-from detente.release.schema import batches, object_id_of, releases, views
+from detente.release.schema import batches, releases, views
 from detente.store.engine import reader
 
 __all__ = ["SupportsProofs", "batch_entries", "prove_release"]

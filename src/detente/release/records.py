@@ -17,8 +17,9 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
+from detente.release.ids import object_id_of, object_in
 from detente.release.path import last_seq, released_partners, views_of
-from detente.release.schema import object_id_of, object_in, releases, views
+from detente.release.schema import releases, views
 from detente.release.views import ViewSource, load_views, registered
 from detente.store.engine import reader
 

@@ -20,17 +20,11 @@ with a clear message when it holds releases; an empty one is replaced.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable
-from typing import Any
-
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-from detente.errors import StoreError
-
 __all__ = ["LAYOUT", "LEGACY_TABLE", "batches", "chunks", "cursors", "meta", "metadata",
-           "object_id_of", "object_in", "object_uuid", "releases", "views"]
+           "releases", "views"]
 
 #: the layout tag kept in ``release_meta``; never reused for another layout
 LAYOUT = "4"
@@ -48,8 +42,6 @@ _Key = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 # a UUID as its canonical text (lower-case hex, 8-4-4-4-12) in and out, stored natively
 # on PostgreSQL (16 bytes, no alignment, no length header)
 _Uuid = sa.Text().with_variant(postgresql.UUID(as_uuid=False), "postgresql")
-#: the canonical form of a UUID as the validator admits it in an identifier
-_UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 meta = sa.Table(
     "release_meta",
@@ -86,7 +78,7 @@ views = sa.Table(
     # the object id is ``<type>--<uuid>`` (STIX 2.1 §2.9, lower-case hex: what the
     # validator admits): kept as its UUID beside the type — on PostgreSQL a 16-byte
     # ``uuid`` (32 bytes a view less than the id as text), on SQLite the 36 characters
-    # (11 less); :func:`object_id_of` gives the id back, :func:`object_in` finds it
+    # (11 less); :mod:`detente.release.ids` gives the id back and finds it
     sa.Column("uuid", _Uuid, nullable=False),
     sa.Column("version", sa.Text, nullable=False),
     sa.Column("type", sa.Text, nullable=False),
@@ -157,33 +149,3 @@ cursors = sa.Table(
     sa.Column("evaluated_to", sa.BigInteger, nullable=False),
 )
 
-
-def object_uuid(object_id: str, type_: str) -> str:
-    """The UUID a class view of ``object_id`` keeps (the id less its ``type_--``); a
-    StoreError if the id is not ``type_--`` and a canonical UUID — which the validator
-    never admits, so it is refused rather than kept in a form it would not come back in."""
-    uuid = object_id[len(type_) + 2:]
-    if object_id[:len(type_) + 2] != f"{type_}--" or not _UUID_RE.fullmatch(uuid):
-        raise StoreError(f"cannot keep a release view of {object_id!r} (type {type_!r}): "
-                         "its id is not '<type>--<lower-case UUID>'")
-    return uuid
-
-
-def object_id_of(v: Any) -> sa.ColumnElement[str]:
-    """The object id of the class views ``v`` (``views.c`` or an alias's ``.c``), in SQL:
-    ``type || '--' || uuid``, labelled ``object_id``."""
-    whole: sa.ColumnElement[str] = v.type + "--" + sa.cast(v.uuid, sa.Text)
-    return whole.label("object_id")
-
-
-def object_in(v: Any, ids: Iterable[str]) -> sa.ColumnElement[bool]:
-    """The class views ``v`` of objects ``ids``: by UUID (the uuid index), then the whole
-    id compared (two types may share a UUID).  An id that is no ``<type>--<UUID>`` has no
-    class view: it matches nothing."""
-    wanted = sorted(set(ids))
-    uuids = sorted({i.rpartition("--")[2] for i in wanted if "--" in i})
-    uuids = [u for u in uuids if _UUID_RE.fullmatch(u)]
-    if not uuids:
-        return sa.false()
-    whole = v.type + "--" + sa.cast(v.uuid, sa.Text)
-    return sa.and_(v.uuid.in_(uuids), whole.in_(wanted))

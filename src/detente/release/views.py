@@ -30,7 +30,8 @@ import orjson
 import sqlalchemy as sa
 
 from detente.errors import StoreError
-from detente.release.schema import chunks, object_id_of, views
+from detente.release.ids import object_id_of
+from detente.release.schema import chunks, views
 
 __all__ = ["CODEC_ZLIB", "VIEW_COLUMNS", "ClassView", "Embedder", "Served", "ViewSource",
            "class_views", "load_views", "pack", "registered", "source_for", "unpack"]

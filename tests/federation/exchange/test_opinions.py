@@ -21,7 +21,8 @@ from detente.errors import NotFoundError, ValidationError
 from detente.federation.exchange.local import ingest_local
 from detente.node import Node
 from detente.release import release_pending
-from detente.release.schema import object_in, releases, views
+from detente.release.ids import object_in
+from detente.release.schema import releases, views
 from detente.settings import update_settings
 from detente.store import Query
 from detente.usecases.opinion import adopt, give_opinion, verdict
