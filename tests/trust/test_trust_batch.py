@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 from tests.conftest import _pg_admin_engine
 from tests.trust.trust_helpers import T0, Clock, ts
 
+from detente.release.ids import object_uuid
 from detente.release.schema import chunks, releases, views
 from detente.release.schema import metadata as release_metadata
 from detente.release.views import CODEC_ZLIB, pack
@@ -154,9 +155,9 @@ def _engine_for(url: str, world: World) -> tuple[TrustEngine, list[StoredObject]
             conn.execute(chunks.insert().values(id=k, codec=CODEC_ZLIB, sizes=sizes,
                                                 data=data))
             conn.execute(views.insert().values(
-                id=k, object_id=view["id"], version="v", type=view["type"],
-                spec_version="2.1", chunk=k, slot=0, digest=raw[:8], marked=False,
-                removed=None))
+                id=k, uuid=object_uuid(view["id"], view["type"]), version="v",
+                type=view["type"], spec_version="2.1", chunk=k, slot=0, digest=raw[:8],
+                marked=False, removed=""))
             conn.execute(releases.insert().values(
                 seq=at + k, partner=partner, view=k, view_hash=b"x" * 32, batch=None,
                 withdrawn=False))

@@ -20,6 +20,13 @@ _OLD = "release_rows_l2"
 #: layout 2's indexes, replaced by layout 3's
 _OLD_INDEXES = ("ix_release_rows_partner_seq", "ix_release_rows_view_partner",
                 "ix_release_rows_view", "ix_release_views_type")
+#: the name layout 3's release_views is moved to while its rows are copied
+_OLD_VIEWS = "release_views_l3"
+#: layout 3's indexes of release_views, replaced by layout 4's
+_OLD_VIEW_INDEXES = ("ix_release_views_object", "ix_release_views_object_hash",
+                     "ix_release_views_marking")
+#: a canonical UUID as a SQLite GLOB pattern (lower-case hex, 8-4-4-4-12)
+_UUID_GLOB = "-".join("[0-9a-f]" * n for n in (8, 4, 4, 4, 12))
 
 
 def layout_current(conn: sa.Connection) -> bool:
@@ -56,7 +63,9 @@ def check_layout(conn: sa.Connection) -> None:
     if row is None:
         conn.execute(meta.insert().values(key="layout", value=LAYOUT))
     elif row[0] in MOVABLE:
-        _from_2(conn)
+        if row[0] == "2":
+            _from_2(conn)
+        _from_3(conn)
         conn.execute(meta.update().where(meta.c.key == "layout").values(value=LAYOUT))
     elif row[0] != LAYOUT:
         raise StoreError(f"release layout {row[0]} is not the layout {LAYOUT} this "
@@ -86,5 +95,42 @@ def _from_2(conn: sa.Connection) -> None:
     conn.execute(sa.text(f"INSERT INTO {releases.name} ({cols}) "  # noqa: S608
                          f"SELECT {cols} FROM {_OLD} ORDER BY partner, seq"))
     conn.execute(sa.text(f"DROP TABLE {_OLD}"))
-    # the views' new partial index (the one index of theirs layout 3 changes)
-    next(i for i in views.indexes if i.name == "ix_release_views_marking").create(conn)
+    # the views' index on type is gone (_OLD_INDEXES); _from_3 makes their layout-4 ones
+
+
+def _from_3(conn: sa.Connection) -> None:
+    """Layout 3 → 4: each class view's object id kept as its UUID beside its type (on
+    PostgreSQL a ``uuid``), its ``removed`` "" instead of NULL when none, and the index
+    on object id rebuilt on the UUID.  Every view keeps its id, so the release rows
+    pointing at it are untouched: the same releases, served the same bytes, proved by the
+    same ledger entries.  A view whose id is not ``<type>--<lower-case UUID>`` (which the
+    validator never admitted) stops the move with a StoreError: nothing is changed."""
+    postgres = conn.dialect.name == "postgresql"
+    uuid = ("substr(object_id, length(type) + 3)" if not postgres else
+            "CAST(substr(object_id, length(type) + 3) AS uuid)")
+    canonical = (f"substr(object_id, length(type) + 3) GLOB '{_UUID_GLOB}'" if not postgres
+                 else "substr(object_id, length(type) + 3) ~ '^[0-9a-f]{8}-[0-9a-f]{4}-"
+                      "[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'")
+    bad = conn.execute(sa.text(
+        f"SELECT object_id FROM {views.name} WHERE substr(object_id, 1, "  # noqa: S608
+        f"length(type) + 2) <> type || '--' OR NOT ({canonical}) LIMIT 1")).first()
+    if bad is not None:
+        raise StoreError(f"release view of {bad[0]!r}: its id is not '<type>--<lower-case "
+                         "UUID>', so the release layout cannot be moved to "
+                         f"{LAYOUT}", hint="keep using the detente that made this home")
+    held = conn.execute(sa.text(f"SELECT count(*) FROM {views.name}")).scalar()  # noqa: S608
+    log.warning("moving %s class views to the release layout %s (once, on this open)",
+                f"{int(held or 0):,}", LAYOUT)
+    conn.execute(sa.text(f"ALTER TABLE {views.name} RENAME TO {_OLD_VIEWS}"))
+    if postgres:  # the constraint keeps its name when its table is renamed
+        conn.execute(sa.text(f"ALTER TABLE {_OLD_VIEWS} DROP CONSTRAINT IF EXISTS "
+                             "release_views_pkey"))
+    for name in _OLD_VIEW_INDEXES:
+        conn.execute(sa.text(f"DROP INDEX IF EXISTS {name}"))
+    views.create(conn)
+    conn.execute(sa.text(
+        f"INSERT INTO {views.name} (id, chunk, slot, marked, digest, uuid, version, "  # noqa: S608
+        "type, spec_version, removed) SELECT id, chunk, slot, marked, digest, "
+        f"{uuid}, version, type, spec_version, coalesce(removed, '') FROM {_OLD_VIEWS} "
+        "ORDER BY id"))
+    conn.execute(sa.text(f"DROP TABLE {_OLD_VIEWS}"))

@@ -39,6 +39,7 @@ from detente.release.classes import (
     owners_of,
     strings_of,
 )
+from detente.release.ids import object_id_of, object_in, object_uuid
 from detente.release.schema import batches, chunks, cursors, releases, views
 from detente.release.views import CODEC_ZLIB, Embedder, ViewSource, pack, register
 from detente.stix.timestamps import now_micros
@@ -212,7 +213,7 @@ class Releaser:
         releases included: they held it), or with ``live`` those holding a live view."""
         stmt = sa.select(releases.c.partner).distinct().select_from(
             releases.join(views, releases.c.view == views.c.id)).where(
-            views.c.object_id == object_id)
+            object_in(views.c, [object_id]))
         if live:
             stmt = stmt.where(releases.c.withdrawn.is_(False))
         with self.store.engine.connect() as conn:
@@ -298,7 +299,7 @@ class Releaser:
         partner, which cost two thirds of the releaser's time at 1M objects."""
         r, v = releases.c, views.c
         marking_views = sa.select(v.id).where(v.type == "marking-definition")
-        stmt = sa.select(v.object_id, r.partner, r.withdrawn).select_from(
+        stmt = sa.select(object_id_of(v), r.partner, r.withdrawn).select_from(
             releases.join(views, v.id == r.view)).where(r.view.in_(marking_views))
         with self.store.engine.connect() as conn:
             return {row[0] for row in _held(conn, stmt, partner)}
@@ -521,8 +522,8 @@ class Releaser:
         ids = sorted({row.stored.id for row in rows})
         known: dict[tuple[str, str, bytes, bool], int] = {}
         for start in range(0, len(ids), 500):
-            stmt = sa.select(v.object_id, v.version, v.digest, v.marked, v.id).where(
-                v.object_id.in_(ids[start:start + 500]))
+            stmt = sa.select(object_id_of(v), v.version, v.digest, v.marked, v.id).where(
+                object_in(v, ids[start:start + 500]))
             known.update({(r[0], r[1], bytes(r[2]), bool(r[3])): int(r[4])
                           for r in conn.execute(stmt)})
         out: list[int] = []
@@ -539,8 +540,9 @@ class Releaser:
                 next_view += 1
                 removed = list(row.decision.removed)
                 new_views.append((
-                    found, o.id, o.version, o.type, o.spec_version, chunk_id, len(bodies),
-                    key[2], row.marked, orjson.dumps(removed).decode() if removed else None))
+                    found, object_uuid(o.id, o.type), o.version, o.type, o.spec_version,
+                    chunk_id, len(bodies), key[2], row.marked,
+                    orjson.dumps(removed).decode() if removed else ""))
                 bodies.append(row.body)
             out.append(found)
         if bodies:
@@ -592,7 +594,7 @@ _VISIBLE_CACHE = 20_000
 
 #: the columns :meth:`Releaser._insert` and :meth:`Releaser._class_views` write, in order
 _ROW_COLUMNS = ("seq", "partner", "view", "view_hash", "batch", "withdrawn")
-_VIEW_COLUMNS = ("id", "object_id", "version", "type", "spec_version", "chunk", "slot",
+_VIEW_COLUMNS = ("id", "uuid", "version", "type", "spec_version", "chunk", "slot",
                  "digest", "marked", "removed")
 
 
@@ -842,7 +844,7 @@ def _withdraw_entries(conn: sa.Connection, partner: str, seqs: list[int]) -> lis
     from detente.ledger import Entry
 
     r, v = releases.c, views.c
-    rows = conn.execute(sa.select(r.partner, v.object_id, v.version, r.view_hash)
+    rows = conn.execute(sa.select(r.partner, object_id_of(v), v.version, r.view_hash)
                         .select_from(releases.join(views, v.id == r.view))
                         .where(r.partner == partner, r.seq.in_(seqs)).order_by(r.seq)).all()
     return [Entry(kind="withdrawal", time=_now(), partner=row[0], object_id=row[1],
@@ -854,7 +856,7 @@ def _live(ids: Sequence[str]) -> sa.Select[Any]:
     """(object id, version, seq, view hash, partner, withdrawn) of the releases of ``ids``
     to anyone: :func:`_held` keeps one partner's live ones."""
     r, v = releases.c, views.c
-    return (sa.select(v.object_id, v.version, r.seq, r.view_hash, r.partner, r.withdrawn)
+    return (sa.select(object_id_of(v), v.version, r.seq, r.view_hash, r.partner, r.withdrawn)
             .select_from(releases.join(views, v.id == r.view))
             .where(r.view.in_(views_of(ids))))
 
@@ -877,7 +879,7 @@ def _held(conn: sa.Connection, stmt: sa.Select[Any], partner: str) -> list[Any]:
 def views_of(ids: Sequence[str]) -> sa.Select[Any]:
     """The class views of objects ``ids``: written as ``view IN (this)``, the planner looks
     release rows up by the (view, partner) index instead of walking a partner's rows."""
-    return sa.select(views.c.id).where(views.c.object_id.in_(ids))
+    return sa.select(views.c.id).where(object_in(views.c, ids))
 
 
 def released_partners(conn: sa.Connection) -> list[str]:

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from detente.errors import NotFoundError
 from detente.ledger import BATCH_KIND, BatchProof, Entry, batch_path
+from detente.release.ids import object_id_of
 from detente.release.path import release_entry
 from detente.release.schema import batches, releases, views
 from detente.store.engine import reader
@@ -43,7 +44,7 @@ def batch_entries(engine: sa.Engine, ledger: SupportsProofs, index: int
                             .where(b.ledger_index == index)).first()
         if span is None:
             raise NotFoundError(f"ledger entry {index} is no release batch of this node")
-        stmt = (sa.select(r.seq, v.object_id, v.version, r.view_hash)
+        stmt = (sa.select(r.seq, object_id_of(v), v.version, r.view_hash)
                 .select_from(releases.join(views, v.id == r.view))
                 .where(r.partner == batch.partner, r.seq >= span[0], r.seq <= span[1],
                        r.batch == index)

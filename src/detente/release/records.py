@@ -17,10 +17,11 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
+from detente.release.ids import object_id_of, object_in
 from detente.release.path import last_seq, released_partners, views_of
 from detente.release.schema import releases, views
 from detente.release.views import ViewSource, load_views, registered
-from detente.store.engine import among, reader
+from detente.store.engine import reader
 
 __all__ = ["ReleaseRecord", "first_releases", "iter_release_records", "iter_views_after",
            "released_ids", "released_versions"]
@@ -142,17 +143,18 @@ def _records(engine: sa.Engine, cond: list[sa.ColumnElement[bool]], upto: int | 
 
 def released_versions(engine: sa.Engine, object_ids: Iterable[str]) -> set[tuple[str, str]]:
     """The (object id, version) of those objects released to any partner, ever: one
-    indexed lookup per page of ids, bound as one parameter (echo detection asks this of
+    lookup by the class views' UUID index per few hundred ids (echo detection asks this of
     each incoming page, by id: the versions of the page's objects are worked out only for
     the ids found).  A class view is kept only once released, so its row is the answer."""
     wanted = sorted(set(object_ids))
-    if not wanted:
-        return set()
-    pg = engine.dialect.name == "postgresql"
-    stmt = (sa.select(views.c.object_id, views.c.version).distinct()
-            .where(among(views.c.object_id, wanted, postgres=pg)))
+    found: set[tuple[str, str]] = set()
     with reader(engine).connect() as conn:
-        return {(r[0], r[1]) for r in conn.execute(stmt)}
+        for start in range(0, len(wanted), _IN_CHUNK):
+            ids = set(wanted[start:start + _IN_CHUNK])
+            stmt = (sa.select(object_id_of(views.c), views.c.version).distinct()
+                    .where(object_in(views.c, ids)))
+            found |= {(r[0], r[1]) for r in conn.execute(stmt) if r[0] in ids}
+    return found
 
 
 def iter_views_after(engine: sa.Engine, seq: int, batch: int = 1000
@@ -192,9 +194,10 @@ def first_releases(conn: sa.Connection, object_ids: Iterable[str]) -> dict[tuple
     out: dict[tuple[str, str], int] = {}
     r, v = releases.c, views.c
     for start in range(0, len(wanted), _IN_CHUNK):
-        stmt = (sa.select(r.partner, v.object_id, sa.func.min(r.seq)).select_from(_joined())
+        oid = object_id_of(v)
+        stmt = (sa.select(r.partner, oid, sa.func.min(r.seq)).select_from(_joined())
                 .where(r.view.in_(views_of(wanted[start:start + _IN_CHUNK])))
-                .group_by(r.partner, v.object_id))
+                .group_by(r.partner, v.type, v.uuid))
         for partner, oid, seq in conn.execute(stmt):
             if seq is not None:
                 out[(str(partner), str(oid))] = int(seq)
@@ -210,7 +213,7 @@ def released_ids(engine: sa.Engine, partner: str, object_ids: Iterable[str]) -> 
     with reader(engine).connect() as conn:
         for start in range(0, len(wanted), _IN_CHUNK):
             # by view, the partner compared on the rows found (see release.serve)
-            stmt = sa.select(v.object_id).distinct().select_from(_joined()).where(
+            stmt = sa.select(object_id_of(v)).distinct().select_from(_joined()).where(
                 r.view.in_(views_of(wanted[start:start + _IN_CHUNK])), r.partner + "" == partner)
             found.update(row[0] for row in conn.execute(stmt))
     return found

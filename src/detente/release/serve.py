@@ -60,7 +60,7 @@ def _version_clause(partner: str, selectors: Sequence[str]) -> sa.ColumnElement[
     o_r, o_v = releases.alias("o_r"), views.alias("o_v")
     held = sa.select(o_r.c.seq).where(o_r.c.view == o_v.c.id, o_r.c.partner + "" == partner,
                                       o_r.c.withdrawn.is_(False)).offset(0).exists()
-    same = sa.and_(o_v.c.object_id == views.c.object_id, held)
+    same = sa.and_(o_v.c.uuid == views.c.uuid, o_v.c.type == views.c.type, held)
     parts: list[sa.ColumnElement[bool]] = []
     exact: list[str] = []
     for sel in selectors:

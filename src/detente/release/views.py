@@ -30,6 +30,7 @@ import orjson
 import sqlalchemy as sa
 
 from detente.errors import StoreError
+from detente.release.ids import object_id_of
 from detente.release.schema import chunks, views
 
 __all__ = ["CODEC_ZLIB", "VIEW_COLUMNS", "ClassView", "Embedder", "Served", "ViewSource",
@@ -105,7 +106,7 @@ class ClassView:
 
 
 #: the columns of ``release_views`` a :class:`ClassView` is built from (with its chunk)
-VIEW_COLUMNS = (views.c.id, views.c.object_id, views.c.version, views.c.type,
+VIEW_COLUMNS = (views.c.id, object_id_of(views.c), views.c.version, views.c.type,
                 views.c.spec_version, views.c.marked, views.c.chunk, views.c.slot)
 
 

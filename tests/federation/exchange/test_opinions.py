@@ -21,6 +21,7 @@ from detente.errors import NotFoundError, ValidationError
 from detente.federation.exchange.local import ingest_local
 from detente.node import Node
 from detente.release import release_pending
+from detente.release.ids import object_in
 from detente.release.schema import releases, views
 from detente.settings import update_settings
 from detente.store import Query
@@ -65,7 +66,7 @@ def _live(node: Node, partner: str, object_id: str) -> int:
     with node.store.engine.connect() as conn:
         return int(conn.execute(sa.select(sa.func.count()).select_from(
             releases.join(views, c.view == views.c.id)).where(
-            c.partner == partner, views.c.object_id == object_id,
+            c.partner == partner, object_in(views.c, [object_id]),
             c.withdrawn.is_(False))).scalar_one())
 
 
