@@ -11,10 +11,12 @@ import sqlalchemy as sa
 
 from detente.errors import StoreError
 
-__all__ = ["object_id_of", "object_in", "object_uuid"]
+__all__ = ["UUID_PATTERN", "object_id_of", "object_in", "object_uuid"]
 
-#: the canonical form of a UUID as the validator admits it in an identifier
-_UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+#: the canonical form of a UUID as the validator admits it in an identifier (a regular
+#: expression in both Python's and PostgreSQL's syntax)
+UUID_PATTERN = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+_UUID_RE = re.compile(UUID_PATTERN)
 
 
 def object_uuid(object_id: str, type_: str) -> str:
@@ -31,8 +33,12 @@ def object_uuid(object_id: str, type_: str) -> str:
 def object_id_of(v: Any) -> sa.ColumnElement[str]:
     """The object id of the class views ``v`` (``views.c`` or an alias's ``.c``), in SQL:
     ``type || '--' || uuid``, labelled ``object_id``."""
+    return _whole(v).label("object_id")
+
+
+def _whole(v: Any) -> sa.ColumnElement[str]:
     whole: sa.ColumnElement[str] = v.type + "--" + sa.cast(v.uuid, sa.Text)
-    return whole.label("object_id")
+    return whole
 
 
 def object_in(v: Any, ids: Iterable[str]) -> sa.ColumnElement[bool]:
@@ -44,5 +50,4 @@ def object_in(v: Any, ids: Iterable[str]) -> sa.ColumnElement[bool]:
     uuids = [u for u in uuids if _UUID_RE.fullmatch(u)]
     if not uuids:
         return sa.false()
-    whole = v.type + "--" + sa.cast(v.uuid, sa.Text)
-    return sa.and_(v.uuid.in_(uuids), whole.in_(wanted))
+    return sa.and_(v.uuid.in_(uuids), _whole(v).in_(wanted))

@@ -9,6 +9,7 @@ import logging
 import sqlalchemy as sa
 
 from detente.errors import StoreError
+from detente.release.ids import UUID_PATTERN
 from detente.release.schema import LAYOUT, LEGACY_TABLE, MOVABLE, meta, releases, views
 
 __all__ = ["check_layout", "layout_current"]
@@ -78,24 +79,31 @@ def _from_2(conn: sa.Connection) -> None:
     and the views' type index kept for marking definitions only.  Every row is copied
     as it is (seq, partner, view, hash, batch, withdrawn): the same releases, served the
     same bytes, proved by the same ledger entries."""
-    postgres = conn.dialect.name == "postgresql"
-    held = conn.execute(sa.text(f"SELECT count(*) FROM {releases.name}")).scalar()  # noqa: S608
-    # a warning, so that a command opening the home says why it is silent for a while
-    # (13M rows: ~33 s on SQLite); it runs once
-    log.warning("moving %s release rows to the release layout %s (once, on this open)",
-                f"{int(held or 0):,}", LAYOUT)
-    conn.execute(sa.text(f"ALTER TABLE {releases.name} RENAME TO {_OLD}"))
-    if postgres:  # the constraint keeps its name when its table is renamed
-        conn.execute(sa.text(f"ALTER TABLE {_OLD} DROP CONSTRAINT IF EXISTS "
-                             "release_rows_pkey"))
-    for name in _OLD_INDEXES:
-        conn.execute(sa.text(f"DROP INDEX IF EXISTS {name}"))
-    releases.create(conn)
+    _replace(conn, releases, _OLD, _OLD_INDEXES, "release rows")
     cols = ", ".join(f'"{c.name}"' for c in releases.columns)
     conn.execute(sa.text(f"INSERT INTO {releases.name} ({cols}) "  # noqa: S608
                          f"SELECT {cols} FROM {_OLD} ORDER BY partner, seq"))
     conn.execute(sa.text(f"DROP TABLE {_OLD}"))
     # the views' index on type is gone (_OLD_INDEXES); _from_3 makes their layout-4 ones
+
+
+def _replace(conn: sa.Connection, table: sa.Table, old: str, old_indexes: tuple[str, ...],
+             what: str) -> None:
+    """Set ``table`` aside as ``old`` (its key and ``old_indexes`` dropped, so their names
+    are free) and create it again in this layout, empty: the caller copies the rows over
+    and drops ``old``."""
+    held = conn.execute(sa.text(f"SELECT count(*) FROM {table.name}")).scalar()  # noqa: S608
+    # a warning, so that a command opening the home says why it is silent for a while
+    # (13M release rows: ~33 s on SQLite); it runs once
+    log.warning("moving %s %s to the release layout %s (once, on this open)",
+                f"{int(held or 0):,}", what, LAYOUT)
+    conn.execute(sa.text(f"ALTER TABLE {table.name} RENAME TO {old}"))
+    if conn.dialect.name == "postgresql":  # the key keeps its name when its table is renamed
+        conn.execute(sa.text(f"ALTER TABLE {old} DROP CONSTRAINT IF EXISTS "
+                             f"{table.name}_pkey"))
+    for name in old_indexes:
+        conn.execute(sa.text(f"DROP INDEX IF EXISTS {name}"))
+    table.create(conn)
 
 
 def _from_3(conn: sa.Connection) -> None:
@@ -109,8 +117,7 @@ def _from_3(conn: sa.Connection) -> None:
     uuid = ("substr(object_id, length(type) + 3)" if not postgres else
             "CAST(substr(object_id, length(type) + 3) AS uuid)")
     canonical = (f"substr(object_id, length(type) + 3) GLOB '{_UUID_GLOB}'" if not postgres
-                 else "substr(object_id, length(type) + 3) ~ '^[0-9a-f]{8}-[0-9a-f]{4}-"
-                      "[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'")
+                 else f"substr(object_id, length(type) + 3) ~ '^{UUID_PATTERN}$'")
     bad = conn.execute(sa.text(
         f"SELECT object_id FROM {views.name} WHERE substr(object_id, 1, "  # noqa: S608
         f"length(type) + 2) <> type || '--' OR NOT ({canonical}) LIMIT 1")).first()
@@ -118,16 +125,7 @@ def _from_3(conn: sa.Connection) -> None:
         raise StoreError(f"release view of {bad[0]!r}: its id is not '<type>--<lower-case "
                          "UUID>', so the release layout cannot be moved to "
                          f"{LAYOUT}", hint="keep using the detente that made this home")
-    held = conn.execute(sa.text(f"SELECT count(*) FROM {views.name}")).scalar()  # noqa: S608
-    log.warning("moving %s class views to the release layout %s (once, on this open)",
-                f"{int(held or 0):,}", LAYOUT)
-    conn.execute(sa.text(f"ALTER TABLE {views.name} RENAME TO {_OLD_VIEWS}"))
-    if postgres:  # the constraint keeps its name when its table is renamed
-        conn.execute(sa.text(f"ALTER TABLE {_OLD_VIEWS} DROP CONSTRAINT IF EXISTS "
-                             "release_views_pkey"))
-    for name in _OLD_VIEW_INDEXES:
-        conn.execute(sa.text(f"DROP INDEX IF EXISTS {name}"))
-    views.create(conn)
+    _replace(conn, views, _OLD_VIEWS, _OLD_VIEW_INDEXES, "class views")
     conn.execute(sa.text(
         f"INSERT INTO {views.name} (id, chunk, slot, marked, digest, uuid, version, "  # noqa: S608
         "type, spec_version, removed) SELECT id, chunk, slot, marked, digest, "
