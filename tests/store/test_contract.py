@@ -256,6 +256,23 @@ def test_held_reports_ids_by_origin(store: SqlStore) -> None:
     assert store.held([]) == set()
 
 
+def test_held_origins_answers_both_questions_in_one_read(store: SqlStore) -> None:
+    mine, theirs = v(indicator()), v(indicator())
+    store.put_many([mine], Provenance())
+    store.put_many([theirs], Provenance(origin="fr"))
+    # a later version of the same object from another source: both origins are listed
+    later = v({**theirs.body, "modified": ts(5)})
+    store.put_many([later], Provenance(origin="ru"))
+    absent = indicator()["id"]
+    got = store.held_origins([mine.id, theirs.id, absent, mine.id])
+    assert got == {mine.id: frozenset({"local"}), theirs.id: frozenset({"fr", "ru"})}
+    # the same answers as the two reads it replaces
+    assert set(got) == store.held([mine.id, theirs.id, absent])
+    assert {i for i, o in got.items() if "local" in o} == \
+        store.held([mine.id, theirs.id, absent], ("local",))
+    assert store.held_origins([]) == {}
+
+
 def test_referring_finds_latest_relationships_and_sightings_naming_an_id(
         store: SqlStore) -> None:
     target, other = v(indicator()), v(indicator())

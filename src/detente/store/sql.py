@@ -509,6 +509,21 @@ class SqlStore:
                 sa.select(objects.c.id).distinct().where(*cond)))
         return found
 
+    def held_origins(self, ids: Iterable[str]) -> dict[str, frozenset[str]]:
+        """Those of ``ids`` with any stored version, each with the origins its versions
+        came from: one read that answers both "held at all?" and "held from whom?" (the
+        intake path asks both of every page)."""
+        ordered = sorted(set(ids))
+        if not ordered:
+            return {}
+        found: dict[str, set[str]] = {}
+        with self._reader.connect() as conn:
+            for oid, origin in conn.execute(
+                    sa.select(objects.c.id, objects.c.origin).distinct().where(
+                        among(objects.c.id, ordered, postgres=self._pg))):
+                found.setdefault(oid, set()).add(origin)
+        return {oid: frozenset(origins) for oid, origins in found.items()}
+
     def referring(self, object_id: str, types: tuple[str, ...],
                   limit: int = 500) -> tuple[StoredObject, ...]:
         """Latest versions of ``types`` that refer to ``object_id`` — a relationship's

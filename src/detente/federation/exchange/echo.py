@@ -25,7 +25,7 @@ count as P's contribution or as corroboration.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -151,8 +151,11 @@ class EchoIndex:
     def __len__(self) -> int:
         return len(self.released)
 
-    def _ours_released(self, bodies: list[Any]) -> set[tuple[str, str]]:
+    def _ours_released(self, bodies: list[Any],
+                       local: Container[str] | None = None) -> set[tuple[str, str]]:
         ids = {oid for b in bodies if isinstance(b, dict) and isinstance(oid := b.get("id"), str)}
+        if local is not None:  # only our own material comes back as an exact echo
+            ids = {oid for oid in ids if oid in local}
         return self._ours(ids) if ids else set()
 
     def match(self, body: Any, ours: set[tuple[str, str]] | None = None,
@@ -179,10 +182,14 @@ class EchoIndex:
                 return Echo(mine, key[0])
         return None
 
-    def classify(self, objects: Iterable[Any]) -> dict[int, Echo]:
-        """Echoes among a page of objects, by position."""
+    def classify(self, objects: Iterable[Any], *,
+                 local: Container[str] | None = None) -> dict[int, Echo]:
+        """Echoes among a page of objects, by position.  ``local``: the page's ids the
+        store holds as material created here, when the caller has read them (the intake
+        path reads the page's origins once): no other id can be an exact echo, so the
+        release records are read for those alone — none on a page of new ids."""
         bodies = list(objects)
-        ours = self._ours_released(bodies)
+        ours = self._ours_released(bodies, local)
         released = {oid for oid, _ in ours}  # only their versions can be exact echoes
         found: dict[int, Echo] = {}
         for i, body in enumerate(bodies):

@@ -48,7 +48,7 @@ through all three.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
@@ -193,6 +193,16 @@ class IntakeResult:
         return len(self.failures)
 
 
+#: the page's ids the store holds, each with the origins of its versions
+#: (:meth:`~detente.store.base.Store.held_origins`), read once before (2)
+_Held = Mapping[str, frozenset[str]]
+
+
+def _local(held: _Held) -> set[str]:
+    """Those ids held as material created on this node."""
+    return {oid for oid, origins in held.items() if LOCAL in origins}
+
+
 def _guess(obj: Any) -> tuple[str, str]:
     """id and version of a (possibly invalid) object, for the status resource."""
     if not isinstance(obj, dict):
@@ -249,10 +259,11 @@ class Intake:
         where = list(positions) if positions is not None else [str(i) for i in
                                                                  range(len(objects))]
         valid, at = self._validated(objects, where, result)                      # (1)
-        valid, at = self._admissible(valid, at, result)                          # (2)
-        echoes = self._echoes(valid) if self.check_echoes and valid else {}      # (3)
+        # what the store holds of the page's ids, and from whom: one read for (2)-(4)
+        held = self.node.store.held_origins({o.id for o in valid}) if valid else {}
+        valid, at = self._admissible(valid, at, held, result)                    # (2)
+        echoes = self._echoes(valid, held) if self.check_echoes and valid else {}  # (3)
         if valid:
-            held = self.node.store.held({o.id for o in valid})
             self._store(valid, at, echoes, held, signature, result, conn)        # (4)
         if self.answers_sender:
             self._conceal(result)                                                # (7)
@@ -287,13 +298,13 @@ class Intake:
             result.failures.append(Detail(oid, version, message, pos))
         return valid, at
 
-    def _admissible(self, valid: list[StixObject], at: list[str], result: IntakeResult
-                    ) -> tuple[list[StixObject], list[str]]:
+    def _admissible(self, valid: list[StixObject], at: list[str], held: _Held,
+                    result: IntakeResult) -> tuple[list[StixObject], list[str]]:
         if not self.source.is_remote:
             return valid, at
         ours = self.node.identity_id
-        local = self.node.store.held({o.id for o in valid}, (LOCAL,))
-        forged = self._partner_versions(valid) if self.source.is_feed else {}
+        local = _local(held)
+        forged = self._partner_versions(valid, held) if self.source.is_feed else {}
         kept: list[StixObject] = []
         kept_at: list[str] = []
         for obj, pos in zip(valid, at, strict=True):
@@ -318,7 +329,8 @@ class Intake:
                                           reason, pos))
         return kept, kept_at
 
-    def _partner_versions(self, valid: list[StixObject]) -> dict[tuple[str, str], str]:
+    def _partner_versions(self, valid: list[StixObject],
+                          held: _Held) -> dict[tuple[str, str], str]:
         """A feed's objects that would add a version to a partner's object (its creator
         is that partner), as (id, version) -> partner.  A feed's answers are unsigned, so
         anyone could write the partner's identity into ``created_by_ref``; the same
@@ -327,23 +339,19 @@ class Intake:
         suspects = [o for o in valid if o.created_by_ref in creators]
         if not suspects:
             return {}
-        held = self.node.store.held({o.id for o in suspects})
         out: dict[tuple[str, str], str] = {}
         for o in suspects:
             if o.version and o.id in held and self.node.store.get(o.id, o.version) is None:
                 out[o.id, o.version] = creators[str(o.created_by_ref)]
         return out
 
-    def _echoes(self, valid: list[StixObject]) -> dict[int, Echo]:
+    def _echoes(self, valid: list[StixObject], held: _Held) -> dict[int, Echo]:
         if self._echo_index is None:
             self._echo_index = EchoIndex.build(self.node.store, self.source.name)
-        found = self._echo_index.classify([o.body for o in valid])
+        found = self._echo_index.classify([o.body for o in valid], local=_local(held))
         # a content echo is a *new* id repeating what we released to this partner; an id
         # we already hold (an update, a re-issue, a relay of a third party's object we
         # have from its creator) is not one
-        if not found:
-            return found
-        held = self.node.store.held({valid[i].id for i, e in found.items() if not e.by_id})
         return {i: e for i, e in found.items() if e.by_id or valid[i].id not in held}
 
     def _provenance(self, signature: str | None, received_at: int,
@@ -373,7 +381,7 @@ class Intake:
                               if o.created_by_ref is not None and o.created_by_ref != ours)
 
     def _store(self, valid: list[StixObject], at: list[str], echoes: dict[int, Echo],
-               held: set[str], signature: str | None, result: IntakeResult,
+               held: _Held, signature: str | None, result: IntakeResult,
                conn: sa.Connection | None) -> None:
         by_id = {i for i, e in echoes.items() if e.by_id}
         for i in sorted(by_id):  # our own version back: not stored again
@@ -406,7 +414,7 @@ class Intake:
             self._reissue(corrected)
 
     def _put_groups(self, conn: sa.Connection, valid: list[StixObject], at: list[str],
-                    groups: list[tuple[list[int], dict[str, Any] | None]], held: set[str],
+                    groups: list[tuple[list[int], dict[str, Any] | None]], held: _Held,
                     signature: str | None, result: IntakeResult,
                     corrected: list[tuple[str, str]]) -> None:
         entries: list[Entry] = []
@@ -434,7 +442,7 @@ class Intake:
             self.node.releaser.reissue(corrected)
 
     def _record(self, result: IntakeResult, obj: StixObject, r: PutResult, pos: str,
-                held: set[str], flags: dict[str, Any] | None, prov: Provenance) -> None:
+                held: _Held, flags: dict[str, Any] | None, prov: Provenance) -> None:
         version = _version_of(obj, r.date_added or result.received_at)
         if r.outcome is Outcome.STORED:
             assert r.date_added is not None
