@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 import rfc8785
-from hypothesis import given, settings
+from hypothesis import event, example, given, settings
 from hypothesis import strategies as st
 from tests.ledger.ledger_fixtures import key, make_entry
 
@@ -102,6 +102,48 @@ def test_every_field_set_is_encoded() -> None:
                   fingerprint_id="fp--1", detail="d", batch_root="cd" * 32, batch_size=3)
     assert set(entry.to_dict()) == set(Entry.__dataclass_fields__) - {"canonical"} | {"v"}
     assert Entry.from_json(entry.canonical) == entry
+
+
+_TIMES = st.sampled_from(["2025-01-01T00:00:00Z", "2025-01-01T00:00:00.123Z",
+                          "2025-13-01T00:00:00Z", "2025-01-01T00:00:00.1234567890Z",
+                          "yesterday", ""])
+_IDS = st.sampled_from(["indicator--11111111-2222-4333-8444-555555555555", "indicator-1",
+                        "Indicator--11111111-2222-4333-8444-555555555555", ""])
+
+
+_GOOD = {"time": "2025-01-01T00:00:00.123Z", "partner": "fr",
+         "object_id": "indicator--11111111-2222-4333-8444-555555555555",
+         "object_version": "2024-04-06T20:03:48.000Z", "view_hash": "ab" * 32}
+
+
+@settings(max_examples=400, deadline=None)
+@example(**_GOOD)
+@example(**(_GOOD | {"object_version": None, "partner": "feed:ü\u2028"}))
+@example(**(_GOOD | {"time": "2025-01-01T00:00:00Z", "partner": "new-partner"}))
+@given(time=_TIMES, partner=st.sampled_from(["fr", "feed:osint", "", "a\nb", "x" * 257])
+       | st.text(max_size=8), object_id=_IDS,
+       object_version=st.none() | _TIMES | st.integers(), view_hash=st.sampled_from(
+           ["ab" * 32, "AB" * 32, "ab" * 31, ""]) | st.binary(min_size=32, max_size=32).map(
+           lambda b: b.hex()))
+def test_a_receipt_is_the_entry_the_constructor_builds(
+        time: str, partner: str, object_id: str, object_version: object,
+        view_hash: str) -> None:
+    """Entry.receipt (the intake path's) makes the checks, the entry and the bytes of
+    Entry(kind="receipt", ...): both refuse the same input with the same message."""
+    fields = {"time": time, "partner": partner, "object_id": object_id,
+              "object_version": object_version, "view_hash": view_hash}
+    try:
+        general = Entry(kind="receipt", **fields)  # type: ignore[arg-type]
+    except EntryError as exc:
+        with pytest.raises(EntryError) as refused:
+            Entry.receipt(**fields)  # type: ignore[arg-type]
+        assert refused.value.message == exc.message
+        return
+    event("accepted")
+    fast = Entry.receipt(**fields)  # type: ignore[arg-type]
+    assert fast == general and fast.canonical == general.canonical
+    assert fast.to_dict() == general.to_dict() and repr(fast) == repr(general)
+    assert Entry.from_json(fast.canonical) == fast
 
 
 def test_entry_from_json_refuses_non_canonical_and_unknown() -> None:

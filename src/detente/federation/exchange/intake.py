@@ -596,6 +596,7 @@ def _correction(origin: str, obj: StixObject, now: str) -> Entry:
 
 
 def _receipt(partner: str, obj: StixObject, now: str) -> Entry:
-    return Entry(kind="receipt", time=now, partner=partner, object_id=obj.id,
-                 object_version=obj.version or None,
-                 view_hash=hashlib.sha256(obj.raw).hexdigest())
+    """The receipt of a version stored as sent: the SHA-256 of its stored bytes (``raw``;
+    the store's ``digest`` hashes other bytes, the sorted-key JSON)."""
+    return Entry.receipt(now, partner, obj.id, obj.version or None,
+                         hashlib.sha256(obj.raw).hexdigest())
