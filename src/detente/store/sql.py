@@ -514,15 +514,20 @@ class SqlStore:
         came from: one read that answers both "held at all?" and "held from whom?" (the
         intake path asks both of every page)."""
         ordered = sorted(set(ids))
+        found: dict[str, frozenset[str]] = {}
         if not ordered:
-            return {}
-        found: dict[str, set[str]] = {}
+            return found
+        # one row per version, no DISTINCT (SQLite would sort them in a temporary b-tree):
+        # an id has few versions
         with self._reader.connect() as conn:
-            for oid, origin in conn.execute(
-                    sa.select(objects.c.id, objects.c.origin).distinct().where(
-                        among(objects.c.id, ordered, postgres=self._pg))):
-                found.setdefault(oid, set()).add(origin)
-        return {oid: frozenset(origins) for oid, origins in found.items()}
+            for oid, origin in conn.execute(sa.select(objects.c.id, objects.c.origin).where(
+                    among(objects.c.id, ordered, postgres=self._pg))):
+                have = found.get(oid)
+                if have is None:
+                    found[oid] = frozenset((origin,))
+                elif origin not in have:
+                    found[oid] = have | {origin}
+        return found
 
     def referring(self, object_id: str, types: tuple[str, ...],
                   limit: int = 500) -> tuple[StoredObject, ...]:
