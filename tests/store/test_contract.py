@@ -256,21 +256,25 @@ def test_held_reports_ids_by_origin(store: SqlStore) -> None:
     assert store.held([]) == set()
 
 
-def test_held_origins_answers_both_questions_in_one_read(store: SqlStore) -> None:
+def test_held_versions_answers_the_intake_questions_in_one_read(store: SqlStore) -> None:
     mine, theirs = v(indicator()), v(indicator())
     store.put_many([mine], Provenance())
     store.put_many([theirs], Provenance(origin="fr"))
-    # a later version of the same object from another source: both origins are listed
+    # a later version of the same object from another source: both are listed
     later = v({**theirs.body, "modified": ts(5)})
     store.put_many([later], Provenance(origin="ru"))
     absent = indicator()["id"]
-    got = store.held_origins([mine.id, theirs.id, absent, mine.id])
-    assert got == {mine.id: frozenset({"local"}), theirs.id: frozenset({"fr", "ru"})}
-    # the same answers as the two reads it replaces
+    got = store.held_versions([mine.id, theirs.id, absent, mine.id])
+    assert got == {mine.id: {mine.version: "local"},
+                   theirs.id: {theirs.version: "fr", later.version: "ru"}}
+    # the same answers as the reads it replaces
     assert set(got) == store.held([mine.id, theirs.id, absent])
-    assert {i for i, o in got.items() if "local" in o} == \
+    assert {i for i, vs in got.items() if "local" in vs.values()} == \
         store.held([mine.id, theirs.id, absent], ("local",))
-    assert store.held_origins([]) == {}
+    for oid, versions in got.items():
+        for version in (*versions, ts(9)):
+            assert (version in versions) == (store.get(oid, version) is not None)
+    assert store.held_versions([]) == {}
 
 
 def test_referring_finds_latest_relationships_and_sightings_naming_an_id(

@@ -509,24 +509,19 @@ class SqlStore:
                 sa.select(objects.c.id).distinct().where(*cond)))
         return found
 
-    def held_origins(self, ids: Iterable[str]) -> dict[str, frozenset[str]]:
-        """Those of ``ids`` with any stored version, each with the origins its versions
-        came from: one read that answers both "held at all?" and "held from whom?" (the
-        intake path asks both of every page)."""
+    def held_versions(self, ids: Iterable[str]) -> dict[str, dict[str, str]]:
+        """Those of ``ids`` with any stored version, each with its versions and the origin
+        of each: one read by key that answers "held at all?", "held from whom?" and "this
+        version held?" for a whole page (the intake path asks all three)."""
         ordered = sorted(set(ids))
-        found: dict[str, frozenset[str]] = {}
+        found: dict[str, dict[str, str]] = {}
         if not ordered:
             return found
-        # one row per version, no DISTINCT (SQLite would sort them in a temporary b-tree):
-        # an id has few versions
         with self._reader.connect() as conn:
-            for oid, origin in conn.execute(sa.select(objects.c.id, objects.c.origin).where(
-                    among(objects.c.id, ordered, postgres=self._pg))):
-                have = found.get(oid)
-                if have is None:
-                    found[oid] = frozenset((origin,))
-                elif origin not in have:
-                    found[oid] = have | {origin}
+            for oid, version, origin in conn.execute(
+                    sa.select(objects.c.id, objects.c.version, objects.c.origin).where(
+                        among(objects.c.id, ordered, postgres=self._pg))):
+                found.setdefault(oid, {})[version] = origin
         return found
 
     def referring(self, object_id: str, types: tuple[str, ...],

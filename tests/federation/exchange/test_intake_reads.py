@@ -1,8 +1,8 @@
 """What the intake path reads of the store for a page, and what it writes to the ledger.
 
-A page costs one read of the ids it names (:meth:`Store.held_origins`: held at all, and
-from whom) for the refusals of step (2), the echo checks of step (3) and the counts of
-step (4); the refusals, counts and receipts stay exactly what they were.
+A page costs one read of the ids it names (:meth:`Store.held_versions`: held at all, which
+versions, from whom) for the refusals of step (2), the echo checks of step (3) and the
+counts of step (4); the refusals, counts and receipts stay exactly what they were.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ class Reads:
     def __init__(self, node: Node, monkeypatch: pytest.MonkeyPatch) -> None:
         self.calls: list[str] = []
         store = node.store
-        for name in ("held", "held_origins"):
+        for name in ("held", "held_versions", "get"):
             monkeypatch.setattr(store, name, self._count(name, getattr(store, name)))
         monkeypatch.setattr(echo_module, "released_versions",
                             self._count("released_versions", echo_module.released_versions))
@@ -92,10 +92,34 @@ def test_a_page_reads_its_ids_once(nodes: Any, monkeypatch: pytest.MonkeyPatch) 
         result = intake.receive([dict(ours, modified=LATER), dict(relayed, modified=LATER),
                                  *fresh, {"not": "stix"}])
     # one read by id for (2)-(4); no release records read for ids that are not ours
-    assert reads.calls == ["held_origins"]
+    assert reads.calls == ["held_versions"]
     assert (result.new, result.updated, result.rejected) == (3, 1, 2)
     refused = {d.position: d.message or "" for d in result.failures}
     assert "was created on this node" in refused["0"] and "type" in refused["5"]
+
+
+def test_a_feed_page_relaying_a_partners_objects_reads_its_ids_once(
+        nodes: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A feed may not add versions to a partner's object (its answers are unsigned); the
+    versions held are known from the page's one read, not read again object by object."""
+    us, others = nodes
+    fr = others["fr"].identity_id
+    held = [indicator(created_by_ref=fr) for _ in range(3)]
+    put(us, *held, origin="fr", release=False)
+    page = [*held, *(dict(o, modified=LATER) for o in held), indicator(created_by_ref=fr)]
+    reads = Reads(us, monkeypatch)
+    with Intake(us, Source.feed("osint")) as intake:
+        result = intake.receive(page)
+    assert reads.calls == ["held_versions"]
+    refused = {d.position: d.message or "" for d in result.failures}
+    assert sorted(refused) == ["3", "4", "5"]
+    for i in ("3", "4", "5"):
+        oid = page[int(i)]["id"]
+        assert refused[i] == (f"{oid} is created by partner fr: only its own signed answers "
+                              "add versions of it, not a feed")
+    # the versions held: duplicates by another route; the partner's new id: stored
+    assert (result.duplicates, result.new) == (3, 1)
+    assert [o.provenance.origin for o in us.store.versions(held[0]["id"])] == ["fr"]
 
 
 def test_every_receipt_hashes_the_stored_bytes(nodes: Any) -> None:

@@ -193,14 +193,14 @@ class IntakeResult:
         return len(self.failures)
 
 
-#: the page's ids the store holds, each with the origins of its versions
-#: (:meth:`~detente.store.base.Store.held_origins`), read once before (2)
-_Held = Mapping[str, frozenset[str]]
+#: the page's ids the store holds, each with its versions and the origin of each
+#: (:meth:`~detente.store.base.Store.held_versions`), read once before (2)
+_Held = Mapping[str, Mapping[str, str]]
 
 
 def _local(held: _Held) -> set[str]:
-    """Those ids held as material created on this node."""
-    return {oid for oid, origins in held.items() if LOCAL in origins}
+    """Those ids held as material created on this node (any version)."""
+    return {oid for oid, versions in held.items() if LOCAL in versions.values()}
 
 
 def _guess(obj: Any) -> tuple[str, str]:
@@ -259,8 +259,8 @@ class Intake:
         where = list(positions) if positions is not None else [str(i) for i in
                                                                  range(len(objects))]
         valid, at = self._validated(objects, where, result)                      # (1)
-        # what the store holds of the page's ids, and from whom: one read for (2)-(4)
-        held = self.node.store.held_origins({o.id for o in valid}) if valid else {}
+        # what the store holds of the page's ids (versions, from whom): one read for (2)-(4)
+        held = self.node.store.held_versions({o.id for o in valid}) if valid else {}
         valid, at = self._admissible(valid, at, held, result)                    # (2)
         echoes = self._echoes(valid, held) if self.check_echoes and valid else {}  # (3)
         if valid:
@@ -341,7 +341,7 @@ class Intake:
             return {}
         out: dict[tuple[str, str], str] = {}
         for o in suspects:
-            if o.version and o.id in held and self.node.store.get(o.id, o.version) is None:
+            if o.version and o.id in held and o.version not in held[o.id]:
                 out[o.id, o.version] = creators[str(o.created_by_ref)]
         return out
 
