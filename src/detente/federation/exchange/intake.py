@@ -26,6 +26,8 @@ For each batch, :meth:`Intake.receive`:
 
 and :meth:`Intake.close`, once per run, (6) refreshes the earned tiers: a tier that
 changed reaches the release policy through the node's one wiring (``Node.trust``).
+Steps (2) to (4) share one read of what the store holds of the batch's ids
+(:meth:`~detente.store.base.Store.held_versions`: which versions, and from whom).
 
 When the sender reads our answer (a TAXII push: ``answers_sender``), two more rules hold:
 
