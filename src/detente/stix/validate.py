@@ -72,7 +72,11 @@ def validate(obj: object) -> StixObject:
     """Check one STIX 2.1 object and return it as a :class:`StixObject`.
 
     Identifiers with upper-case hex are folded to lower case (the returned ``body`` and
-    ``raw`` hold the folded form; the caller's dict is not changed)."""
+    ``raw`` hold the folded form; the caller's dict is not changed).  A
+    :class:`StixObject` is returned as it is: it exists only after validation (an ingest
+    worker process validated it ahead, :mod:`detente.federation.exchange.pipe`)."""
+    if type(obj) is StixObject:
+        return obj
     try:
         return _validate(obj)
     except StixValidationError:

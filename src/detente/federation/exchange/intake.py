@@ -82,7 +82,7 @@ from detente.store.base import (
 from detente.store.engine import writer
 
 __all__ = ["Detail", "Intake", "IntakeResult", "PushBudgetExceeded", "Received",
-           "RefusedWrite", "Source", "receive", "refused_writes"]
+           "RefusedWrite", "Source", "receive", "refused_writes", "screen"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +214,19 @@ def _guess(obj: Any) -> tuple[str, str]:
     return str(oid)[:300], str(version)[:64] if isinstance(version, str) else ""
 
 
+def screen(obj: Any, position: str) -> StixObject | Detail:
+    """Step (1) for one object: the validated object, or its rejection at ``position``
+    (also run ahead in an ingest worker process, :mod:`detente.federation.exchange.pipe`)."""
+    try:
+        return validate(obj)
+    except DetenteError as exc:
+        message = exc.message
+    except (ValueError, TypeError, KeyError, RecursionError):
+        message = "object could not be validated"
+    oid, version = _guess(obj)
+    return Detail(oid, version, message, position)
+
+
 def _version_of(obj: StixObject, fallback: int) -> str:
     value = obj.body.get("modified") or obj.body.get("created")
     return value if isinstance(value, str) else format_micros(fallback)
@@ -288,16 +301,12 @@ class Intake:
         valid: list[StixObject] = []
         at: list[str] = []
         for obj, pos in zip(objects, where, strict=True):
-            try:
-                valid.append(validate(obj))
+            checked = screen(obj, pos)
+            if isinstance(checked, Detail):
+                result.failures.append(checked)
+            else:
+                valid.append(checked)
                 at.append(pos)
-                continue
-            except DetenteError as exc:
-                message = exc.message
-            except (ValueError, TypeError, KeyError, RecursionError):
-                message = "object could not be validated"
-            oid, version = _guess(obj)
-            result.failures.append(Detail(oid, version, message, pos))
         return valid, at
 
     def _admissible(self, valid: list[StixObject], at: list[str], held: _Held,

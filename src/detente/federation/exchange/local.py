@@ -13,21 +13,26 @@ batch fully present or absent.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any
 
 import sqlalchemy as sa
 
 from detente.errors import DetenteError
 from detente.federation.exchange.bulk import batch_done, relaxed_gc
-from detente.federation.exchange.intake import Intake, IntakeResult, Source
+from detente.federation.exchange.intake import Detail, Intake, IntakeResult, Source
+from detente.federation.exchange.pipe import Checked, Worker, can_fork
 from detente.node import Node
 from detente.stix.bundle import DecodeFailure
 
 __all__ = ["BATCH", "IngestSummary", "Rejection", "StrictRollback", "ingest_local"]
 
 BATCH = 5000
+#: inputs of at most this many batches stay in this process (a worker's start-up is not
+#: worth it for them); larger ones are read and validated ahead in a worker
+WORKER_AFTER = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,8 +82,12 @@ class IngestSummary:
         self.stored += len(result.stored)
         self.duplicates += result.duplicates
         self.corrected += result.corrected
-        self.rejected += [Rejection(f.position or "?", None if f.id == "unknown" else f.id,
-                                    f.message or "rejected") for f in result.failures]
+        self.rejected += [_rejection(f) for f in result.failures]
+
+
+def _rejection(failure: Detail) -> Rejection:
+    return Rejection(failure.position or "?", None if failure.id == "unknown" else failure.id,
+                     failure.message or "rejected")
 
 
 class StrictRollback(DetenteError):
@@ -105,22 +114,38 @@ class _Batcher:
             self.raws, self.positions = [], []
             batch_done()
 
+    def checked(self, batch: Checked) -> None:
+        """A batch the worker read and validated: its rejections as the in-process
+        path lists them (decode failures, then validation, then the store's)."""
+        self.summary.rejected += [Rejection(p, None, m) for p, m in batch.decode_failures]
+        self.summary.rejected += [_rejection(d) for d in batch.rejected]
+        if batch.items:
+            self.summary.add(self.intake.receive(batch.valid, positions=batch.at,
+                                                 conn=self.conn))
+            batch_done()
+
 
 def ingest_local(node: Node, items: Iterable[tuple[str, object]], *, strict: bool = False,
                  accept_corrections: bool = False,
-                 on_progress: Callable[[int], None] | None = None) -> IngestSummary:
+                 on_progress: Callable[[int], None] | None = None,
+                 worker: bool = True) -> IngestSummary:
     """Ingest local content through the intake path; never raises for bad objects.
 
     ``accept_corrections``: third-party material (a local import) already stored at the
     same version with other content is replaced — its creator corrected it without a
-    new version (ATT&CK releases do); material created on this node never is."""
+    new version (ATT&CK releases do); material created on this node never is.
+    ``worker``: an input of more than :data:`WORKER_AFTER` batches is read and validated
+    in a second process (:mod:`detente.federation.exchange.pipe`) when this process may
+    fork; False keeps all of it in this process.  The worker dying or failing raises
+    :class:`~detente.federation.exchange.pipe.WorkerFailed` (the batches stored before
+    stay; with ``strict`` nothing does)."""
     summary = IngestSummary()
     started = time.perf_counter()
     with relaxed_gc(), Intake(node, Source(accept_corrections=accept_corrections)) as intake:
         if strict:
             try:
                 with node.store.transaction() as conn:
-                    _run(intake, items, summary, conn, on_progress)
+                    _run(intake, items, summary, conn, on_progress, worker)
                     if summary.rejected:
                         raise StrictRollback("strict ingest rejected objects; nothing stored")
             except StrictRollback:
@@ -128,14 +153,50 @@ def ingest_local(node: Node, items: Iterable[tuple[str, object]], *, strict: boo
                 summary.rolled_back = True
                 summary.stored = summary.duplicates = summary.corrected = 0
         else:
-            _run(intake, items, summary, None, on_progress)
+            _run(intake, items, summary, None, on_progress, worker)
     summary.seconds = time.perf_counter() - started
     return summary
 
 
 def _run(intake: Intake, items: Iterable[tuple[str, object]], summary: IngestSummary,
-         conn: sa.Connection | None, on_progress: Callable[[int], None] | None) -> None:
+         conn: sa.Connection | None, on_progress: Callable[[int], None] | None,
+         worker: bool) -> None:
     batcher = _Batcher(intake, summary, conn)
+    rest = iter(items)
+    head, first = _head(rest) if worker and can_fork() else ([], None)
+    if first is None:  # a small input (or no worker): all of it here
+        _read(batcher, chain(head, rest), summary, on_progress)
+    else:  # the worker reads on while this process stores the head
+        with Worker(chain([first], rest), batch=BATCH, seen=len(head)) as ahead:
+            seen = _read(batcher, head, summary, on_progress)
+            for batch in ahead:
+                batcher.checked(batch)
+                if on_progress is not None:
+                    for n in range(seen + 500 - seen % 500, batch.seen + 1, 500):
+                        on_progress(n)
+                seen = batch.seen
+    if on_progress is not None:
+        on_progress(summary.seen)
+
+
+def _head(items: Iterator[tuple[str, object]]
+          ) -> tuple[list[tuple[str, object]], tuple[str, object] | None]:
+    """The first :data:`WORKER_AFTER` whole batches of the input, and the item after
+    them (None: the input ends there — a small input)."""
+    head: list[tuple[str, object]] = []
+    counted = 0
+    for item in items:
+        if counted == WORKER_AFTER * BATCH:
+            return head, item
+        head.append(item)
+        counted += not isinstance(item[1], DecodeFailure | DetenteError)
+    return head, None
+
+
+def _read(batcher: _Batcher, items: Iterable[tuple[str, object]], summary: IngestSummary,
+          on_progress: Callable[[int], None] | None) -> int:
+    """The in-process path: read, batch and receive; returns the items read."""
+    n = 0
     for n, (position, raw) in enumerate(items, 1):
         if isinstance(raw, DecodeFailure | DetenteError):
             summary.rejected.append(Rejection(position, None, raw.message))
@@ -144,5 +205,4 @@ def _run(intake: Intake, items: Iterable[tuple[str, object]], summary: IngestSum
         if on_progress is not None and n % 500 == 0:
             on_progress(n)
     batcher.flush()
-    if on_progress is not None:
-        on_progress(summary.seen)
+    return n
