@@ -5,11 +5,15 @@ one means the id, type, version and references were checked.  ``body`` is the ob
 received (custom properties kept; identifiers with upper-case hex folded to lower case),
 ``raw`` its compact JSON as stored, and ``digest`` the
 SHA-256 of its sorted-key JSON, which tells a harmless duplicate from a version conflict.
+``ahead`` holds what pure functions of ``body`` made of it, computed ahead in an ingest
+worker process (:mod:`detente.federation.exchange.pipe`), keyed by the function's home —
+``"search"``: :func:`detente.store.search.doc_fields`; each consumer computes its own when
+the key is absent.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = ["UNVERSIONED", "StixObject"]
@@ -30,6 +34,8 @@ class StixObject:
     body: dict[str, Any]
     raw: bytes
     digest: bytes
+    #: what pure functions of ``body`` made of it, computed ahead (see the module)
+    ahead: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
     @property
     def key(self) -> tuple[str, str]:

@@ -41,7 +41,8 @@ import sqlalchemy as sa
 from detente.errors import ValidationError
 from detente.stix.vocab import tlp_level
 
-__all__ = ["Find", "Found", "Hit", "SearchIndex", "doc_of", "parse_query", "search_docs"]
+__all__ = ["DOC_FIELDS", "DocFields", "Find", "Found", "Hit", "SearchIndex", "doc_fields",
+           "doc_of", "parse_query", "search_docs"]
 
 #: bump when what is indexed changes: open rebuilds the index
 INDEX_VERSION = "1"
@@ -216,12 +217,19 @@ class Doc:
     doc: str
 
 
+#: (name, marking, names, doc): :func:`doc_fields`
+DocFields = tuple[str, str, str, str]
+#: the key of :func:`doc_fields` in ``StixObject.ahead`` (computed ahead by an ingest
+#: worker process: :mod:`detente.federation.exchange.pipe`)
+DOC_FIELDS = "search"
+
+
 def doc_of(body: dict[str, Any]) -> Doc:
     """The name, marking and the two texts indexed for one object."""
-    return Doc(*_doc_fields(body))
+    return Doc(*doc_fields(body))
 
 
-def _doc_fields(body: dict[str, Any]) -> tuple[str, str, str, str]:
+def doc_fields(body: dict[str, Any]) -> DocFields:
     """:func:`doc_of` as a plain tuple (name, marking, names, doc): the ingest path's form."""
     get = body.get
     keys = body.keys()  # membership tests: most of the fields below are absent
@@ -437,10 +445,11 @@ class SearchIndex:
     # -- writes --------------------------------------------------------------------
     def add(self, conn: sa.Connection,
             rows: Sequence[tuple[int, str, str, str, bool, dict[str, Any]]],
-            *, newest: bool = False) -> None:
+            *, newest: bool = False, ahead: Sequence[DocFields | None] | None = None) -> None:
         """Index latest versions: (date_added, id, type, origin, revoked, body).  ``newest``:
-        their date_added values are above every indexed row's (a batch just stored)."""
-        values = self._add_docs(conn, rows)
+        their date_added values are above every indexed row's (a batch just stored);
+        ``ahead``: each row's :func:`doc_fields` when computed ahead (None: not)."""
+        values = self._add_docs(conn, rows, ahead)
         if self.pg or not values:
             return  # PostgreSQL's GIN index follows the table
         raw = conn.connection.driver_connection
@@ -459,13 +468,15 @@ class SearchIndex:
 
     def _add_docs(self, conn: sa.Connection,
                   rows: Sequence[tuple[int, str, str, str, bool, dict[str, Any]]],
+                  ahead: Sequence[DocFields | None] | None = None,
                   ) -> list[tuple[Any, ...]]:
         """Insert the catalogue rows (not yet the SQLite text index); returns them."""
         values: list[tuple[Any, ...]] = []
         if not rows:
             return values
-        for seq, oid, typ, origin, revoked, body in rows:
-            name, marking, names, doc = _doc_fields(body)
+        for i, (seq, oid, typ, origin, revoked, body) in enumerate(rows):
+            fields = ahead[i] if ahead is not None else None
+            name, marking, names, doc = fields if fields is not None else doc_fields(body)
             values.append((seq, oid, typ, origin, marking, name, revoked, names, doc))
         raw = conn.connection.driver_connection
         assert raw is not None

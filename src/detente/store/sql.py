@@ -44,7 +44,7 @@ from detente.store.schema import (
     refs,
     store_meta,
 )
-from detente.store.search import Find, Found, SearchIndex, search_docs
+from detente.store.search import DOC_FIELDS, Find, Found, SearchIndex, search_docs
 
 log = logging.getLogger("detente.store")
 
@@ -319,8 +319,9 @@ class SqlStore:
         """Keep the search index on each object's latest version (store/search.py)."""
         rows = [(clock, obj.id, obj.type, prov.origin, obj.revoked, obj.body)
                 for clock, obj in latest.values()]
+        ahead = [obj.ahead.get(DOC_FIELDS) if obj.ahead else None for _, obj in latest.values()]
         self._search.drop(conn, indexed & latest.keys())
-        self._search.add(conn, rows, newest=True)
+        self._search.add(conn, rows, newest=True, ahead=ahead)
 
     def _insert(self, conn: sa.Connection, rows: list[tuple[Any, ...]]) -> None:
         if not rows:

@@ -9,7 +9,9 @@ unchanged).  The worker runs the one check of step (1), :func:`intake.screen
 
   (1) a header (orjson): the items read so far, the decode failures and the rejections
       (position, id, version, message) of the batch, and each valid object's position,
-      id, type, version, spec_version, created_by_ref and revoked;
+      id, type, version, spec_version, created_by_ref, revoked, and its search document
+      (:func:`detente.store.search.doc_fields`, pure Python: the store's index takes it
+      as computed, ``StixObject.ahead``);
   (2) the valid objects' SHA-256 digests, 32 bytes each, concatenated;
   (3) their compact JSON as validated (``StixObject.raw``), joined by newlines (compact
       JSON has none).
@@ -59,6 +61,7 @@ from detente.federation.exchange.bulk import batch_done
 from detente.federation.exchange.intake import Detail, screen
 from detente.stix.bundle import DecodeFailure
 from detente.stix.model import StixObject
+from detente.store.search import DOC_FIELDS, doc_fields
 
 __all__ = ["Checked", "Worker", "WorkerFailed", "can_fork"]
 
@@ -160,12 +163,13 @@ def _rebuild(header: dict[str, Any], digests: bytes, raws: bytes) -> Checked:
         return checked
     loads = orjson.loads
     valid, at = checked.valid, checked.at
-    for n, ((pos, oid, typ, version, spec, creator, revoked), raw) in enumerate(
+    for n, ((pos, oid, typ, version, spec, creator, revoked, doc), raw) in enumerate(
             zip(meta, raws.split(b"\n"), strict=True)):
         # positional, as validate builds it (id, type, version, spec_version,
-        # created_by_ref, revoked, body, raw, digest)
+        # created_by_ref, revoked, body, raw, digest), and what was computed ahead
         valid.append(StixObject(oid, typ, version, spec, creator, revoked, loads(raw), raw,
-                                digests[n * _DIGEST:(n + 1) * _DIGEST]))
+                                digests[n * _DIGEST:(n + 1) * _DIGEST],
+                                {DOC_FIELDS: tuple(doc)}))
         at.append(pos)
     return checked
 
@@ -213,7 +217,8 @@ def _batches(items: Iterator[tuple[str, object]], batch: int, seen: int
             rejected.append((position, checked.id, checked.version, checked.message))
         else:
             valid.append((position, checked.id, checked.type, checked.version,
-                          checked.spec_version, checked.created_by_ref, checked.revoked))
+                          checked.spec_version, checked.created_by_ref, checked.revoked,
+                          doc_fields(checked.body)))
             digests.append(checked.digest)
             raws.append(checked.raw)
         if len(rejected) + len(valid) >= batch:
