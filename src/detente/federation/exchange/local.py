@@ -33,6 +33,8 @@ BATCH = 5000
 #: inputs of at most this many batches stay in this process (a worker's start-up is not
 #: worth it for them); larger ones are read and validated ahead in a worker
 WORKER_AFTER = 2
+#: ``on_progress`` is called every this many items read (and once at the end)
+PROGRESS_EVERY = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,7 +174,8 @@ def _run(intake: Intake, items: Iterable[tuple[str, object]], summary: IngestSum
             for batch in ahead:
                 batcher.checked(batch)
                 if on_progress is not None:
-                    for n in range(seen + 500 - seen % 500, batch.seen + 1, 500):
+                    every = PROGRESS_EVERY
+                    for n in range(seen + every - seen % every, batch.seen + 1, every):
                         on_progress(n)
                 seen = batch.seen
     if on_progress is not None:
@@ -202,7 +205,7 @@ def _read(batcher: _Batcher, items: Iterable[tuple[str, object]], summary: Inges
             summary.rejected.append(Rejection(position, None, raw.message))
         else:
             batcher.add(position, raw)
-        if on_progress is not None and n % 500 == 0:
+        if on_progress is not None and n % PROGRESS_EVERY == 0:
             on_progress(n)
     batcher.flush()
     return n
