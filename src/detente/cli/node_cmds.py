@@ -175,14 +175,16 @@ def ingest(
     with Progress(
         TextColumn("ingesting"), BarColumn(), TextColumn("{task.completed:,} objects"),
         TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
-        console=err_console, disable=not show_progress, transient=True,
+        # no refresh thread: a process with one thread reads and validates a large input
+        # ahead in a worker process (federation/exchange/pipe.py); each tick refreshes
+        console=err_console, disable=not show_progress, transient=True, auto_refresh=False,
     ) as progress:
         task = progress.add_task("ingest", total=None, rate="")
 
         def tick(n: int) -> None:
             elapsed = progress.tasks[0].elapsed or 0.0
             rate = f"{n / elapsed:,.0f}/s" if elapsed > 0 else ""
-            progress.update(task, completed=n, rate=rate)
+            progress.update(task, completed=n, rate=rate, refresh=True)
 
         summary = ingest_local(node, _items(paths), strict=strict,
                                accept_corrections=accept_corrections, on_progress=tick)

@@ -172,12 +172,12 @@ def _run(intake: Intake, items: Iterable[tuple[str, object]], summary: IngestSum
         with Worker(chain([first], rest), batch=BATCH, seen=len(head)) as ahead:
             seen = _read(batcher, head, summary, on_progress)
             for batch in ahead:
-                batcher.checked(batch)
-                if on_progress is not None:
+                if on_progress is not None:  # read, as the in-process path tells it
                     every = PROGRESS_EVERY
                     for n in range(seen + every - seen % every, batch.seen + 1, every):
                         on_progress(n)
                 seen = batch.seen
+                batcher.checked(batch)
     if on_progress is not None:
         on_progress(summary.seen)
 
