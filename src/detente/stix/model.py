@@ -7,8 +7,9 @@ received (custom properties kept; identifiers with upper-case hex folded to lowe
 SHA-256 of its sorted-key JSON, which tells a harmless duplicate from a version conflict.
 ``ahead`` holds what pure functions of ``body`` made of it, computed ahead in an ingest
 worker process (:mod:`detente.federation.exchange.pipe`), keyed by the function's home —
-``"search"``: :func:`detente.store.search.doc_fields`; each consumer computes its own when
-the key is absent.
+``"search"``: :func:`detente.store.search.doc_fields`, ``"claims"``:
+:func:`detente.trust.claims.extract_ahead`; each consumer computes its own when the key is
+absent.
 """
 
 from __future__ import annotations

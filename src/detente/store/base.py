@@ -109,6 +109,9 @@ class StoredObject:
     date_added: int
     raw: bytes
     provenance: Provenance
+    #: what pure functions of the body made of it ahead (``StixObject.ahead``): handed
+    #: on by the intake path to earned trust (``"claims"``: trust.claims.extract_ahead)
+    ahead: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
     @property
     def body(self) -> dict[str, Any]:

@@ -30,8 +30,8 @@ from urllib.parse import urlsplit, urlunsplit
 from detente.stix.patterns import simple_comparisons
 from detente.trust.config import TrustConfig
 
-__all__ = ["Extracted", "claim_key", "extract", "importance_of", "normalise_name",
-           "normalise_value", "refs_of"]
+__all__ = ["CLAIMS", "Extracted", "claim_key", "extract", "extract_ahead", "from_ahead",
+           "importance_of", "normalise_name", "normalise_value", "refs_of"]
 
 #: looks up a referenced object's body (the store, in practice); None when unknown
 Resolver = Callable[[str], Mapping[str, Any] | None]
@@ -235,6 +235,33 @@ def extract(body: Mapping[str, Any], resolve: Resolver, config: TrustConfig) -> 
     claims = list(dict.fromkeys(_own_claims(body, resolve)))
     return Extracted(tuple(claims), importance_of(body, config),
                      tuple(_topics(body, claims, config)))
+
+
+#: the key of :func:`extract_ahead` in ``StixObject.ahead`` / ``StoredObject.ahead``
+CLAIMS = "claims"
+#: types whose claims name other objects (looked up in the store): never extracted ahead
+_RESOLVED = frozenset({"relationship", "sighting"})
+
+
+def extract_ahead(body: Mapping[str, Any], config: TrustConfig) -> list[Any] | None:
+    """:func:`extract` where it needs no store (not a relationship nor a sighting), with
+    each claim's :func:`claim_key`, as JSON: computed ahead in an ingest worker process
+    (:mod:`detente.federation.exchange.pipe`); None: extract it when observed."""
+    if body.get("type") in _RESOLVED:
+        return None
+    asked: list[str] = []
+    found = extract(body, lambda ref: asked.append(ref), config)
+    if asked:  # (not for these types) it would need the store: left to observe
+        return None
+    return [list(found.claims), found.importance, list(found.topics),
+            [claim_key(c) for c in found.claims]]
+
+
+def from_ahead(value: list[Any]) -> tuple[Extracted, dict[str, str]]:
+    """What :func:`extract_ahead` computed: the claims, and claim key -> claim."""
+    claims, importance, topics, keys = value
+    return (Extracted(tuple(claims), importance, tuple(topics)),
+            dict(zip(keys, claims, strict=True)))
 
 
 def refs_of(body: Mapping[str, Any], vocabulary: frozenset[str]) -> list[str]:

@@ -37,7 +37,15 @@ from detente.stix.timestamps import micros_from_stix
 from detente.store.base import LOCAL, StoredObject, is_partner_origin
 from detente.store.engine import among, insert_rows, is_postgres
 from detente.trust import schema as t
-from detente.trust.claims import Extracted, Resolver, claim_key, extract, refs_of
+from detente.trust.claims import (
+    CLAIMS,
+    Extracted,
+    Resolver,
+    claim_key,
+    extract,
+    from_ahead,
+    refs_of,
+)
 from detente.trust.config import TrustConfig
 from detente.trust.records import Observation
 
@@ -157,12 +165,16 @@ class Intake:
             effect = "refutes" if verdict[1] == "refuted" else "confirms"
             return _Item(obj, body, partner, "done",
                          Observation(obj.id, obj.version, LOCAL, effect, target=verdict[0]))
-        found = extract(body, self.resolve, self.config)
+        ahead = obj.ahead.get(CLAIMS) if obj.ahead else None
+        if ahead is not None:  # extracted ahead, by an ingest worker process
+            found, keys = from_ahead(ahead)
+        else:
+            found = extract(body, self.resolve, self.config)
+            keys = {claim_key(c): c for c in found.claims}
         if not found.claims:
             return _Item(obj, body, partner, "done",
                          Observation(obj.id, obj.version, partner, "ignored"))
-        return _Item(obj, body, partner, "assert", None, found,
-                     {claim_key(c): c for c in found.claims})
+        return _Item(obj, body, partner, "assert", None, found, keys)
 
 
 class _Batch:

@@ -21,15 +21,20 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-import orjson
 import pytest
 import sqlalchemy as sa
 from tests.conftest import _pg_admin_engine
 
+from detente.errors import DetenteError
 from detente.federation.exchange import local, pipe
 from detente.federation.exchange.local import IngestSummary, ingest_local
 from detente.node import Node
 from detente.stix.bundle import DecodeFailure, Position, iter_objects
+from detente.stix.validate import validate
+from detente.store import Find
+from detente.store.search import doc_fields
+from detente.trust.claims import claim_key, extract, extract_ahead, from_ahead
+from detente.trust.config import TrustConfig
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 SMALL_BATCH = 40
@@ -200,8 +205,6 @@ def _plain(summary: IngestSummary) -> dict[str, Any]:
 
 
 def _searches(node: Node) -> list[list[str]]:
-    from detente.store import Find
-
     return [[h.id for h in node.store.find(Find(text=q)).hits]
             for q in ("command", "198.51.100.3", "poison", "apt1", "c2 12", "frog")]
 
@@ -396,27 +399,31 @@ def test_the_wire_is_bytes_and_rebuilds_each_object(small_batches: list[pipe.Wor
     upper["id"] = upper["id"].upper().replace("INDICATOR", "indicator")
     items: list[tuple[str, object]] = [(str(i), o) for i, o in enumerate(objs)]
     items += [("upper", upper), ("bad", {"type": "x"}), ("broken", DecodeFailure("no", 1))]
-    with pipe.Worker(iter(items), batch=3) as worker:
+    rel = {"type": "relationship", "spec_version": "2.1", "id": _id("relationship", 9),
+           "created": T0, "modified": T0, "relationship_type": "indicates",
+           "source_ref": objs[0]["id"], "target_ref": _id("malware", 10)}
+    items.append(("rel", rel))
+    config = TrustConfig()
+    with pipe.Worker(iter(items), batch=3, trust=config) as worker:
         batches = list(worker)
-    from detente.stix.validate import validate
-    from detente.store.search import doc_fields
-
     got = [o for b in batches for o in b.valid]
-    assert got == [validate(o) for o in [*objs, upper]]
-    assert got[-1].id == objs[0]["id"]  # folded to lower case
-    assert [o.ahead for o in got] == [{"search": doc_fields(o.body)} for o in got]
-    assert [b.seen for b in batches] == [3, 6, 8]
+    assert got == [validate(o) for o in [*objs, upper, rel]]
+    assert got[-2].id == objs[0]["id"]  # folded to lower case
+    assert [o.ahead for o in got[:-1]] == [
+        {"search": doc_fields(o.body), "claims": extract_ahead(o.body, config)}
+        for o in got[:-1]]
+    assert got[-1].ahead == {"search": doc_fields(rel)}  # its claims need the store
+    found, keys = from_ahead(got[0].ahead["claims"])  # type: ignore[index]
+    assert found == extract(objs[0], lambda ref: None, config)
+    assert keys == {claim_key(c): c for c in found.claims} and keys
+    assert [b.seen for b in batches] == [3, 6, 9]
     assert [d.message for b in batches for d in b.rejected] == [
         validate_message({"type": "x"})]
     assert [b.decode_failures for b in batches][-1] == [("broken", "no")]
-    assert orjson.loads(orjson.dumps([b.at for b in batches])) == [
-        ["0", "1", "2"], ["3", "4", "upper"], []]
+    assert [b.at for b in batches] == [["0", "1", "2"], ["3", "4", "upper"], ["rel"]]
 
 
 def validate_message(obj: object) -> str:
-    from detente.errors import DetenteError
-    from detente.stix.validate import validate
-
     try:
         validate(obj)
     except DetenteError as exc:

@@ -494,7 +494,7 @@ class Intake:
         return StoredObject(
             id=o.id, type=o.type, version=o.version, spec_version=o.spec_version,
             created_by_ref=o.created_by_ref, revoked=o.revoked, date_added=r.date_added,
-            raw=o.raw, provenance=prov)
+            raw=o.raw, provenance=prov, ahead=o.ahead)
 
     def _observe(self, stored: list[StoredObject],
                  bodies: list[dict[str, Any]] | None = None) -> None:

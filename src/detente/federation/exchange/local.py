@@ -169,7 +169,8 @@ def _run(intake: Intake, items: Iterable[tuple[str, object]], summary: IngestSum
     if first is None:  # a small input (or no worker): all of it here
         _read(batcher, chain(head, rest), summary, on_progress)
     else:  # the worker reads on while this process stores the head
-        with Worker(chain([first], rest), batch=BATCH, seen=len(head)) as ahead:
+        trust = intake.node.trust.config if intake.trust else None
+        with Worker(chain([first], rest), batch=BATCH, seen=len(head), trust=trust) as ahead:
             seen = _read(batcher, head, summary, on_progress)
             for batch in ahead:
                 if on_progress is not None:  # read, as the in-process path tells it

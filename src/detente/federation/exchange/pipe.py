@@ -9,9 +9,12 @@ unchanged).  The worker runs the one check of step (1), :func:`intake.screen
 
   (1) a header (orjson): the items read so far, the decode failures and the rejections
       (position, id, version, message) of the batch, and each valid object's position,
-      id, type, version, spec_version, created_by_ref, revoked, and its search document
-      (:func:`detente.store.search.doc_fields`, pure Python: the store's index takes it
-      as computed, ``StixObject.ahead``);
+      id, type, version, spec_version, created_by_ref, revoked, and what pure Python
+      makes of it where it lives: its search document (:func:`detente.store.search.
+      doc_fields`, taken as computed by the store's index) and its earned-trust claims
+      (:func:`detente.trust.claims.extract_ahead`: not for relationships and sightings,
+      whose claims name objects looked up in the store), carried as
+      ``StixObject.ahead`` and ``StoredObject.ahead``;
   (2) the valid objects' SHA-256 digests, 32 bytes each, concatenated;
   (3) their compact JSON as validated (``StixObject.raw``), joined by newlines (compact
       JSON has none).
@@ -62,6 +65,8 @@ from detente.federation.exchange.intake import Detail, screen
 from detente.stix.bundle import DecodeFailure
 from detente.stix.model import StixObject
 from detente.store.search import DOC_FIELDS, doc_fields
+from detente.trust.claims import CLAIMS, extract_ahead
+from detente.trust.config import TrustConfig
 
 __all__ = ["Checked", "Worker", "WorkerFailed", "can_fork"]
 
@@ -99,13 +104,16 @@ def can_fork() -> bool:
 
 class Worker:
     """Reads and validates ``items`` in a forked process, ``batch`` items at a time;
-    iterate it for the :class:`Checked` batches.  ``seen`` items were read before."""
+    iterate it for the :class:`Checked` batches.  ``seen`` items were read before;
+    ``trust``: the earned-trust configuration claims are extracted with (None: they are
+    left to the main process)."""
 
     def __init__(self, items: Iterator[tuple[str, object]], *, batch: int,
-                 seen: int = 0) -> None:
+                 seen: int = 0, trust: TrustConfig | None = None) -> None:
         context = multiprocessing.get_context("fork")
         self._conn, child = context.Pipe(duplex=False)
-        self._process = context.Process(target=_work, args=(items, batch, seen, child),
+        self._process = context.Process(target=_work,
+                                        args=(items, batch, seen, trust, child),
                                         name="detente-ingest-worker", daemon=True)
         self._process.start()
         child.close()  # the worker's death is then EOF here
@@ -163,13 +171,15 @@ def _rebuild(header: dict[str, Any], digests: bytes, raws: bytes) -> Checked:
         return checked
     loads = orjson.loads
     valid, at = checked.valid, checked.at
-    for n, ((pos, oid, typ, version, spec, creator, revoked, doc), raw) in enumerate(
+    for n, ((pos, oid, typ, version, spec, creator, revoked, doc, claims), raw) in enumerate(
             zip(meta, raws.split(b"\n"), strict=True)):
+        ahead: dict[str, Any] = {DOC_FIELDS: tuple(doc)}
+        if claims is not None:
+            ahead[CLAIMS] = claims
         # positional, as validate builds it (id, type, version, spec_version,
         # created_by_ref, revoked, body, raw, digest), and what was computed ahead
         valid.append(StixObject(oid, typ, version, spec, creator, revoked, loads(raw), raw,
-                                digests[n * _DIGEST:(n + 1) * _DIGEST],
-                                {DOC_FIELDS: tuple(doc)}))
+                                digests[n * _DIGEST:(n + 1) * _DIGEST], ahead))
         at.append(pos)
     return checked
 
@@ -178,10 +188,10 @@ def _rebuild(header: dict[str, Any], digests: bytes, raws: bytes) -> Checked:
 
 
 def _work(items: Iterator[tuple[str, object]], batch: int, seen: int,
-          conn: Connection) -> None:
+          trust: TrustConfig | None, conn: Connection) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
     try:
-        for frames in _batches(items, batch, seen):
+        for frames in _batches(items, batch, seen, trust):
             for frame in frames:
                 conn.send_bytes(frame)
             batch_done()
@@ -198,8 +208,8 @@ def _work(items: Iterator[tuple[str, object]], batch: int, seen: int,
         conn.close()
 
 
-def _batches(items: Iterator[tuple[str, object]], batch: int, seen: int
-             ) -> Iterator[tuple[bytes, bytes, bytes]]:
+def _batches(items: Iterator[tuple[str, object]], batch: int, seen: int,
+             trust: TrustConfig | None) -> Iterator[tuple[bytes, bytes, bytes]]:
     """The frames of each batch: cut as the in-process path cuts (``batch`` items that
     are not decode failures), the last one (possibly empty) marked ``last``."""
     decode: list[tuple[object, str]] = []
@@ -218,7 +228,8 @@ def _batches(items: Iterator[tuple[str, object]], batch: int, seen: int
         else:
             valid.append((position, checked.id, checked.type, checked.version,
                           checked.spec_version, checked.created_by_ref, checked.revoked,
-                          doc_fields(checked.body)))
+                          doc_fields(checked.body),
+                          None if trust is None else extract_ahead(checked.body, trust)))
             digests.append(checked.digest)
             raws.append(checked.raw)
         if len(rejected) + len(valid) >= batch:
