@@ -165,22 +165,19 @@ _HINT = ("the batches stored before it stay (a --strict ingest stored nothing); 
 
 def _rebuild(header: dict[str, Any], digests: bytes, raws: bytes) -> Checked:
     checked = Checked(header["seen"], [(p, m) for p, m in header["decode"]],
-                      [Detail(i, v, m, p) for p, i, v, m in header["rejected"]])
+                      [Detail(i, v, m, p) for p, i, v, m in header["rejected"]],
+                      at=header["at"])
     meta = header["valid"]
     if not meta:
         return checked
     loads = orjson.loads
-    valid, at = checked.valid, checked.at
-    for n, ((pos, oid, typ, version, spec, creator, revoked, doc, claims), raw) in enumerate(
-            zip(meta, raws.split(b"\n"), strict=True)):
-        ahead: dict[str, Any] = {DOC_FIELDS: tuple(doc)}
-        if claims is not None:
-            ahead[CLAIMS] = claims
-        # positional, as validate builds it (id, type, version, spec_version,
-        # created_by_ref, revoked, body, raw, digest), and what was computed ahead
-        valid.append(StixObject(oid, typ, version, spec, creator, revoked, loads(raw), raw,
-                                digests[n * _DIGEST:(n + 1) * _DIGEST], ahead))
-        at.append(pos)
+    # positional, as validate builds it (id, type, version, spec_version, created_by_ref,
+    # revoked, body, raw, digest), and what was computed ahead
+    checked.valid = [
+        StixObject(oid, typ, version, spec, creator, revoked, loads(raw), raw,
+                   digests[n * _DIGEST:(n + 1) * _DIGEST], ahead)
+        for n, ((oid, typ, version, spec, creator, revoked, ahead), raw) in enumerate(
+            zip(meta, raws.split(b"\n"), strict=True))]
     return checked
 
 
@@ -215,6 +212,7 @@ def _batches(items: Iterator[tuple[str, object]], batch: int, seen: int,
     decode: list[tuple[object, str]] = []
     rejected: list[tuple[object, str, str, str | None]] = []
     valid: list[tuple[Any, ...]] = []
+    at: list[object] = []
     digests: list[bytes] = []
     raws: list[bytes] = []
     for position, raw in items:
@@ -226,22 +224,25 @@ def _batches(items: Iterator[tuple[str, object]], batch: int, seen: int,
         if isinstance(checked, Detail):
             rejected.append((position, checked.id, checked.version, checked.message))
         else:
-            valid.append((position, checked.id, checked.type, checked.version,
-                          checked.spec_version, checked.created_by_ref, checked.revoked,
-                          doc_fields(checked.body),
-                          None if trust is None else extract_ahead(checked.body, trust)))
+            ahead: dict[str, Any] = {DOC_FIELDS: doc_fields(checked.body)}
+            claims = None if trust is None else extract_ahead(checked.body, trust)
+            if claims is not None:
+                ahead[CLAIMS] = claims
+            valid.append((checked.id, checked.type, checked.version, checked.spec_version,
+                          checked.created_by_ref, checked.revoked, ahead))
+            at.append(position)
             digests.append(checked.digest)
             raws.append(checked.raw)
         if len(rejected) + len(valid) >= batch:
-            yield _frames(seen, decode, rejected, valid, digests, raws, last=False)
-            decode, rejected, valid, digests, raws = [], [], [], [], []
-    yield _frames(seen, decode, rejected, valid, digests, raws, last=True)
+            yield _frames(seen, decode, rejected, valid, at, digests, raws, last=False)
+            decode, rejected, valid, at, digests, raws = [], [], [], [], [], []
+    yield _frames(seen, decode, rejected, valid, at, digests, raws, last=True)
 
 
 def _frames(seen: int, decode: list[tuple[object, str]],
             rejected: list[tuple[object, str, str, str | None]], valid: list[tuple[Any, ...]],
-            digests: list[bytes], raws: list[bytes], *, last: bool
+            at: list[object], digests: list[bytes], raws: list[bytes], *, last: bool
             ) -> tuple[bytes, bytes, bytes]:
     header = {"seen": seen, "last": last, "decode": decode, "rejected": rejected,
-              "valid": valid}
+              "valid": valid, "at": at}
     return orjson.dumps(header), b"".join(digests), b"\n".join(raws)
