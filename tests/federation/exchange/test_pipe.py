@@ -10,6 +10,7 @@ batch size is made small so that a few hundred objects take the worker's path.
 from __future__ import annotations
 
 import copy
+import multiprocessing
 import os
 import re
 import secrets
@@ -57,8 +58,12 @@ def _bounded() -> Iterator[None]:
 
 @pytest.fixture
 def small_batches(monkeypatch: pytest.MonkeyPatch) -> list[pipe.Worker]:
-    """Batches of :data:`SMALL_BATCH`; returns the workers started."""
+    """Batches of :data:`SMALL_BATCH`; returns the workers started.  The test process
+    may fork although it runs other threads (pytest-xdist's): theirs hold nothing the
+    worker needs (a process serving requests never forks: test_threaded_...)."""
     monkeypatch.setattr(local, "BATCH", SMALL_BATCH)
+    monkeypatch.setattr(local, "can_fork",
+                        lambda: "fork" in multiprocessing.get_all_start_methods())
     started: list[pipe.Worker] = []
 
     class Spy(pipe.Worker):
@@ -290,7 +295,9 @@ def test_strict_is_all_or_nothing_through_the_worker(
 
 
 def test_small_inputs_and_threaded_processes_stay_in_process(
-        tmp_path: Path, small_batches: list[pipe.Worker]) -> None:
+        tmp_path: Path, small_batches: list[pipe.Worker],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(local, "can_fork", pipe.can_fork)
     node = Node.init(tmp_path / "n", "us")
     items = [(str(i), _indicator(i, f"192.0.2.{i}")) for i in range(2 * SMALL_BATCH)]
     assert ingest_local(node, iter(items)).stored == len(items)  # two batches: no worker
@@ -326,8 +333,11 @@ def test_a_worker_killed_is_a_clear_error_and_earlier_batches_stay(
     before = node.store.count()
     items = [(str(i), _indicator(i, f"192.0.2.{i % 250}")) for i in range(8 * SMALL_BATCH)]
 
+    here = os.getpid()
+
     def die() -> None:  # runs in the worker, after it sent some batches
-        os.kill(os.getpid(), signal.SIGKILL)
+        if os.getpid() != here:  # (never the test's own process)
+            os.kill(os.getpid(), signal.SIGKILL)
 
     with pytest.raises(pipe.WorkerFailed, match="died") as caught:
         ingest_local(node, _slow(items, 5 * SMALL_BATCH + 3, die))
