@@ -164,6 +164,7 @@ _HINT = ("the batches stored before it stay (a --strict ingest stored nothing); 
 
 
 def _rebuild(header: dict[str, Any], digests: bytes, raws: bytes) -> Checked:
+    """The batch the worker encoded (:meth:`_Frames.encode`), in this process."""
     checked = Checked(header["seen"], [(p, m) for p, m in header["decode"]],
                       [Detail(i, v, m, p) for p, i, v, m in header["rejected"]],
                       at=header["at"])
@@ -206,43 +207,57 @@ def _work(items: Iterator[tuple[str, object]], batch: int, seen: int,
 
 
 def _batches(items: Iterator[tuple[str, object]], batch: int, seen: int,
-             trust: TrustConfig | None) -> Iterator[tuple[bytes, bytes, bytes]]:
+             trust: TrustConfig | None) -> Iterator[tuple[bytes, bytearray, bytearray]]:
     """The frames of each batch: cut as the in-process path cuts (``batch`` items that
     are not decode failures), the last one (possibly empty) marked ``last``."""
-    decode: list[tuple[object, str]] = []
-    rejected: list[tuple[object, str, str, str | None]] = []
-    valid: list[tuple[Any, ...]] = []
-    at: list[object] = []
-    digests: list[bytes] = []
-    raws: list[bytes] = []
+    frames = _Frames()
     for position, raw in items:
         seen += 1
         if isinstance(raw, DecodeFailure | DetenteError):
-            decode.append((position, raw.message))
+            frames.decode.append((position, raw.message))
             continue
-        checked = screen(raw, position)
+        frames.add(position, screen(raw, position), trust)
+        if frames.items >= batch:
+            yield frames.encode(seen, last=False)
+            frames = _Frames()
+    yield frames.encode(seen, last=True)
+
+
+class _Frames:
+    """One batch as it is read: its header's lists; the digests and compact JSON copied
+    into two buffers as they come (orjson's output keeps an 8 KB block per object: a
+    batch of them held would be 40 MB)."""
+
+    def __init__(self) -> None:
+        self.decode: list[tuple[object, str]] = []
+        self.rejected: list[tuple[object, str, str, str | None]] = []
+        self.valid: list[tuple[Any, ...]] = []
+        self.at: list[object] = []
+        self.digests = bytearray()
+        self.raws = bytearray()
+
+    @property
+    def items(self) -> int:
+        return len(self.rejected) + len(self.valid)
+
+    def add(self, position: object, checked: StixObject | Detail,
+            trust: TrustConfig | None) -> None:
         if isinstance(checked, Detail):
-            rejected.append((position, checked.id, checked.version, checked.message))
-        else:
-            ahead: dict[str, Any] = {DOC_FIELDS: doc_fields(checked.body)}
-            claims = None if trust is None else extract_ahead(checked.body, trust)
-            if claims is not None:
-                ahead[CLAIMS] = claims
-            valid.append((checked.id, checked.type, checked.version, checked.spec_version,
-                          checked.created_by_ref, checked.revoked, ahead))
-            at.append(position)
-            digests.append(checked.digest)
-            raws.append(checked.raw)
-        if len(rejected) + len(valid) >= batch:
-            yield _frames(seen, decode, rejected, valid, at, digests, raws, last=False)
-            decode, rejected, valid, at, digests, raws = [], [], [], [], [], []
-    yield _frames(seen, decode, rejected, valid, at, digests, raws, last=True)
+            self.rejected.append((position, checked.id, checked.version, checked.message))
+            return
+        ahead: dict[str, Any] = {DOC_FIELDS: doc_fields(checked.body)}
+        claims = None if trust is None else extract_ahead(checked.body, trust)
+        if claims is not None:
+            ahead[CLAIMS] = claims
+        self.valid.append((checked.id, checked.type, checked.version, checked.spec_version,
+                           checked.created_by_ref, checked.revoked, ahead))
+        self.at.append(position)
+        self.digests += checked.digest
+        if self.raws:
+            self.raws += b"\n"
+        self.raws += checked.raw
 
-
-def _frames(seen: int, decode: list[tuple[object, str]],
-            rejected: list[tuple[object, str, str, str | None]], valid: list[tuple[Any, ...]],
-            at: list[object], digests: list[bytes], raws: list[bytes], *, last: bool
-            ) -> tuple[bytes, bytes, bytes]:
-    header = {"seen": seen, "last": last, "decode": decode, "rejected": rejected,
-              "valid": valid, "at": at}
-    return orjson.dumps(header), b"".join(digests), b"\n".join(raws)
+    def encode(self, seen: int, *, last: bool) -> tuple[bytes, bytearray, bytearray]:
+        header = {"seen": seen, "last": last, "decode": self.decode,
+                  "rejected": self.rejected, "valid": self.valid, "at": self.at}
+        return orjson.dumps(header), self.digests, self.raws
