@@ -235,7 +235,7 @@ def test_worker_and_in_process_give_the_same_node(
         assert _plain(ahead) == _plain(here)
         assert progress_b == progress_a
         summaries.append(here)
-    assert len(small_batches) == 2  # the worker ran, both times
+    assert [w.exitcode for w in small_batches] == [0, 0]  # it ran, and left by itself
     assert here.duplicates and here.rejected and here.stored == 0
     first = _plain(ingest_local(a, iter(copy.deepcopy(items[:5])), worker=False))
     assert first["duplicates"] == 5  # (and the rows compare below)
@@ -345,6 +345,7 @@ def test_a_worker_killed_is_a_clear_error_and_earlier_batches_stay(
     stored = node.store.count() - before
     assert stored % SMALL_BATCH == 0 and 2 * SMALL_BATCH <= stored <= 5 * SMALL_BATCH
     worker = small_batches[0]
+    assert worker.exitcode == -signal.SIGKILL
     assert worker.pid is not None and not _alive(worker.pid)
     # what stays is whole batches, and ingesting again completes it
     again = ingest_local(node, iter(items))

@@ -118,10 +118,16 @@ class Worker:
         self._process.start()
         child.close()  # the worker's death is then EOF here
         self.seen = seen
+        self._done = False
 
     @property
     def pid(self) -> int | None:
         return self._process.pid
+
+    @property
+    def exitcode(self) -> int | None:
+        """0: it sent its last batch and left; negative: killed by that signal."""
+        return self._process.exitcode
 
     def __enter__(self) -> Worker:
         return self
@@ -131,8 +137,10 @@ class Worker:
         self.close()
 
     def close(self) -> None:
-        """Stop the worker (if it still runs) and wait for it."""
+        """Wait for the worker when it sent its last batch, else stop it."""
         self._conn.close()
+        if self._done:
+            self._process.join(_JOIN_SECONDS)
         if self._process.is_alive():
             self._process.kill()
         self._process.join(_JOIN_SECONDS)
@@ -145,9 +153,11 @@ class Worker:
                                    f"{header['error']}", hint=_HINT)
             checked = _rebuild(header, self._recv(), self._recv())
             self.seen = checked.seen
-            yield checked
             if header["last"]:
+                self._done = True
+                yield checked
                 return
+            yield checked
 
     def _recv(self) -> bytes:
         try:
