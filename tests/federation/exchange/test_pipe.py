@@ -60,9 +60,10 @@ def _bounded() -> Iterator[None]:
 def small_batches(monkeypatch: pytest.MonkeyPatch) -> list[pipe.Worker]:
     """Batches of :data:`SMALL_BATCH`; returns the workers started.  The test process
     may fork although it runs other threads (pytest-xdist's): theirs hold nothing the
-    worker needs (a process serving requests never forks: test_threaded_...)."""
+    worker needs (a process serving requests never forks: test_small_inputs_...); and
+    whatever the machine's load (the worker is used when a core is free)."""
     monkeypatch.setattr(local, "BATCH", SMALL_BATCH)
-    monkeypatch.setattr(local, "can_fork",
+    monkeypatch.setattr(local, "worth_forking",
                         lambda: "fork" in multiprocessing.get_all_start_methods())
     started: list[pipe.Worker] = []
 
@@ -297,7 +298,7 @@ def test_strict_is_all_or_nothing_through_the_worker(
 def test_small_inputs_and_threaded_processes_stay_in_process(
         tmp_path: Path, small_batches: list[pipe.Worker],
         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(local, "can_fork", pipe.can_fork)
+    monkeypatch.setattr(local, "worth_forking", pipe.can_fork)
     node = Node.init(tmp_path / "n", "us")
     items = [(str(i), _indicator(i, f"192.0.2.{i}")) for i in range(2 * SMALL_BATCH)]
     assert ingest_local(node, iter(items)).stored == len(items)  # two batches: no worker

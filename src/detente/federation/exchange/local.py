@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from detente.errors import DetenteError
 from detente.federation.exchange.bulk import batch_done, relaxed_gc
 from detente.federation.exchange.intake import Detail, Intake, IntakeResult, Source
-from detente.federation.exchange.pipe import Checked, Worker, can_fork
+from detente.federation.exchange.pipe import Checked, Worker, worth_forking
 from detente.node import Node
 from detente.stix.bundle import DecodeFailure
 
@@ -138,9 +138,9 @@ def ingest_local(node: Node, items: Iterable[tuple[str, object]], *, strict: boo
     new version (ATT&CK releases do); material created on this node never is.
     ``worker``: an input of more than :data:`WORKER_AFTER` batches is read and validated
     in a second process (:mod:`detente.federation.exchange.pipe`) when this process may
-    fork; False keeps all of it in this process.  The worker dying or failing raises
-    :class:`~detente.federation.exchange.pipe.WorkerFailed` (the batches stored before
-    stay; with ``strict`` nothing does)."""
+    fork and a core is free; False keeps all of it in this process.  The worker dying or
+    failing raises :class:`~detente.federation.exchange.pipe.WorkerFailed` (the batches
+    stored before stay; with ``strict`` nothing does)."""
     summary = IngestSummary()
     started = time.perf_counter()
     with relaxed_gc(), Intake(node, Source(accept_corrections=accept_corrections)) as intake:
@@ -165,7 +165,7 @@ def _run(intake: Intake, items: Iterable[tuple[str, object]], summary: IngestSum
          worker: bool) -> None:
     batcher = _Batcher(intake, summary, conn)
     rest = iter(items)
-    head, first = _head(rest) if worker and can_fork() else ([], None)
+    head, first = _head(rest) if worker and worth_forking() else ([], None)
     if first is None:  # a small input (or no worker): all of it here
         _read(batcher, chain(head, rest), summary, on_progress)
     else:  # the worker reads on while this process stores the head

@@ -35,7 +35,8 @@ milliseconds where a spawned one imports detente again.  A process with other th
 those threads would stay held in the child — so it ingests in-process; its callers
 (sightings, opinions, RFIs) ingest a few objects anyway.  The worker touches nothing it
 inherited but the iterable: no database connection, no ledger; it leaves with
-``os._exit`` (multiprocessing's), so no inherited finaliser runs.
+``os._exit`` (multiprocessing's), so no inherited finaliser runs.  And only when a core
+is free (:func:`spare_core`): on a busy machine the two processes wait on each other.
 
 Bounded memory: the worker blocks sending batch k+2 until the main process has taken
 batch k+1, so at most three batches are alive (one being stored, one handed over, one
@@ -49,6 +50,7 @@ into a closed pipe, and it exits.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import signal
 import threading
 from collections.abc import Iterator
@@ -68,7 +70,7 @@ from detente.store.search import DOC_FIELDS, doc_fields
 from detente.trust.claims import CLAIMS, extract_ahead
 from detente.trust.config import TrustConfig
 
-__all__ = ["Checked", "Worker", "WorkerFailed", "can_fork"]
+__all__ = ["Checked", "Worker", "WorkerFailed", "can_fork", "spare_core", "worth_forking"]
 
 _DIGEST = 32
 #: seconds the main process waits for a worker it stopped to exit
@@ -100,6 +102,19 @@ def can_fork() -> bool:
     """A worker may be forked from here: ``fork`` exists and this is the only thread."""
     return ("fork" in multiprocessing.get_all_start_methods()
             and threading.active_count() == 1)
+
+
+def spare_core() -> bool:
+    """A core is free for the worker: the 1-minute load average, this process included,
+    leaves more than half a core.  On a busy machine the two processes wait on each
+    other and the hand-over is paid for nothing (measured, CHANGELOG)."""
+    cpus = os.cpu_count() or 1
+    return cpus > 1 and os.getloadavg()[0] < cpus - 0.5
+
+
+def worth_forking() -> bool:
+    """:func:`can_fork` and :func:`spare_core`."""
+    return can_fork() and spare_core()
 
 
 class Worker:
