@@ -394,6 +394,24 @@ def test_ctrl_c_stops_the_worker_and_keeps_whole_batches(
     node.close()
 
 
+def test_ctrl_c_is_the_main_process_s_to_handle(
+        tmp_path: Path, small_batches: list[pipe.Worker],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C reaches the whole process group: the worker ignores it (the main process
+    stops it, above), so a SIGINT the worker alone receives changes nothing."""
+    monkeypatch.setattr(local, "PROGRESS_EVERY", 20)
+    node = Node.init(tmp_path / "n", "us")
+    items = [(str(i), _indicator(i, f"192.0.2.{i % 250}")) for i in range(6 * SMALL_BATCH)]
+
+    def interrupt_worker(n: int) -> None:
+        if n == 3 * SMALL_BATCH and small_batches and small_batches[0].pid:
+            os.kill(small_batches[0].pid, signal.SIGINT)
+
+    summary = ingest_local(node, iter(items), on_progress=interrupt_worker)
+    assert summary.stored == len(items) and small_batches[0].exitcode == 0
+    node.close()
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
