@@ -17,6 +17,7 @@ at the end, and the rest (reading, decoding, the intake's bookkeeping, commits o
 stages) — where an ingest's time goes, measured on the same run.
 
     python bench/ingest.py [--quick] [--n N] [--no-pg] [--no-memory] [--stages]
+                           [--worker auto|always|never]
 """
 
 from __future__ import annotations
@@ -120,12 +121,16 @@ def staged() -> Iterator[None]:
             setattr(cls, attr, fn)
 
 
+#: ingest_local's ``worker`` (--worker): None when a core is free, True always, False never
+WORKER: list[bool | None] = [None]
+
+
 def run_detente(url: str, path: Path) -> float:
     node = fresh_node(url)
     before = node.store.count()
     items = ((str(pos), raw) for pos, raw in iter_objects(path))
     t, cpu, child = time.perf_counter(), time.process_time(), _children_cpu()
-    summary = ingest_local(node, items)
+    summary = ingest_local(node, items, worker=WORKER[0])
     elapsed = time.perf_counter() - t
     LAST_CPU[0] = time.process_time() - cpu
     WORKER_CPU[0] = _children_cpu() - child
@@ -262,7 +267,11 @@ def main() -> None:
     ap.add_argument("--no-memory", action="store_true")
     ap.add_argument("--stages", action="store_true")
     ap.add_argument("--memory-child", nargs=2)
+    ap.add_argument("--worker", choices=("auto", "always", "never"), default="auto",
+                    help="the detente runs' ingest worker process (federation/exchange/"
+                    "pipe.py): when a core is free (as `detente ingest`), always, never")
     args = ap.parse_args()
+    WORKER[0] = {"auto": None, "always": True, "never": False}[args.worker]
     if args.memory_child:
         memory_child(*args.memory_child)
         return

@@ -310,6 +310,8 @@ def test_small_inputs_and_threaded_processes_stay_in_process(
     try:
         assert not pipe.can_fork()
         assert ingest_local(node, iter(more)).stored == len(more)
+        again = ingest_local(node, iter(more), worker=True)  # whatever the load; not this
+        assert again.duplicates == len(more)
     finally:
         release.set()
         other.join()

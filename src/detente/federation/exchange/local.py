@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from detente.errors import DetenteError
 from detente.federation.exchange.bulk import batch_done, relaxed_gc
 from detente.federation.exchange.intake import Detail, Intake, IntakeResult, Source
-from detente.federation.exchange.pipe import Checked, Worker, worth_forking
+from detente.federation.exchange.pipe import Checked, Worker, can_fork, worth_forking
 from detente.node import Node
 from detente.stix.bundle import DecodeFailure
 
@@ -130,7 +130,7 @@ class _Batcher:
 def ingest_local(node: Node, items: Iterable[tuple[str, object]], *, strict: bool = False,
                  accept_corrections: bool = False,
                  on_progress: Callable[[int], None] | None = None,
-                 worker: bool = True) -> IngestSummary:
+                 worker: bool | None = None) -> IngestSummary:
     """Ingest local content through the intake path; never raises for bad objects.
 
     ``accept_corrections``: third-party material (a local import) already stored at the
@@ -138,7 +138,8 @@ def ingest_local(node: Node, items: Iterable[tuple[str, object]], *, strict: boo
     new version (ATT&CK releases do); material created on this node never is.
     ``worker``: an input of more than :data:`WORKER_AFTER` batches is read and validated
     in a second process (:mod:`detente.federation.exchange.pipe`) when this process may
-    fork and a core is free; False keeps all of it in this process.  The worker dying or
+    fork and (None) a core is free, or (True) whatever the load; False keeps all of it in
+    this process.  The worker dying or
     failing raises :class:`~detente.federation.exchange.pipe.WorkerFailed` (the batches
     stored before stay; with ``strict`` nothing does)."""
     summary = IngestSummary()
@@ -162,10 +163,11 @@ def ingest_local(node: Node, items: Iterable[tuple[str, object]], *, strict: boo
 
 def _run(intake: Intake, items: Iterable[tuple[str, object]], summary: IngestSummary,
          conn: sa.Connection | None, on_progress: Callable[[int], None] | None,
-         worker: bool) -> None:
+         worker: bool | None) -> None:
     batcher = _Batcher(intake, summary, conn)
     rest = iter(items)
-    head, first = _head(rest) if worker and worth_forking() else ([], None)
+    fork = worker is not False and (worth_forking() if worker is None else can_fork())
+    head, first = _head(rest) if fork else ([], None)
     if first is None:  # a small input (or no worker): all of it here
         _read(batcher, chain(head, rest), summary, on_progress)
     else:  # the worker reads on while this process stores the head
