@@ -3,26 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-from tests.federation.fed_fixtures import ROOT, TAXII, indicator, make_nodes, signed_client
+from tests.federation.fed_fixtures import ROOT, TAXII, indicator, signed_client
 
 from detente.federation.exchange.intake import receive
-from detente.node import Node
 from detente.store import Query
-
-
-@pytest.fixture
-def nodes(tmp_path: Path, store_url: str) -> Iterator[tuple[Node, dict[str, Node]]]:
-    us, others = make_nodes(tmp_path, store_url)
-    yield us, others
-    us.close()
-    for n in others.values():
-        n.close()
 
 
 def test_push_keeps_provenance_and_a_receipt_per_stored_version(nodes: Any) -> None:

@@ -8,12 +8,10 @@ counts of step (4); the refusals, counts and receipts stay exactly what they wer
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.federation.fed_fixtures import indicator, make_nodes, put
+from tests.federation.fed_fixtures import indicator, put
 
 from detente.federation.exchange import echo as echo_module
 from detente.federation.exchange.echo import EchoIndex
@@ -22,15 +20,6 @@ from detente.ledger import Entry
 from detente.node import Node
 
 LATER = "2024-05-01T00:00:00.000Z"
-
-
-@pytest.fixture
-def nodes(tmp_path: Path, store_url: str) -> Iterator[tuple[Node, dict[str, Node]]]:
-    us, others = make_nodes(tmp_path, store_url)
-    yield us, others
-    us.close()
-    for n in others.values():
-        n.close()
 
 
 class Reads:
