@@ -63,8 +63,11 @@ def small_batches(monkeypatch: pytest.MonkeyPatch) -> list[pipe.Worker]:
     worker needs (a process serving requests never forks: test_small_inputs_...); and
     whatever the machine's load (the worker is used when a core is free)."""
     monkeypatch.setattr(local, "BATCH", SMALL_BATCH)
-    monkeypatch.setattr(local, "worth_forking",
-                        lambda: "fork" in multiprocessing.get_all_start_methods())
+    def forks() -> bool:
+        return "fork" in multiprocessing.get_all_start_methods()
+
+    monkeypatch.setattr(local, "worth_forking", forks)  # worker=None
+    monkeypatch.setattr(local, "can_fork", forks)  # worker=True
     started: list[pipe.Worker] = []
 
     class Spy(pipe.Worker):
@@ -263,20 +266,24 @@ def test_worker_matches_in_process_with_corrections(
         if isinstance(obj, dict) and obj.get("type") == "attack-pattern":
             obj = {**obj, "description": f"{obj.get('description', '')} (corrected)"}
         changed.append((position, obj))
-    nodes = {}
-    for worker, url, name in ((False, store_url, "a"), (True, second_url, "b")):
-        node = Node.init(tmp_path / name, "us", store_url=url)
-        ingest_local(node, iter(copy.deepcopy(slice_items)), worker=worker)
-        nodes[worker] = (node, _plain(ingest_local(
-            node, iter(copy.deepcopy(changed)), worker=worker, accept_corrections=True)))
-    (a, here), (b, ahead) = nodes[False], nodes[True]
-    assert ahead == here and here["corrected"] > 0
-    assert len(small_batches) == 2
-    assert snapshot(b) == snapshot(a)
-    assert _ledger(b) == _ledger(a)
-    assert any(e[0] == "correction" for e in _ledger(a))
-    a.close()
-    b.close()
+    opened: list[Node] = []
+    try:
+        summaries = {}
+        for worker, url, name in ((False, store_url, "a"), (True, second_url, "b")):
+            node = Node.init(tmp_path / name, "us", store_url=url)
+            opened.append(node)
+            ingest_local(node, iter(copy.deepcopy(slice_items)), worker=worker)
+            summaries[worker] = _plain(ingest_local(
+                node, iter(copy.deepcopy(changed)), worker=worker, accept_corrections=True))
+        (a, b), here, ahead = opened, summaries[False], summaries[True]
+        assert ahead == here and here["corrected"] > 0
+        assert len(small_batches) == 2
+        assert snapshot(b) == snapshot(a)
+        assert _ledger(b) == _ledger(a)
+        assert any(e[0] == "correction" for e in _ledger(a))
+    finally:  # closed even when an assertion fails: no connection left to the next test
+        for node in opened:
+            node.close()
 
 
 def test_strict_is_all_or_nothing_through_the_worker(
@@ -298,7 +305,8 @@ def test_strict_is_all_or_nothing_through_the_worker(
 def test_small_inputs_and_threaded_processes_stay_in_process(
         tmp_path: Path, small_batches: list[pipe.Worker],
         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(local, "worth_forking", pipe.can_fork)
+    monkeypatch.setattr(local, "worth_forking", pipe.can_fork)  # the real checks
+    monkeypatch.setattr(local, "can_fork", pipe.can_fork)
     node = Node.init(tmp_path / "n", "us")
     items = [(str(i), _indicator(i, f"192.0.2.{i}")) for i in range(2 * SMALL_BATCH)]
     assert ingest_local(node, iter(items)).stored == len(items)  # two batches: no worker
