@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,7 +14,6 @@ from tests.federation.fed_fixtures import (
     basic_client,
     client_for,
     indicator,
-    make_nodes,
     put,
     signed_client,
 )
@@ -26,15 +24,6 @@ from detente.node import Node
 from detente.stix.timestamps import format_micros, micros_from_stix
 
 OBJECTS = f"{ROOT}/collections/releases/objects/"
-
-
-@pytest.fixture
-def nodes(tmp_path: Path, store_url: str) -> Iterator[tuple[Node, dict[str, Node]]]:
-    us, others = make_nodes(tmp_path, store_url)
-    yield us, others
-    us.close()
-    for n in others.values():
-        n.close()
 
 
 @pytest.fixture

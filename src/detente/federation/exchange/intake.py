@@ -276,8 +276,9 @@ class Intake:
         valid, at = self._validated(objects, where, result)                      # (1)
         # what the store holds of the page's ids (versions, from whom): one read for (2)-(4)
         held = self.node.store.held_versions({o.id for o in valid}) if valid else {}
-        valid, at = self._admissible(valid, at, held, result)                    # (2)
-        echoes = self._echoes(valid, held) if self.check_echoes and valid else {}  # (3)
+        local = _local(held)
+        valid, at = self._admissible(valid, at, held, local, result)             # (2)
+        echoes = self._echoes(valid, held, local) if self.check_echoes and valid else {}  # (3)
         if valid:
             self._store(valid, at, echoes, held, signature, result, conn)        # (4)
         if self.answers_sender:
@@ -310,11 +311,11 @@ class Intake:
         return valid, at
 
     def _admissible(self, valid: list[StixObject], at: list[str], held: _Held,
-                    result: IntakeResult) -> tuple[list[StixObject], list[str]]:
+                    local: set[str], result: IntakeResult
+                    ) -> tuple[list[StixObject], list[str]]:
         if not self.source.is_remote:
             return valid, at
         ours = self.node.identity_id
-        local = _local(held)
         forged = self._partner_versions(valid, held) if self.source.is_feed else {}
         kept: list[StixObject] = []
         kept_at: list[str] = []
@@ -356,10 +357,11 @@ class Intake:
                 out[o.id, o.version] = creators[str(o.created_by_ref)]
         return out
 
-    def _echoes(self, valid: list[StixObject], held: _Held) -> dict[int, Echo]:
+    def _echoes(self, valid: list[StixObject], held: _Held, local: set[str]
+                ) -> dict[int, Echo]:
         if self._echo_index is None:
             self._echo_index = EchoIndex.build(self.node.store, self.source.name)
-        found = self._echo_index.classify([o.body for o in valid], local=_local(held))
+        found = self._echo_index.classify([o.body for o in valid], local=local)
         # a content echo is a *new* id repeating what we released to this partner; an id
         # we already hold (an update, a re-issue, a relay of a third party's object we
         # have from its creator) is not one

@@ -250,8 +250,7 @@ def _batches(items: Iterator[tuple[str, object]], batch: int, seen: int,
 
 class _Frames:
     """One batch as it is read: its header's lists; the digests and compact JSON copied
-    into two buffers as they come (orjson's output keeps an 8 KB block per object: a
-    batch of them held would be 40 MB)."""
+    into two buffers as they come, sent as two frames (not one per object)."""
 
     def __init__(self) -> None:
         self.decode: list[tuple[object, str]] = []

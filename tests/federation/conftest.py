@@ -1,4 +1,4 @@
-"""Fixtures shared by the intake path's tests."""
+"""Fixtures shared by the federation tests (a module may define its own `nodes`)."""
 
 from __future__ import annotations
 
